@@ -1,0 +1,130 @@
+"""The sandbox protocol every backend implements, and its typed failures.
+
+What a command did is data (:class:`ExecResult`, a non-zero exit code is not an
+exception). A sandbox that cannot be started or that disappears is an
+exception (:class:`SandboxStartError`, :class:`SandboxLostError`): the
+environment ended the trial, not the model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from ..resources import Allocation
+
+TIMEOUT_EXIT_CODE = 124  # what coreutils `timeout` returns; we use it for killed-on-timeout
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    """The result of one command inside a sandbox."""
+
+    exit_code: int
+    stdout: str
+    stderr: str
+    duration_s: float
+    timed_out: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0
+
+
+@dataclass
+class Evidence:
+    """What the kernel (or engine) says happened inside a sandbox.
+
+    ``oom_kills`` comes from the kernel's own counter where there is one;
+    ``oom_source`` names it (``memory.oom_control``, ``memory.events``,
+    ``State.OOMKilled``, or ``heuristic`` for the rlimit fallback).
+    """
+
+    peak_memory_bytes: int | None = None
+    cpu_seconds: float | None = None
+    oom_kills: int = 0
+    oom_source: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class SandboxError(Exception):
+    """Base of all sandbox failures that are the environment's fault."""
+
+
+class SandboxStartError(SandboxError):
+    """The sandbox could not be created or started (classified ``infra/sandbox_start``)."""
+
+
+class SandboxLostError(SandboxError):
+    """The sandbox vanished mid-trial (classified ``infra/sandbox_lost``)."""
+
+
+class EnforcementUnavailable(SandboxError):
+    """The backend cannot enforce the requested limits on this machine.
+
+    Raised by :meth:`Backend.check` before any trial starts; the plugin turns it
+    into a usage error, because silently dropping a limit corrupts the experiment.
+    """
+
+
+class OutputMissingError(FileNotFoundError):
+    """A file the task reads from the sandbox does not exist.
+
+    A subclass of :class:`FileNotFoundError`: an output the agent was to
+    produce but did not counts as the model's failure (``failed/assertion``).
+    """
+
+
+class Sandbox(Protocol):
+    """One trial's isolated, resource-limited environment."""
+
+    enforcement: str
+
+    def exec(self, command: str, timeout: float | None = None) -> ExecResult:
+        """Run ``command`` with ``bash -c`` in the sandbox's working directory.
+
+        On timeout every process of the command is killed and the result has
+        ``timed_out=True`` and exit code 124.
+
+        Raises:
+            SandboxLostError: the sandbox is gone.
+        """
+
+    def write_file(self, path: str, content: str | bytes) -> None:
+        """Write a file (relative paths are inside the working directory)."""
+
+    def read_file(self, path: str, text: bool = True) -> str | bytes:
+        """Read a file.
+
+        Raises:
+            OutputMissingError: the file does not exist.
+        """
+
+    def evidence(self) -> Evidence:
+        """Peak memory, CPU time and OOM kills so far, from the kernel's counters."""
+
+    def close(self) -> None:
+        """Kill everything left and remove every trace; safe to call twice."""
+
+
+class Backend(Protocol):
+    """Creates sandboxes of one kind (``local``, ``docker``, ...)."""
+
+    name: str
+
+    def check(self) -> str:
+        """Return the enforcement method this backend will use, or raise EnforcementUnavailable."""
+
+    def provision(self, allocation: Allocation, trial_id: str, image: str | None = None, network: bool = False) -> Sandbox:
+        """Create a sandbox for one trial.
+
+        Raises:
+            SandboxStartError: it could not be created.
+        """
+
+    def describe(self) -> dict:
+        """Facts about the backend for the harness card (versions, cgroup version, ...)."""
