@@ -1,0 +1,44 @@
+"""What an agent did in one trial: messages, tool calls, usage, why it stopped."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+# Why the agent loop ended.
+COMPLETED = "completed"  # the model answered without asking for more tools
+STEP_LIMIT = "step_limit"  # the model-call budget ran out
+TIMEOUT = "timeout"  # the task's wall-clock budget ran out
+ERROR = "error"  # an exception ended the loop (kept on the trajectory, re-raised)
+
+
+@dataclass
+class ToolCall:
+    name: str
+    args: dict
+    output: str
+    duration_s: float
+    exit_code: int | None = None
+    timed_out: bool = False
+
+
+@dataclass
+class Usage:
+    model_calls: int = 0
+    tool_calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+
+@dataclass
+class Trajectory:
+    model: str
+    instruction: str
+    messages: list[dict] = field(default_factory=list)
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    usage: Usage = field(default_factory=Usage)
+    stop_reason: str = COMPLETED
+    duration_s: float = 0.0
+    error: str | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)

@@ -1,0 +1,286 @@
+"""Kernel resource groups for the local backend: cgroup v2 and v1 behind one shape.
+
+Each trial gets one group (v2) or one group per controller hierarchy (v1).
+A command joins by writing its own pid to every ``cgroup.procs`` before it
+execs, so every child it spawns is inside from the start. Evidence comes from
+the kernel's own counters, read before the group is removed:
+
+==========  ===================================  ===============================
+version     limit / guarantee                    evidence
+==========  ===================================  ===============================
+v2          memory.max (+swap.max=0), cpu.max,   memory.events oom_kill,
+            pids.max / memory.low, cpu.weight    memory.peak, cpu.stat usage_usec
+v1          memory.limit_in_bytes (+memsw),      memory.oom_control oom_kill,
+            cpu.cfs_quota_us, pids.max /         memory.max_usage_in_bytes,
+            memory.soft_limit_in_bytes,          cpuacct.usage
+            cpu.shares
+==========  ===================================  ===============================
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .base import EnforcementUnavailable, Evidence
+
+CGROUP_MOUNT = Path("/sys/fs/cgroup")
+CFS_PERIOD_US = 100_000
+V1_CONTROLLERS = ("memory", "cpu", "cpuacct", "pids")
+V2_CONTROLLERS = ("memory", "cpu", "pids")
+PARENT_NAME = "harnessbench"
+ROOT_ENV = "HARNESSBENCH_CGROUP_ROOT"
+
+
+def _write(path: Path, value: object) -> None:
+    path.write_text(str(value))
+
+
+def _read_int(path: Path) -> int | None:
+    try:
+        return int(path.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _read_keyed(path: Path, key: str) -> int | None:
+    """Value of ``key N`` in a flat-keyed file such as memory.events."""
+    try:
+        for line in path.read_text().splitlines():
+            name, _, value = line.partition(" ")
+            if name == key:
+                return int(value)
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def _remove_dir(path: Path, attempts: int = 50) -> None:
+    """rmdir a group; the kernel may report EBUSY for a moment after its last process dies."""
+    for _ in range(attempts):
+        try:
+            path.rmdir()
+            return
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            if exc.errno not in (errno.EBUSY, errno.ENOTEMPTY):
+                raise
+            time.sleep(0.02)
+    path.rmdir()
+
+
+def _kill_procs(procs_file: Path, timeout_s: float = 5.0) -> None:
+    """SIGKILL every process listed in a group until it is empty."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            pids = [int(p) for p in procs_file.read_text().split()]
+        except FileNotFoundError:
+            return
+        if not pids:
+            return
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.01)
+
+
+@dataclass
+class Group:
+    """One trial's group; ``procs_files`` are written by a command joining it."""
+
+    version: str
+    dirs: dict[str, Path]  # controller -> directory (v2: one directory under every key)
+
+    @property
+    def procs_files(self) -> list[str]:
+        return sorted({str(d / "cgroup.procs") for d in self.dirs.values()})
+
+    def evidence(self) -> Evidence:
+        if self.version == "v2":
+            d = self.dirs["memory"]
+            usage_usec = _read_keyed(d / "cpu.stat", "usage_usec")
+            return Evidence(
+                peak_memory_bytes=_read_int(d / "memory.peak"),
+                cpu_seconds=None if usage_usec is None else usage_usec / 1e6,
+                oom_kills=_read_keyed(d / "memory.events", "oom_kill") or 0,
+                oom_source="memory.events",
+            )
+        usage_ns = _read_int(self.dirs["cpuacct"] / "cpuacct.usage")
+        return Evidence(
+            peak_memory_bytes=_read_int(self.dirs["memory"] / "memory.max_usage_in_bytes"),
+            cpu_seconds=None if usage_ns is None else usage_ns / 1e9,
+            oom_kills=_read_keyed(self.dirs["memory"] / "memory.oom_control", "oom_kill") or 0,
+            oom_source="memory.oom_control",
+        )
+
+    def kill_all(self) -> None:
+        first = next(iter(self.dirs.values()))
+        kill_file = first / "cgroup.kill"
+        if self.version == "v2" and kill_file.exists():
+            _write(kill_file, 1)
+        _kill_procs(first / "cgroup.procs")
+
+    def remove(self) -> None:
+        self.kill_all()
+        for d in sorted(set(self.dirs.values()), reverse=True):
+            _remove_dir(d)
+
+
+class Cgroups:
+    """Creates trial groups under a parent this process may write to."""
+
+    def __init__(self, version: str, parents: dict[str, Path]):
+        self.version = version
+        self.parents = parents  # controller -> parent dir
+
+    @property
+    def enforcement(self) -> str:
+        return f"cgroup-{self.version}"
+
+    def create(self, name: str, *, guarantee_memory: int, limit_memory: int | None,
+               guarantee_cpus: float, limit_cpus: float | None, pids: int | None) -> Group:
+        dirs = {ctrl: parent / name for ctrl, parent in self.parents.items()}
+        group = Group(self.version, dirs)
+        try:
+            for d in set(dirs.values()):
+                d.mkdir()
+            if self.version == "v2":
+                self._configure_v2(dirs["memory"], guarantee_memory, limit_memory, guarantee_cpus, limit_cpus, pids)
+            else:
+                self._configure_v1(dirs, guarantee_memory, limit_memory, guarantee_cpus, limit_cpus, pids)
+        except BaseException:
+            for d in set(dirs.values()):
+                try:
+                    d.rmdir()
+                except OSError:
+                    pass
+            raise
+        return group
+
+    @staticmethod
+    def _configure_v2(d: Path, g_mem: int, l_mem: int | None, g_cpu: float, l_cpu: float | None, pids: int | None) -> None:
+        _write(d / "memory.low", g_mem)
+        if l_mem is not None:
+            _write(d / "memory.max", l_mem)
+            if (d / "memory.swap.max").exists():
+                _write(d / "memory.swap.max", 0)
+        _write(d / "cpu.weight", max(1, min(10_000, round(100 * g_cpu))))
+        quota = "max" if l_cpu is None else str(max(1000, round(l_cpu * CFS_PERIOD_US)))
+        _write(d / "cpu.max", f"{quota} {CFS_PERIOD_US}")
+        if pids is not None:
+            _write(d / "pids.max", pids)
+
+    @staticmethod
+    def _configure_v1(dirs: dict[str, Path], g_mem: int, l_mem: int | None, g_cpu: float, l_cpu: float | None, pids: int | None) -> None:
+        mem = dirs["memory"]
+        _write(mem / "memory.soft_limit_in_bytes", g_mem)
+        if l_mem is not None:
+            _write(mem / "memory.limit_in_bytes", l_mem)
+            if (mem / "memory.memsw.limit_in_bytes").exists():
+                _write(mem / "memory.memsw.limit_in_bytes", l_mem)
+        try:
+            _write(mem / "memory.swappiness", 0)
+        except OSError:
+            pass  # not writable in some hierarchies; memsw above is the real guard
+        cpu = dirs["cpu"]
+        _write(cpu / "cpu.shares", max(2, round(1024 * g_cpu)))
+        _write(cpu / "cpu.cfs_period_us", CFS_PERIOD_US)
+        _write(cpu / "cpu.cfs_quota_us", -1 if l_cpu is None else max(1000, round(l_cpu * CFS_PERIOD_US)))
+        if pids is not None:
+            _write(dirs["pids"] / "pids.max", pids)
+
+
+def _own_paths() -> dict[str, str]:
+    """This process's cgroup path per v1 controller, and '' -> v2 path."""
+    paths: dict[str, str] = {}
+    for line in Path("/proc/self/cgroup").read_text().splitlines():
+        _, controllers, path = line.split(":", 2)
+        for ctrl in controllers.split(",") if controllers else [""]:
+            paths[ctrl] = path
+    return paths
+
+
+def _v1_mounts() -> dict[str, Path]:
+    """Mount point of each v1 controller hierarchy, from /proc/self/mountinfo."""
+    mounts: dict[str, Path] = {}
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        left, _, right = line.partition(" - ")
+        fields = right.split()
+        if len(fields) < 3 or fields[0] != "cgroup":
+            continue
+        mount_point = Path(left.split()[4])
+        for opt in fields[2].split(","):
+            if opt in V1_CONTROLLERS:
+                mounts.setdefault(opt, mount_point)
+    return mounts
+
+
+def _ensure_dir(path: Path) -> Path:
+    path.mkdir(exist_ok=True)
+    return path
+
+
+def _v2_parent() -> Path:
+    """A v2 group whose children may use memory, cpu and pids controllers.
+
+    Either ``$HARNESSBENCH_CGROUP_ROOT`` (a delegated subtree, e.g. from
+    ``systemd-run --user --scope -p Delegate=yes``, with the controllers enabled
+    in its ``cgroup.subtree_control``) or, as root, ``/sys/fs/cgroup/harnessbench``.
+    """
+    wanted = " ".join(f"+{c}" for c in V2_CONTROLLERS)
+    override = os.environ.get(ROOT_ENV)
+    if override:
+        parent = Path(override)
+    else:
+        _write(CGROUP_MOUNT / "cgroup.subtree_control", wanted)
+        parent = _ensure_dir(CGROUP_MOUNT / PARENT_NAME)
+    _write(parent / "cgroup.subtree_control", wanted)
+    missing = set(V2_CONTROLLERS) - set((parent / "cgroup.subtree_control").read_text().split())
+    if missing:
+        raise OSError(f"controllers {sorted(missing)} not delegated to {parent}")
+    return parent
+
+
+def _v1_parents() -> dict[str, Path]:
+    """Under this process's own group in each hierarchy, so outer limits still apply."""
+    mounts, own = _v1_mounts(), _own_paths()
+    missing = [c for c in V1_CONTROLLERS if c not in mounts]
+    if missing:
+        raise OSError(f"cgroup v1 controllers not mounted: {', '.join(missing)}")
+    parents: dict[str, Path] = {}
+    for ctrl in V1_CONTROLLERS:
+        base = mounts[ctrl] / own.get(ctrl, "/").lstrip("/")
+        parents[ctrl] = _ensure_dir(base / PARENT_NAME)
+    return parents
+
+
+def detect() -> Cgroups:
+    """Find a writable cgroup hierarchy on this machine.
+
+    Raises:
+        EnforcementUnavailable: neither v2 nor v1 groups can be created here.
+    """
+    reasons = []
+    if (CGROUP_MOUNT / "cgroup.controllers").exists():
+        try:
+            parent = _v2_parent()
+            return Cgroups("v2", {c: parent for c in V2_CONTROLLERS + ("cpuacct",)})
+        except OSError as exc:
+            reasons.append(f"cgroup v2: {exc}")
+    else:
+        try:
+            return Cgroups("v1", _v1_parents())
+        except OSError as exc:
+            reasons.append(f"cgroup v1: {exc}")
+    raise EnforcementUnavailable(
+        "cannot create cgroups here (" + "; ".join(reasons) + "); run as root, set "
+        f"{ROOT_ENV} to a delegated cgroup v2 subtree, or pass --hb-enforcement=rlimit for weaker limits"
+    )

@@ -1,0 +1,214 @@
+"""The embedded default backend: a working directory and a kernel cgroup per trial.
+
+No daemon is needed. Commands run with ``bash -c`` on the host, inside the
+trial's cgroup(s) and, when the machine allows it, in a network namespace of
+their own that has no interfaces. The filesystem is *not* isolated: the working
+directory is private by convention only (see the README's safety section).
+
+Without cgroup access the backend refuses to run unless the user opted into
+``rlimit`` enforcement, where RLIMIT_AS caps each command's address space: a
+weaker limit (virtual, not resident memory; no CPU cap), reported as such.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import platform
+import re
+import resource
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from ..resources import Allocation
+from . import cgroups
+from .base import TIMEOUT_EXIT_CODE, EnforcementUnavailable, Evidence, ExecResult, OutputMissingError, SandboxStartError
+
+CLONE_NEWNET = 0x40000000
+WORK_ROOT_ENV = "HARNESSBENCH_WORK_ROOT"
+# Signs, in an rlimit sandbox, that a command hit its address-space cap.
+_RLIMIT_OOM_SIGNS = re.compile(rb"MemoryError|Cannot allocate memory|std::bad_alloc|out of memory", re.IGNORECASE)
+
+
+def _unshare_net() -> None:
+    if ctypes.CDLL(None, use_errno=True).unshare(CLONE_NEWNET) != 0:
+        raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWNET) failed")
+
+
+def _network_isolation_works() -> bool:
+    try:
+        return subprocess.run(["true"], preexec_fn=_unshare_net, timeout=10).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
+def work_root() -> Path:
+    """Where trial directories live: ``$HARNESSBENCH_WORK_ROOT`` or the system temp dir."""
+    return Path(os.environ.get(WORK_ROOT_ENV) or tempfile.gettempdir()) / "harnessbench"
+
+
+class LocalBackend:
+    """Creates :class:`LocalSandbox` es; ``enforcement`` is ``cgroup`` (default) or ``rlimit``."""
+
+    name = "local"
+
+    def __init__(self, run_id: str, enforcement: str = "cgroup"):
+        self.run_id = run_id
+        self.mode = enforcement
+        self._cgroups: cgroups.Cgroups | None = None
+        self._isolate_network: bool | None = None
+
+    def check(self) -> str:
+        if self._isolate_network is None:
+            self._isolate_network = _network_isolation_works()
+        if self.mode == "rlimit":
+            return "rlimit"
+        if self._cgroups is None:
+            self._cgroups = cgroups.detect()
+        return self._cgroups.enforcement
+
+    def provision(self, allocation: Allocation, trial_id: str, image: str | None = None, network: bool = False) -> LocalSandbox:
+        enforcement = self.check()
+        try:
+            run_dir = work_root() / self.run_id
+            run_dir.mkdir(parents=True, exist_ok=True)
+            workdir = Path(tempfile.mkdtemp(prefix=f"{trial_id[:80]}-", dir=run_dir))
+        except OSError as exc:
+            raise SandboxStartError(f"cannot create the trial's working directory: {exc}") from exc
+        group = None
+        if self._cgroups is not None and self.mode != "rlimit":
+            limit, guarantee = allocation.limit, allocation.guarantee
+            try:
+                group = self._cgroups.create(
+                    f"{self.run_id}-{workdir.name}",
+                    guarantee_memory=guarantee.memory_bytes, limit_memory=limit.memory_bytes,
+                    guarantee_cpus=guarantee.cpus, limit_cpus=limit.cpus, pids=limit.pids,
+                )
+            except OSError as exc:
+                shutil.rmtree(workdir, ignore_errors=True)
+                raise SandboxStartError(f"cannot create the trial's cgroup: {exc}") from exc
+        return LocalSandbox(workdir, allocation, enforcement, group,
+                            isolate_network=bool(self._isolate_network) and not network)
+
+    def describe(self) -> dict:
+        info = {"backend": "local", "kernel": platform.release(), "enforcement": self.check(),
+                "network_isolation": "netns" if self._isolate_network else "none"}
+        if self.mode == "rlimit":
+            info["weaker_limits"] = "RLIMIT_AS caps virtual memory per command; CPU and pids are not limited"
+        return info
+
+    def reap(self) -> int:
+        """Remove working directories of runs other than this one whose groups are gone."""
+        removed = 0
+        root = work_root()
+        for run_dir in root.iterdir() if root.exists() else ():
+            if run_dir.name != self.run_id:
+                shutil.rmtree(run_dir, ignore_errors=True)
+                removed += 1
+        return removed
+
+
+class LocalSandbox:
+    """One trial's working directory and cgroup on this host."""
+
+    def __init__(self, workdir: Path, allocation: Allocation, enforcement: str,
+                 group: cgroups.Group | None, isolate_network: bool):
+        self.workdir = workdir
+        self.allocation = allocation
+        self.enforcement = enforcement
+        self.group = group
+        self.isolate_network = isolate_network
+        self._suspected_ooms = 0
+        self._closed = False
+        tmp = workdir / ".tmp"
+        tmp.mkdir()
+        self._env = {**os.environ, "HOME": str(workdir), "TMPDIR": str(tmp), "PWD": str(workdir)}
+
+    def _enter(self) -> None:
+        """Runs in the child between fork and exec: join the group, drop the network."""
+        if self.group is not None:
+            for procs in self.group.procs_files:
+                with open(procs, "w") as f:
+                    f.write("0")
+        elif self.allocation.limit.memory_bytes is not None:
+            limit = self.allocation.limit.memory_bytes
+            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+        if self.isolate_network:
+            _unshare_net()
+
+    def exec(self, command: str, timeout: float | None = None) -> ExecResult:
+        start = time.monotonic()
+        proc = subprocess.Popen(
+            ["/bin/bash", "-c", command], cwd=self.workdir, env=self._env,
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            preexec_fn=self._enter, start_new_session=True,
+        )
+        timed_out = False
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            out, err = self._kill(proc)
+        code = proc.returncode
+        if timed_out:
+            code = TIMEOUT_EXIT_CODE
+        elif code < 0:
+            code = 128 - code  # killed by a signal: the shell's convention (SIGKILL -> 137)
+        if self.group is None and not timed_out and (code == 137 or _RLIMIT_OOM_SIGNS.search(err)):
+            self._suspected_ooms += 1
+        return ExecResult(code, out.decode(errors="replace"), err.decode(errors="replace"),
+                          time.monotonic() - start, timed_out)
+
+    @staticmethod
+    def _kill(proc: subprocess.Popen) -> tuple[bytes, bytes]:
+        """Kill the command's whole process group; don't wait on pipes held by escapees."""
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        try:
+            return proc.communicate(timeout=2)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            for pipe in (proc.stdout, proc.stderr):
+                pipe.close()
+            proc.wait()
+            return b"", b"(output lost: a process outside the command's group kept its pipes open)"
+
+    def _path(self, path: str) -> Path:
+        return self.workdir / path
+
+    def write_file(self, path: str, content: str | bytes) -> None:
+        target = self._path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, str):
+            target.write_text(content)
+        else:
+            target.write_bytes(content)
+
+    def read_file(self, path: str, text: bool = True) -> str | bytes:
+        target = self._path(path)
+        try:
+            return target.read_text() if text else target.read_bytes()
+        except (FileNotFoundError, IsADirectoryError) as exc:
+            raise OutputMissingError(f"{path} does not exist in the sandbox") from exc
+
+    def evidence(self) -> Evidence:
+        if self.group is not None:
+            return self.group.evidence()
+        return Evidence(oom_kills=self._suspected_ooms, oom_source="heuristic",
+                        notes=["rlimit enforcement: OOM inferred from exit 137 / MemoryError"])
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if self.group is not None:
+                self.group.remove()
+        finally:
+            shutil.rmtree(self.workdir, ignore_errors=True)
