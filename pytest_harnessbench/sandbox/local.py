@@ -101,15 +101,12 @@ class LocalBackend:
             info["weaker_limits"] = "RLIMIT_AS caps virtual memory per command; CPU and pids are not limited"
         return info
 
-    def reap(self) -> int:
-        """Remove working directories of runs other than this one whose groups are gone."""
-        removed = 0
-        root = work_root()
-        for run_dir in root.iterdir() if root.exists() else ():
-            if run_dir.name != self.run_id:
-                shutil.rmtree(run_dir, ignore_errors=True)
-                removed += 1
-        return removed
+    def close(self) -> None:
+        """Remove this run's (by now empty) directory; other xdist workers may still use it."""
+        try:
+            (work_root() / self.run_id).rmdir()
+        except OSError:
+            pass
 
 
 class LocalSandbox:

@@ -1,0 +1,80 @@
+"""Every trial ends in exactly one outcome with a cause (DESIGN.md §3).
+
+``classify`` is a pure function of the exception the trial ended with, the
+kernel's OOM-kill count in its sandbox and why the agent loop stopped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .sandbox.base import OutputMissingError, SandboxLostError, SandboxStartError
+
+PASSED, FAILED, INFRA, ERROR = "passed", "failed", "infra", "error"
+OUTCOMES = (PASSED, FAILED, INFRA, ERROR)
+INFRA_CAUSES = ("oom", "sandbox_start", "sandbox_lost", "provider", "worker_crash")
+FAILED_CAUSES = ("assertion", "timeout", "step_limit", "gave_up", "oom")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    outcome: str
+    cause: str | None
+    message: str = ""
+
+
+class ProviderError(Exception):
+    """A model provider fault (rate limit, 5xx, connection) after its retry budget."""
+
+
+def _is_verification_failure(exc: BaseException) -> bool:
+    """The model did not produce what the task checks for.
+
+    An AssertionError, a missing output file (OutputMissingError, from
+    ``sandbox.read_file``) or an explicit ``pytest.fail`` in the task body.
+    """
+    if isinstance(exc, (AssertionError, OutputMissingError)):
+        return True
+    kind = type(exc)
+    return kind.__module__ == "_pytest.outcomes" and kind.__name__ == "Failed"
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+def classify(exc: BaseException | None, oom_kills: int = 0, stop_reason: str | None = None,
+             oom_as: str = INFRA) -> Verdict:
+    """Outcome and cause of one trial.
+
+    Rules, in order:
+    1. No exception: passed (OOM kills inside are still recorded on the trial).
+    2. The sandbox could not start, or vanished: infra — as ``oom`` if the
+       kernel killed something in it, since that is usually why it vanished.
+    3. A provider fault after retries: infra/provider.
+    4. Any other exception that is not a verification failure (NameError,
+       TypeError, ...): the task or plugin is broken — error/harness, even if an
+       OOM happened, because the trial measured nothing.
+    5. A verification failure with an OOM kill in the sandbox: infra/oom (the
+       environment ended the attempt), or failed/oom under ``--hb-oom-as failed``.
+    6. A verification failure: failed, caused by the agent's timeout or step
+       limit if it ran out of budget, else by the assertion itself.
+    """
+    if exc is None:
+        return Verdict(PASSED, None)
+    message = _describe(exc)
+    if isinstance(exc, SandboxStartError):
+        return Verdict(INFRA, "sandbox_start", message)
+    if isinstance(exc, SandboxLostError):
+        return Verdict(INFRA, "oom" if oom_kills else "sandbox_lost", message)
+    if isinstance(exc, ProviderError):
+        return Verdict(INFRA, "provider", message)
+    if not _is_verification_failure(exc):
+        return Verdict(ERROR, "harness", message)
+    if oom_kills:
+        oom_message = f"kernel OOM-killed {oom_kills} process(es) in the sandbox; {message}"
+        return Verdict(FAILED if oom_as == FAILED else INFRA, "oom", oom_message)
+    if stop_reason in ("timeout", "step_limit"):
+        return Verdict(FAILED, stop_reason, message)
+    return Verdict(FAILED, "assertion", message)

@@ -1,0 +1,179 @@
+"""pytest hooks and fixtures: glue between pytest and the bake-off session.
+
+Logic lives in the modules below; this file only connects them to pytest.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from .config import OPTIONS, ConfigError, Option
+from .records import USER_PROPERTY, TrialRecord
+
+BENCH = pytest.StashKey["Bench"]()
+TRIAL = pytest.StashKey["Trial"]()
+CASE_FIXTURE = "hb_case"
+RUN_ID_INPUT = "harnessbench_run_id"
+RUN_DIR_INPUT = "harnessbench_run_dir"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("harnessbench", "agent bake-offs (pytest-harnessbench)")
+    for opt in OPTIONS:
+        group.addoption(opt.flag, dest=f"hb_{opt.name}", default=None, metavar=opt.name.upper(),
+                        help=f"{opt.help} [ini {opt.ini}; default {opt.default or 'see help'}]")
+        parser.addini(opt.ini, help=opt.help, default=opt.default)
+
+
+def _raw_value(config: pytest.Config, opt: Option) -> str:
+    cli = config.getoption(f"hb_{opt.name}")
+    return str(cli) if cli is not None else str(config.getini(opt.ini))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "task(cpus=1, memory='512Mi', timeout=120, pids=1024, image=None, network=False, solutions=None): "
+        "a harnessbench task, run for every model × multiplier × sample (use the `trial` fixture)")
+    from .config import build
+    from .session import Bench, new_run_id, resolve_run_dir
+
+    try:
+        settings = build(lambda opt: _raw_value(config, opt))
+        workerinput = getattr(config, "workerinput", None)
+        if workerinput is not None and RUN_ID_INPUT in workerinput:
+            from pathlib import Path
+
+            run_id, run_dir, worker = workerinput[RUN_ID_INPUT], Path(workerinput[RUN_DIR_INPUT]), workerinput["workerid"]
+        else:
+            run_id, worker = new_run_id(), None
+            run_dir = resolve_run_dir(settings, config.rootpath, run_id)
+    except ConfigError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    concurrency = getattr(config.option, "numprocesses", None) or 1
+    bench = Bench(settings, run_id, run_dir, worker=worker, concurrency=concurrency, args=list(config.invocation_params.args))
+    config.stash[BENCH] = bench
+    if bench.records_results:
+        config.pluginmanager.register(_RecorderHooks(bench), "harnessbench-recorder")
+        if config.pluginmanager.hasplugin("xdist"):
+            config.pluginmanager.register(_XdistHooks(bench), "harnessbench-xdist")
+
+
+class _RecorderHooks:
+    """In the process that sees every report: store records, print the summary."""
+
+    def __init__(self, bench):
+        self.bench = bench
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        record = _record_of(report)
+        if record is not None:
+            self.bench.add_record(TrialRecord.from_dict(record))
+
+    def pytest_terminal_summary(self, terminalreporter) -> None:
+        if not self.bench.records:
+            return
+        from .report import render
+
+        bench = self.bench
+        terminalreporter.section("harnessbench")
+        for line in render(bench.records, models=[m.text for m in bench.config.models],
+                           multipliers=[m.label for m in bench.config.multipliers], run_dir=str(bench.run_dir)):
+            terminalreporter.write_line(line)
+
+
+class _XdistHooks:
+    """Hand the controller's run id and directory to every worker."""
+
+    def __init__(self, bench):
+        self.bench = bench
+
+    def pytest_configure_node(self, node) -> None:
+        node.workerinput[RUN_ID_INPUT] = self.bench.run_id
+        node.workerinput[RUN_DIR_INPUT] = str(self.bench.run_dir)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    marker = metafunc.definition.get_closest_marker("task")
+    if marker is None or CASE_FIXTURE not in metafunc.fixturenames:
+        return
+    bench = metafunc.config.stash[BENCH]
+    task = bench.task(metafunc.definition.nodeid, metafunc.function.__name__, dict(marker.kwargs))
+    cases = bench.cases if task is not None else []
+    metafunc.parametrize(CASE_FIXTURE, cases, ids=[c.id for c in cases], indirect=True)
+
+
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    bench = config.stash[BENCH]
+    if bench.problems:
+        raise pytest.UsageError("\n".join(bench.problems))
+    if any(CASE_FIXTURE in getattr(item, "fixturenames", ()) for item in items):
+        try:
+            bench.check_backend()
+        except ConfigError as exc:
+            raise pytest.UsageError(str(exc)) from None
+
+
+@pytest.fixture
+def hb_case(request: pytest.FixtureRequest):
+    """The (model, multiplier, sample) of this trial; parametrized by the plugin."""
+    if not hasattr(request, "param"):
+        pytest.fail("the `trial` fixture needs @pytest.mark.task(...) on the test", pytrace=False)
+    return request.param
+
+
+@pytest.fixture
+def trial(request: pytest.FixtureRequest, hb_case):
+    """A provisioned, resource-limited sandbox for this trial and the agent to run in it."""
+    bench = request.config.stash[BENCH]
+    task = bench.tasks[request.node.nodeid.split("[", 1)[0]]
+    current = bench.new_trial(task, hb_case)
+    request.node.stash[TRIAL] = current
+    try:
+        current.provision()
+        yield current
+    finally:
+        current.close()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    report = yield
+    current = item.stash.get(TRIAL, None)
+    if current is None or call.when == "teardown" or (call.when == "setup" and report.passed):
+        return report
+    if report.skipped:
+        return report
+    bench = item.config.stash[BENCH]
+    exc = call.excinfo.value if call.excinfo is not None else None
+    body_s = call.duration if call.when == "call" else 0.0
+    record = current.finish(exc, body_s, bench.config.oom_as)
+    bench.save_trajectory(current, record)
+    report.user_properties.append((USER_PROPERTY, record.to_dict()))
+    if record.message and report.failed:
+        report.sections.append(("harnessbench", f"{record.outcome}/{record.cause}: {record.message}"))
+    return report
+
+
+def _record_of(report: pytest.TestReport) -> dict | None:
+    for name, value in getattr(report, "user_properties", ()):
+        if name == USER_PROPERTY:
+            return value
+    return None
+
+
+def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config):
+    record = _record_of(report)
+    if record is None or report.when == "teardown":
+        return None
+    if record["outcome"] == "infra":
+        return "infra", "I", ("INFRA", {"yellow": True})
+    if record["outcome"] == "error":
+        return "error", "E", ("ERROR", {"red": True})
+    return None
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    bench = config.stash.get(BENCH, None)
+    if bench is not None:
+        bench.finish()
+        del config.stash[BENCH]

@@ -1,0 +1,104 @@
+"""The trial record: one JSON object per trial in results.jsonl (DESIGN.md §6)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+
+SCHEMA_VERSION = 1
+USER_PROPERTY = "harnessbench_record"  # key in report.user_properties
+
+
+@dataclass
+class Timing:
+    queued_s: float = 0.0
+    provision_s: float = 0.0
+    agent_s: float = 0.0
+    verify_s: float = 0.0  # time in the test body outside the agent: set-up and verification
+    total_s: float = 0.0
+
+
+@dataclass
+class TrialRecord:
+    run_id: str
+    trial_id: str
+    task_id: str
+    model: str
+    multiplier: str
+    sample: int
+    outcome: str
+    cause: str | None
+    message: str
+    allocation: dict
+    enforcement: str
+    backend: str
+    resources: dict  # peak_memory_bytes, cpu_seconds, oom_kills
+    timing: Timing = field(default_factory=Timing)
+    usage: dict = field(default_factory=dict)  # model_calls, tool_calls, input_tokens, output_tokens
+    attempts: int = 1
+    started_at: str = ""
+    finished_at: str = ""
+    worker: str = "main"
+    schema: int = SCHEMA_VERSION
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> TrialRecord:
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        values["timing"] = Timing(**values.get("timing", {}))
+        return cls(**values)
+
+
+def package_versions(names=("pytest", "pytest-xdist", "langchain", "langchain-core", "langgraph",
+                            "langsmith", "docker", "scipy")) -> dict[str, str | None]:
+    from importlib import metadata
+
+    versions: dict[str, str | None] = {}
+    for name in names:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def host_facts() -> dict:
+    import os
+    import platform
+
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError):
+        memory = None
+    return {"hostname": platform.node(), "platform": platform.platform(), "cpus": os.cpu_count(),
+            "memory_bytes": memory, "python": platform.python_version()}
+
+
+def harness_card(*, run_id: str, started_at: str, settings: dict, backend: dict, concurrency: int,
+                 plugin_version: str, args: list[str]) -> dict:
+    """Everything that defines the experiment (DESIGN.md §6), for harness.json."""
+    from .agents.defaults import DEFAULT_MAX_STEPS, SYSTEM_PROMPT, TOOL_DESCRIPTIONS, sha256, toolset_hash
+
+    return {
+        "schema": SCHEMA_VERSION,
+        "run_id": run_id,
+        "started_at": started_at,
+        "plugin_version": plugin_version,
+        "packages": package_versions(),
+        "host": host_facts(),
+        "backend": backend,
+        "enforcement": backend.get("enforcement"),
+        "concurrency": concurrency,
+        "settings": settings,
+        "harness": {
+            "system_prompt_sha256": sha256(SYSTEM_PROMPT),
+            "tools": sorted(TOOL_DESCRIPTIONS),
+            "toolset_sha256": toolset_hash(),
+            "max_steps": settings.get("max_steps", DEFAULT_MAX_STEPS),
+            "model_params": {},
+        },
+        "retry_policy": {"retry_infra": 0},
+        "args": args,
+    }

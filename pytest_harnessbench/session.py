@@ -1,0 +1,112 @@
+"""The bake-off session: one object per pytest process, kept in ``config.stash``.
+
+It owns the run id and directory, the backend, the parsed tasks and, in the
+process that sees every report (the xdist controller, or the only process),
+the records and the run store.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime, timezone
+from pathlib import Path
+
+from . import __version__
+from .config import Config, ConfigError
+from .records import TrialRecord, harness_card
+from .resources import SpecError
+from .sandbox import make_backend
+from .sandbox.base import EnforcementUnavailable
+from .store import RESULTS, RunStore
+from .trial import Case, Task, Trial, make_cases, utc_now
+
+
+def new_run_id() -> str:
+    return f"{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+
+
+def resolve_run_dir(config: Config, rootpath: Path, run_id: str) -> Path:
+    """``--hb-out`` or ``ROOT/.harnessbench/runs/RUN_ID``. Raises ConfigError on a used directory."""
+    if config.out is None:
+        return rootpath / ".harnessbench" / "runs" / run_id
+    run_dir = config.out if config.out.is_absolute() else rootpath / config.out
+    if (run_dir / RESULTS).exists():
+        raise ConfigError(f"--hb-out {config.out}: already holds {RESULTS} of an earlier run; choose a new directory")
+    return run_dir
+
+
+class Bench:
+    def __init__(self, config: Config, run_id: str, run_dir: Path, *, worker: str | None = None,
+                 concurrency: int = 1, args: list[str] | None = None):
+        self.config = config
+        self.run_id = run_id
+        self.run_dir = run_dir
+        self.worker = worker  # xdist worker id, None in the process that records
+        self.concurrency = concurrency
+        self.args = args or []
+        self.started_at = utc_now()
+        self.backend = make_backend(config.backend, run_id, config.enforcement)
+        self.cases: list[Case] = make_cases(config.models, config.multipliers, config.samples)
+        self.tasks: dict[str, Task] = {}
+        self.problems: list[str] = []  # bad markers, reported as one usage error after collection
+        self.records: list[TrialRecord] = []
+        self.store = RunStore(run_dir)
+        self._card_written = False
+
+    @property
+    def records_results(self) -> bool:
+        return self.worker is None
+
+    def task(self, task_id: str, name: str, marker_kwargs: dict) -> Task | None:
+        """Parse a task's marker once; a bad one is kept in ``problems`` and gives None."""
+        if task_id not in self.tasks:
+            try:
+                task = Task.from_marker(task_id, name, marker_kwargs)
+                for model in self.config.models:
+                    task.check_model(model)
+            except SpecError as exc:
+                self.problems.append(f"{task_id}: @pytest.mark.task: {exc}")
+                return None
+            self.tasks[task_id] = task
+        return self.tasks[task_id]
+
+    def check_backend(self) -> str:
+        """The enforcement method; raises ConfigError before any sandbox starts if there is none."""
+        try:
+            return self.backend.check()
+        except EnforcementUnavailable as exc:
+            raise ConfigError(f"--hb-backend {self.config.backend}: {exc}") from None
+
+    def new_trial(self, task: Task, case: Case) -> Trial:
+        return Trial(task=task, case=case, scale=self.config.scale, run_id=self.run_id, backend=self.backend,
+                     max_steps=self.config.max_steps, worker=self.worker or "main")
+
+    def save_trajectory(self, trial: Trial, record: TrialRecord) -> None:
+        self.store.write_trajectory(trial.trial_id, trial.trajectory_document(record))
+
+    def add_record(self, record: TrialRecord) -> None:
+        if not self._card_written:
+            self.write_card()
+        self.records.append(record)
+        self.store.append(record)
+
+    def write_card(self, finished_at: str | None = None) -> None:
+        try:
+            backend_info = self.backend.describe()
+        except EnforcementUnavailable as exc:
+            backend_info = {"backend": self.config.backend, "error": str(exc)}
+        card = harness_card(run_id=self.run_id, started_at=self.started_at, settings=self.config.to_dict(),
+                            backend=backend_info, concurrency=self.concurrency, plugin_version=__version__,
+                            args=self.args)
+        card["finished_at"] = finished_at
+        card["trials_recorded"] = len(self.records)
+        self.store.write_card(card)
+        self._card_written = True
+
+    def finish(self) -> None:
+        if self._card_written:
+            self.write_card(finished_at=utc_now())
+        self.store.close()
+        close = getattr(self.backend, "close", None)
+        if close is not None:
+            close()

@@ -1,0 +1,66 @@
+"""The run directory: results.jsonl, harness.json, trials/<trial_id>.json.
+
+results.jsonl is append-only and flushed after every trial, so a crash loses
+nothing that had finished. Trajectory files are written by whichever process
+ran the trial (an xdist worker or the main process); results.jsonl and
+harness.json only by the process that sees every report.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Iterator
+
+from .records import TrialRecord
+
+RESULTS = "results.jsonl"
+CARD = "harness.json"
+TRIALS = "trials"
+
+
+def _dump(path: Path, data: dict) -> None:
+    """Write JSON atomically (temp file + rename), so a reader never sees half a file."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str))
+    os.replace(tmp, path)
+
+
+class RunStore:
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self._results = None
+
+    def write_card(self, card: dict) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        _dump(self.path / CARD, card)
+
+    def append(self, record: TrialRecord) -> None:
+        if self._results is None:
+            self.path.mkdir(parents=True, exist_ok=True)
+            self._results = open(self.path / RESULTS, "a", encoding="utf-8")
+        self._results.write(json.dumps(record.to_dict(), sort_keys=True) + "\n")
+        self._results.flush()
+
+    def write_trajectory(self, trial_id: str, data: dict) -> Path:
+        trials = self.path / TRIALS
+        trials.mkdir(parents=True, exist_ok=True)
+        target = trials / f"{trial_id}.json"
+        _dump(target, data)
+        return target
+
+    def close(self) -> None:
+        if self._results is not None:
+            self._results.close()
+            self._results = None
+
+
+def load_records(run_dir: Path) -> Iterator[TrialRecord]:
+    """Records of a run directory; a torn last line (crash mid-write) is skipped."""
+    with open(Path(run_dir) / RESULTS, encoding="utf-8") as f:
+        for line in f:
+            try:
+                yield TrialRecord.from_dict(json.loads(line))
+            except (json.JSONDecodeError, TypeError):
+                continue

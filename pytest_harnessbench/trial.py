@@ -1,0 +1,170 @@
+"""One trial at run time: its task, its case (model × multiplier × sample), its sandbox.
+
+The test body receives a :class:`Trial` as the ``trial`` fixture. The plugin
+calls :meth:`Trial.provision` before the body and :meth:`Trial.finish` after
+it (before teardown, while the sandbox's kernel counters are still readable).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from .agents.providers import ModelRef, oracle_commands
+from .agents.trajectory import Trajectory, Usage
+from .outcomes import classify
+from .records import Timing, TrialRecord
+from .resources import Allocation, Multiplier, Spec, SpecError
+from .sandbox.base import Backend, Evidence, Sandbox
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._@#=+-]+")
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+@dataclass(frozen=True)
+class Task:
+    """What ``@pytest.mark.task(...)`` declares."""
+
+    task_id: str
+    name: str
+    spec: Spec
+    solutions: dict
+    image: str | None = None
+    network: bool = False
+
+    @classmethod
+    def from_marker(cls, task_id: str, name: str, kwargs: dict) -> Task:
+        """Raises SpecError naming the bad value."""
+        solutions = kwargs.get("solutions") or {}
+        if isinstance(solutions, (str, list)):
+            solutions = {"default": solutions}
+        if not isinstance(solutions, dict):
+            raise SpecError(f"solutions={solutions!r} must be a command, a list of commands or a dict of them")
+        return cls(task_id=task_id, name=name, spec=Spec.from_marker(**kwargs), solutions=dict(solutions),
+                   image=kwargs.get("image"), network=bool(kwargs.get("network", False)))
+
+    def check_model(self, model: ModelRef) -> None:
+        """An oracle needs the solution it names. Raises SpecError."""
+        if model.kind == "oracle":
+            try:
+                oracle_commands(self.solutions, model.argument)
+            except KeyError as exc:
+                raise SpecError(f"--models {model.text}: {exc.args[0]}") from None
+
+
+@dataclass(frozen=True)
+class Case:
+    """One parametrization of a task: the id reads ``model@multiplier#sample``."""
+
+    model: ModelRef
+    multiplier: Multiplier
+    sample: int
+
+    @property
+    def id(self) -> str:
+        return f"{self.model.text}@{self.multiplier.label}#{self.sample}"
+
+
+def make_cases(models, multipliers, samples: int) -> list[Case]:
+    return [Case(model, mult, k) for model in models for mult in multipliers for k in range(1, samples + 1)]
+
+
+def trial_id_for(task_id: str, name: str, case: Case) -> str:
+    """Readable, filename-safe and stable across runs (resume matches on it)."""
+    digest = hashlib.sha1(task_id.encode()).hexdigest()[:6]
+    return _UNSAFE.sub("_", f"{name}[{case.id}]") + f"-{digest}"
+
+
+class Trial:
+    """The ``trial`` fixture: ``trial.sandbox`` and ``trial.run_agent(instruction)``."""
+
+    def __init__(self, *, task: Task, case: Case, scale: frozenset[str], run_id: str,
+                 backend: Backend, max_steps: int, worker: str = "main"):
+        self.task = task
+        self.case = case
+        self.model = case.model.text
+        self.run_id = run_id
+        self.trial_id = trial_id_for(task.task_id, task.name, case)
+        self.allocation = Allocation.of(task.spec, case.multiplier, scale)
+        self.backend = backend
+        self.max_steps = max_steps
+        self.worker = worker
+        self.enforcement = ""
+        self.trajectories: list[Trajectory] = []
+        self.timing = Timing()
+        self.started_at = utc_now()
+        self._sandbox: Sandbox | None = None
+
+    @property
+    def sandbox(self) -> Sandbox:
+        if self._sandbox is None:
+            raise RuntimeError("the trial's sandbox is not provisioned")
+        return self._sandbox
+
+    def provision(self) -> None:
+        """Raises SandboxStartError (an infra outcome) if the backend cannot start one."""
+        start = time.monotonic()
+        self.enforcement = self.backend.check()
+        self._sandbox = self.backend.provision(self.allocation, self.trial_id, image=self.task.image,
+                                               network=self.task.network)
+        self.timing.provision_s = time.monotonic() - start
+
+    def run_agent(self, instruction: str) -> Trajectory:
+        """Run the harness's one agent with this trial's model; limits never raise."""
+        from .agents.harness import run_agent
+        from .agents.providers import make_chat_model
+
+        start = time.monotonic()
+        model = make_chat_model(self.case.model, self.task.solutions)
+        spent = sum(t.duration_s for t in self.trajectories)
+        budget = None if self.allocation.timeout_s is None else max(0.0, self.allocation.timeout_s - spent)
+        try:
+            trajectory = run_agent(model, self.model, instruction, self.sandbox, budget, self.max_steps)
+        finally:
+            self.timing.agent_s += time.monotonic() - start
+        self.trajectories.append(trajectory)
+        return trajectory
+
+    @property
+    def stop_reason(self) -> str | None:
+        return self.trajectories[-1].stop_reason if self.trajectories else None
+
+    def usage(self) -> dict:
+        total = Usage()
+        for t in self.trajectories:
+            for key, value in vars(t.usage).items():
+                setattr(total, key, getattr(total, key) + value)
+        return vars(total)
+
+    def evidence(self) -> Evidence:
+        return self._sandbox.evidence() if self._sandbox is not None else Evidence()
+
+    def finish(self, exc: BaseException | None, body_s: float, oom_as: str) -> TrialRecord:
+        """Classify and build the record; call before :meth:`close`."""
+        evidence = self.evidence()
+        verdict = classify(exc, evidence.oom_kills, self.stop_reason, oom_as)
+        self.timing.verify_s = max(0.0, body_s - self.timing.agent_s)
+        self.timing.total_s = self.timing.queued_s + self.timing.provision_s + body_s
+        return TrialRecord(
+            run_id=self.run_id, trial_id=self.trial_id, task_id=self.task.task_id, model=self.model,
+            multiplier=self.case.multiplier.label, sample=self.case.sample,
+            outcome=verdict.outcome, cause=verdict.cause, message=verdict.message,
+            allocation=self.allocation.to_dict(), enforcement=self.enforcement, backend=self.backend.name,
+            resources={"peak_memory_bytes": evidence.peak_memory_bytes, "cpu_seconds": evidence.cpu_seconds,
+                       "oom_kills": evidence.oom_kills, "oom_source": evidence.oom_source},
+            timing=self.timing, usage=self.usage(), started_at=self.started_at, finished_at=utc_now(),
+            worker=self.worker,
+        )
+
+    def trajectory_document(self, record: TrialRecord) -> dict:
+        return {"record": record.to_dict(), "trajectories": [t.to_dict() for t in self.trajectories]}
+
+    def close(self) -> None:
+        if self._sandbox is not None:
+            self._sandbox.close()
