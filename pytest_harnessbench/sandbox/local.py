@@ -30,6 +30,7 @@ from .base import TIMEOUT_EXIT_CODE, EnforcementUnavailable, Evidence, ExecResul
 
 CLONE_NEWNET = 0x40000000
 WORK_ROOT_ENV = "HARNESSBENCH_WORK_ROOT"
+CAPTURE_LIMIT = 8 * 1024 * 1024  # bytes of stdout/stderr kept per command
 # Signs, in an rlimit sandbox, that a command hit its address-space cap.
 _RLIMIT_OOM_SIGNS = re.compile(rb"MemoryError|Cannot allocate memory|std::bad_alloc|out of memory", re.IGNORECASE)
 
@@ -109,6 +110,14 @@ class LocalBackend:
             pass
 
 
+def _read_captured(file, limit: int = CAPTURE_LIMIT) -> bytes:
+    file.seek(0)
+    data = file.read(limit + 1)
+    if len(data) > limit:
+        return data[:limit] + b"\n[output cut at %d bytes]" % limit
+    return data
+
+
 class LocalSandbox:
     """One trial's working directory and cgroup on this host."""
 
@@ -138,43 +147,41 @@ class LocalSandbox:
             _unshare_net()
 
     def exec(self, command: str, timeout: float | None = None) -> ExecResult:
+        """Run ``command``; returns when its shell exits, even if it left processes running.
+
+        Output goes to unlinked temporary files, not pipes: a background process
+        started by the command (``server &``) would otherwise hold a pipe open and
+        hang the call until it exits.
+        """
         start = time.monotonic()
-        proc = subprocess.Popen(
-            ["/bin/bash", "-c", command], cwd=self.workdir, env=self._env,
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            preexec_fn=self._enter, start_new_session=True,
-        )
-        timed_out = False
-        try:
-            out, err = proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            timed_out = True
-            out, err = self._kill(proc)
-        code = proc.returncode
-        if timed_out:
-            code = TIMEOUT_EXIT_CODE
-        elif code < 0:
+        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+            proc = subprocess.Popen(
+                ["/bin/bash", "-c", command], cwd=self.workdir, env=self._env,
+                stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                preexec_fn=self._enter, start_new_session=True,
+            )
+            timed_out = False
+            try:
+                code = proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                timed_out = True
+                self._kill_group(proc)
+                code = TIMEOUT_EXIT_CODE
+            stdout, stderr = _read_captured(out), _read_captured(err)
+        if code < 0:
             code = 128 - code  # killed by a signal: the shell's convention (SIGKILL -> 137)
-        if self.group is None and not timed_out and (code == 137 or _RLIMIT_OOM_SIGNS.search(err)):
+        if self.group is None and not timed_out and (code == 137 or _RLIMIT_OOM_SIGNS.search(stderr)):
             self._suspected_ooms += 1
-        return ExecResult(code, out.decode(errors="replace"), err.decode(errors="replace"),
+        return ExecResult(code, stdout.decode(errors="replace"), stderr.decode(errors="replace"),
                           time.monotonic() - start, timed_out)
 
     @staticmethod
-    def _kill(proc: subprocess.Popen) -> tuple[bytes, bytes]:
-        """Kill the command's whole process group; don't wait on pipes held by escapees."""
+    def _kill_group(proc: subprocess.Popen) -> None:
         try:
             os.killpg(proc.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
-        try:
-            return proc.communicate(timeout=2)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            for pipe in (proc.stdout, proc.stderr):
-                pipe.close()
-            proc.wait()
-            return b"", b"(output lost: a process outside the command's group kept its pipes open)"
+        proc.wait()
 
     def _path(self, path: str) -> Path:
         return self.workdir / path

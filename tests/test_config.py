@@ -1,0 +1,52 @@
+import pytest
+
+from pytest_harnessbench.config import OPTIONS, ConfigError, build
+
+
+def make(**overrides):
+    return build(lambda opt: overrides.get(opt.name, opt.default))
+
+
+def test_defaults():
+    cfg = make()
+    assert [m.text for m in cfg.models] == ["oracle"]
+    assert [m.label for m in cfg.multipliers] == ["1x"]
+    assert (cfg.samples, cfg.backend, cfg.oom_as, cfg.enforcement) == (1, "local", "infra", "cgroup")
+    assert cfg.scale == {"cpu", "memory"}
+
+
+def test_full_matrix():
+    cfg = make(models="oracle:lean, oracle:heavy,nop,openai:gpt-5.1", multipliers="1,1.5,3x,uncapped", samples="3")
+    assert [m.kind for m in cfg.models] == ["oracle", "oracle", "nop", "provider"]
+    assert [m.label for m in cfg.multipliers] == ["1x", "1.5x", "3x", "uncapped"]
+    assert cfg.samples == 3
+
+
+@pytest.mark.parametrize("name, value, match", [
+    ("multipliers", "0.5", "'0.5'.*below 1"),
+    ("multipliers", "abc", "'abc'.*1, 1.5, 3x"),
+    ("multipliers", "3y", "'3y'"),
+    ("multipliers", "", "empty entry"),
+    ("multipliers", "1,,3", "empty entry"),
+    ("multipliers", "3,3x", "'3x' repeats '3'"),
+    ("models", "", "empty entry"),
+    ("models", "gpt4", "unknown built-in model 'gpt4'.*oracle"),
+    ("models", "oracle:", "oracle variant is empty"),
+    ("models", "nop,nop", "'nop' repeats"),
+    ("backend", "kubernetes", "'kubernetes' is not one of: local, docker"),
+    ("samples", "0", "must be ≥ 1"),
+    ("samples", "two", "not a whole number"),
+    ("scale", "cpu,disk", "'disk' is not one of"),
+    ("oom_as", "ignored", "not one of: infra, failed"),
+    ("enforcement", "seccomp", "not one of: cgroup, rlimit"),
+])
+def test_bad_values_name_the_value_and_what_is_accepted(name, value, match):
+    with pytest.raises(ConfigError, match=match):
+        make(**{name: value})
+
+
+def test_every_option_has_an_ini_key_and_flag():
+    assert all(opt.ini.startswith("hb_") for opt in OPTIONS)
+    assert {opt.flag for opt in OPTIONS} >= {"--models", "--multipliers", "--samples", "--hb-backend",
+                                             "--hb-scale", "--hb-out", "--hb-oom-as"}
+    assert all(opt.flag in ("--models", "--multipliers", "--samples") or opt.flag.startswith("--hb-") for opt in OPTIONS)

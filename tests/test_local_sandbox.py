@@ -1,0 +1,143 @@
+"""The local backend against the real kernel: limits are enforced, evidence is the kernel's."""
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from pytest_harnessbench.resources import Allocation, Multiplier, Spec
+from pytest_harnessbench.sandbox import cgroups
+from pytest_harnessbench.sandbox.base import OutputMissingError
+from pytest_harnessbench.sandbox.local import LocalBackend
+
+HOG = "python3 -c 'x = bytearray(200 * 1024 * 1024); x[::4096] = b\"1\" * len(x[::4096])'"
+
+
+@pytest.fixture
+def backend(tmp_path, monkeypatch):
+    monkeypatch.setenv("HARNESSBENCH_WORK_ROOT", str(tmp_path))
+    b = LocalBackend(f"test-{os.getpid()}")
+    if os.environ.get("CI") is None:
+        try:
+            b.check()
+        except Exception as exc:  # a developer machine without cgroup access
+            pytest.skip(f"no cgroup access here: {exc}")
+    yield b
+    b.close()
+
+
+def sandbox(backend, mult="1", **spec):
+    spec.setdefault("memory", "64Mi")
+    return backend.provision(Allocation.of(Spec.from_marker(**spec), Multiplier.parse(mult)), "t")
+
+
+def test_hog_is_killed_at_1x_and_the_kernel_counts_it(backend):
+    box = sandbox(backend)
+    try:
+        result = box.exec(HOG)
+        evidence = box.evidence()
+    finally:
+        box.close()
+    assert result.exit_code == 137
+    assert evidence.oom_kills >= 1
+    assert 60 * 1024**2 <= evidence.peak_memory_bytes <= 64 * 1024**2 + 4096
+
+
+def test_same_hog_survives_uncapped(backend):
+    box = sandbox(backend, "uncapped")
+    try:
+        result = box.exec(HOG)
+        evidence = box.evidence()
+    finally:
+        box.close()
+    assert result.exit_code == 0
+    assert evidence.oom_kills == 0 and evidence.peak_memory_bytes >= 200 * 1024**2
+
+
+def test_cpu_limit_throttles_a_busy_loop(backend):
+    box = sandbox(backend, cpus=0.25)
+    try:
+        box.exec("timeout 1 sh -c 'while :; do :; done'")
+        cpu = box.evidence().cpu_seconds
+    finally:
+        box.close()
+    assert 0.1 < cpu < 0.45  # a quarter of a core for one second, not a whole one
+
+
+def test_pids_limit(backend):
+    box = sandbox(backend, pids=8)
+    try:
+        result = box.exec("for i in $(seq 20); do sleep 2 & done; wait")
+    finally:
+        box.close()
+    assert "fork" in result.stderr or "Resource temporarily unavailable" in result.stderr
+
+
+def test_timeout_kills_the_whole_command(backend, tmp_path):
+    box = sandbox(backend)
+    try:
+        start = time.monotonic()
+        result = box.exec("sleep 30 & sleep 30; echo never", timeout=1)
+        elapsed = time.monotonic() - start
+        time.sleep(0.1)
+        left = Path(box.group.procs_files[0]).read_text().split()
+    finally:
+        box.close()
+    assert result.timed_out and result.exit_code == 124 and elapsed < 3
+    assert left == []  # the background sleep went too
+
+
+def test_files_round_trip_and_missing_file_is_output_missing(backend):
+    box = sandbox(backend)
+    try:
+        box.write_file("sub/a.txt", "hello")
+        box.write_file("b.bin", b"\x00\x01")
+        assert box.exec("cat sub/a.txt").stdout == "hello"
+        assert box.read_file("b.bin", text=False) == b"\x00\x01"
+        with pytest.raises(FileNotFoundError):
+            box.read_file("nothing.txt")
+        with pytest.raises(OutputMissingError):
+            box.read_file("sub")
+    finally:
+        box.close()
+
+
+def test_no_network_interfaces_but_loopback(backend):
+    box = sandbox(backend)
+    try:
+        devices = box.exec("tail -n +3 /proc/net/dev | cut -d: -f1").stdout.split()
+    finally:
+        box.close()
+    assert devices == ["lo"]
+
+
+def test_close_removes_group_and_directory_also_with_running_processes(backend):
+    box = sandbox(backend)
+    box.exec("(sleep 60 &) ; true")
+    group_dirs = list(box.group.dirs.values())
+    workdir = box.workdir
+    box.close()
+    assert not workdir.exists()
+    assert not any(d.exists() for d in group_dirs)
+
+
+def test_no_cgroup_access_is_a_clear_error(monkeypatch):
+    monkeypatch.setattr(cgroups, "CGROUP_MOUNT", Path("/nonexistent"))
+    monkeypatch.setattr(cgroups, "_v1_mounts", lambda: {})
+    with pytest.raises(cgroups.EnforcementUnavailable, match="--hb-enforcement=rlimit"):
+        cgroups.detect()
+
+
+def test_rlimit_fallback_caps_address_space(tmp_path, monkeypatch):
+    monkeypatch.setenv("HARNESSBENCH_WORK_ROOT", str(tmp_path))
+    b = LocalBackend("rl", enforcement="rlimit")
+    assert b.check() == "rlimit"
+    box = sandbox(b, memory="64Mi")
+    try:
+        result = box.exec(HOG)
+        evidence = box.evidence()
+    finally:
+        box.close()
+    assert result.exit_code != 0 and "MemoryError" in result.stderr
+    assert evidence.oom_kills == 1 and evidence.oom_source == "heuristic"

@@ -1,0 +1,51 @@
+import pytest
+
+from pytest_harnessbench.outcomes import ProviderError, classify
+from pytest_harnessbench.sandbox.base import OutputMissingError, SandboxLostError, SandboxStartError
+
+
+def pair(verdict):
+    return verdict.outcome, verdict.cause
+
+
+def test_pass_even_with_oom_inside():
+    assert pair(classify(None, oom_kills=2)) == ("passed", None)
+
+
+def test_assertion_and_missing_output_are_model_failures():
+    assert pair(classify(AssertionError("x"))) == ("failed", "assertion")
+    assert pair(classify(OutputMissingError("out.txt"))) == ("failed", "assertion")
+
+
+def test_pytest_fail_is_a_model_failure():
+    with pytest.raises(BaseException) as info:
+        pytest.fail("wrong output")
+    assert pair(classify(info.value)) == ("failed", "assertion")
+
+
+def test_budget_exhaustion_names_the_budget():
+    assert pair(classify(AssertionError(), stop_reason="timeout")) == ("failed", "timeout")
+    assert pair(classify(AssertionError(), stop_reason="step_limit")) == ("failed", "step_limit")
+
+
+def test_oom_turns_a_failure_into_infra_unless_counted_as_failed():
+    assert pair(classify(AssertionError(), oom_kills=1)) == ("infra", "oom")
+    assert pair(classify(OutputMissingError("f"), oom_kills=1, stop_reason="timeout")) == ("infra", "oom")
+    assert pair(classify(AssertionError(), oom_kills=1, oom_as="failed")) == ("failed", "oom")
+
+
+def test_task_bugs_are_harness_errors_even_with_oom():
+    assert pair(classify(NameError("x"))) == ("error", "harness")
+    assert pair(classify(TypeError("x"), oom_kills=3)) == ("error", "harness")
+    assert pair(classify(FileNotFoundError("host file"))) == ("error", "harness")
+
+
+def test_sandbox_and_provider_faults_are_infra():
+    assert pair(classify(SandboxStartError("no"))) == ("infra", "sandbox_start")
+    assert pair(classify(SandboxLostError("gone"))) == ("infra", "sandbox_lost")
+    assert pair(classify(SandboxLostError("gone"), oom_kills=1)) == ("infra", "oom")
+    assert pair(classify(ProviderError("429"))) == ("infra", "provider")
+
+
+def test_message_names_the_exception():
+    assert classify(AssertionError("sorted.txt unsorted\nmore")).message == "AssertionError: sorted.txt unsorted"

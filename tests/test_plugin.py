@@ -1,0 +1,199 @@
+"""End to end through pytest: options, outcomes, records, summary, cleanup, xdist."""
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from pytest_harnessbench.sandbox import cgroups
+
+TASKS = '''
+import pytest
+
+HOG = "python3 -c 'x = bytearray(150 * 1024 * 1024); x[::4096] = b\\"1\\" * len(x[::4096])'"
+
+@pytest.mark.task(cpus=1, memory="64Mi", timeout=20,
+                  solutions={"lean": "echo 42 > answer.txt",
+                             "heavy": HOG + " && echo 42 > answer.txt",
+                             "wrong": "echo 41 > answer.txt"})
+def test_answer(trial):
+    trial.run_agent("Write the answer to answer.txt.")
+    assert trial.sandbox.read_file("answer.txt").strip() == "42"
+
+def test_plain_tests_still_run():
+    assert True
+'''
+
+
+@pytest.fixture
+def suite(pytester, tmp_path, monkeypatch):
+    monkeypatch.setenv("HARNESSBENCH_WORK_ROOT", str(tmp_path / "work"))
+    pytester.makepyfile(test_tasks=TASKS)
+    return pytester
+
+
+def run(pytester, *args):
+    return pytester.runpytest_subprocess("-p", "no:cacheprovider", "--hb-out", "run", *args)
+
+
+def records(pytester, run_dir="run"):
+    lines = (pytester.path / run_dir / "results.jsonl").read_text().splitlines()
+    return [json.loads(line) for line in lines]
+
+
+def by_model(recs):
+    return {(r["model"], r["multiplier"]): (r["outcome"], r["cause"]) for r in recs}
+
+
+def test_oom_at_1x_is_infra_and_uncapped_passes(suite):
+    result = run(suite, "--models", "oracle:heavy,oracle:lean,oracle:wrong", "--multipliers", "1,uncapped")
+    result.stdout.fnmatch_lines(["*2 failed, 4 passed, 1 infra*"])
+    outcomes = by_model(records(suite))
+    assert outcomes == {
+        ("oracle:heavy", "1x"): ("infra", "oom"),
+        ("oracle:heavy", "uncapped"): ("passed", None),
+        ("oracle:lean", "1x"): ("passed", None),
+        ("oracle:lean", "uncapped"): ("passed", None),
+        ("oracle:wrong", "1x"): ("failed", "assertion"),
+        ("oracle:wrong", "uncapped"): ("failed", "assertion"),
+    }
+    heavy = next(r for r in records(suite) if r["model"] == "oracle:heavy" and r["multiplier"] == "1x")
+    assert heavy["resources"]["oom_kills"] >= 1
+    assert heavy["allocation"]["limit"]["memory_bytes"] == 64 * 1024**2
+    assert heavy["enforcement"].startswith("cgroup-")
+    assert result.ret == 1
+
+
+def test_oom_as_failed(suite):
+    run(suite, "--models", "oracle:heavy", "--hb-oom-as", "failed")
+    assert by_model(records(suite)) == {("oracle:heavy", "1x"): ("failed", "oom")}
+
+
+def test_task_bug_is_error_and_timeout_is_failed_timeout(pytester, tmp_path, monkeypatch):
+    monkeypatch.setenv("HARNESSBENCH_WORK_ROOT", str(tmp_path / "work"))
+    pytester.makepyfile(test_more='''
+import pytest
+
+@pytest.mark.task(timeout=1, solutions="sleep 10; echo done > out.txt")
+def test_slow(trial):
+    trial.run_agent("Be quick.")
+    assert trial.sandbox.read_file("out.txt")
+
+@pytest.mark.task(solutions="true")
+def test_broken(trial):
+    trial.run_agent("Anything.")
+    undefined_name
+''')
+    result = run(pytester)
+    result.stdout.fnmatch_lines(["*1 failed, 1 error*"])
+    recs = {r["task_id"].split("::")[1]: r for r in records(pytester)}
+    assert (recs["test_slow"]["outcome"], recs["test_slow"]["cause"]) == ("failed", "timeout")
+    assert (recs["test_broken"]["outcome"], recs["test_broken"]["cause"]) == ("error", "harness")
+    assert "NameError" in recs["test_broken"]["message"]
+    assert recs["test_slow"]["timing"]["agent_s"] < 3
+
+
+def test_nop_fails_and_ids_read_model_at_multiplier_sample(suite):
+    result = run(suite, "--models", "nop", "--multipliers", "1,3x", "--samples", "2", "-v")
+    result.stdout.fnmatch_lines(["*test_answer?nop@1x#1?*", "*test_answer?nop@3x#2?*", "*4 failed, 1 passed*"])
+    assert {(r["outcome"], r["cause"]) for r in records(suite)} == {("failed", "assertion")}
+
+
+def test_run_directory_holds_card_records_and_trajectories(suite):
+    run(suite, "--models", "oracle:lean", "--multipliers", "1,3")
+    run_dir = suite.path / "run"
+    card = json.loads((run_dir / "harness.json").read_text())
+    assert card["settings"]["multipliers"] == ["1x", "3x"]
+    assert card["harness"]["system_prompt_sha256"] and card["harness"]["toolset_sha256"]
+    assert card["enforcement"].startswith("cgroup-") and card["trials_recorded"] == 2
+    assert card["packages"]["langchain"]
+    for rec in records(suite):
+        doc = json.loads((run_dir / "trials" / f"{rec['trial_id']}.json").read_text())
+        calls = doc["trajectories"][0]["tool_calls"]
+        assert [(c["name"], c["args"]["command"], c["exit_code"]) for c in calls] == [("bash", "echo 42 > answer.txt", 0)]
+        assert doc["trajectories"][0]["stop_reason"] == "completed"
+        assert rec["usage"]["model_calls"] == 2 and rec["usage"]["tool_calls"] == 1
+
+
+def test_summary_table(suite):
+    result = run(suite, "--models", "oracle:heavy,oracle:lean", "--multipliers", "1,uncapped")
+    result.stdout.fnmatch_lines([
+        "=*= harnessbench =*=",
+        "model*mult*trials*passed*failed*infra*error*score*infra rate*",
+        "oracle:heavy*1x*1*0*0*1 (oom:1)*0*0.0% ?0.0–79.3? (0/1)*-*100.0% ?20.7–100.0? (1/1)",
+        "oracle:heavy*uncapped*1*1*0*0*",
+        "oracle:lean*1x*",
+        "enforcement: local/cgroup-v*",
+        "run directory: *run",
+    ])
+
+
+def _summary(stdout_lines):
+    start = next(i for i, line in enumerate(stdout_lines) if line.startswith("=") and " harnessbench " in line)
+    return [line for line in stdout_lines[start + 1:] if line.startswith(("model", "oracle", "nop", "-", "enforcement"))]
+
+
+def test_summary_is_the_same_under_xdist(suite):
+    args = ["--models", "oracle:heavy,oracle:lean,nop", "--multipliers", "1,3,uncapped", "--samples", "2"]
+    serial = run(suite, *args)
+    parallel = suite.runpytest_subprocess("-p", "no:cacheprovider", "--hb-out", "run-xdist", "-n", "2", *args)
+    assert _summary(serial.outlines) == _summary(parallel.outlines)
+    assert len(_summary(serial.outlines)) == 2 + 9 + 1
+    ids = lambda recs: sorted(r["trial_id"] for r in recs)  # noqa: E731
+    assert ids(records(suite)) == ids(records(suite, "run-xdist"))
+    assert {r["worker"] for r in records(suite, "run-xdist")} == {"gw0", "gw1"}
+
+
+def test_nothing_left_behind(suite, tmp_path):
+    run(suite, "--models", "oracle:heavy,oracle:lean", "--multipliers", "1,uncapped", "-n", "2")
+    work = tmp_path / "work" / "harnessbench"
+    assert not work.exists() or list(work.iterdir()) == []
+    for parent in cgroups.detect().parents.values():
+        leftovers = [p.name for p in parent.iterdir() if p.is_dir() and p.name.startswith("2")]
+        run_ids = {r["run_id"] for r in records(suite)}
+        assert not [name for name in leftovers if any(name.startswith(rid) for rid in run_ids)]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--multipliers", "0.5"], "*--multipliers*'0.5'*below 1*"),
+    (["--multipliers", "abc"], "*--multipliers*'abc'*1, 1.5, 3x*uncapped*"),
+    (["--multipliers", "3y"], "*--multipliers*'3y'*"),
+    (["--multipliers", ""], "*--multipliers*empty entry*"),
+    (["--multipliers", "1,3,3x"], "*--multipliers*'3x' repeats '3'*"),
+    (["--hb-backend", "podman"], "*--hb-backend*'podman'*local, docker*"),
+    (["--models", "gpt-5"], "*unknown built-in model 'gpt-5'*oracle*nop*"),
+    (["--models", "oracle:fast"], "*test_answer*no solution 'fast'*lean, heavy, wrong*"),
+])
+def test_usage_errors_before_any_sandbox(suite, args, message):
+    result = run(suite, *args)
+    assert result.ret == 4
+    result.stderr.fnmatch_lines([message])
+    assert not (suite.path / "run").exists()
+
+
+def test_malformed_marker_is_a_usage_error(pytester):
+    pytester.makepyfile(test_bad='''
+import pytest
+
+@pytest.mark.task(memory="2 gigs")
+def test_x(trial):
+    pass
+''')
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    assert result.ret == 4
+    result.stderr.fnmatch_lines(["*test_x*memory size '2 gigs' is not understood*256Mi*"])
+
+
+def test_ini_keys_configure_the_bake_off(suite):
+    suite.makeini("[pytest]\nhb_models = oracle:lean,nop\nhb_multipliers = 1, uncapped\nhb_samples = 2\n")
+    result = run(suite)
+    result.stdout.fnmatch_lines(["*4 failed, 5 passed*"])
+    assert len(records(suite)) == 8
+
+
+def test_rlimit_enforcement_is_flagged_as_weaker(suite):
+    result = run(suite, "--models", "oracle:heavy", "--multipliers", "1,uncapped", "--hb-enforcement", "rlimit")
+    result.stdout.fnmatch_lines(["*enforcement: local/rlimit*", "*WARNING: rlimit enforcement*weaker*"])
+    assert by_model(records(suite)) == {("oracle:heavy", "1x"): ("infra", "oom"),
+                                        ("oracle:heavy", "uncapped"): ("passed", None)}
