@@ -1,11 +1,41 @@
 """Rates, intervals, tests and verdicts: pure functions over trial records.
 
-scipy is imported lazily inside functions so that importing this module stays cheap.
+A record is a plain dict (one per trial) with at least ``task_id``, ``model``,
+``multiplier`` ("1x", "1.5x", "3x", "uncapped"), ``sample`` (1-based),
+``outcome`` ("passed" | "failed" | "infra" | "error") and ``cause``.
+
+Conventions:
+
+- Rates and differences are *fractions* (0..1); only display helpers
+  (``verdict``, messages) speak in percentage points.
+- Trials of one task are not independent, so anything that spans tasks is
+  clustered by ``task_id`` and models are compared *paired by task*, never by
+  sample index.
+- scipy is imported lazily inside functions so that importing this module
+  stays cheap (``pytest --help`` and collection must not pay for it).
 """
 
 from __future__ import annotations
 
 import math
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+Record = Mapping[str, Any]
+Metric = Literal["score", "pass_rate", "infra_rate"]
+METRICS: tuple[str, ...] = ("score", "pass_rate", "infra_rate")
+
+#: Boschloo's exact test costs roughly (cells of the table space)^2: about
+#: 0.4 s for 200 trials per arm and 2.7 s for 445. Above this many cells,
+#: (n1 + 1) * (n2 + 1), ``compare_proportions`` uses Fisher's exact test instead
+#: (also exact, slightly conservative, and near-identical at these sizes).
+BOSCHLOO_MAX_CELLS = 201 * 201
+
+
+# --------------------------------------------------------------------------
+# Normal quantiles (stdlib: no scipy needed for these)
 
 
 def _z(confidence: float) -> float:
@@ -15,12 +45,20 @@ def _z(confidence: float) -> float:
     return NormalDist().inv_cdf(0.5 + confidence / 2.0)
 
 
+def _check_confidence(confidence: float) -> None:
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be between 0 and 1 (exclusive), got {confidence}")
+
+
+# --------------------------------------------------------------------------
+# Single proportions
+
+
 def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
     """Wilson score interval for a binomial proportion; n == 0 gives (0.0, 1.0)."""
     if n < 0 or successes < 0 or successes > n:
         raise ValueError(f"need 0 <= successes <= n, got {successes}/{n}")
-    if not 0.0 < confidence < 1.0:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    _check_confidence(confidence)
     if n == 0:
         return (0.0, 1.0)
     z = _z(confidence)
@@ -28,4 +66,429 @@ def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[f
     denom = 1.0 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return (max(0.0, centre - half), min(1.0, centre + half))
+    low = 0.0 if successes == 0 else max(0.0, centre - half)
+    high = 1.0 if successes == n else min(1.0, centre + half)
+    return (low, high)
+
+
+@dataclass(frozen=True)
+class Rate:
+    """k of n, with a Wilson interval and (when trials cluster) a task-clustered SE.
+
+    ``value`` is 0.0 when n == 0 (the interval is then the uninformative (0, 1);
+    always show the denominator). ``se`` is None when it adds nothing: fewer
+    than two tasks, or every task contributes at most one trial (then the
+    Wilson interval already is the right one).
+    """
+
+    k: int
+    n: int
+    value: float
+    low: float
+    high: float
+    se: float | None = None
+
+    def clustered_interval(self, confidence: float = 0.95) -> tuple[float, float] | None:
+        """Normal interval value ± z·se, clipped to [0, 1]; None without a clustered SE."""
+        if self.se is None:
+            return None
+        z = _z(confidence)
+        return (max(0.0, self.value - z * self.se), min(1.0, self.value + z * self.se))
+
+
+def make_rate(k: int, n: int, confidence: float = 0.95, se: float | None = None) -> Rate:
+    low, high = wilson_interval(k, n, confidence)
+    return Rate(k=k, n=n, value=k / n if n else 0.0, low=low, high=high, se=se)
+
+
+def _trial_counts(record: Record, metric: str) -> tuple[int, int]:
+    """(numerator, denominator) contribution of one trial to a metric.
+
+    score      = passed / all trials (infra and error count as not passed)
+    pass_rate  = passed / (all trials - infra)   (error trials stay in)
+    infra_rate = infra / all trials
+    """
+    outcome = record["outcome"]
+    if metric == "score":
+        return (int(outcome == "passed"), 1)
+    if metric == "pass_rate":
+        return (0, 0) if outcome == "infra" else (int(outcome == "passed"), 1)
+    if metric == "infra_rate":
+        return (int(outcome == "infra"), 1)
+    raise ValueError(f"unknown metric {metric!r}: expected one of {', '.join(METRICS)}")
+
+
+def per_task_counts(records: Iterable[Record], metric: str = "pass_rate") -> dict[str, tuple[int, int]]:
+    """task_id -> (k, m) for a metric. Tasks with m == 0 (e.g. all infra for pass_rate) are left out."""
+    counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for record in records:
+        k, m = _trial_counts(record, metric)
+        entry = counts[record["task_id"]]
+        entry[0] += k
+        entry[1] += m
+    return {task: (k, m) for task, (k, m) in counts.items() if m > 0}
+
+
+def clustered_se(task_counts: Sequence[tuple[int, int]]) -> float | None:
+    """Task-clustered (cluster-robust, CR1) standard error of a pooled proportion.
+
+    With G tasks, task i having k_i successes out of m_i trials, N = Σ m_i and
+    p = Σ k_i / N, the sandwich (linearisation) variance of the ratio p is
+
+        Var(p) = G / (G - 1) · Σ_i (k_i - p·m_i)² / N²
+
+    i.e. the SE of the trial-weighted mean of per-task rates, treating tasks as
+    the independent units. With one trial per task it reduces to
+    sqrt(G/(G-1) · p(1-p)/N), the binomial SE. Returns None for fewer than two
+    tasks (no between-task variation to estimate).
+    """
+    clusters = [(k, m) for k, m in task_counts if m > 0]
+    g = len(clusters)
+    if g < 2:
+        return None
+    total = sum(m for _, m in clusters)
+    p = sum(k for k, _ in clusters) / total
+    squares = sum((k - p * m) ** 2 for k, m in clusters)
+    return math.sqrt(g / (g - 1) * squares) / total
+
+
+def metric_rate(records: Iterable[Record], metric: str = "score", confidence: float = 0.95) -> Rate:
+    """One metric over a set of records (normally one model × multiplier cell)."""
+    counts = list(per_task_counts(records, metric).values())
+    k = sum(c[0] for c in counts)
+    n = sum(c[1] for c in counts)
+    clustered = any(m > 1 for _, m in counts)
+    return make_rate(k, n, confidence, se=clustered_se(counts) if clustered else None)
+
+
+@dataclass(frozen=True)
+class CellSummary:
+    """Rates of one model × multiplier cell. ``samples`` = most trials of any one task."""
+
+    model: str
+    multiplier: str
+    trials: int
+    tasks: int
+    samples: int
+    errors: int
+    score: Rate
+    pass_rate: Rate
+    infra_rate: Rate
+
+
+def multiplier_rank(label: str) -> float:
+    """Sort key for a multiplier label: "1x" -> 1.0, "1.5x" -> 1.5, "uncapped" -> inf."""
+    text = str(label).strip().lower()
+    if text == "uncapped":
+        return math.inf
+    try:
+        return float(text.removesuffix("x"))
+    except ValueError:
+        raise ValueError(f"bad multiplier label {label!r}: expected e.g. 1x, 1.5x, 3x or uncapped") from None
+
+
+def summarize(records: Sequence[Record], confidence: float = 0.95) -> dict[tuple[str, str], CellSummary]:
+    """(model, multiplier) -> CellSummary, ordered by model then multiplier rank."""
+    cells: dict[tuple[str, str], list[Record]] = defaultdict(list)
+    for record in records:
+        cells[(record["model"], record["multiplier"])].append(record)
+    out: dict[tuple[str, str], CellSummary] = {}
+    for model, mult in sorted(cells, key=lambda key: (key[0], multiplier_rank(key[1]))):
+        cell = cells[(model, mult)]
+        per_task: dict[str, int] = defaultdict(int)
+        for record in cell:
+            per_task[record["task_id"]] += 1
+        out[(model, mult)] = CellSummary(
+            model=model,
+            multiplier=mult,
+            trials=len(cell),
+            tasks=len(per_task),
+            samples=max(per_task.values()),
+            errors=sum(r["outcome"] == "error" for r in cell),
+            score=metric_rate(cell, "score", confidence),
+            pass_rate=metric_rate(cell, "pass_rate", confidence),
+            infra_rate=metric_rate(cell, "infra_rate", confidence),
+        )
+    return out
+
+
+# --------------------------------------------------------------------------
+# Two independent proportions (e.g. a multiplier vs 1x)
+
+
+@dataclass(frozen=True)
+class ProportionTest:
+    """Exact two-sided test of k1/n1 vs k2/n2; ``difference`` = second − first (fraction)."""
+
+    difference: float
+    pvalue: float
+    method: Literal["boschloo", "fisher", "none"]
+
+
+def compare_proportions(
+    k1: int, n1: int, k2: int, n2: int, *, max_boschloo_cells: int = BOSCHLOO_MAX_CELLS
+) -> ProportionTest:
+    """Boschloo's exact test, falling back to Fisher's exact test.
+
+    scipy's ``boschloo_exact`` treats each *column* as one arm, so the table is
+    [[k1, k2], [n1 - k1, n2 - k2]] (26/445 vs 9/445 -> p ≈ 0.0044).
+    Fisher is used when the table is degenerate (a zero row or column), when
+    Boschloo fails or returns nan, or when the table space exceeds
+    ``max_boschloo_cells`` (Boschloo's run time; see BOSCHLOO_MAX_CELLS).
+    An arm with no trials at all gives method "none" and p = 1.0.
+    """
+    for k, n in ((k1, n1), (k2, n2)):
+        if n < 0 or k < 0 or k > n:
+            raise ValueError(f"need 0 <= k <= n, got {k}/{n}")
+    if n1 == 0 or n2 == 0:
+        return ProportionTest(difference=0.0, pvalue=1.0, method="none")
+    from scipy import stats
+
+    difference = k2 / n2 - k1 / n1
+    table = [[k1, k2], [n1 - k1, n2 - k2]]
+    degenerate = k1 + k2 == 0 or k1 + k2 == n1 + n2
+    if not degenerate and (n1 + 1) * (n2 + 1) <= max_boschloo_cells:
+        try:
+            pvalue = float(stats.boschloo_exact(table).pvalue)
+        except (ValueError, FloatingPointError, ArithmeticError):
+            pvalue = math.nan
+        if math.isfinite(pvalue):
+            return ProportionTest(difference=difference, pvalue=min(1.0, pvalue), method="boschloo")
+    pvalue = float(stats.fisher_exact(table).pvalue)
+    return ProportionTest(difference=difference, pvalue=min(1.0, pvalue), method="fisher")
+
+
+# --------------------------------------------------------------------------
+# Trend over ordered groups (e.g. multipliers 1x < 1.5x < 3x < uncapped)
+
+
+@dataclass(frozen=True)
+class TrendTest:
+    """Cochran–Armitage trend: z < 0 means the rate falls as the score rises."""
+
+    z: float
+    pvalue: float
+
+
+def cochran_armitage(groups: Sequence[tuple[int, int]], scores: Sequence[float] | None = None) -> TrendTest:
+    """Cochran–Armitage test for a linear trend in proportions k_i/n_i over ordered groups.
+
+    With p = Σk/N, T = Σ s_i (k_i − n_i p) and
+    Var(T) = p(1−p) [Σ n_i s_i² − (Σ n_i s_i)² / N], z = T / √Var(T) and the
+    two-sided p-value is from the normal distribution. Scores default to
+    0..G−1 (rank order; pass the groups sorted, "uncapped" last). No variation
+    (every trial the same, or a single non-empty group) gives z = 0, p = 1.
+    It treats trials as independent; with samples > 1 per task read p as optimistic.
+    """
+    if scores is None:
+        scores = list(range(len(groups)))
+    if len(scores) != len(groups):
+        raise ValueError(f"{len(scores)} scores for {len(groups)} groups")
+    for k, n in groups:
+        if n < 0 or k < 0 or k > n:
+            raise ValueError(f"need 0 <= k <= n, got {k}/{n}")
+    total = sum(n for _, n in groups)
+    if total == 0:
+        return TrendTest(z=0.0, pvalue=1.0)
+    p = sum(k for k, _ in groups) / total
+    t = sum(s * (k - n * p) for s, (k, n) in zip(scores, groups))
+    sum_ns = sum(s * n for s, (_, n) in zip(scores, groups))
+    sum_ns2 = sum(s * s * n for s, (_, n) in zip(scores, groups))
+    variance = p * (1 - p) * (sum_ns2 - sum_ns * sum_ns / total)
+    if variance <= 1e-12:
+        return TrendTest(z=0.0, pvalue=1.0)
+    z = t / math.sqrt(variance)
+    return TrendTest(z=z, pvalue=math.erfc(abs(z) / math.sqrt(2)))
+
+
+def multiplier_trend(records: Iterable[Record], metric: str = "infra_rate") -> TrendTest:
+    """Cochran–Armitage over the multipliers present in ``records`` (one model), rank scores."""
+    groups: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for record in records:
+        k, m = _trial_counts(record, metric)
+        groups[record["multiplier"]][0] += k
+        groups[record["multiplier"]][1] += m
+    ordered = sorted(groups, key=multiplier_rank)
+    return cochran_armitage([(groups[m][0], groups[m][1]) for m in ordered])
+
+
+# --------------------------------------------------------------------------
+# Paired-by-task comparison of two models
+
+
+@dataclass(frozen=True)
+class PairedComparison:
+    """Model B − model A, paired by task.
+
+    ``mean_a``/``mean_b`` are means of per-task rates over the paired tasks and
+    ``difference`` = mean_b − mean_a (a fraction; ×100 for points), with a t
+    interval over tasks at ``confidence``. ``pvalue`` is from exact McNemar when
+    every paired task has exactly one trial per model (``method`` "mcnemar"),
+    otherwise from the paired t test (``method`` "paired-t").
+    """
+
+    metric: str
+    tasks: int
+    mean_a: float
+    mean_b: float
+    difference: float
+    sd: float
+    low: float
+    high: float
+    confidence: float
+    pvalue: float
+    method: Literal["paired-t", "mcnemar", "none"]
+    unpaired_tasks: int = 0
+
+    @property
+    def difference_points(self) -> float:
+        return 100.0 * self.difference
+
+
+def paired_comparison(
+    records_a: Iterable[Record],
+    records_b: Iterable[Record],
+    metric: str = "pass_rate",
+    confidence: float = 0.95,
+) -> PairedComparison:
+    """Compare model B with model A task by task (B − A).
+
+    Each task's trials are pooled into one rate per model; only tasks with a
+    rate for both models are paired (``unpaired_tasks`` counts the rest). Pass
+    records of one multiplier to compare at that multiplier; otherwise a task's
+    rate pools all its multipliers. The interval is mean ± t_{tasks−1}·sd/√tasks,
+    clipped to [−1, 1]; with fewer than two tasks it is the whole [−1, 1].
+    """
+    _check_confidence(confidence)
+    counts_a = per_task_counts(records_a, metric)
+    counts_b = per_task_counts(records_b, metric)
+    tasks = sorted(counts_a.keys() & counts_b.keys())
+    unpaired = len(counts_a.keys() ^ counts_b.keys())
+    n = len(tasks)
+    if n == 0:
+        return PairedComparison(metric, 0, 0.0, 0.0, 0.0, 0.0, -1.0, 1.0, confidence, 1.0, "none", unpaired)
+
+    rates_a = [counts_a[t][0] / counts_a[t][1] for t in tasks]
+    rates_b = [counts_b[t][0] / counts_b[t][1] for t in tasks]
+    diffs = [b - a for a, b in zip(rates_a, rates_b)]
+    mean_a, mean_b = sum(rates_a) / n, sum(rates_b) / n
+    mean = sum(diffs) / n
+    sd = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (n - 1)) if n > 1 else 0.0
+
+    from scipy import stats
+
+    if n < 2:
+        low, high, pvalue = -1.0, 1.0, 1.0
+    elif sd == 0.0:
+        # Every task moved by exactly the same amount: the t interval collapses.
+        low = high = mean
+        pvalue = 1.0 if mean == 0.0 else 0.0
+    else:
+        se = sd / math.sqrt(n)
+        half = float(stats.t.ppf(0.5 + confidence / 2.0, n - 1)) * se
+        low, high = max(-1.0, mean - half), min(1.0, mean + half)
+        pvalue = float(2.0 * stats.t.sf(abs(mean) / se, n - 1))
+
+    method: Literal["paired-t", "mcnemar", "none"] = "paired-t"
+    if all(counts_a[t][1] == 1 and counts_b[t][1] == 1 for t in tasks):
+        method = "mcnemar"
+        b_only = sum(d > 0 for d in diffs)  # B passed, A did not
+        a_only = sum(d < 0 for d in diffs)
+        discordant = a_only + b_only
+        pvalue = float(stats.binomtest(b_only, discordant, 0.5).pvalue) if discordant else 1.0
+
+    return PairedComparison(
+        metric=metric,
+        tasks=n,
+        mean_a=mean_a,
+        mean_b=mean_b,
+        difference=mean,
+        sd=sd,
+        low=low,
+        high=high,
+        confidence=confidence,
+        pvalue=min(1.0, pvalue),
+        method=method,
+        unpaired_tasks=unpaired,
+    )
+
+
+# --------------------------------------------------------------------------
+# Many comparisons, verdicts, power
+
+
+def benjamini_hochberg(pvalues: Sequence[float]) -> list[float]:
+    """Benjamini–Hochberg adjusted p-values (step-up FDR), in the input order.
+
+    adjusted p_(i) = min over j ≥ i of (m / j) · p_(j), capped at 1, where
+    p_(1) ≤ … ≤ p_(m). Matches ``scipy.stats.false_discovery_control``.
+    """
+    m = len(pvalues)
+    for p in pvalues:
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"p-values must be in [0, 1], got {p}")
+    order = sorted(range(m), key=lambda i: pvalues[i])
+    adjusted = [0.0] * m
+    running = 1.0
+    for rank in range(m, 0, -1):
+        i = order[rank - 1]
+        running = min(running, pvalues[i] * m / rank)
+        adjusted[i] = running
+    return adjusted
+
+
+def format_p(p: float) -> str:
+    """Two significant figures ("0.40", "0.0044", "1.0"); below 0.0001 as "<0.0001"."""
+    if p < 0.0001:
+        return "<0.0001"
+    return f"{p:#.2g}"
+
+
+def verdict(p_adjusted: float, difference_points: float, alpha: float = 0.05) -> str:
+    """Verdict in words: 'within noise (p=0.40)' or 'differs: +6.0 pts (p=0.0044)'."""
+    if p_adjusted < alpha:
+        return f"differs: {difference_points:+.1f} pts (p={format_p(p_adjusted)})"
+    return f"within noise (p={format_p(p_adjusted)})"
+
+
+def fallback_difference_sd(samples: int = 1, baseline_rate: float = 0.5) -> float:
+    """SD of a per-task difference when no data is at hand: √(2·p(1−p)/samples).
+
+    That is the SD of the difference of two independent per-task means of
+    ``samples`` Bernoulli(p) trials. p = 0.5 is the worst case; it ignores
+    task-by-model interaction (which adds variance) and spread in difficulty
+    (which, at fixed mean, removes some).
+    """
+    if samples < 1:
+        raise ValueError(f"samples must be >= 1, got {samples}")
+    if not 0.0 <= baseline_rate <= 1.0:
+        raise ValueError(f"baseline_rate must be in [0, 1], got {baseline_rate}")
+    return math.sqrt(2.0 * baseline_rate * (1.0 - baseline_rate) / samples)
+
+
+def minimum_detectable_difference(
+    tasks: int,
+    sd: float | None = None,
+    *,
+    samples: int = 1,
+    baseline_rate: float = 0.5,
+    alpha: float = 0.05,
+    power: float = 0.8,
+) -> float:
+    """Smallest paired-by-task difference (fraction) detectable at ``power``.
+
+    Normal approximation: MDD = (z_{1−α/2} + z_{power}) · sd / √tasks, with sd
+    the SD of per-task differences (``PairedComparison.sd``) or, when unknown,
+    ``fallback_difference_sd(samples, baseline_rate)``. Capped at 1.0 (the whole
+    range), which is also the answer for fewer than two tasks.
+    """
+    if sd is None:
+        sd = fallback_difference_sd(samples, baseline_rate)
+    if sd < 0:
+        raise ValueError(f"sd must be >= 0, got {sd}")
+    if tasks < 2:
+        return 1.0
+    from statistics import NormalDist
+
+    z_power = NormalDist().inv_cdf(power)
+    return min(1.0, (_z(1.0 - alpha) + z_power) * sd / math.sqrt(tasks))

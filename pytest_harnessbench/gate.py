@@ -1,0 +1,232 @@
+"""CI gate: is the candidate no worse than the baseline, beyond a margin?
+
+Pure functions (no pytest). For each margin, the candidate − baseline
+difference of a metric is estimated paired by task
+(``stats.paired_comparison``) with a two-sided 1 − α t interval over tasks,
+and compared with the margin (non-inferiority):
+
+- higher-is-better metric (pass_rate, score):
+  pass if low ≥ −margin, fail if high < −margin, else inconclusive;
+- lower-is-better metric (infra_rate): the mirror image,
+  pass if high ≤ +margin, fail if low > +margin, else inconclusive.
+
+Because the interval is two-sided at 1 − α, each one-sided call ("pass" or
+"fail") is wrong at most α/2 of the time when its premise is false.
+``strict`` makes an inconclusive verdict block the gate (``blocks``) without
+relabelling it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pytest_harnessbench.stats import Record, paired_comparison
+
+#: metric -> True when higher is better
+METRIC_DIRECTION: dict[str, bool] = {"pass_rate": True, "score": True, "infra_rate": False}
+
+_MARGIN_RE = re.compile(r"^(?P<metric>[a-z_]+):(?P<number>\d+(?:\.\d*)?|\.\d+)(?P<unit>pts?|%)$")
+_ACCEPTED = (
+    "expected METRIC:NUMBERpt (or NUMBER%, both meaning percentage points), "
+    f"METRIC one of {', '.join(METRIC_DIRECTION)}, e.g. pass_rate:3pt,infra_rate:2pt"
+)
+
+
+@dataclass(frozen=True)
+class Margin:
+    """How much worse the candidate may be on ``metric``, in percentage points."""
+
+    metric: str
+    points: float
+
+    @property
+    def fraction(self) -> float:
+        return self.points / 100.0
+
+    @property
+    def higher_is_better(self) -> bool:
+        return METRIC_DIRECTION[self.metric]
+
+    def __str__(self) -> str:
+        return f"{self.metric}:{self.points:g}pt"
+
+
+def parse_margins(text: str) -> list[Margin]:
+    """Parse "pass_rate:3pt,infra_rate:2pt" (like pytest-benchmark's --benchmark-compare-fail).
+
+    Raises ValueError with a one-line message naming the bad piece.
+    """
+    pieces = [piece.strip() for piece in str(text).split(",")]
+    if pieces == [""]:
+        raise ValueError(f"empty gate margin: {_ACCEPTED}")
+    margins: list[Margin] = []
+    for piece in pieces:
+        match = _MARGIN_RE.match(piece.replace(" ", "").lower())
+        if match is None:
+            raise ValueError(f"bad gate margin {piece!r}: {_ACCEPTED}")
+        metric = match["metric"]
+        if metric not in METRIC_DIRECTION:
+            raise ValueError(f"bad gate margin {piece!r}: unknown metric {metric!r}; {_ACCEPTED}")
+        if any(m.metric == metric for m in margins):
+            raise ValueError(f"bad gate margin {piece!r}: metric {metric!r} given twice; {_ACCEPTED}")
+        points = float(match["number"])
+        if points > 100:
+            raise ValueError(f"bad gate margin {piece!r}: more than 100 points; {_ACCEPTED}")
+        margins.append(Margin(metric=metric, points=points))
+    return margins
+
+
+Status = Literal["pass", "fail", "inconclusive"]
+
+
+@dataclass(frozen=True)
+class GateVerdict:
+    """One metric's verdict. Rates and differences are fractions (0..1).
+
+    ``baseline``/``candidate`` are the means of per-task rates over the paired
+    tasks, so ``difference`` = candidate − baseline exactly; (low, high) is its
+    two-sided (1 − alpha) interval.
+    """
+
+    metric: str
+    candidate: float
+    baseline: float
+    difference: float
+    low: float
+    high: float
+    margin: Margin
+    status: Status
+    tasks: int
+    alpha: float
+    strict: bool = False
+    candidate_model: str = ""
+    baseline_model: str = ""
+
+    @property
+    def blocks(self) -> bool:
+        """Does this verdict fail the gate? (fail, or inconclusive under strict)."""
+        return self.status == "fail" or (self.strict and self.status == "inconclusive")
+
+    @property
+    def message(self) -> str:
+        level = round(100 * (1 - self.alpha))
+        who = ""
+        if self.candidate_model or self.baseline_model:
+            who = f"{self.candidate_model or 'candidate'} vs {self.baseline_model or 'baseline'}: "
+        side = "-" if self.margin.higher_is_better else "+"
+        text = (
+            f"{self.metric} {self.status}: {who}{100 * self.candidate:.1f}% vs {100 * self.baseline:.1f}%, "
+            f"{100 * self.difference:+.1f} pts ({level}% CI {100 * self.low:+.1f} to {100 * self.high:+.1f}, "
+            f"{self.tasks} tasks), margin {side}{self.margin.points:g} pts"
+        )
+        if self.status == "inconclusive" and self.strict:
+            text += " (strict: blocks)"
+        return text
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "metric": self.metric,
+            "status": self.status,
+            "blocks": self.blocks,
+            "candidate": self.candidate,
+            "baseline": self.baseline,
+            "difference": self.difference,
+            "low": self.low,
+            "high": self.high,
+            "confidence": 1 - self.alpha,
+            "margin_points": self.margin.points,
+            "tasks": self.tasks,
+            "candidate_model": self.candidate_model,
+            "baseline_model": self.baseline_model,
+            "message": self.message,
+        }
+
+
+def _models(records: Sequence[Record]) -> str:
+    return ",".join(sorted({str(r.get("model", "")) for r in records} - {""}))
+
+
+def classify(low: float, high: float, margin: Margin) -> Status:
+    """pass / fail / inconclusive for an interval of candidate − baseline."""
+    if margin.higher_is_better:
+        if low >= -margin.fraction:
+            return "pass"
+        if high < -margin.fraction:
+            return "fail"
+    else:
+        if high <= margin.fraction:
+            return "pass"
+        if low > margin.fraction:
+            return "fail"
+    return "inconclusive"
+
+
+def decide(
+    baseline_records: Iterable[Record],
+    candidate_records: Iterable[Record],
+    margin: Margin,
+    alpha: float = 0.05,
+    strict: bool = False,
+) -> GateVerdict:
+    """Gate one metric: candidate − baseline, paired by task, against ``margin``.
+
+    Pass the records of one multiplier (otherwise each task's rate pools its
+    multipliers). No paired task at all, or just one, is inconclusive.
+    """
+    baseline_records = list(baseline_records)
+    candidate_records = list(candidate_records)
+    comparison = paired_comparison(baseline_records, candidate_records, margin.metric, 1 - alpha)
+    return GateVerdict(
+        metric=margin.metric,
+        candidate=comparison.mean_b,
+        baseline=comparison.mean_a,
+        difference=comparison.difference,
+        low=comparison.low,
+        high=comparison.high,
+        margin=margin,
+        status=classify(comparison.low, comparison.high, margin) if comparison.tasks >= 2 else "inconclusive",
+        tasks=comparison.tasks,
+        alpha=alpha,
+        strict=strict,
+        candidate_model=_models(candidate_records),
+        baseline_model=_models(baseline_records),
+    )
+
+
+def decide_all(
+    baseline_records: Iterable[Record],
+    candidate_records: Iterable[Record],
+    margins: Sequence[Margin],
+    alpha: float = 0.05,
+    strict: bool = False,
+) -> list[GateVerdict]:
+    baseline_records = list(baseline_records)
+    candidate_records = list(candidate_records)
+    return [decide(baseline_records, candidate_records, m, alpha, strict) for m in margins]
+
+
+def overall_status(verdicts: Sequence[GateVerdict]) -> Status:
+    """fail if any fails, else inconclusive if any is, else pass (pass for none)."""
+    statuses = {v.status for v in verdicts}
+    if "fail" in statuses:
+        return "fail"
+    if "inconclusive" in statuses:
+        return "inconclusive"
+    return "pass"
+
+
+def gate_blocks(verdicts: Sequence[GateVerdict]) -> bool:
+    """True when the gate should fail the session's exit status."""
+    return any(v.blocks for v in verdicts)
+
+
+def verdicts_to_json(verdicts: Sequence[GateVerdict]) -> dict[str, Any]:
+    """A json.dumps-able dict: overall status, whether it blocks, and each verdict."""
+    return {
+        "status": overall_status(verdicts),
+        "blocks": gate_blocks(verdicts),
+        "verdicts": [v.to_dict() for v in verdicts],
+    }

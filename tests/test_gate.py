@@ -1,0 +1,230 @@
+"""Tests for pytest_harnessbench.gate: margin syntax, decisions, JSON, and calibration by simulation."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+
+import pytest
+
+from pytest_harnessbench.gate import (
+    GateVerdict,
+    Margin,
+    classify,
+    decide,
+    decide_all,
+    gate_blocks,
+    overall_status,
+    parse_margins,
+    verdicts_to_json,
+)
+from pytest_harnessbench.stats import minimum_detectable_difference, paired_comparison
+
+PASS_RATE = Margin("pass_rate", 3.0)
+INFRA_RATE = Margin("infra_rate", 2.0)
+
+
+def rec(task: str, outcome: str, model: str, sample: int = 1) -> dict:
+    return {"task_id": task, "model": model, "multiplier": "1x", "sample": sample, "outcome": outcome, "cause": None}
+
+
+def model_records(model: str, outcomes_by_task: dict[str, list[str]]) -> list[dict]:
+    return [rec(t, o, model, i + 1) for t, outcomes in outcomes_by_task.items() for i, o in enumerate(outcomes)]
+
+
+# ---------------------------------------------------------------- margins
+
+
+def test_parse_margins():
+    assert parse_margins("pass_rate:3pt,infra_rate:2pt") == [PASS_RATE, INFRA_RATE]
+    assert parse_margins(" score:1.5% , pass_rate:0pts") == [Margin("score", 1.5), Margin("pass_rate", 0.0)]
+    assert parse_margins("PASS_RATE:.5pt") == [Margin("pass_rate", 0.5)]
+    margin = parse_margins("infra_rate:2pt")[0]
+    assert str(margin) == "infra_rate:2pt"
+    assert margin.fraction == pytest.approx(0.02) and not margin.higher_is_better
+    assert PASS_RATE.higher_is_better
+
+
+@pytest.mark.parametrize(
+    "text,bad_piece",
+    [
+        ("", ""),
+        ("pass_rate", "pass_rate"),
+        ("pass_rate:3", "pass_rate:3"),  # unit required: 3 points or 3%?
+        ("pass_rate:0.03", "pass_rate:0.03"),
+        ("pass_rate:-3pt", "pass_rate:-3pt"),
+        ("pass_rate:abcpt", "pass_rate:abcpt"),
+        ("accuracy:3pt", "accuracy:3pt"),
+        ("pass_rate:3pt,", ""),
+        ("pass_rate:3pt;infra_rate:2pt", "pass_rate:3pt;infra_rate:2pt"),
+        ("pass_rate:3pt,pass_rate:2pt", "pass_rate:2pt"),
+        ("pass_rate:300pt", "pass_rate:300pt"),
+        ("pass_rate:3ms", "pass_rate:3ms"),
+    ],
+)
+def test_parse_margins_errors_name_the_piece_and_what_is_accepted(text, bad_piece):
+    with pytest.raises(ValueError) as info:
+        parse_margins(text)
+    message = str(info.value)
+    assert "\n" not in message
+    if bad_piece:
+        assert repr(bad_piece) in message
+    assert "pass_rate, score, infra_rate" in message and "pass_rate:3pt" in message
+
+
+# ---------------------------------------------------------------- classification
+
+
+@pytest.mark.parametrize(
+    "low,high,margin,status",
+    [
+        (-0.02, 0.04, PASS_RATE, "pass"),
+        (-0.03, 0.04, PASS_RATE, "pass"),  # lower bound exactly on the margin
+        (-0.05, 0.04, PASS_RATE, "inconclusive"),
+        (-0.10, -0.031, PASS_RATE, "fail"),
+        (-0.10, -0.03, PASS_RATE, "inconclusive"),
+        (0.0, 0.0, Margin("pass_rate", 0.0), "pass"),
+        (-0.04, 0.01, INFRA_RATE, "pass"),
+        (-0.01, 0.05, INFRA_RATE, "inconclusive"),
+        (0.021, 0.05, INFRA_RATE, "fail"),
+    ],
+)
+def test_classify(low, high, margin, status):
+    assert classify(low, high, margin) == status
+
+
+# ---------------------------------------------------------------- decide
+
+
+def test_decide_identical_deterministic_models_pass():
+    outcomes = {f"t{i}": ["passed" if i % 3 else "failed"] * 2 for i in range(10)}
+    base, cand = model_records("base", outcomes), model_records("cand", outcomes)
+    verdict = decide(base, cand, PASS_RATE)
+    assert verdict.status == "pass" and not verdict.blocks
+    assert (verdict.difference, verdict.low, verdict.high) == (0.0, 0.0, 0.0)
+    assert verdict.candidate_model == "cand" and verdict.baseline_model == "base"
+    assert verdict.message.startswith("pass_rate pass: cand vs base: ")
+
+
+def test_decide_uses_the_paired_comparison_candidate_minus_baseline():
+    rng = random.Random(5)
+    base = model_records("b", {f"t{i}": rng.choices(["passed", "failed", "infra"], k=3) for i in range(30)})
+    cand = model_records("c", {f"t{i}": rng.choices(["passed", "failed"], [1, 2], k=3) for i in range(30)})
+    verdict = decide(base, cand, PASS_RATE, alpha=0.1)
+    paired = paired_comparison(base, cand, "pass_rate", confidence=0.9)
+    assert verdict.difference == paired.difference
+    assert (verdict.low, verdict.high) == (paired.low, paired.high)
+    assert verdict.candidate - verdict.baseline == pytest.approx(verdict.difference)
+    assert verdict.tasks == paired.tasks
+
+
+def test_decide_clearly_worse_candidate_fails():
+    base = model_records("b", {f"t{i}": ["passed"] * 3 for i in range(20)})
+    cand = model_records("c", {f"t{i}": ["passed", "failed", "failed"] for i in range(20)})
+    verdict = decide(base, cand, PASS_RATE)
+    assert verdict.status == "fail" and verdict.blocks
+    assert verdict.difference == pytest.approx(-2 / 3)
+    assert "-66.7 pts" in verdict.message and "margin -3 pts" in verdict.message
+
+
+def test_decide_too_little_data_is_inconclusive_and_strict_blocks():
+    base = model_records("b", {"t1": ["passed"], "t2": ["failed"], "t3": ["passed"]})
+    cand = model_records("c", {"t1": ["failed"], "t2": ["failed"], "t3": ["passed"]})
+    lenient = decide(base, cand, PASS_RATE)
+    strict = decide(base, cand, PASS_RATE, strict=True)
+    assert lenient.status == strict.status == "inconclusive"
+    assert not lenient.blocks and strict.blocks
+    assert "strict: blocks" in strict.message
+    one_task = decide(base[:1], cand[:1], Margin("pass_rate", 100.0))
+    assert one_task.status == "inconclusive" and one_task.tasks == 1
+    nothing = decide([], [], PASS_RATE)
+    assert nothing.status == "inconclusive" and nothing.tasks == 0
+
+
+def test_decide_infra_rate_is_lower_is_better():
+    clean = {f"t{i}": ["passed"] * 3 for i in range(20)}
+    flaky = {f"t{i}": ["infra", "passed", "infra"] for i in range(20)}
+    assert decide(model_records("b", clean), model_records("c", flaky), INFRA_RATE).status == "fail"
+    assert decide(model_records("b", flaky), model_records("c", clean), INFRA_RATE).status == "pass"
+    # the same flaky candidate is judged on pass_rate without its infra trials
+    assert decide(model_records("b", clean), model_records("c", flaky), PASS_RATE).status == "pass"
+
+
+def test_verdicts_to_json():
+    clean = model_records("b", {f"t{i}": ["passed"] * 2 for i in range(10)})
+    flaky = model_records("c", {f"t{i}": ["infra", "passed"] for i in range(10)})
+    verdicts = decide_all(clean, flaky, parse_margins("pass_rate:3pt,infra_rate:2pt"))
+    assert [v.status for v in verdicts] == ["pass", "fail"]
+    assert overall_status(verdicts) == "fail" and gate_blocks(verdicts)
+    data = json.loads(json.dumps(verdicts_to_json(verdicts)))
+    assert data["status"] == "fail" and data["blocks"] is True
+    first = data["verdicts"][0]
+    assert first["metric"] == "pass_rate" and first["margin_points"] == 3.0 and first["confidence"] == 0.95
+    assert first["message"] == verdicts[0].message
+    assert data["verdicts"][1]["difference"] == pytest.approx(0.5)
+    assert verdicts_to_json([]) == {"status": "pass", "blocks": False, "verdicts": []}
+
+
+def test_overall_status_keeps_inconclusive_label_under_strict():
+    inconclusive = GateVerdict("score", 0.5, 0.5, 0.0, -0.2, 0.2, Margin("score", 3), "inconclusive", 5, 0.05, True)
+    passing = GateVerdict("score", 0.5, 0.5, 0.0, 0.0, 0.0, Margin("score", 3), "pass", 5, 0.05, True)
+    assert overall_status([passing, inconclusive]) == "inconclusive"
+    assert gate_blocks([passing, inconclusive]) and not gate_blocks([passing])
+
+
+# ---------------------------------------------------------------- calibration by simulation
+
+
+def simulate_pair(rng: random.Random, tasks: int, samples: int, delta: float, lo: float = 0.2, hi: float = 0.95):
+    """Baseline and a candidate ``delta`` worse on every task; per-task difficulty random; 2% infra."""
+    base, cand = [], []
+    for t in range(tasks):
+        p = rng.uniform(lo, hi)
+        for model, rate, out in (("base", p, base), ("cand", p - delta, cand)):
+            for s in range(1, samples + 1):
+                u = rng.random()
+                outcome = "infra" if u < 0.02 else ("passed" if rng.random() < rate else "failed")
+                out.append(rec(f"t{t}", outcome, model, s))
+    return base, cand
+
+
+def gate_statuses(seed: int, gates: int, tasks: int, samples: int, delta: float, margin: Margin, **kw):
+    rng = random.Random(seed)
+    return [decide(*simulate_pair(rng, tasks, samples, delta, **kw), margin).status for _ in range(gates)]
+
+
+def allowed(rate: float, trials: int) -> float:
+    """rate plus three binomial standard errors of a simulated frequency."""
+    return rate + 3 * math.sqrt(rate * (1 - rate) / trials)
+
+
+@pytest.mark.parametrize("margin", [Margin("pass_rate", 0.0), PASS_RATE])
+def test_identical_models_rarely_fail(margin):
+    gates, alpha = 400, 0.05
+    statuses = gate_statuses(seed=1234, gates=gates, tasks=40, samples=3, delta=0.0, margin=margin)
+    false_fail = statuses.count("fail") / gates
+    assert false_fail <= allowed(alpha, gates)
+    if margin.points == 0:
+        # a two-sided 95% interval errs below zero about 2.5% of the time: calibrated, not just conservative
+        assert 0.005 <= false_fail <= allowed(alpha / 2, gates)
+
+
+def test_candidate_fifteen_points_worse_fails():
+    # 100 tasks x 5 samples: MDD at 80% power is well under 15 - 3 points, so "fail" is near-certain
+    assert minimum_detectable_difference(100, samples=5) < 0.10
+    gates = 150
+    statuses = gate_statuses(seed=99, gates=gates, tasks=100, samples=5, delta=0.15, margin=PASS_RATE)
+    assert statuses.count("fail") / gates >= 0.95
+    assert statuses.count("pass") == 0
+
+
+def test_power_at_the_minimum_detectable_difference_is_about_80_percent():
+    # per-task rates 0.5 -> the fallback SD (p = 0.5) is close to the truth
+    mdd = minimum_detectable_difference(40, samples=3)
+    gates = 300
+    statuses = gate_statuses(
+        seed=7, gates=gates, tasks=40, samples=3, delta=mdd, margin=Margin("pass_rate", 0.0), lo=0.5, hi=0.5
+    )
+    power = statuses.count("fail") / gates
+    assert 0.68 <= power <= 0.92
