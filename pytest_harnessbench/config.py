@@ -32,6 +32,7 @@ class Option:
     ini: str
     default: str
     help: str
+    flag_only: bool = False  # a switch (store_true); its ini key takes true/false
 
 
 OPTIONS = (
@@ -49,6 +50,16 @@ OPTIONS = (
     Option("enforcement", "--hb-enforcement", "hb_enforcement", "cgroup",
            "local backend: 'cgroup' (kernel limits, default) or 'rlimit' (weaker RLIMIT_AS, no CPU cap)"),
     Option("max_steps", "--hb-max-steps", "hb_max_steps", "30", "model calls allowed per trial"),
+    Option("gate", "--hb-gate", "hb_gate", "",
+           "baseline model: gate every other model against it, paired by task; the exit status is the gate's"),
+    Option("gate_at", "--hb-gate-at", "hb_gate_at", "", "gate at this multiplier only (default: every multiplier)"),
+    Option("gate_margin", "--hb-gate-margin", "hb_gate_margin", "pass_rate:3pt",
+           "allowed worsening per metric, e.g. pass_rate:3pt,infra_rate:2pt (metrics: pass_rate, score, infra_rate)"),
+    Option("gate_alpha", "--hb-gate-alpha", "hb_gate_alpha", "0.05", "gate significance level (two-sided interval at 1-alpha)"),
+    Option("gate_strict", "--hb-gate-strict", "hb_gate_strict", "false", "an inconclusive gate fails the run",
+           flag_only=True),
+    Option("compare", "--hb-compare", "hb_compare", "",
+           "gate against the baseline model's records in this earlier run directory instead of this run's"),
 )
 
 
@@ -63,6 +74,12 @@ class Config:
     oom_as: str
     enforcement: str
     max_steps: int
+    gate: str | None = None
+    gate_at: Multiplier | None = None
+    gate_margins: tuple = ()
+    gate_alpha: float = 0.05
+    gate_strict: bool = False
+    compare: Path | None = None
 
     def to_dict(self) -> dict:
         return {
@@ -74,6 +91,10 @@ class Config:
             "oom_as": self.oom_as,
             "enforcement": self.enforcement,
             "max_steps": self.max_steps,
+            "gate": None if self.gate is None else {
+                "baseline": self.gate, "at": self.gate_at and self.gate_at.label,
+                "margins": [str(m) for m in self.gate_margins], "alpha": self.gate_alpha,
+                "strict": self.gate_strict, "compare": self.compare and str(self.compare)},
         }
 
 
@@ -137,12 +158,59 @@ def parse_scale(text: str) -> frozenset[str]:
     return frozenset(items)
 
 
+def parse_bool(flag: str, text: str) -> bool:
+    value = str(text).strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise ConfigError(f"{flag} {text!r} is not true or false")
+
+
+def parse_alpha(text: str) -> float:
+    try:
+        alpha = float(text)
+    except ValueError:
+        raise ConfigError(f"--hb-gate-alpha {text!r} is not a number; use e.g. 0.05") from None
+    if not 0 < alpha < 0.5:
+        raise ConfigError(f"--hb-gate-alpha {text!r} must be between 0 and 0.5, e.g. 0.05")
+    return alpha
+
+
+def parse_gate(raw: dict, models: tuple[ModelRef, ...], multipliers: tuple[Multiplier, ...]) -> dict:
+    from .gate import parse_margins
+
+    compare = Path(raw["compare"]) if raw["compare"].strip() else None
+    baseline = raw["gate"].strip() or None
+    if compare is not None and not (compare / "results.jsonl").is_file():
+        raise ConfigError(f"--hb-compare {compare}: no results.jsonl there; name an earlier run directory")
+    if baseline is None:
+        if compare is not None:
+            raise ConfigError("--hb-compare needs --hb-gate BASELINE_MODEL (the model to take from that run)")
+        return {}
+    if compare is None and baseline not in [m.text for m in models]:
+        raise ConfigError(f"--hb-gate {baseline!r} is not one of --models ({', '.join(m.text for m in models)})")
+    gate_at = None
+    if raw["gate_at"].strip():
+        gate_at = parse_multipliers(raw["gate_at"])[0]
+        if gate_at not in multipliers:
+            raise ConfigError(f"--hb-gate-at {raw['gate_at']!r} is not one of --multipliers "
+                              f"({', '.join(m.label for m in multipliers)})")
+    try:
+        margins = tuple(parse_margins(raw["gate_margin"]))
+    except ValueError as exc:
+        raise ConfigError(f"--hb-gate-margin: {exc}") from None
+    return {"gate": baseline, "gate_at": gate_at, "gate_margins": margins, "gate_alpha": parse_alpha(raw["gate_alpha"]),
+            "gate_strict": parse_bool("--hb-gate-strict", raw["gate_strict"]), "compare": compare}
+
+
 def build(value: Callable[[Option], str]) -> Config:
     """Build the Config; ``value(option)`` gives the raw text (CLI, else ini, else default)."""
     raw = {opt.name: value(opt) for opt in OPTIONS}
+    models, multipliers = parse_models(raw["models"]), parse_multipliers(raw["multipliers"])
     return Config(
-        models=parse_models(raw["models"]),
-        multipliers=parse_multipliers(raw["multipliers"]),
+        models=models,
+        multipliers=multipliers,
         samples=parse_positive_int("--samples", raw["samples"]),
         backend=parse_choice("--hb-backend", raw["backend"], BACKENDS),
         scale=parse_scale(raw["scale"]),
@@ -150,4 +218,5 @@ def build(value: Callable[[Option], str]) -> Config:
         oom_as=parse_choice("--hb-oom-as", raw["oom_as"], OOM_AS),
         enforcement=parse_choice("--hb-enforcement", raw["enforcement"], ENFORCEMENTS),
         max_steps=parse_positive_int("--hb-max-steps", raw["max_steps"]),
+        **parse_gate(raw, models, multipliers),
     )

@@ -230,3 +230,32 @@ def verdicts_to_json(verdicts: Sequence[GateVerdict]) -> dict[str, Any]:
         "blocks": gate_blocks(verdicts),
         "verdicts": [v.to_dict() for v in verdicts],
     }
+
+
+def evaluate(
+    records: Sequence[Record],
+    baseline_model: str,
+    margins: Sequence[Margin],
+    *,
+    multipliers: Sequence[str],
+    alpha: float = 0.05,
+    strict: bool = False,
+    baseline_records: Sequence[Record] | None = None,
+) -> list[tuple[str, GateVerdict]]:
+    """(multiplier, verdict) for every candidate model × multiplier × margin against the baseline model.
+
+    ``baseline_records`` (from an earlier run, ``--hb-compare``) replaces this
+    run's baseline records; tasks are matched by ``task_id`` either way.
+    """
+    baseline_pool = [r for r in (records if baseline_records is None else baseline_records)
+                     if r["model"] == baseline_model]
+    candidates = list(dict.fromkeys(r["model"] for r in records
+                                    if baseline_records is not None or r["model"] != baseline_model))
+    verdicts = []
+    for mult in multipliers:
+        base = [r for r in baseline_pool if r["multiplier"] == mult]
+        for model in candidates:
+            cand = [r for r in records if r["model"] == model and r["multiplier"] == mult]
+            if base and cand:
+                verdicts += [(mult, v) for v in decide_all(base, cand, margins, alpha, strict)]
+    return verdicts

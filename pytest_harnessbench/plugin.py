@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from .config import OPTIONS, ConfigError, Option
-from .records import USER_PROPERTY, TrialRecord
+from .records import USER_PROPERTY
 
 BENCH = pytest.StashKey["Bench"]()
 TRIAL = pytest.StashKey["Trial"]()
@@ -20,8 +20,12 @@ RUN_DIR_INPUT = "harnessbench_run_dir"
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("harnessbench", "agent bake-offs (pytest-harnessbench)")
     for opt in OPTIONS:
-        group.addoption(opt.flag, dest=f"hb_{opt.name}", default=None, metavar=opt.name.upper(),
-                        help=f"{opt.help} [ini {opt.ini}; default {opt.default or 'see help'}]")
+        help_text = f"{opt.help} [ini {opt.ini}; default {opt.default or 'none'}]"
+        if opt.flag_only:
+            group.addoption(opt.flag, dest=f"hb_{opt.name}", action="store_const", const="true", default=None,
+                            help=help_text)
+        else:
+            group.addoption(opt.flag, dest=f"hb_{opt.name}", default=None, metavar=opt.name.upper(), help=help_text)
         parser.addini(opt.ini, help=opt.help, default=opt.default)
 
 
@@ -63,11 +67,24 @@ class _RecorderHooks:
 
     def __init__(self, bench):
         self.bench = bench
+        self.gate_lines: list[str] | None = None
+        self.other_failures = 0  # failures of tests that are not trials: a gate never hides them
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         record = _record_of(report)
         if record is not None:
-            self.bench.add_record(TrialRecord.from_dict(record))
+            self.bench.add_record(record)
+        elif report.failed:
+            self.other_failures += 1
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        """With a gate, the exit status is the gate's: trial failures alone don't fail the run."""
+        if not self.bench.records:
+            return
+        self.gate_lines = self.bench.run_gate()
+        if self.gate_lines is not None and session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
+            failed = self.bench.gate_blocks or self.other_failures > 0
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED if failed else pytest.ExitCode.OK
 
     def pytest_terminal_summary(self, terminalreporter) -> None:
         if not self.bench.records:
@@ -77,7 +94,8 @@ class _RecorderHooks:
         bench = self.bench
         terminalreporter.section("harnessbench")
         for line in render(bench.records, models=[m.text for m in bench.config.models],
-                           multipliers=[m.label for m in bench.config.multipliers], run_dir=str(bench.run_dir)):
+                           multipliers=[m.label for m in bench.config.multipliers], run_dir=str(bench.run_dir),
+                           gate_lines=self.gate_lines or ()):
             terminalreporter.write_line(line)
 
 
@@ -125,8 +143,10 @@ def hb_case(request: pytest.FixtureRequest):
 def trial(request: pytest.FixtureRequest, hb_case):
     """A provisioned, resource-limited sandbox for this trial and the agent to run in it."""
     bench = request.config.stash[BENCH]
-    task = bench.tasks[request.node.nodeid.split("[", 1)[0]]
-    current = bench.new_trial(task, hb_case)
+    base = request.node.nodeid.split("[", 1)[0]
+    # The user's own parametrization (if any) is part of the task's identity; ours is not.
+    own_ids = request.node.callspec.id.replace(hb_case.id, "", 1).strip("-")
+    current = bench.new_trial(bench.tasks[base], hb_case, f"{base}[{own_ids}]" if own_ids else base)
     request.node.stash[TRIAL] = current
     try:
         current.provision()

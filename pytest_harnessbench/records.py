@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 
 SCHEMA_VERSION = 1
 USER_PROPERTY = "harnessbench_record"  # key in report.user_properties
@@ -42,13 +42,6 @@ class TrialRecord:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> TrialRecord:
-        known = {f.name for f in fields(cls)}
-        values = {k: v for k, v in data.items() if k in known}
-        values["timing"] = Timing(**values.get("timing", {}))
-        return cls(**values)
 
 
 def package_versions(names=("pytest", "pytest-xdist", "langchain", "langchain-core", "langgraph",

@@ -1,87 +1,123 @@
 """The terminal summary: rows built as data from records, rendered at the end.
 
-The table depends only on the set of records and the configured order of
-models and multipliers, so it is identical however the trials were scheduled.
+Everything depends only on the set of records and the configured order of
+models and multipliers, so the summary is identical however trials were
+scheduled (serially or under xdist).
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
-from typing import Iterable, Sequence
+from itertools import combinations
+from typing import Mapping, Sequence
 
-from .outcomes import ERROR, FAILED, INFRA, PASSED
-from .records import TrialRecord
-from .stats import wilson_interval
+from . import stats
 
-
-@dataclass(frozen=True)
-class Row:
-    model: str
-    multiplier: str
-    trials: int
-    passed: int
-    failed: int
-    infra: int
-    infra_causes: tuple[tuple[str, int], ...]
-    errors: int
-
-    @classmethod
-    def of(cls, model: str, multiplier: str, records: Sequence[TrialRecord]) -> Row:
-        outcomes = Counter(r.outcome for r in records)
-        causes = Counter(r.cause for r in records if r.outcome == INFRA)
-        return cls(model, multiplier, len(records), outcomes[PASSED], outcomes[FAILED], outcomes[INFRA],
-                   tuple(sorted(causes.items())), outcomes[ERROR])
+Record = Mapping
 
 
-def _order(values: Iterable[str], preferred: Sequence[str]) -> list[str]:
-    seen = list(dict.fromkeys(values))
-    return [v for v in preferred if v in seen] + sorted(v for v in seen if v not in preferred)
+def _order(values, preferred: Sequence[str], key=str) -> list[str]:
+    seen = set(values)
+    return [v for v in preferred if v in seen] + sorted((v for v in seen if v not in preferred), key=key)
 
 
-def build_rows(records: Sequence[TrialRecord], models: Sequence[str] = (), multipliers: Sequence[str] = ()) -> list[Row]:
-    groups: dict[tuple[str, str], list[TrialRecord]] = {}
-    for record in records:
-        groups.setdefault((record.model, record.multiplier), []).append(record)
-    rows = []
-    for model in _order((m for m, _ in groups), models):
-        for mult in _order((x for m, x in groups if m == model), multipliers):
-            if (model, mult) in groups:
-                rows.append(Row.of(model, mult, groups[(model, mult)]))
-    return rows
-
-
-def rate(k: int, n: int) -> str:
+def rate(r: stats.Rate) -> str:
     """``33.3% [19.1–51.2] (6/18)``: value, Wilson 95% interval, denominator."""
-    if n == 0:
+    if r.n == 0:
         return "-"
-    low, high = wilson_interval(k, n)
-    return f"{100 * k / n:5.1f}% [{100 * low:.1f}–{100 * high:.1f}] ({k}/{n})"
+    text = f"{100 * r.value:5.1f}% [{100 * r.low:.1f}–{100 * r.high:.1f}] ({r.k}/{r.n})"
+    return text + (f" ±{100 * r.se:.1f}" if r.se is not None else "")
 
 
 def _table(header: list[str], body: list[list[str]]) -> list[str]:
     widths = [max(len(line[i]) for line in [header] + body) for i in range(len(header))]
-    fmt = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
+
+    def fmt(cells):
+        return "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()
+
     return [fmt(header), fmt(["-" * w for w in widths])] + [fmt(cells) for cells in body]
 
 
-def render(records: Sequence[TrialRecord], *, models: Sequence[str] = (), multipliers: Sequence[str] = (),
-           run_dir: str = "") -> list[str]:
-    rows = build_rows(records, models, multipliers)
+def outcome_table(records: Sequence[Record], models: Sequence[str], multipliers: Sequence[str]) -> list[str]:
+    cells = stats.summarize(records)
+    causes = Counter((r["model"], r["multiplier"], r["cause"]) for r in records if r["outcome"] == "infra")
+    body = []
+    for model in _order({m for m, _ in cells}, models):
+        for mult in _order({x for m, x in cells if m == model}, multipliers, key=stats.multiplier_rank):
+            c = cells[(model, mult)]
+            infra = ",".join(f"{cause}:{n}" for (m, x, cause), n in sorted(causes.items()) if (m, x) == (model, mult))
+            passed = c.score.k
+            body.append([model, mult, str(c.trials), str(passed), str(c.trials - passed - c.infra_rate.k - c.errors),
+                         f"{c.infra_rate.k} ({infra})" if c.infra_rate.k else "0", str(c.errors),
+                         rate(c.score), rate(c.pass_rate), rate(c.infra_rate)])
     header = ["model", "mult", "trials", "passed", "failed", "infra", "error",
               "score (passed/all)", "pass rate excl. infra", "infra rate"]
-    body = []
-    for r in rows:
-        causes = ",".join(f"{c}:{n}" for c, n in r.infra_causes)
-        body.append([r.model, r.multiplier, str(r.trials), str(r.passed), str(r.failed),
-                     f"{r.infra} ({causes})" if r.infra else "0", str(r.errors),
-                     rate(r.passed, r.trials), rate(r.passed, r.trials - r.infra), rate(r.infra, r.trials)])
-    lines = _table(header, body)
-    enforcement = sorted({f"{r.backend}/{r.enforcement}" for r in records})
-    lines.append(f"enforcement: {', '.join(enforcement)}; intervals are Wilson 95%")
-    if any(r.enforcement == "rlimit" for r in records):
+    return _table(header, body)
+
+
+def _comparisons(records: Sequence[Record], models: list[str], multipliers: list[str]) -> list[tuple[str, float, float]]:
+    """(label, difference, p) for multipliers vs 1x, trends, and model pairs at each multiplier."""
+    rows = []
+    by = lambda model, mult: [r for r in records if r["model"] == model and r["multiplier"] == mult]  # noqa: E731
+    base_mult = multipliers[0]
+    for model in models:
+        base = by(model, base_mult)
+        for mult in multipliers[1:]:
+            other = by(model, mult)
+            for metric, label in (("infra_rate", "infra"), ("score", "score")):
+                a, b = stats.metric_rate(base, metric), stats.metric_rate(other, metric)
+                test = stats.compare_proportions(a.k, a.n, b.k, b.n)
+                rows.append((f"{model}: {label} {mult} vs {base_mult}", test.difference, test.pvalue))
+        if len(multipliers) > 2:
+            mine = [r for r in records if r["model"] == model]
+            for metric, label in (("infra_rate", "infra"), ("score", "score")):
+                trend = stats.multiplier_trend(mine, metric)
+                rows.append((f"{model}: {label} trend over {'<'.join(multipliers)} (z={trend.z:+.2f})", float("nan"), trend.pvalue))
+    for mult in multipliers:
+        for a, b in combinations(models, 2):
+            pair = stats.paired_comparison(by(a, mult), by(b, mult), "score")
+            if pair.tasks:
+                rows.append((f"@{mult}: score {b} − {a} ({pair.method}, {pair.tasks} tasks)", pair.difference, pair.pvalue))
+    return rows
+
+
+def comparison_lines(records: Sequence[Record], models: Sequence[str], multipliers: Sequence[str]) -> list[str]:
+    present_models = _order({r["model"] for r in records}, models)
+    present_mults = _order({r["multiplier"] for r in records}, multipliers, key=stats.multiplier_rank)
+    present_mults.sort(key=stats.multiplier_rank)
+    rows = _comparisons(records, present_models, present_mults)
+    if not rows:
+        return []
+    adjusted = stats.benjamini_hochberg([p for _, _, p in rows])
+    width = max(len(label) for label, _, _ in rows)
+    lines = ["comparisons (exact tests vs the first multiplier, Cochran–Armitage trends, models paired by task; "
+             "p adjusted by Benjamini–Hochberg):"]
+    for (label, diff, _), p in zip(rows, adjusted):
+        points = 0.0 if diff != diff else 100 * diff  # nan (trend) has no single difference
+        lines.append(f"  {label.ljust(width)}  {stats.verdict(p, points)}")
+    return lines
+
+
+def power_line(records: Sequence[Record]) -> str:
+    tasks = len({r["task_id"] for r in records})
+    per_cell = Counter((r["task_id"], r["model"], r["multiplier"]) for r in records)
+    samples = max(per_cell.values()) if per_cell else 1
+    mdd = stats.minimum_detectable_difference(tasks, samples=samples)
+    return (f"this run can tell apart score differences of ≥ {100 * mdd:.1f} pts between models "
+            f"({tasks} tasks × {samples} samples, 80% power, α=0.05)")
+
+
+def render(records: Sequence[Record], *, models: Sequence[str] = (), multipliers: Sequence[str] = (),
+           run_dir: str = "", gate_lines: Sequence[str] = ()) -> list[str]:
+    lines = outcome_table(records, models, multipliers)
+    enforcement = sorted({f"{r['backend']}/{r['enforcement']}" for r in records})
+    lines.append(f"enforcement: {', '.join(enforcement)}; intervals are Wilson 95% (± task-clustered SE with samples > 1)")
+    if any(r["enforcement"] == "rlimit" for r in records):
         lines.append("WARNING: rlimit enforcement caps virtual memory per command and does not limit CPU; "
                      "these limits are weaker than the kernel cgroup limits of a real sandbox")
+    lines += comparison_lines(records, models, multipliers)
+    lines.append(power_line(records))
+    lines += list(gate_lines)
     if run_dir:
         lines.append(f"run directory: {run_dir}")
     return lines

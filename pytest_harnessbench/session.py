@@ -8,6 +8,7 @@ the records and the run store.
 from __future__ import annotations
 
 import secrets
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -49,9 +50,10 @@ class Bench:
         self.cases: list[Case] = make_cases(config.models, config.multipliers, config.samples)
         self.tasks: dict[str, Task] = {}
         self.problems: list[str] = []  # bad markers, reported as one usage error after collection
-        self.records: list[TrialRecord] = []
+        self.records: list[dict] = []  # plain dicts, as in results.jsonl
         self.store = RunStore(run_dir)
         self._card_written = False
+        self.gate_blocks = False
 
     @property
     def records_results(self) -> bool:
@@ -77,18 +79,46 @@ class Bench:
         except EnforcementUnavailable as exc:
             raise ConfigError(f"--hb-backend {self.config.backend}: {exc}") from None
 
-    def new_trial(self, task: Task, case: Case) -> Trial:
-        return Trial(task=task, case=case, scale=self.config.scale, run_id=self.run_id, backend=self.backend,
+    def new_trial(self, task: Task, case: Case, task_id: str) -> Trial:
+        return Trial(task=replace(task, task_id=task_id), case=case, scale=self.config.scale, run_id=self.run_id, backend=self.backend,
                      max_steps=self.config.max_steps, worker=self.worker or "main")
 
     def save_trajectory(self, trial: Trial, record: TrialRecord) -> None:
         self.store.write_trajectory(trial.trial_id, trial.trajectory_document(record))
 
-    def add_record(self, record: TrialRecord) -> None:
+    def add_record(self, record: dict) -> None:
         if not self._card_written:
             self.write_card()
         self.records.append(record)
         self.store.append(record)
+
+    def run_gate(self) -> list[str] | None:
+        """Gate verdicts as summary lines (and gate.json); None when no gate is configured.
+
+        Sets ``gate_blocks``: whether the run's exit status must be 1.
+        """
+        cfg = self.config
+        if cfg.gate is None:
+            return None
+        from .gate import evaluate, verdicts_to_json
+        from .store import load_records
+
+        multipliers = [cfg.gate_at.label] if cfg.gate_at else [m.label for m in cfg.multipliers]
+        baseline = load_records(cfg.compare) if cfg.compare else None
+        pairs = evaluate(self.records, cfg.gate, cfg.gate_margins, multipliers=multipliers, alpha=cfg.gate_alpha,
+                         strict=cfg.gate_strict, baseline_records=baseline)
+        verdicts = [v for _, v in pairs]
+        document = verdicts_to_json(verdicts)
+        for entry, (mult, _) in zip(document["verdicts"], pairs):
+            entry["multiplier"] = mult
+        self.store.write_json("gate.json", document)
+        self.gate_blocks = document["blocks"] or not verdicts
+        source = f" (baseline from {cfg.compare})" if cfg.compare else ""
+        lines = [f"gate vs {cfg.gate}{source}: {document['status'].upper()} — exit status {int(self.gate_blocks)}"]
+        lines += [f"  @{mult}: {v.message}" for mult, v in pairs]
+        if not verdicts:
+            lines.append("  no candidate shares tasks and multipliers with the baseline: nothing to decide")
+        return lines
 
     def write_card(self, finished_at: str | None = None) -> None:
         try:

@@ -11,9 +11,6 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Iterator
-
-from .records import TrialRecord
 
 RESULTS = "results.jsonl"
 CARD = "harness.json"
@@ -33,14 +30,17 @@ class RunStore:
         self._results = None
 
     def write_card(self, card: dict) -> None:
-        self.path.mkdir(parents=True, exist_ok=True)
-        _dump(self.path / CARD, card)
+        self.write_json(CARD, card)
 
-    def append(self, record: TrialRecord) -> None:
+    def write_json(self, name: str, data: dict) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        _dump(self.path / name, data)
+
+    def append(self, record: dict) -> None:
         if self._results is None:
             self.path.mkdir(parents=True, exist_ok=True)
             self._results = open(self.path / RESULTS, "a", encoding="utf-8")
-        self._results.write(json.dumps(record.to_dict(), sort_keys=True) + "\n")
+        self._results.write(json.dumps(record, sort_keys=True) + "\n")
         self._results.flush()
 
     def write_trajectory(self, trial_id: str, data: dict) -> Path:
@@ -56,11 +56,13 @@ class RunStore:
             self._results = None
 
 
-def load_records(run_dir: Path) -> Iterator[TrialRecord]:
+def load_records(run_dir: Path) -> list[dict]:
     """Records of a run directory; a torn last line (crash mid-write) is skipped."""
+    records = []
     with open(Path(run_dir) / RESULTS, encoding="utf-8") as f:
         for line in f:
             try:
-                yield TrialRecord.from_dict(json.loads(line))
-            except (json.JSONDecodeError, TypeError):
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
                 continue
+    return records

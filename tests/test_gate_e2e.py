@@ -1,0 +1,72 @@
+"""The gate decides the exit status of a bake-off (pytester, real local sandboxes)."""
+
+import json
+
+import pytest
+
+SUITE = '''
+import pytest
+
+@pytest.mark.parametrize("n", range({tasks}))
+@pytest.mark.task(memory="64Mi", solutions={{"lean": "echo ok > out.txt", "same": "echo ok > out.txt",
+                                             "broken": "echo no > out.txt"}})
+def test_task(trial, n):
+    trial.run_agent("Write ok to out.txt.")
+    assert trial.sandbox.read_file("out.txt").strip() == "ok"
+'''
+
+
+def run_gate(pytester, tmp_path, monkeypatch, tasks, models, *extra):
+    monkeypatch.setenv("HARNESSBENCH_WORK_ROOT", str(tmp_path / "work"))
+    pytester.makepyfile(test_gate_suite=SUITE.format(tasks=tasks))
+    return pytester.runpytest_subprocess("-p", "no:cacheprovider", "--hb-out", "run", "--models", models,
+                                         "--hb-gate", "oracle:lean", *extra)
+
+
+def gate_document(pytester):
+    return json.loads((pytester.path / "run" / "gate.json").read_text())
+
+
+def test_equal_candidate_passes_with_exit_0(pytester, tmp_path, monkeypatch):
+    result = run_gate(pytester, tmp_path, monkeypatch, 12, "oracle:lean,oracle:same")
+    result.stdout.fnmatch_lines(["*gate vs oracle:lean: PASS — exit status 0*", "*pass_rate pass: oracle:same vs oracle:lean*12 tasks*"])
+    assert result.ret == 0
+    assert gate_document(pytester)["status"] == "pass"
+
+
+def test_much_worse_candidate_fails_with_exit_1(pytester, tmp_path, monkeypatch):
+    result = run_gate(pytester, tmp_path, monkeypatch, 12, "oracle:lean,oracle:broken")
+    result.stdout.fnmatch_lines(["*gate vs oracle:lean: FAIL — exit status 1*"])
+    assert result.ret == 1
+    verdict = gate_document(pytester)["verdicts"][0]
+    assert verdict["status"] == "fail" and verdict["multiplier"] == "1x"
+
+
+def test_tiny_suite_is_inconclusive_exit_0_unless_strict(pytester, tmp_path, monkeypatch):
+    lenient = run_gate(pytester, tmp_path, monkeypatch, 1, "oracle:lean,oracle:broken")
+    lenient.stdout.fnmatch_lines(["*gate vs oracle:lean: INCONCLUSIVE — exit status 0*"])
+    assert lenient.ret == 0  # the candidate's failed trials do not fail a gated run
+    strict = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--hb-out", "run2", "--models",
+                                           "oracle:lean,oracle:broken", "--hb-gate", "oracle:lean", "--hb-gate-strict")
+    assert strict.ret == 1
+
+
+def test_compare_against_an_earlier_run(pytester, tmp_path, monkeypatch):
+    run_gate(pytester, tmp_path, monkeypatch, 12, "oracle:lean")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--hb-out", "today", "--models", "oracle:broken",
+                                           "--hb-gate", "oracle:lean", "--hb-compare", "run")
+    result.stdout.fnmatch_lines(["*gate vs oracle:lean (baseline from run): FAIL*", "*oracle:broken vs oracle:lean*12 tasks*"])
+    assert result.ret == 1
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--hb-gate", "nop"], "*--hb-gate 'nop' is not one of --models*"),
+    (["--hb-gate", "oracle:lean", "--hb-gate-margin", "pass_rate:3"], "*--hb-gate-margin*"),
+    (["--hb-gate", "oracle:lean", "--hb-gate-at", "3x"], "*--hb-gate-at '3x' is not one of --multipliers*"),
+    (["--hb-compare", "nowhere"], "*--hb-compare nowhere: no results.jsonl*"),
+])
+def test_gate_usage_errors(pytester, args, message):
+    pytester.makepyfile(test_gate_suite=SUITE.format(tasks=1))
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--models", "oracle:lean", *args)
+    assert result.ret == 4
+    result.stderr.fnmatch_lines([message])
