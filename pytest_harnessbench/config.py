@@ -50,6 +50,8 @@ OPTIONS = (
     Option("enforcement", "--hb-enforcement", "hb_enforcement", "cgroup",
            "local backend: 'cgroup' (kernel limits, default) or 'rlimit' (weaker RLIMIT_AS, no CPU cap)"),
     Option("max_steps", "--hb-max-steps", "hb_max_steps", "30", "model calls allowed per trial"),
+    Option("capacity", "--hb-capacity", "hb_capacity", "",
+           "admission control: host capacity shared by concurrent trials, e.g. cpus=2,memory=20Gi (default: this machine)"),
     Option("gate", "--hb-gate", "hb_gate", "",
            "baseline model: gate every other model against it, paired by task; the exit status is the gate's"),
     Option("gate_at", "--hb-gate-at", "hb_gate_at", "", "gate at this multiplier only (default: every multiplier)"),
@@ -74,6 +76,7 @@ class Config:
     oom_as: str
     enforcement: str
     max_steps: int
+    capacity: object = None  # admission.Capacity
     gate: str | None = None
     gate_at: Multiplier | None = None
     gate_margins: tuple = ()
@@ -91,6 +94,7 @@ class Config:
             "oom_as": self.oom_as,
             "enforcement": self.enforcement,
             "max_steps": self.max_steps,
+            "capacity": str(self.capacity),
             "gate": None if self.gate is None else {
                 "baseline": self.gate, "at": self.gate_at and self.gate_at.label,
                 "margins": [str(m) for m in self.gate_margins], "alpha": self.gate_alpha,
@@ -158,6 +162,15 @@ def parse_scale(text: str) -> frozenset[str]:
     return frozenset(items)
 
 
+def parse_capacity_option(text: str):
+    from .admission import parse_capacity
+
+    try:
+        return parse_capacity(text)
+    except ValueError as exc:
+        raise ConfigError(f"--hb-capacity {text!r}: {exc}") from None
+
+
 def parse_bool(flag: str, text: str) -> bool:
     value = str(text).strip().lower()
     if value in ("1", "true", "yes", "on"):
@@ -218,5 +231,6 @@ def build(value: Callable[[Option], str]) -> Config:
         oom_as=parse_choice("--hb-oom-as", raw["oom_as"], OOM_AS),
         enforcement=parse_choice("--hb-enforcement", raw["enforcement"], ENFORCEMENTS),
         max_steps=parse_positive_int("--hb-max-steps", raw["max_steps"]),
+        capacity=parse_capacity_option(raw["capacity"]),
         **parse_gate(raw, models, multipliers),
     )

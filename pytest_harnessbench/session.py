@@ -14,6 +14,7 @@ from pathlib import Path
 
 from . import __version__
 from .config import Config, ConfigError
+from .admission import Admission, check_fits
 from .records import TrialRecord, harness_card
 from .resources import SpecError
 from .sandbox import make_backend
@@ -47,6 +48,7 @@ class Bench:
         self.args = args or []
         self.started_at = utc_now()
         self.backend = make_backend(config.backend, run_id, config.enforcement)
+        self.admission = Admission(config.capacity)
         self.cases: list[Case] = make_cases(config.models, config.multipliers, config.samples)
         self.tasks: dict[str, Task] = {}
         self.problems: list[str] = []  # bad markers, reported as one usage error after collection
@@ -66,7 +68,8 @@ class Bench:
                 task = Task.from_marker(task_id, name, marker_kwargs)
                 for model in self.config.models:
                     task.check_model(model)
-            except SpecError as exc:
+                check_fits(task.spec.cpus, task.spec.memory_bytes, self.config.capacity)
+            except (SpecError, ValueError) as exc:
                 self.problems.append(f"{task_id}: @pytest.mark.task: {exc}")
                 return None
             self.tasks[task_id] = task
@@ -80,7 +83,8 @@ class Bench:
             raise ConfigError(f"--hb-backend {self.config.backend}: {exc}") from None
 
     def new_trial(self, task: Task, case: Case, task_id: str) -> Trial:
-        return Trial(task=replace(task, task_id=task_id), case=case, scale=self.config.scale, run_id=self.run_id, backend=self.backend,
+        return Trial(task=replace(task, task_id=task_id), case=case, scale=self.config.scale, run_id=self.run_id,
+                     backend=self.backend, admission=self.admission,
                      max_steps=self.config.max_steps, worker=self.worker or "main")
 
     def save_trajectory(self, trial: Trial, record: TrialRecord) -> None:

@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+from .admission import Admission
 from .agents.providers import ModelRef, oracle_commands
 from .agents.trajectory import Trajectory, Usage
 from .outcomes import classify
@@ -85,7 +86,7 @@ class Trial:
     """The ``trial`` fixture: ``trial.sandbox`` and ``trial.run_agent(instruction)``."""
 
     def __init__(self, *, task: Task, case: Case, scale: frozenset[str], run_id: str,
-                 backend: Backend, max_steps: int, worker: str = "main"):
+                 backend: Backend, max_steps: int, admission: Admission | None = None, worker: str = "main"):
         self.task = task
         self.case = case
         self.model = case.model.text
@@ -93,6 +94,8 @@ class Trial:
         self.trial_id = trial_id_for(task.task_id, task.name, case)
         self.allocation = Allocation.of(task.spec, case.multiplier, scale)
         self.backend = backend
+        self.admission = admission
+        self._admitted = False
         self.max_steps = max_steps
         self.worker = worker
         self.enforcement = ""
@@ -108,7 +111,16 @@ class Trial:
         return self._sandbox
 
     def provision(self) -> None:
-        """Raises SandboxStartError (an infra outcome) if the backend cannot start one."""
+        """Wait for admission, then create the sandbox.
+
+        The wait is ``queued_s``, never charged to the agent. Raises
+        SandboxStartError (an infra outcome) if the backend cannot start one.
+        """
+        if self.admission is not None:
+            guarantee = self.allocation.guarantee
+            self.timing.queued_s = self.admission.acquire(self.trial_id, guarantee.cpus, guarantee.memory_bytes)
+            self._admitted = True
+        self.started_at = utc_now()  # admitted: the trial's own clock starts here
         start = time.monotonic()
         self.enforcement = self.backend.check()
         self._sandbox = self.backend.provision(self.allocation, self.trial_id, image=self.task.image,
@@ -166,5 +178,10 @@ class Trial:
         return {"record": record.to_dict(), "trajectories": [t.to_dict() for t in self.trajectories]}
 
     def close(self) -> None:
-        if self._sandbox is not None:
-            self._sandbox.close()
+        try:
+            if self._sandbox is not None:
+                self._sandbox.close()
+        finally:
+            if self._admitted:
+                self.admission.release(self.trial_id)
+                self._admitted = False

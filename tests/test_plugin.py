@@ -197,3 +197,31 @@ def test_rlimit_enforcement_is_flagged_as_weaker(suite):
     result.stdout.fnmatch_lines(["*enforcement: local/rlimit*", "*WARNING: rlimit enforcement*weaker*"])
     assert by_model(records(suite)) == {("oracle:heavy", "1x"): ("infra", "oom"),
                                         ("oracle:heavy", "uncapped"): ("passed", None)}
+
+
+def test_admission_keeps_concurrent_guarantees_within_capacity(pytester, tmp_path, monkeypatch):
+    from datetime import datetime
+
+    monkeypatch.setenv("HARNESSBENCH_WORK_ROOT", str(tmp_path / "work"))
+    monkeypatch.setenv("HARNESSBENCH_ADMISSION_DIR", str(tmp_path / "admission"))
+    pytester.makepyfile(test_wait='''
+import pytest
+
+@pytest.mark.parametrize("n", range(3))
+@pytest.mark.task(cpus=1, memory="64Mi", solutions="sleep 0.4; echo ok > out.txt")
+def test_sleepy(trial, n):
+    trial.run_agent("Sleep, then write ok.")
+    assert trial.sandbox.read_file("out.txt").strip() == "ok"
+''')
+    result = run(pytester, "-n", "2", "--hb-capacity", "cpus=1,memory=1Gi")
+    result.assert_outcomes(passed=3)
+    spans = sorted((datetime.fromisoformat(r["started_at"]), datetime.fromisoformat(r["finished_at"]))
+                   for r in records(pytester))
+    assert all(prev_end <= start for (_, prev_end), (start, _) in zip(spans, spans[1:]))
+    assert max(r["timing"]["queued_s"] for r in records(pytester)) > 0.2
+
+
+def test_a_task_bigger_than_capacity_is_a_usage_error(suite):
+    result = run(suite, "--hb-capacity", "cpus=0.5")
+    assert result.ret == 4
+    result.stderr.fnmatch_lines(["*test_answer*can never fit*cpus*"])
