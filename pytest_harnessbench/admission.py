@@ -317,6 +317,21 @@ def owner_alive(entry: dict) -> bool:
     return entry.get("start") is None or entry["start"] == start
 
 
+def owner_token() -> str:
+    """``PID-START`` of this process: names things it creates so a reaper can tell if it died."""
+    me = _owner()
+    return f"{me['pid']}-{me['start'] or 0}"
+
+
+def token_alive(token: str) -> bool:
+    """Whether the process named by :func:`owner_token` still runs (True if the token is unreadable)."""
+    try:
+        pid, start = (int(part) for part in token.split("-"))
+    except ValueError:
+        return True
+    return owner_alive({"pid": pid, "start": start or None, "host": _HOST})
+
+
 # --------------------------------------------------------------------------- the ledger
 
 def default_state_dir() -> Path:

@@ -109,6 +109,12 @@ class _XdistHooks:
         node.workerinput[RUN_ID_INPUT] = self.bench.run_id
         node.workerinput[RUN_DIR_INPUT] = str(self.bench.run_dir)
 
+    def pytest_handlecrashitem(self, crashitem: str, report, sched) -> None:
+        """A worker died mid-trial: record it as infra/worker_crash (the report then reaches logreport)."""
+        record = self.bench.crash_record(crashitem, str(getattr(report.node.gateway, "id", "?")), str(report.longrepr))
+        if record is not None:
+            report.user_properties.append((USER_PROPERTY, record))
+
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     marker = metafunc.definition.get_closest_marker("task")

@@ -20,7 +20,7 @@ from .resources import SpecError
 from .sandbox import make_backend
 from .sandbox.base import EnforcementUnavailable
 from .store import RESULTS, RunStore
-from .trial import Case, Task, Trial, make_cases, utc_now
+from .trial import Case, Task, Trial, make_cases, trial_id_for, utc_now
 
 
 def new_run_id() -> str:
@@ -86,6 +86,25 @@ class Bench:
         return Trial(task=replace(task, task_id=task_id), case=case, scale=self.config.scale, run_id=self.run_id,
                      backend=self.backend, admission=self.admission,
                      max_steps=self.config.max_steps, worker=self.worker or "main")
+
+    def crash_record(self, nodeid: str, worker: str, message: str) -> dict | None:
+        """The record of a trial whose worker process died under it (``infra/worker_crash``)."""
+        base, _, params = nodeid.partition("[")
+        params = params.removesuffix("]")
+        matches = [case for case in self.cases if case.id in params]
+        if not matches:
+            return None  # not a trial
+        case = max(matches, key=lambda c: len(c.id))
+        own_ids = params.replace(case.id, "", 1).strip("-")
+        task_id = f"{base}[{own_ids}]" if own_ids else base
+        name = base.rsplit("::", 1)[-1]
+        return {
+            "run_id": self.run_id, "trial_id": trial_id_for(task_id, name, case), "task_id": task_id,
+            "model": case.model.text, "multiplier": case.multiplier.label, "sample": case.sample,
+            "outcome": "infra", "cause": "worker_crash", "message": message, "allocation": {},
+            "enforcement": "", "backend": self.config.backend, "resources": {}, "timing": {}, "usage": {},
+            "attempts": 1, "started_at": "", "finished_at": utc_now(), "worker": worker, "schema": 1,
+        }
 
     def save_trajectory(self, trial: Trial, record: TrialRecord) -> None:
         self.store.write_trajectory(trial.trial_id, trial.trajectory_document(record))

@@ -225,3 +225,31 @@ def test_a_task_bigger_than_capacity_is_a_usage_error(suite):
     result = run(suite, "--hb-capacity", "cpus=0.5")
     assert result.ret == 4
     result.stderr.fnmatch_lines(["*test_answer*can never fit*cpus*"])
+
+
+def test_killed_worker_is_infra_worker_crash_and_its_sandbox_is_reaped(pytester, tmp_path, monkeypatch):
+    monkeypatch.setenv("HARNESSBENCH_WORK_ROOT", str(tmp_path / "work"))
+    pytester.makepyfile(test_crash='''
+import pytest
+
+@pytest.mark.parametrize("n", range(4))
+@pytest.mark.task(memory="64Mi", solutions="echo ok > out.txt")
+def test_fine(trial, n):
+    trial.run_agent("Write ok.")
+    assert trial.sandbox.read_file("out.txt").strip() == "ok"
+
+@pytest.mark.task(memory="64Mi", solutions="(sleep 300 &); kill -9 $PPID")
+def test_kills_its_worker(trial):
+    trial.run_agent("This command kills the worker process that runs the trial.")
+''')
+    result = run(pytester, "-n", "2")
+    result.stdout.fnmatch_lines(["*4 passed, 1 infra*"])
+    crashed = [r for r in records(pytester) if r["cause"] == "worker_crash"]
+    assert len(crashed) == 1 and crashed[0]["outcome"] == "infra"
+    assert crashed[0]["task_id"].endswith("test_crash.py::test_kills_its_worker")
+    assert len(records(pytester)) == 5
+    run_id = crashed[0]["run_id"]
+    work = tmp_path / "work" / "harnessbench"
+    assert not (work / run_id).exists()  # the dead worker's directory was reaped
+    for parent in cgroups.detect().parents.values():
+        assert not [p for p in parent.iterdir() if p.name.startswith(run_id)]  # and its cgroup, sleep killed

@@ -24,6 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from ..admission import owner_token, token_alive
 from ..resources import Allocation
 from . import cgroups
 from .base import TIMEOUT_EXIT_CODE, EnforcementUnavailable, Evidence, ExecResult, OutputMissingError, SandboxStartError
@@ -70,6 +71,7 @@ class LocalBackend:
             return "rlimit"
         if self._cgroups is None:
             self._cgroups = cgroups.detect()
+            self.reap()  # leftovers of sessions that died
         return self._cgroups.enforcement
 
     def provision(self, allocation: Allocation, trial_id: str, image: str | None = None, network: bool = False) -> LocalSandbox:
@@ -77,7 +79,8 @@ class LocalBackend:
         try:
             run_dir = work_root() / self.run_id
             run_dir.mkdir(parents=True, exist_ok=True)
-            workdir = Path(tempfile.mkdtemp(prefix=f"{trial_id[:80]}-", dir=run_dir))
+            # RUN_ID/OWNER.TRIAL.RANDOM: the owner token lets a later reaper tell a crashed owner's leftovers.
+            workdir = Path(tempfile.mkdtemp(prefix=f"{owner_token()}.{trial_id[:60]}.", dir=run_dir))
         except OSError as exc:
             raise SandboxStartError(f"cannot create the trial's working directory: {exc}") from exc
         group = None
@@ -85,7 +88,7 @@ class LocalBackend:
             limit, guarantee = allocation.limit, allocation.guarantee
             try:
                 group = self._cgroups.create(
-                    f"{self.run_id}-{workdir.name}",
+                    f"{self.run_id}.{workdir.name}",
                     guarantee_memory=guarantee.memory_bytes, limit_memory=limit.memory_bytes,
                     guarantee_cpus=guarantee.cpus, limit_cpus=limit.cpus, pids=limit.pids,
                 )
@@ -102,12 +105,49 @@ class LocalBackend:
             info["weaker_limits"] = "RLIMIT_AS caps virtual memory per command; CPU and pids are not limited"
         return info
 
+    def reap(self) -> int:
+        """Remove sandboxes whose creating process died (a killed worker or session).
+
+        Kills what still runs in their cgroups, removes the groups and working
+        directories. Sandboxes of live processes (other workers, other sessions)
+        are left alone. Returns how many were removed.
+        """
+        removed = 0
+        if self._cgroups is None and self.mode != "rlimit":
+            try:
+                self._cgroups = cgroups.detect()
+            except EnforcementUnavailable:
+                pass
+        if self._cgroups is not None:
+            for parent in set(self._cgroups.parents.values()):
+                for group_dir in parent.iterdir() if parent.exists() else ():
+                    run_id, _, rest = group_dir.name.partition(".")
+                    if group_dir.is_dir() and rest and not token_alive(rest.split(".", 1)[0]):
+                        group = cgroups.Group(self._cgroups.version, {"memory": group_dir})
+                        try:
+                            group.remove()
+                            removed += 1
+                        except OSError:
+                            pass
+        root = work_root()
+        for run_dir in root.iterdir() if root.exists() else ():
+            for workdir in run_dir.iterdir():
+                if not token_alive(workdir.name.split(".", 1)[0]):
+                    shutil.rmtree(workdir, ignore_errors=True)
+                    removed += 1
+            _remove_if_empty(run_dir)
+        return removed
+
     def close(self) -> None:
-        """Remove this run's (by now empty) directory; other xdist workers may still use it."""
-        try:
-            (work_root() / self.run_id).rmdir()
-        except OSError:
-            pass
+        """Reap crashed owners' sandboxes and this run's (by now empty) directory."""
+        self.reap()
+
+
+def _remove_if_empty(path: Path) -> None:
+    try:
+        path.rmdir()
+    except OSError:
+        pass  # not empty: another worker or session still uses it
 
 
 def _read_captured(file, limit: int = CAPTURE_LIMIT) -> bytes:
