@@ -52,6 +52,10 @@ OPTIONS = (
     Option("max_steps", "--hb-max-steps", "hb_max_steps", "30", "model calls allowed per trial"),
     Option("capacity", "--hb-capacity", "hb_capacity", "",
            "admission control: host capacity shared by concurrent trials, e.g. cpus=2,memory=20Gi (default: this machine)"),
+    Option("resume", "--hb-resume", "hb_resume", "",
+           "continue an interrupted run: skip trials RUN_DIR already holds with a final outcome, append to it"),
+    Option("resume_retry", "--hb-resume-retry", "hb_resume_retry", "",
+           "with --hb-resume: 'infra' also re-runs trials that ended in infra (every attempt stays recorded)"),
     Option("gate", "--hb-gate", "hb_gate", "",
            "baseline model: gate every other model against it, paired by task; the exit status is the gate's"),
     Option("gate_at", "--hb-gate-at", "hb_gate_at", "", "gate at this multiplier only (default: every multiplier)"),
@@ -77,6 +81,8 @@ class Config:
     enforcement: str
     max_steps: int
     capacity: object = None  # admission.Capacity
+    resume: Path | None = None
+    resume_retry: frozenset[str] = frozenset()
     gate: str | None = None
     gate_at: Multiplier | None = None
     gate_margins: tuple = ()
@@ -171,6 +177,23 @@ def parse_capacity_option(text: str):
         raise ConfigError(f"--hb-capacity {text!r}: {exc}") from None
 
 
+def parse_resume(raw: dict) -> dict:
+    retry = frozenset(_items("--hb-resume-retry", raw["resume_retry"])) if raw["resume_retry"].strip() else frozenset()
+    unknown = retry - {"infra"}
+    if unknown:
+        raise ConfigError(f"--hb-resume-retry {raw['resume_retry']!r}: only 'infra' can be retried")
+    if not raw["resume"].strip():
+        if retry:
+            raise ConfigError("--hb-resume-retry needs --hb-resume RUN_DIR")
+        return {}
+    resume = Path(raw["resume"])
+    if not (resume / "results.jsonl").is_file():
+        raise ConfigError(f"--hb-resume {resume}: no results.jsonl there; name the run directory to continue")
+    if raw["out"].strip():
+        raise ConfigError("--hb-resume appends to the run directory it names; drop --hb-out")
+    return {"resume": resume, "resume_retry": retry}
+
+
 def parse_bool(flag: str, text: str) -> bool:
     value = str(text).strip().lower()
     if value in ("1", "true", "yes", "on"):
@@ -232,5 +255,6 @@ def build(value: Callable[[Option], str]) -> Config:
         enforcement=parse_choice("--hb-enforcement", raw["enforcement"], ENFORCEMENTS),
         max_steps=parse_positive_int("--hb-max-steps", raw["max_steps"]),
         capacity=parse_capacity_option(raw["capacity"]),
+        **parse_resume(raw),
         **parse_gate(raw, models, multipliers),
     )

@@ -13,8 +13,7 @@ from .records import USER_PROPERTY
 BENCH = pytest.StashKey["Bench"]()
 TRIAL = pytest.StashKey["Trial"]()
 CASE_FIXTURE = "hb_case"
-RUN_ID_INPUT = "harnessbench_run_id"
-RUN_DIR_INPUT = "harnessbench_run_dir"
+WORKER_INPUT = "harnessbench"  # run id, run directory and resume state, from the xdist controller
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -38,23 +37,31 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "task(cpus=1, memory='512Mi', timeout=120, pids=1024, image=None, network=False, solutions=None): "
         "a harnessbench task, run for every model × multiplier × sample (use the `trial` fixture)")
-    from .config import build
-    from .session import Bench, new_run_id, resolve_run_dir
+    from pathlib import Path
 
+    from .config import build
+    from .session import Bench, Resume, new_run_id, resolve_run_dir
+    from .store import load_records
+
+    previous, resume, worker = [], None, None
     try:
         settings = build(lambda opt: _raw_value(config, opt))
-        workerinput = getattr(config, "workerinput", None)
-        if workerinput is not None and RUN_ID_INPUT in workerinput:
-            from pathlib import Path
-
-            run_id, run_dir, worker = workerinput[RUN_ID_INPUT], Path(workerinput[RUN_DIR_INPUT]), workerinput["workerid"]
+        from_controller = getattr(config, "workerinput", {}).get(WORKER_INPUT)
+        if from_controller is not None:
+            run_id, run_dir, worker = from_controller["run_id"], Path(from_controller["run_dir"]), config.workerinput["workerid"]
+            resume = from_controller["resume"] and Resume.from_json(from_controller["resume"])
+        elif settings.resume is not None:
+            run_dir, previous = settings.resume, load_records(settings.resume)
+            resume = Resume.load(previous, settings.resume_retry)
+            run_id = resume.run_id
         else:
-            run_id, worker = new_run_id(), None
+            run_id = new_run_id()
             run_dir = resolve_run_dir(settings, config.rootpath, run_id)
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
     concurrency = getattr(config.option, "numprocesses", None) or 1
-    bench = Bench(settings, run_id, run_dir, worker=worker, concurrency=concurrency, args=list(config.invocation_params.args))
+    bench = Bench(settings, run_id, run_dir, worker=worker, concurrency=concurrency,
+                  args=list(config.invocation_params.args), resume=resume, previous=previous)
     config.stash[BENCH] = bench
     if bench.records_results:
         config.pluginmanager.register(_RecorderHooks(bench), "harnessbench-recorder")
@@ -93,7 +100,7 @@ class _RecorderHooks:
 
         bench = self.bench
         terminalreporter.section("harnessbench")
-        for line in render(bench.records, models=[m.text for m in bench.config.models],
+        for line in render(bench.latest_records(), models=[m.text for m in bench.config.models],
                            multipliers=[m.label for m in bench.config.multipliers], run_dir=str(bench.run_dir),
                            gate_lines=self.gate_lines or ()):
             terminalreporter.write_line(line)
@@ -106,8 +113,9 @@ class _XdistHooks:
         self.bench = bench
 
     def pytest_configure_node(self, node) -> None:
-        node.workerinput[RUN_ID_INPUT] = self.bench.run_id
-        node.workerinput[RUN_DIR_INPUT] = str(self.bench.run_dir)
+        resume = self.bench.resume
+        node.workerinput[WORKER_INPUT] = {"run_id": self.bench.run_id, "run_dir": str(self.bench.run_dir),
+                                          "resume": resume and resume.to_json()}
 
     def pytest_handlecrashitem(self, crashitem: str, report, sched) -> None:
         """A worker died mid-trial: record it as infra/worker_crash (the report then reaches logreport)."""
@@ -130,11 +138,32 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     bench = config.stash[BENCH]
     if bench.problems:
         raise pytest.UsageError("\n".join(bench.problems))
-    if any(CASE_FIXTURE in getattr(item, "fixturenames", ()) for item in items):
+    trials = [item for item in items if CASE_FIXTURE in getattr(item, "fixturenames", ())]
+    if trials:
         try:
             bench.check_backend()
         except ConfigError as exc:
             raise pytest.UsageError(str(exc)) from None
+    if bench.resume is not None:
+        finished = [item for item in trials if bench.skip(_trial_id(bench, item))]
+        if finished:
+            done = set(map(id, finished))
+            items[:] = [item for item in items if id(item) not in done]
+            config.hook.pytest_deselected(items=finished)
+
+
+def _task_id(item: pytest.Item, case) -> str:
+    """The item's node id without our model@mult#sample; the user's own parameters stay."""
+    base = item.nodeid.split("[", 1)[0]
+    own_ids = item.callspec.id.replace(case.id, "", 1).strip("-")
+    return f"{base}[{own_ids}]" if own_ids else base
+
+
+def _trial_id(bench, item: pytest.Item) -> str:
+    from .trial import trial_id_for
+
+    case = item.callspec.params[CASE_FIXTURE]
+    return trial_id_for(_task_id(item, case), item.originalname, case)
 
 
 @pytest.fixture
@@ -149,10 +178,8 @@ def hb_case(request: pytest.FixtureRequest):
 def trial(request: pytest.FixtureRequest, hb_case):
     """A provisioned, resource-limited sandbox for this trial and the agent to run in it."""
     bench = request.config.stash[BENCH]
-    base = request.node.nodeid.split("[", 1)[0]
-    # The user's own parametrization (if any) is part of the task's identity; ours is not.
-    own_ids = request.node.callspec.id.replace(hb_case.id, "", 1).strip("-")
-    current = bench.new_trial(bench.tasks[base], hb_case, f"{base}[{own_ids}]" if own_ids else base)
+    task = bench.tasks[request.node.nodeid.split("[", 1)[0]]
+    current = bench.new_trial(task, hb_case, _task_id(request.node, hb_case))
     request.node.stash[TRIAL] = current
     try:
         current.provision()

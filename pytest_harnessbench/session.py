@@ -8,7 +8,7 @@ the records and the run store.
 from __future__ import annotations
 
 import secrets
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -19,12 +19,38 @@ from .records import TrialRecord, harness_card
 from .resources import SpecError
 from .sandbox import make_backend
 from .sandbox.base import EnforcementUnavailable
-from .store import RESULTS, RunStore
+from .store import CARD, RESULTS, RunStore
 from .trial import Case, Task, Trial, make_cases, trial_id_for, utc_now
 
 
 def new_run_id() -> str:
     return f"{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+
+
+@dataclass(frozen=True)
+class Resume:
+    """What an earlier, interrupted run already holds: trials to skip, attempts so far."""
+
+    run_id: str
+    done: frozenset[str]
+    attempts: dict[str, int]
+
+    @classmethod
+    def load(cls, records: list[dict], retry: frozenset[str]) -> Resume:
+        attempts: dict[str, int] = {}
+        final: dict[str, bool] = {}
+        for r in records:
+            attempts[r["trial_id"]] = attempts.get(r["trial_id"], 0) + 1
+            final[r["trial_id"]] = r["outcome"] not in retry
+        run_id = records[0]["run_id"] if records else new_run_id()
+        return cls(run_id, frozenset(t for t, ok in final.items() if ok), attempts)
+
+    def to_json(self) -> dict:
+        return {"run_id": self.run_id, "done": sorted(self.done), "attempts": self.attempts}
+
+    @classmethod
+    def from_json(cls, data: dict) -> Resume:
+        return cls(data["run_id"], frozenset(data["done"]), dict(data["attempts"]))
 
 
 def resolve_run_dir(config: Config, rootpath: Path, run_id: str) -> Path:
@@ -39,7 +65,8 @@ def resolve_run_dir(config: Config, rootpath: Path, run_id: str) -> Path:
 
 class Bench:
     def __init__(self, config: Config, run_id: str, run_dir: Path, *, worker: str | None = None,
-                 concurrency: int = 1, args: list[str] | None = None):
+                 concurrency: int = 1, args: list[str] | None = None, resume: Resume | None = None,
+                 previous: list[dict] | None = None):
         self.config = config
         self.run_id = run_id
         self.run_dir = run_dir
@@ -52,7 +79,8 @@ class Bench:
         self.cases: list[Case] = make_cases(config.models, config.multipliers, config.samples)
         self.tasks: dict[str, Task] = {}
         self.problems: list[str] = []  # bad markers, reported as one usage error after collection
-        self.records: list[dict] = []  # plain dicts, as in results.jsonl
+        self.resume = resume
+        self.records: list[dict] = list(previous or [])  # plain dicts, as in results.jsonl
         self.store = RunStore(run_dir)
         self._card_written = False
         self.gate_blocks = False
@@ -82,9 +110,17 @@ class Bench:
         except EnforcementUnavailable as exc:
             raise ConfigError(f"--hb-backend {self.config.backend}: {exc}") from None
 
+    def latest_records(self) -> list[dict]:
+        """One record per trial: its last attempt (earlier attempts stay in results.jsonl)."""
+        return list({r["trial_id"]: r for r in self.records}.values())
+
+    def skip(self, trial_id: str) -> bool:
+        return self.resume is not None and trial_id in self.resume.done
+
     def new_trial(self, task: Task, case: Case, task_id: str) -> Trial:
+        attempt = 1 + (self.resume.attempts.get(trial_id_for(task_id, task.name, case), 0) if self.resume else 0)
         return Trial(task=replace(task, task_id=task_id), case=case, scale=self.config.scale, run_id=self.run_id,
-                     backend=self.backend, admission=self.admission,
+                     backend=self.backend, admission=self.admission, attempt=attempt,
                      max_steps=self.config.max_steps, worker=self.worker or "main")
 
     def crash_record(self, nodeid: str, worker: str, message: str) -> dict | None:
@@ -128,7 +164,7 @@ class Bench:
 
         multipliers = [cfg.gate_at.label] if cfg.gate_at else [m.label for m in cfg.multipliers]
         baseline = load_records(cfg.compare) if cfg.compare else None
-        pairs = evaluate(self.records, cfg.gate, cfg.gate_margins, multipliers=multipliers, alpha=cfg.gate_alpha,
+        pairs = evaluate(self.latest_records(), cfg.gate, cfg.gate_margins, multipliers=multipliers, alpha=cfg.gate_alpha,
                          strict=cfg.gate_strict, baseline_records=baseline)
         verdicts = [v for _, v in pairs]
         document = verdicts_to_json(verdicts)
@@ -152,6 +188,13 @@ class Bench:
                             backend=backend_info, concurrency=self.concurrency, plugin_version=__version__,
                             args=self.args)
         card["finished_at"] = finished_at
+        if self.resume is not None:
+            # Keep the original run's start; list every resumption.
+            earlier = self.store.read_json(CARD) or {}
+            card["started_at"] = earlier.get("started_at", card["started_at"])
+            resumes = [r for r in earlier.get("resumes", []) if r.get("started_at") != self.started_at]
+            card["resumes"] = resumes + [{"started_at": self.started_at, "args": self.args,
+                                          "trials_already_final": len(self.resume.done)}]
         card["trials_recorded"] = len(self.records)
         self.store.write_card(card)
         self._card_written = True

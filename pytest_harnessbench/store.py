@@ -32,6 +32,12 @@ class RunStore:
     def write_card(self, card: dict) -> None:
         self.write_json(CARD, card)
 
+    def read_json(self, name: str) -> dict | None:
+        try:
+            return json.loads((self.path / name).read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return None
+
     def write_json(self, name: str, data: dict) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
         _dump(self.path / name, data)

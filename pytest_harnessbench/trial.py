@@ -86,7 +86,8 @@ class Trial:
     """The ``trial`` fixture: ``trial.sandbox`` and ``trial.run_agent(instruction)``."""
 
     def __init__(self, *, task: Task, case: Case, scale: frozenset[str], run_id: str,
-                 backend: Backend, max_steps: int, admission: Admission | None = None, worker: str = "main"):
+                 backend: Backend, max_steps: int, admission: Admission | None = None, attempt: int = 1,
+                 worker: str = "main"):
         self.task = task
         self.case = case
         self.model = case.model.text
@@ -98,6 +99,7 @@ class Trial:
         self._admitted = False
         self.max_steps = max_steps
         self.worker = worker
+        self.attempt = attempt
         self.enforcement = ""
         self.trajectories: list[Trajectory] = []
         self.timing = Timing()
@@ -170,7 +172,8 @@ class Trial:
             allocation=self.allocation.to_dict(), enforcement=self.enforcement, backend=self.backend.name,
             resources={"peak_memory_bytes": evidence.peak_memory_bytes, "cpu_seconds": evidence.cpu_seconds,
                        "oom_kills": evidence.oom_kills, "oom_source": evidence.oom_source},
-            timing=self.timing, usage=self.usage(), started_at=self.started_at, finished_at=utc_now(),
+            timing=self.timing, usage=self.usage(), attempts=self.attempt,
+            started_at=self.started_at, finished_at=utc_now(),
             worker=self.worker,
         )
 

@@ -253,3 +253,69 @@ def test_kills_its_worker(trial):
     assert not (work / run_id).exists()  # the dead worker's directory was reaped
     for parent in cgroups.detect().parents.values():
         assert not [p for p in parent.iterdir() if p.name.startswith(run_id)]  # and its cgroup, sleep killed
+
+
+RESUMABLE = '''
+import pytest
+
+@pytest.mark.parametrize("n", range(4))
+@pytest.mark.task(memory="64Mi", solutions={"lean": "sleep 0.3; echo ok > out.txt",
+                                            "heavy": "python3 -c 'x = bytearray(150 << 20); x[::4096] = b\\"1\\" * len(x[::4096])' && echo ok > out.txt"})
+def test_step(trial, n):
+    trial.run_agent("Write ok.")
+    assert trial.sandbox.read_file("out.txt").strip() == "ok"
+'''
+
+
+def _interrupt_after(pytester, seconds, *args):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args], cwd=pytester.path,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + 60
+    results = pytester.path / "run" / "results.jsonl"
+    while time.monotonic() < deadline and (not results.exists() or len(results.read_text().splitlines()) < seconds):
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGINT)
+    out = proc.communicate(timeout=60)[0].decode()
+    return proc.returncode, out
+
+
+def test_ctrl_c_keeps_finished_records_and_prints_their_summary(pytester, tmp_path, monkeypatch):
+    monkeypatch.setenv("HARNESSBENCH_WORK_ROOT", str(tmp_path / "work"))
+    pytester.makepyfile(test_resumable=RESUMABLE)
+    code, out = _interrupt_after(pytester, 3, "--hb-out", "run", "--models", "oracle:lean")
+    assert code == 2 and "KeyboardInterrupt" in out
+    finished = records(pytester)
+    assert 3 <= len(finished) < 4
+    assert f"oracle:lean  1x    {len(finished)}" in out  # the summary of what finished
+    assert not any((tmp_path / "work" / "harnessbench").glob("*/*"))  # the running sandbox was torn down
+
+
+def test_resume_completes_the_same_trials_without_duplicates(pytester, tmp_path, monkeypatch):
+    monkeypatch.setenv("HARNESSBENCH_WORK_ROOT", str(tmp_path / "work"))
+    pytester.makepyfile(test_resumable=RESUMABLE)
+    models = ["--models", "oracle:lean,oracle:heavy", "--multipliers", "1,uncapped"]
+    full = run(pytester, *models)
+    expected = sorted(r["trial_id"] for r in records(pytester))
+    assert len(expected) == 16
+    (pytester.path / "run").rename(pytester.path / "full")
+
+    _interrupt_after(pytester, 5, "--hb-out", "run", *models)
+    before = records(pytester)
+    resumed = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--hb-resume", "run", "-n", "2", *models)
+    after = records(pytester)
+    assert sorted(r["trial_id"] for r in after) == expected  # nothing twice, nothing missing
+    assert after[:len(before)] == before  # appended, earlier lines untouched
+    resumed.stdout.fnmatch_lines([f"*2 workers ?{16 - len(before)} items?*"])  # workers deselect what is done
+    assert _summary(resumed.outlines) == _summary(full.outlines)  # the summary covers the whole run
+
+    retried = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--hb-resume", "run", "--hb-resume-retry", "infra", *models)
+    retried.stdout.fnmatch_lines(["collected 16 items / 12 deselected / 4 selected", "*4 infra*"])
+    infra = [r for r in records(pytester) if r["outcome"] == "infra"]
+    assert sorted(r["attempts"] for r in infra) == [1] * 4 + [2] * 4  # every attempt stays recorded
+    card = json.loads((pytester.path / "run" / "harness.json").read_text())
+    assert len(card["resumes"]) == 2
