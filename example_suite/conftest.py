@@ -1,0 +1,6 @@
+"""Makes the shared task data (``_tasks.py``) importable under every ``--import-mode``."""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
