@@ -56,6 +56,13 @@ OPTIONS = (
            "continue an interrupted run: skip trials RUN_DIR already holds with a final outcome, append to it"),
     Option("resume_retry", "--hb-resume-retry", "hb_resume_retry", "",
            "with --hb-resume: 'infra' also re-runs trials that ended in infra (every attempt stays recorded)"),
+    Option("langsmith", "--hb-langsmith", "hb_langsmith", "false",
+           "upload the run to LangSmith at the end (on by default when LANGSMITH_API_KEY or LANGSMITH_TRACING is set)",
+           flag_only=True),
+    Option("langsmith_project", "--hb-langsmith-project", "hb_langsmith_project", "",
+           "LangSmith project for this run (default harnessbench-RUN_ID)"),
+    Option("langsmith_timeout", "--hb-langsmith-timeout", "hb_langsmith_timeout", "30",
+           "seconds the end-of-run upload may take; what does not make it stays in the run directory"),
     Option("gate", "--hb-gate", "hb_gate", "",
            "baseline model: gate every other model against it, paired by task; the exit status is the gate's"),
     Option("gate_at", "--hb-gate-at", "hb_gate_at", "", "gate at this multiplier only (default: every multiplier)"),
@@ -82,6 +89,9 @@ class Config:
     max_steps: int
     capacity: object = None  # admission.Capacity
     resume: Path | None = None
+    langsmith: bool = False
+    langsmith_project: str | None = None
+    langsmith_timeout: float = 30.0
     resume_retry: frozenset[str] = frozenset()
     gate: str | None = None
     gate_at: Multiplier | None = None
@@ -256,5 +266,8 @@ def build(value: Callable[[Option], str]) -> Config:
         max_steps=parse_positive_int("--hb-max-steps", raw["max_steps"]),
         capacity=parse_capacity_option(raw["capacity"]),
         **parse_resume(raw),
+        langsmith=parse_bool("--hb-langsmith", raw["langsmith"]),
+        langsmith_project=raw["langsmith_project"].strip() or None,
+        langsmith_timeout=float(parse_positive_int("--hb-langsmith-timeout", raw["langsmith_timeout"])),
         **parse_gate(raw, models, multipliers),
     )

@@ -75,6 +75,7 @@ class _RecorderHooks:
     def __init__(self, bench):
         self.bench = bench
         self.gate_lines: list[str] | None = None
+        self.export = None
         self.other_failures = 0  # failures of tests that are not trials: a gate never hides them
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -92,6 +93,7 @@ class _RecorderHooks:
         if self.gate_lines is not None and session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
             failed = self.bench.gate_blocks or self.other_failures > 0
             session.exitstatus = pytest.ExitCode.TESTS_FAILED if failed else pytest.ExitCode.OK
+        self.export = self.bench.export()
 
     def pytest_terminal_summary(self, terminalreporter) -> None:
         if not self.bench.records:
@@ -104,6 +106,8 @@ class _RecorderHooks:
                            multipliers=[m.label for m in bench.config.multipliers], run_dir=str(bench.run_dir),
                            gate_lines=self.gate_lines or ()):
             terminalreporter.write_line(line)
+        if self.export is not None:
+            terminalreporter.write_line(self.export.summary())
 
 
 class _XdistHooks:
@@ -198,12 +202,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         return report
     bench = item.config.stash[BENCH]
     exc = call.excinfo.value if call.excinfo is not None else None
-    body_s = call.duration if call.when == "call" else 0.0
-    record = current.finish(exc, body_s, bench.config.oom_as)
-    bench.save_trajectory(current, record)
-    report.user_properties.append((USER_PROPERTY, record.to_dict()))
-    if record.message and report.failed:
-        report.sections.append(("harnessbench", f"{record.outcome}/{record.cause}: {record.message}"))
+    record = bench.finish_trial(current, exc, call.duration if call.when == "call" else 0.0)
+    report.user_properties.append((USER_PROPERTY, record))
+    if record["message"] and report.failed:
+        report.sections.append(("harnessbench", f"{record['outcome']}/{record['cause']}: {record['message']}"))
     return report
 
 

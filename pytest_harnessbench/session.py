@@ -15,7 +15,8 @@ from pathlib import Path
 from . import __version__
 from .config import Config, ConfigError
 from .admission import Admission, check_fits
-from .records import TrialRecord, harness_card
+from .records import harness_card
+from .redact import Redactor
 from .resources import SpecError
 from .sandbox import make_backend
 from .sandbox.base import EnforcementUnavailable
@@ -82,6 +83,7 @@ class Bench:
         self.resume = resume
         self.records: list[dict] = list(previous or [])  # plain dicts, as in results.jsonl
         self.store = RunStore(run_dir)
+        self.redactor = Redactor.from_environ()  # secrets never reach the run directory or LangSmith
         self._card_written = False
         self.gate_blocks = False
 
@@ -142,8 +144,25 @@ class Bench:
             "attempts": 1, "started_at": "", "finished_at": utc_now(), "worker": worker, "schema": 1,
         }
 
-    def save_trajectory(self, trial: Trial, record: TrialRecord) -> None:
-        self.store.write_trajectory(trial.trial_id, trial.trajectory_document(record))
+    def save_trajectory(self, trial: Trial, record: dict) -> None:
+        self.store.write_trajectory(trial.trial_id, self.redactor.redact(trial.trajectory_document(record)))
+
+    def finish_trial(self, trial: Trial, exc: BaseException | None, body_s: float) -> dict:
+        """Classify, redact and save a trial's trajectory; returns the record to send on."""
+        record = self.redactor.redact(trial.finish(exc, body_s, self.config.oom_as).to_dict())
+        self.save_trajectory(trial, record)
+        return record
+
+    def export(self):
+        """Upload the run to LangSmith if configured; returns the ExportResult or None."""
+        import os
+
+        from .export.langsmith import enabled, export_run
+
+        if not (self.config.langsmith or enabled(os.environ)):
+            return None
+        self.write_card(finished_at=utc_now())
+        return export_run(self.run_dir, project=self.config.langsmith_project, timeout_s=self.config.langsmith_timeout)
 
     def add_record(self, record: dict) -> None:
         if not self._card_written:
@@ -196,7 +215,7 @@ class Bench:
             card["resumes"] = resumes + [{"started_at": self.started_at, "args": self.args,
                                           "trials_already_final": len(self.resume.done)}]
         card["trials_recorded"] = len(self.records)
-        self.store.write_card(card)
+        self.store.write_card(self.redactor.redact(card))
         self._card_written = True
 
     def finish(self) -> None:

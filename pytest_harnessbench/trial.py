@@ -177,8 +177,8 @@ class Trial:
             worker=self.worker,
         )
 
-    def trajectory_document(self, record: TrialRecord) -> dict:
-        return {"record": record.to_dict(), "trajectories": [t.to_dict() for t in self.trajectories]}
+    def trajectory_document(self, record: dict) -> dict:
+        return {"record": record, "trajectories": [t.to_dict() for t in self.trajectories]}
 
     def close(self) -> None:
         try:

@@ -478,3 +478,45 @@ def test_summary_lines():
         "LangSmith: 3/5 trials uploaded to project p — 2 failed (HTTP 500); kept in /r " \
         "(send later: python -m pytest_harnessbench upload /r)"
     assert ExportResult("p", 0, 0, None, "/r").summary() == "LangSmith: 0/0 trials uploaded to project p"
+
+
+# ---------------------------------------------------------------- through the plugin, at session end
+
+
+def _bake_off(pytester, tmp_path, monkeypatch, out, *extra):
+    monkeypatch.setenv("HARNESSBENCH_WORK_ROOT", str(tmp_path / "work"))
+    monkeypatch.setenv("MY_API_KEY", SECRET)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    pytester.makepyfile(test_tasks=TASKS)
+    start = time.monotonic()
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--models", ",".join(MODELS),
+                                           "--multipliers", "1,uncapped", "--hb-out", out, *extra)
+    return result, time.monotonic() - start
+
+
+def test_the_plugin_uploads_at_session_end_and_keeps_secrets_local(pytester, tmp_path, monkeypatch, fake_langsmith):
+    monkeypatch.setenv("LANGSMITH_API_KEY", LS_KEY)
+    result, _ = _bake_off(pytester, tmp_path, monkeypatch, "run", "--hb-langsmith-project", "bake-off-1")
+    result.stdout.fnmatch_lines(["*LangSmith: 6/6 trials uploaded to project bake-off-1*"])
+    assert [p["name"] for p in fake_langsmith.projects()] == ["bake-off-1"]
+    roots = [r for r in fake_langsmith.runs().values() if not r.get("parent_run_id")]
+    assert len(roots) == 6
+    local = "".join(p.read_text() for p in (pytester.path / "run").rglob("*.json*"))
+    assert SECRET not in local and "[REDACTED:MY_API_KEY]" in local  # redacted in the run directory too
+
+
+def test_a_dead_endpoint_costs_about_nothing_and_is_reported_in_one_line(pytester, tmp_path, monkeypatch):
+    for name in ("LANGSMITH_API_KEY", "LANGSMITH_TRACING", "LANGSMITH_ENDPOINT"):
+        monkeypatch.delenv(name, raising=False)
+    _, without = _bake_off(pytester, tmp_path, monkeypatch, "plain")
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    monkeypatch.setenv("LANGSMITH_ENDPOINT", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("LANGSMITH_API_KEY", LS_KEY)
+    monkeypatch.setenv("LANGSMITH_TRACING", "true")  # LangChain's live tracing must not block either
+    result, with_dead = _bake_off(pytester, tmp_path, monkeypatch, "dead")
+    result.stdout.fnmatch_lines(["LangSmith: 0/6 trials uploaded — endpoint unreachable*kept in*dead*"])
+    assert with_dead < without + 8  # generous: the bound is about one second of import and probe
+    assert len((pytester.path / "dead" / "results.jsonl").read_text().splitlines()) == 6

@@ -13,6 +13,7 @@ from langchain.agents import create_agent
 from langchain.agents.middleware import ModelCallLimitMiddleware
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import HumanMessage, messages_to_dict
+from langsmith import tracing_context
 
 from ..sandbox.base import Sandbox
 from .defaults import SYSTEM_PROMPT
@@ -55,8 +56,15 @@ def run_agent(model: Any, model_name: str, instruction: str, sandbox: Sandbox,
 
     agent = create_agent(model, make_tools(sandbox, record, remaining), system_prompt=SYSTEM_PROMPT,
                          middleware=[ModelCallLimitMiddleware(run_limit=max_steps, exit_behavior="end")])
-    state: dict = {"messages": [HumanMessage(instruction)]}
     config = {"callbacks": [_UsageCounter(trajectory.usage)], "recursion_limit": 4 * max_steps + 10}
+    # LangChain's own live tracing stays off: the run is exported to LangSmith from the
+    # run directory at the end (redacted, bounded in time, never blocking a trial).
+    with tracing_context(enabled=False):
+        return _drive(agent, instruction, config, trajectory, deadline, start)
+
+
+def _drive(agent, instruction: str, config: dict, trajectory: Trajectory, deadline: float | None, start: float) -> Trajectory:
+    state: dict = {"messages": [HumanMessage(instruction)]}
     try:
         for state in agent.stream({"messages": [HumanMessage(instruction)]}, config=config, stream_mode="values"):
             if deadline is not None and time.monotonic() >= deadline:

@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 from ..admission import owner_token, token_alive
+from ..redact import looks_secret
 from ..resources import Allocation
 from . import cgroups
 from .base import TIMEOUT_EXIT_CODE, EnforcementUnavailable, Evidence, ExecResult, OutputMissingError, SandboxStartError
@@ -172,7 +173,9 @@ class LocalSandbox:
         self._closed = False
         tmp = workdir / ".tmp"
         tmp.mkdir()
-        self._env = {**os.environ, "HOME": str(workdir), "TMPDIR": str(tmp), "PWD": str(workdir)}
+        # The agent's commands see the host environment minus anything that looks like a secret.
+        host_env = {k: v for k, v in os.environ.items() if not looks_secret(k)}
+        self._env = {**host_env, "HOME": str(workdir), "TMPDIR": str(tmp), "PWD": str(workdir)}
 
     def _enter(self) -> None:
         """Runs in the child between fork and exec: join the group, drop the network."""
