@@ -52,6 +52,8 @@ OPTIONS = (
     Option("max_steps", "--hb-max-steps", "hb_max_steps", "30", "model calls allowed per trial"),
     Option("capacity", "--hb-capacity", "hb_capacity", "",
            "admission control: host capacity shared by concurrent trials, e.g. cpus=2,memory=20Gi (default: this machine)"),
+    Option("reap", "--hb-reap", "hb_reap", "false",
+           "remove sandboxes (cgroups, directories, containers) left by sessions that died, then exit", flag_only=True),
     Option("resume", "--hb-resume", "hb_resume", "",
            "continue an interrupted run: skip trials RUN_DIR already holds with a final outcome, append to it"),
     Option("resume_retry", "--hb-resume-retry", "hb_resume_retry", "",
@@ -88,6 +90,7 @@ class Config:
     enforcement: str
     max_steps: int
     capacity: object = None  # admission.Capacity
+    reap: bool = False
     resume: Path | None = None
     langsmith: bool = False
     langsmith_project: str | None = None
@@ -265,6 +268,7 @@ def build(value: Callable[[Option], str]) -> Config:
         enforcement=parse_choice("--hb-enforcement", raw["enforcement"], ENFORCEMENTS),
         max_steps=parse_positive_int("--hb-max-steps", raw["max_steps"]),
         capacity=parse_capacity_option(raw["capacity"]),
+        reap=parse_bool("--hb-reap", raw["reap"]),
         **parse_resume(raw),
         langsmith=parse_bool("--hb-langsmith", raw["langsmith"]),
         langsmith_project=raw["langsmith_project"].strip() or None,

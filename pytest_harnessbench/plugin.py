@@ -63,10 +63,22 @@ def pytest_configure(config: pytest.Config) -> None:
     bench = Bench(settings, run_id, run_dir, worker=worker, concurrency=concurrency,
                   args=list(config.invocation_params.args), resume=resume, previous=previous)
     config.stash[BENCH] = bench
+    if settings.reap and bench.records_results:
+        _reap_and_exit(bench)
     if bench.records_results:
         config.pluginmanager.register(_RecorderHooks(bench), "harnessbench-recorder")
         if config.pluginmanager.hasplugin("xdist"):
             config.pluginmanager.register(_XdistHooks(bench), "harnessbench-xdist")
+
+
+def _reap_and_exit(bench) -> None:
+    try:
+        bench.check_backend()  # also reaps what it finds
+        removed = bench.backend.reap()
+    except ConfigError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    pytest.exit(f"harnessbench: {bench.config.backend} backend: no sandbox of a dead session left "
+                f"({removed} more removed on demand)", returncode=0)
 
 
 class _RecorderHooks:

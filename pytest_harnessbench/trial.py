@@ -19,7 +19,7 @@ from .agents.trajectory import Trajectory, Usage
 from .outcomes import classify
 from .records import Timing, TrialRecord
 from .resources import Allocation, Multiplier, Spec, SpecError
-from .sandbox.base import Backend, Evidence, Sandbox
+from .sandbox.base import Backend, Evidence, Sandbox, SandboxError
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._@#=+-]+")
 
@@ -162,6 +162,12 @@ class Trial:
     def finish(self, exc: BaseException | None, body_s: float, oom_as: str) -> TrialRecord:
         """Classify and build the record; call before :meth:`close`."""
         evidence = self.evidence()
+        allocation = self.allocation.to_dict()
+        if self._sandbox is not None:
+            try:
+                allocation["applied"] = self._sandbox.applied_limits()
+            except SandboxError as exc:
+                allocation["applied"] = {"error": str(exc)}
         verdict = classify(exc, evidence.oom_kills, self.stop_reason, oom_as)
         self.timing.verify_s = max(0.0, body_s - self.timing.agent_s)
         self.timing.total_s = self.timing.queued_s + self.timing.provision_s + body_s
@@ -169,7 +175,7 @@ class Trial:
             run_id=self.run_id, trial_id=self.trial_id, task_id=self.task.task_id, model=self.model,
             multiplier=self.case.multiplier.label, sample=self.case.sample,
             outcome=verdict.outcome, cause=verdict.cause, message=verdict.message,
-            allocation=self.allocation.to_dict(), enforcement=self.enforcement, backend=self.backend.name,
+            allocation=allocation, enforcement=self.enforcement, backend=self.backend.name,
             resources={"peak_memory_bytes": evidence.peak_memory_bytes, "cpu_seconds": evidence.cpu_seconds,
                        "oom_kills": evidence.oom_kills, "oom_source": evidence.oom_source},
             timing=self.timing, usage=self.usage(), attempts=self.attempt,

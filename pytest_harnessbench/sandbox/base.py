@@ -107,6 +107,9 @@ class Sandbox(Protocol):
     def evidence(self) -> Evidence:
         """Peak memory, CPU time and OOM kills so far, from the kernel's counters."""
 
+    def applied_limits(self) -> dict:
+        """The limits as the kernel or engine holds them, read back (never echoed from the request)."""
+
     def close(self) -> None:
         """Kill everything left and remove every trace; safe to call twice."""
 

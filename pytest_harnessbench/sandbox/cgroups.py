@@ -121,6 +121,23 @@ class Group:
             oom_source="memory.oom_control",
         )
 
+    def applied(self) -> dict[str, str]:
+        """The limits as the kernel holds them, read back from the group's files."""
+        if self.version == "v2":
+            names = {"memory": ("memory.max", "memory.low", "memory.swap.max"), "cpu": ("cpu.max", "cpu.weight"),
+                     "pids": ("pids.max",)}
+        else:
+            names = {"memory": ("memory.limit_in_bytes", "memory.soft_limit_in_bytes", "memory.memsw.limit_in_bytes"),
+                     "cpu": ("cpu.cfs_quota_us", "cpu.cfs_period_us", "cpu.shares"), "pids": ("pids.max",)}
+        applied = {}
+        for ctrl, files in names.items():
+            for name in files:
+                try:
+                    applied[name] = (self.dirs[ctrl] / name).read_text().strip()
+                except OSError:
+                    pass
+        return applied
+
     def kill_all(self) -> None:
         first = next(iter(self.dirs.values()))
         kill_file = first / "cgroup.kill"

@@ -244,6 +244,12 @@ class LocalSandbox:
         except (FileNotFoundError, IsADirectoryError) as exc:
             raise OutputMissingError(f"{path} does not exist in the sandbox") from exc
 
+    def applied_limits(self) -> dict:
+        """What the kernel enforces for this sandbox (read back, not echoed from the request)."""
+        if self.group is not None:
+            return self.group.applied()
+        return {"RLIMIT_AS": self.allocation.limit.memory_bytes}  # set in each command's child before exec
+
     def evidence(self) -> Evidence:
         if self.group is not None:
             return self.group.evidence()
