@@ -7,11 +7,11 @@ naming the value and what is accepted; the plugin turns it into a usage error.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from .agents.providers import ModelRef, ModelSpecError, parse_model
+from .agents.providers import ModelRef, ModelSpecError, parse_model, parse_model_param
 from .resources import DEFAULT_SCALE, SCALABLE, Multiplier, SpecError
 
 BACKENDS = ("local", "docker")
@@ -33,6 +33,7 @@ class Option:
     default: str
     help: str
     flag_only: bool = False  # a switch (store_true); its ini key takes true/false
+    repeated: bool = False  # may be given several times; its ini key takes one value per line
 
 
 OPTIONS = (
@@ -50,6 +51,20 @@ OPTIONS = (
     Option("enforcement", "--hb-enforcement", "hb_enforcement", "cgroup",
            "local backend: 'cgroup' (kernel limits, default) or 'rlimit' (weaker RLIMIT_AS, no CPU cap)"),
     Option("max_steps", "--hb-max-steps", "hb_max_steps", "30", "model calls allowed per trial"),
+    Option("model_params", "--hb-model-param", "hb_model_params", "",
+           "MODEL:KEY=VALUE passed to the model's constructor (repeatable; '*' for every provider model), "
+           "e.g. openai:gpt-5.1:temperature=0 or openai:local:base_url=http://127.0.0.1:8000/v1", repeated=True),
+    Option("preflight_call", "--hb-preflight-call", "hb_preflight_call", "false",
+           "before any trial, make one tiny request to every provider model", flag_only=True),
+    Option("provider_retries", "--hb-provider-retries", "hb_provider_retries", "2",
+           "retries of a failing model call (rate limit, 5xx, connection, timeout) before the trial is infra/provider"),
+    Option("provider_backoff", "--hb-provider-backoff", "hb_provider_backoff", "1.0",
+           "seconds before the first provider retry (doubling after each)"),
+    Option("prices", "--hb-prices", "hb_prices", "",
+           "JSON price table for cost estimates: {MODEL: {input_per_1m: USD, output_per_1m: USD}}"),
+    Option("allow_host_exec", "--hb-allow-host-exec", "hb_allow_host_exec", "false",
+           "let provider models run commands on this host with the local backend when the filesystem cannot be "
+           "isolated (no bubblewrap)", flag_only=True),
     Option("capacity", "--hb-capacity", "hb_capacity", "",
            "admission control: host capacity shared by concurrent trials, e.g. cpus=2,memory=20Gi (default: this machine)"),
     Option("reap", "--hb-reap", "hb_reap", "false",
@@ -90,6 +105,12 @@ class Config:
     enforcement: str
     max_steps: int
     capacity: object = None  # admission.Capacity
+    model_params: dict = field(default_factory=dict)  # model text (or "*") -> {key: value}
+    preflight_call: bool = False
+    provider_retries: int = 2
+    provider_backoff: float = 1.0
+    prices: dict = field(default_factory=dict)
+    allow_host_exec: bool = False
     reap: bool = False
     resume: Path | None = None
     langsmith: bool = False
@@ -114,6 +135,9 @@ class Config:
             "enforcement": self.enforcement,
             "max_steps": self.max_steps,
             "capacity": str(self.capacity),
+            "model_params": self.model_params,
+            "provider_retries": self.provider_retries,
+            "prices": self.prices,
             "gate": None if self.gate is None else {
                 "baseline": self.gate, "at": self.gate_at and self.gate_at.label,
                 "margins": [str(m) for m in self.gate_margins], "alpha": self.gate_alpha,
@@ -179,6 +203,59 @@ def parse_scale(text: str) -> frozenset[str]:
     if unknown:
         raise ConfigError(f"--hb-scale: {unknown[0]!r} is not one of: {', '.join(SCALABLE)}")
     return frozenset(items)
+
+
+def parse_model_params(text: str, models: tuple[ModelRef, ...]) -> dict:
+    params: dict[str, dict] = {}
+    known = {m.text for m in models if m.kind == "provider"}
+    for line in (line.strip() for line in text.splitlines()):
+        if not line:
+            continue
+        try:
+            model, key, value = parse_model_param(line)
+        except ModelSpecError as exc:
+            raise ConfigError(str(exc)) from None
+        if model != "*" and model not in known:
+            raise ConfigError(f"--hb-model-param {line!r}: {model!r} is not a provider model of --models "
+                              f"({', '.join(sorted(known)) or 'none'}); use one of them or '*'")
+        params.setdefault(model, {})[key] = value
+    return params
+
+
+def parse_count(flag: str, text: str) -> int:
+    try:
+        value = int(str(text).strip())
+    except ValueError:
+        raise ConfigError(f"{flag} {text!r} is not a whole number ≥ 0") from None
+    if value < 0:
+        raise ConfigError(f"{flag} {text!r} must be ≥ 0")
+    return value
+
+
+def parse_seconds(flag: str, text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ConfigError(f"{flag} {text!r} is not a number of seconds") from None
+    if not value >= 0:
+        raise ConfigError(f"{flag} {text!r} must be ≥ 0")
+    return value
+
+
+def parse_prices(text: str) -> dict:
+    if not text.strip():
+        return {}
+    import json
+
+    try:
+        table = json.loads(Path(text).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"--hb-prices {text}: cannot read a JSON price table ({exc})") from None
+    for model, price in (table.items() if isinstance(table, dict) else [("?", None)]):
+        if not (isinstance(price, dict) and all(isinstance(price.get(k), (int, float)) for k in ("input_per_1m", "output_per_1m"))):
+            raise ConfigError(f"--hb-prices {text}: entry {model!r} needs numbers input_per_1m and output_per_1m "
+                              '(USD per million tokens), e.g. {"openai:gpt-5.1": {"input_per_1m": 1.25, "output_per_1m": 10}}')
+    return table
 
 
 def parse_capacity_option(text: str):
@@ -268,6 +345,12 @@ def build(value: Callable[[Option], str]) -> Config:
         enforcement=parse_choice("--hb-enforcement", raw["enforcement"], ENFORCEMENTS),
         max_steps=parse_positive_int("--hb-max-steps", raw["max_steps"]),
         capacity=parse_capacity_option(raw["capacity"]),
+        model_params=parse_model_params(raw["model_params"], models),
+        preflight_call=parse_bool("--hb-preflight-call", raw["preflight_call"]),
+        provider_retries=parse_count("--hb-provider-retries", raw["provider_retries"]),
+        provider_backoff=parse_seconds("--hb-provider-backoff", raw["provider_backoff"]),
+        prices=parse_prices(raw["prices"]),
+        allow_host_exec=parse_bool("--hb-allow-host-exec", raw["allow_host_exec"]),
         reap=parse_bool("--hb-reap", raw["reap"]),
         **parse_resume(raw),
         langsmith=parse_bool("--hb-langsmith", raw["langsmith"]),

@@ -13,7 +13,7 @@ from .sandbox.base import OutputMissingError, SandboxLostError, SandboxStartErro
 PASSED, FAILED, INFRA, ERROR = "passed", "failed", "infra", "error"
 OUTCOMES = (PASSED, FAILED, INFRA, ERROR)
 INFRA_CAUSES = ("oom", "sandbox_start", "sandbox_lost", "provider", "worker_crash")
-FAILED_CAUSES = ("assertion", "timeout", "step_limit", "gave_up", "oom")
+FAILED_CAUSES = ("assertion", "timeout", "step_limit", "gave_up", "context_overflow", "oom")
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,19 @@ class Verdict:
 
 
 class ProviderError(Exception):
-    """A model provider fault (rate limit, 5xx, connection) after its retry budget."""
+    """A model provider fault (rate limit, 5xx, connection, timeout) after the retry budget."""
+
+
+class ProviderFatal(ProviderError):
+    """Authentication or model-not-found in mid-run: infra/provider, and the session stops."""
+
+
+class ModelGaveUp(Exception):
+    """The model ended the attempt itself (context overflow, refusal): a model failure with ``cause``."""
+
+    def __init__(self, cause: str, message: str = ""):
+        super().__init__(message or cause)
+        self.cause = cause
 
 
 def _is_verification_failure(exc: BaseException) -> bool:
@@ -53,14 +65,16 @@ def classify(exc: BaseException | None, oom_kills: int = 0, stop_reason: str | N
     1. No exception: passed (OOM kills inside are still recorded on the trial).
     2. The sandbox could not start, or vanished: infra — as ``oom`` if the
        kernel killed something in it, since that is usually why it vanished.
-    3. A provider fault after retries: infra/provider.
+    3. A provider fault after retries: infra/provider. A model that gave up
+       (context overflow) is the model's failure, with that cause.
     4. Any other exception that is not a verification failure (NameError,
        TypeError, ...): the task or plugin is broken — error/harness, even if an
        OOM happened, because the trial measured nothing.
     5. A verification failure with an OOM kill in the sandbox: infra/oom (the
        environment ended the attempt), or failed/oom under ``--hb-oom-as failed``.
     6. A verification failure: failed, caused by the agent's timeout or step
-       limit if it ran out of budget, else by the assertion itself.
+       limit if it ran out of budget, ``gave_up`` if the model refused, else by
+       the assertion itself.
     """
     if exc is None:
         return Verdict(PASSED, None)
@@ -71,11 +85,13 @@ def classify(exc: BaseException | None, oom_kills: int = 0, stop_reason: str | N
         return Verdict(INFRA, "oom" if oom_kills else "sandbox_lost", message)
     if isinstance(exc, ProviderError):
         return Verdict(INFRA, "provider", message)
+    if isinstance(exc, ModelGaveUp):
+        return Verdict(FAILED, exc.cause, message)
     if not _is_verification_failure(exc):
         return Verdict(ERROR, "harness", message)
     if oom_kills:
         oom_message = f"kernel OOM-killed {oom_kills} process(es) in the sandbox; {message}"
         return Verdict(FAILED if oom_as == FAILED else INFRA, "oom", oom_message)
-    if stop_reason in ("timeout", "step_limit"):
+    if stop_reason in ("timeout", "step_limit", "gave_up"):
         return Verdict(FAILED, stop_reason, message)
     return Verdict(FAILED, "assertion", message)

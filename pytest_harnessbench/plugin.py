@@ -23,14 +23,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         if opt.flag_only:
             group.addoption(opt.flag, dest=f"hb_{opt.name}", action="store_const", const="true", default=None,
                             help=help_text)
+        elif opt.repeated:
+            group.addoption(opt.flag, dest=f"hb_{opt.name}", action="append", default=None, metavar="VALUE",
+                            help=help_text)
         else:
             group.addoption(opt.flag, dest=f"hb_{opt.name}", default=None, metavar=opt.name.upper(), help=help_text)
-        parser.addini(opt.ini, help=opt.help, default=opt.default)
+        parser.addini(opt.ini, help=opt.help, type="linelist" if opt.repeated else None,
+                      default=[] if opt.repeated else opt.default)
 
 
 def _raw_value(config: pytest.Config, opt: Option) -> str:
     cli = config.getoption(f"hb_{opt.name}")
-    return str(cli) if cli is not None else str(config.getini(opt.ini))
+    value = cli if cli is not None else config.getini(opt.ini)
+    return "\n".join(value) if opt.repeated else str(value)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -60,8 +65,13 @@ def pytest_configure(config: pytest.Config) -> None:
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
     concurrency = getattr(config.option, "numprocesses", None) or 1
-    bench = Bench(settings, run_id, run_dir, worker=worker, concurrency=concurrency,
-                  args=list(config.invocation_params.args), resume=resume, previous=previous)
+    try:
+        bench = Bench(settings, run_id, run_dir, worker=worker, concurrency=concurrency,
+                      args=list(config.invocation_params.args), resume=resume, previous=previous)
+        if worker is None:
+            bench.preflight()
+    except ConfigError as exc:
+        raise pytest.UsageError(str(exc)) from None
     config.stash[BENCH] = bench
     if settings.reap and bench.records_results:
         _reap_and_exit(bench)
@@ -191,11 +201,23 @@ def hb_case(request: pytest.FixtureRequest):
 
 
 @pytest.fixture
-def trial(request: pytest.FixtureRequest, hb_case):
+def hb_agent_factory():
+    """Bring your own harness: override to return ``factory(model, tools, middleware) -> agent``.
+
+    The default (None) is the plugin's own ``create_agent`` with its system
+    prompt. Yours gets the chat model, the sandbox tools and the plugin's retry
+    middleware (include it to keep provider retries counted); the plugin still
+    applies the step and time limits, records and classifies.
+    """
+    return None
+
+
+@pytest.fixture
+def trial(request: pytest.FixtureRequest, hb_case, hb_agent_factory):
     """A provisioned, resource-limited sandbox for this trial and the agent to run in it."""
     bench = request.config.stash[BENCH]
     task = bench.tasks[request.node.nodeid.split("[", 1)[0]]
-    current = bench.new_trial(task, hb_case, _task_id(request.node, hb_case))
+    current = bench.new_trial(task, hb_case, _task_id(request.node, hb_case), hb_agent_factory)
     request.node.stash[TRIAL] = current
     try:
         current.provision()
@@ -216,9 +238,17 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     exc = call.excinfo.value if call.excinfo is not None else None
     record = bench.finish_trial(current, exc, call.duration if call.when == "call" else 0.0)
     report.user_properties.append((USER_PROPERTY, record))
+    if _is_fatal(exc):  # auth or model-not-found mid-run: stop cleanly, keep what finished
+        item.session.shouldstop = f"harnessbench: {record['model']}: {record['message']}; stopping the session"
     if record["message"] and report.failed:
         report.sections.append(("harnessbench", f"{record['outcome']}/{record['cause']}: {record['message']}"))
     return report
+
+
+def _is_fatal(exc: BaseException | None) -> bool:
+    from .outcomes import ProviderFatal
+
+    return isinstance(exc, ProviderFatal)
 
 
 def _record_of(report: pytest.TestReport) -> dict | None:

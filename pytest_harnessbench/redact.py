@@ -50,6 +50,12 @@ class Redactor:
                     secrets.setdefault(value.strip(), name)
         return cls(secrets)
 
+    def with_params(self, params: Mapping[str, Mapping[str, Any]]) -> Redactor:
+        """Also redact secret-looking model parameters (``--hb-model-param MODEL:api_key=...``)."""
+        extra = {str(value): f"{model}:{key}" for model, values in params.items() for key, value in values.items()
+                 if looks_secret(key) and str(value)}
+        return Redactor({**extra, **self.secrets}) if extra else self
+
     def __bool__(self) -> bool:
         return bool(self.secrets)
 

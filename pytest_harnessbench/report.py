@@ -98,6 +98,29 @@ def comparison_lines(records: Sequence[Record], models: Sequence[str], multiplie
     return lines
 
 
+def usage_lines(records: Sequence[Record], models: Sequence[str]) -> list[str]:
+    """Tokens, calls, retries and cost per trial for each model that used any tokens."""
+    by_model: dict[str, list[dict]] = {}
+    for r in records:
+        by_model.setdefault(r["model"], []).append(r.get("usage") or {})
+    body = []
+    for model in _order(by_model, models):
+        usages = by_model[model]
+        total = lambda key: sum(u.get(key) or 0 for u in usages)  # noqa: E731
+        if not (total("input_tokens") or total("output_tokens")):
+            continue
+        n = len(usages)
+        costs = [u["cost_usd"] for u in usages if u.get("cost_usd") is not None]
+        body.append([model, str(n), f"{total('model_calls') / n:.1f}", f"{total('tool_calls') / n:.1f}",
+                     f"{total('input_tokens') / n:,.0f}", f"{total('output_tokens') / n:,.0f}",
+                     str(total("provider_retries")), f"${sum(costs):.4f}" if costs else "-"])
+    if not body:
+        return []
+    header = ["model", "trials", "model calls/trial", "tool calls/trial", "input tokens/trial",
+              "output tokens/trial", "provider retries", "cost"]
+    return ["usage:"] + _table(header, body)
+
+
 def power_line(records: Sequence[Record]) -> str:
     tasks = len({r["task_id"] for r in records})
     per_cell = Counter((r["task_id"], r["model"], r["multiplier"]) for r in records)
@@ -115,6 +138,7 @@ def render(records: Sequence[Record], *, models: Sequence[str] = (), multipliers
     if any(r["enforcement"] == "rlimit" for r in records):
         lines.append("WARNING: rlimit enforcement caps virtual memory per command and does not limit CPU; "
                      "these limits are weaker than the kernel cgroup limits of a real sandbox")
+    lines += usage_lines(records, models)
     lines += comparison_lines(records, models, multipliers)
     lines.append(power_line(records))
     lines += list(gate_lines)

@@ -21,7 +21,7 @@ from .resources import SpecError
 from .sandbox import make_backend
 from .sandbox.base import EnforcementUnavailable
 from .store import CARD, RESULTS, RunStore
-from .trial import Case, Task, Trial, make_cases, trial_id_for, utc_now
+from .trial import AgentSettings, Case, Task, Trial, make_cases, trial_id_for, utc_now
 
 
 def new_run_id() -> str:
@@ -75,17 +75,53 @@ class Bench:
         self.concurrency = concurrency
         self.args = args or []
         self.started_at = utc_now()
-        self.backend = make_backend(config.backend, run_id, config.enforcement)
+        self.backend = make_backend(config.backend, run_id, config.enforcement, isolate_fs=self._needs_isolation())
         self.admission = Admission(config.capacity)
+        self.agent_settings = AgentSettings(max_steps=config.max_steps, model_params=config.model_params,
+                                            retries=config.provider_retries, backoff_s=config.provider_backoff,
+                                            prices=config.prices)
         self.cases: list[Case] = make_cases(config.models, config.multipliers, config.samples)
         self.tasks: dict[str, Task] = {}
         self.problems: list[str] = []  # bad markers, reported as one usage error after collection
         self.resume = resume
         self.records: list[dict] = list(previous or [])  # plain dicts, as in results.jsonl
         self.store = RunStore(run_dir)
-        self.redactor = Redactor.from_environ()  # secrets never reach the run directory or LangSmith
+        # Secrets (from the environment or given as model parameters) never reach the run directory or LangSmith.
+        self.redactor = Redactor.from_environ().with_params(config.model_params)
         self._card_written = False
         self.gate_blocks = False
+
+    def _needs_isolation(self) -> bool:
+        """Provider models write the commands we run: on the local backend that is the host.
+
+        Their commands get a read-only host filesystem (bubblewrap) or, failing
+        that, the user must opt in to host execution.
+
+        Raises:
+            ConfigError: neither is possible.
+        """
+        providers = [m.text for m in self.config.models if m.kind == "provider"]
+        if self.config.backend != "local" or not providers:
+            return False
+        from .sandbox.local import can_isolate_filesystem
+
+        if can_isolate_filesystem():
+            return True
+        if self.config.allow_host_exec:
+            return False
+        raise ConfigError(f"--models {providers[0]}: a provider model's commands would run on this host unisolated "
+                          "(bubblewrap not available); use --hb-backend docker, install bubblewrap, "
+                          "or pass --hb-allow-host-exec")
+
+    def preflight(self) -> None:
+        """Provider models must be ready before any trial starts. Raises ConfigError."""
+        from .agents.providers import ModelSpecError, preflight
+
+        for model in self.config.models:
+            try:
+                preflight(model, self.config.model_params, call=self.config.preflight_call)
+            except ModelSpecError as exc:
+                raise ConfigError(str(exc)) from None
 
     @property
     def records_results(self) -> bool:
@@ -119,11 +155,11 @@ class Bench:
     def skip(self, trial_id: str) -> bool:
         return self.resume is not None and trial_id in self.resume.done
 
-    def new_trial(self, task: Task, case: Case, task_id: str) -> Trial:
+    def new_trial(self, task: Task, case: Case, task_id: str, agent_factory=None) -> Trial:
         attempt = 1 + (self.resume.attempts.get(trial_id_for(task_id, task.name, case), 0) if self.resume else 0)
         return Trial(task=replace(task, task_id=task_id), case=case, scale=self.config.scale, run_id=self.run_id,
-                     backend=self.backend, admission=self.admission, attempt=attempt,
-                     max_steps=self.config.max_steps, worker=self.worker or "main")
+                     backend=self.backend, admission=self.admission, attempt=attempt, agent=self.agent_settings,
+                     agent_factory=agent_factory, worker=self.worker or "main")
 
     def crash_record(self, nodeid: str, worker: str, message: str) -> dict | None:
         """The record of a trial whose worker process died under it (``infra/worker_crash``)."""

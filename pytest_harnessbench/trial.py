@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from .admission import Admission
@@ -72,6 +72,17 @@ class Case:
         return f"{self.model.text}@{self.multiplier.label}#{self.sample}"
 
 
+@dataclass(frozen=True)
+class AgentSettings:
+    """How the harness drives models: the same for every trial of a run."""
+
+    max_steps: int = 30
+    model_params: dict = field(default_factory=dict)  # model text (or "*") -> init_chat_model kwargs
+    retries: int = 2  # provider retries per model call, done by the harness
+    backoff_s: float = 1.0
+    prices: dict = field(default_factory=dict)  # model text -> {"input_per_1m": $, "output_per_1m": $}
+
+
 def make_cases(models, multipliers, samples: int) -> list[Case]:
     return [Case(model, mult, k) for model in models for mult in multipliers for k in range(1, samples + 1)]
 
@@ -85,9 +96,9 @@ def trial_id_for(task_id: str, name: str, case: Case) -> str:
 class Trial:
     """The ``trial`` fixture: ``trial.sandbox`` and ``trial.run_agent(instruction)``."""
 
-    def __init__(self, *, task: Task, case: Case, scale: frozenset[str], run_id: str,
-                 backend: Backend, max_steps: int, admission: Admission | None = None, attempt: int = 1,
-                 worker: str = "main"):
+    def __init__(self, *, task: Task, case: Case, scale: frozenset[str], run_id: str, backend: Backend,
+                 agent: AgentSettings = AgentSettings(), admission: Admission | None = None, attempt: int = 1,
+                 worker: str = "main", agent_factory=None):
         self.task = task
         self.case = case
         self.model = case.model.text
@@ -97,7 +108,8 @@ class Trial:
         self.backend = backend
         self.admission = admission
         self._admitted = False
-        self.max_steps = max_steps
+        self.agent = agent
+        self.agent_factory = agent_factory  # None: the harness's own agent
         self.worker = worker
         self.attempt = attempt
         self.enforcement = ""
@@ -130,20 +142,36 @@ class Trial:
         self.timing.provision_s = time.monotonic() - start
 
     def run_agent(self, instruction: str) -> Trajectory:
-        """Run the harness's one agent with this trial's model; limits never raise."""
+        """Run this trial's model in the harness's one agent; limits end it gracefully.
+
+        Raises:
+            ProviderError: the provider kept failing after the retry budget (infra).
+            ModelGaveUp: the model's context overflowed (its own failure).
+        """
+        import pytest
+
         from .agents.harness import run_agent
-        from .agents.providers import make_chat_model
+        from .agents.providers import ModelContext, make_chat_model, translate_fault
 
         start = time.monotonic()
-        model = make_chat_model(self.case.model, self.task.solutions)
         spent = sum(t.duration_s for t in self.trajectories)
         budget = None if self.allocation.timeout_s is None else max(0.0, self.allocation.timeout_s - spent)
+        context = ModelContext(self.task.task_id, self.case.sample, self.task.solutions)
+        model = make_chat_model(self.case.model, context, self.agent.model_params, budget)
+        if model is None:
+            pytest.skip(f"{self.model}: nothing recorded for this task and sample")
+        trajectory = Trajectory(model=self.model, instruction=instruction)
+        self.trajectories.append(trajectory)  # kept, partial or not, whatever happens below
         try:
-            trajectory = run_agent(model, self.model, instruction, self.sandbox, budget, self.max_steps)
+            return run_agent(model, trajectory, self.sandbox, timeout_s=budget, max_steps=self.agent.max_steps,
+                             factory=self.agent_factory, retries=self.agent.retries, backoff_s=self.agent.backoff_s)
+        except Exception as exc:
+            fault = translate_fault(exc)
+            if fault is not None:
+                raise fault from exc
+            raise
         finally:
             self.timing.agent_s += time.monotonic() - start
-        self.trajectories.append(trajectory)
-        return trajectory
 
     @property
     def stop_reason(self) -> str | None:
@@ -154,7 +182,11 @@ class Trial:
         for t in self.trajectories:
             for key, value in vars(t.usage).items():
                 setattr(total, key, getattr(total, key) + value)
-        return vars(total)
+        usage = vars(total)
+        price = self.agent.prices.get(self.model)
+        usage["cost_usd"] = None if price is None else round(
+            total.input_tokens * price["input_per_1m"] / 1e6 + total.output_tokens * price["output_per_1m"] / 1e6, 6)
+        return usage
 
     def evidence(self) -> Evidence:
         return self._sandbox.evidence() if self._sandbox is not None else Evidence()

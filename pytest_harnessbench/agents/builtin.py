@@ -1,9 +1,9 @@
 """Built-in models: chat models that go through the same agent loop as real ones.
 
 ``oracle[:variant]`` asks for the task's reference solution as ``bash`` tool
-calls (one per command), then says it is done; ``nop`` answers without acting.
-They exist so a suite can be checked end to end without a provider, and so the
-resource configuration's effect can be measured with the model held fixed.
+calls, ``nop`` answers without acting, ``replay:RUN_DIR`` re-issues the tool
+calls an earlier run recorded. They check a suite end to end without a
+provider, and measure the resource configuration with the model held fixed.
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ def _no_usage() -> dict:
 
 
 class ScriptedToolModel(BaseChatModel):
-    """Issues ``commands`` as bash tool calls one per turn, then ``final``."""
+    """Issues ``calls`` (tool name, arguments) one per turn, then answers ``final``."""
 
-    commands: list[str] = []
+    calls: list[tuple[str, dict]] = []
     final: str = "Done."
     label: str = "scripted"
 
@@ -36,18 +36,14 @@ class ScriptedToolModel(BaseChatModel):
     def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
                   run_manager: Any = None, **kwargs: Any) -> ChatResult:
         turn = sum(1 for m in messages if m.type == "ai")
-        if turn < len(self.commands):
-            message = AIMessage(content="", usage_metadata=_no_usage(), tool_calls=[
-                {"name": "bash", "args": {"command": self.commands[turn]}, "id": f"call_{turn}", "type": "tool_call"}])
+        if turn < len(self.calls):
+            name, args = self.calls[turn]
+            message = AIMessage(content="", usage_metadata=_no_usage(),
+                                tool_calls=[{"name": name, "args": args, "id": f"call_{turn}", "type": "tool_call"}])
         else:
             message = AIMessage(content=self.final, usage_metadata=_no_usage())
         return ChatResult(generations=[ChatGeneration(message=message)])
 
 
-def oracle(commands: list[str], variant: str) -> ScriptedToolModel:
-    return ScriptedToolModel(commands=commands, final=f"Ran the reference solution '{variant}'.",
-                             label=f"oracle-{variant}")
-
-
-def nop() -> ScriptedToolModel:
-    return ScriptedToolModel(commands=[], final="I will not do anything.", label="nop")
+def scripted(calls: list[tuple[str, dict]], final: str, label: str) -> ScriptedToolModel:
+    return ScriptedToolModel(calls=list(calls), final=final, label=label)

@@ -1,51 +1,96 @@
 """The one agent every model runs in: same prompt, tools and limits for all.
 
-Uses LangChain's ``create_agent``. The loop is streamed so the partial
-trajectory survives a step limit, a timeout or an exception.
+The default agent is LangChain's ``create_agent`` with the harness's system
+prompt and tools. A suite may bring its own (the ``hb_agent_factory``
+fixture); the plugin still supplies the sandbox tools, the retry middleware,
+the step and time limits, the recording and the classification. The loop is
+streamed so the partial trajectory survives a step limit, a timeout or an
+exception.
 """
 
 from __future__ import annotations
 
+import json
 import time
-from typing import Any
+from typing import Any, Callable
 
 from langchain.agents import create_agent
-from langchain.agents.middleware import ModelCallLimitMiddleware
+from langchain.agents.middleware import ModelRetryMiddleware
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import HumanMessage, messages_to_dict
+from langgraph.errors import GraphRecursionError
 from langsmith import tracing_context
 
 from ..sandbox.base import Sandbox
-from .defaults import SYSTEM_PROMPT
+from .defaults import SYSTEM_PROMPT, sha256
 from .tools import make_tools
-from .trajectory import COMPLETED, ERROR, STEP_LIMIT, TIMEOUT, Trajectory, Usage
+from .trajectory import COMPLETED, ERROR, GAVE_UP, STEP_LIMIT, TIMEOUT, Trajectory
+
+AgentFactory = Callable[[Any, list, list], Any]  # (model, tools, middleware) -> a LangGraph agent
 
 
-class _UsageCounter(BaseCallbackHandler):
-    """Counts real model calls and their tokens (the step-limit middleware's own
-    closing message is not a model call, which is how a step limit is told apart)."""
+def default_agent_factory(model: Any, tools: list, middleware: list) -> Any:
+    """The harness's own agent: one system prompt and tool set for every model."""
+    return create_agent(model, tools, system_prompt=SYSTEM_PROMPT, middleware=middleware)
 
-    def __init__(self, usage: Usage):
-        self.usage = usage
+
+def retry_middleware(retries: int, backoff_s: float, deadline: float | None = None) -> list:
+    """Provider retries done by the harness (clients' own are off), so each one is counted.
+
+    Only retryable faults (rate limit, 5xx, connection, timeout) are retried, and
+    never past the trial's deadline.
+    """
+    if retries <= 0:
+        return []
+
+    def retry_on(exc: Exception) -> bool:
+        in_time = deadline is None or time.monotonic() < deadline
+        return bool(getattr(exc, "is_retryable", False)) and in_time
+
+    return [ModelRetryMiddleware(max_retries=retries, retry_on=retry_on, on_failure="error",
+                                 initial_delay=backoff_s, backoff_factor=2.0, max_delay=30.0)]
+
+
+class _Recorder(BaseCallbackHandler):
+    """Counts real model calls, tokens and failed attempts; hashes what the model was shown.
+
+    The hashes are of the system prompt and tool schemas the model actually
+    received, so they describe whatever agent factory ran.
+    """
+
+    def __init__(self, trajectory: Trajectory):
+        self.trajectory = trajectory
+
+    def on_chat_model_start(self, serialized: Any, messages: list, **kwargs: Any) -> None:
+        harness = self.trajectory.harness
+        if "system_prompt_sha256" in harness:
+            return
+        system = next((m.content for m in (messages[0] if messages else []) if m.type == "system"), "")
+        tools = (kwargs.get("invocation_params") or {}).get("tools") or []
+        harness["system_prompt_sha256"] = sha256(system if isinstance(system, str) else json.dumps(system))
+        harness["toolset_sha256"] = sha256(json.dumps(tools, sort_keys=True, default=str))
 
     def on_llm_end(self, response: Any, **kwargs: Any) -> None:
-        self.usage.model_calls += 1
+        usage = self.trajectory.usage
+        usage.model_calls += 1
         for generation in (response.generations[0] if response.generations else []):
             meta = getattr(getattr(generation, "message", None), "usage_metadata", None) or {}
-            self.usage.input_tokens += meta.get("input_tokens", 0)
-            self.usage.output_tokens += meta.get("output_tokens", 0)
+            usage.input_tokens += meta.get("input_tokens", 0)
+            usage.output_tokens += meta.get("output_tokens", 0)
+
+    def on_llm_error(self, error: BaseException, **kwargs: Any) -> None:
+        self.trajectory.usage.provider_errors += 1
 
 
-def run_agent(model: Any, model_name: str, instruction: str, sandbox: Sandbox,
-              timeout_s: float | None, max_steps: int) -> Trajectory:
-    """Drive ``model`` on ``instruction`` in ``sandbox``; never raises for limits.
+def run_agent(model: Any, trajectory: Trajectory, sandbox: Sandbox, *, timeout_s: float | None, max_steps: int,
+              factory: AgentFactory | None = None, retries: int = 2, backoff_s: float = 1.0) -> Trajectory:
+    """Drive ``model`` on ``trajectory.instruction`` in ``sandbox``; limits end it, they never raise.
 
-    An exception from the model or a tool is recorded on the trajectory
-    (``stop_reason="error"``) and re-raised for classification.
+    Exceptions from the model or a tool propagate (for classification); the
+    trajectory passed in keeps everything up to that point.
     """
     start = time.monotonic()
     deadline = None if timeout_s is None else start + timeout_s
-    trajectory = Trajectory(model=model_name, instruction=instruction)
 
     def remaining() -> float | None:
         return None if deadline is None else max(0.0, deadline - time.monotonic())
@@ -54,30 +99,49 @@ def run_agent(model: Any, model_name: str, instruction: str, sandbox: Sandbox,
         trajectory.tool_calls.append(call)
         trajectory.usage.tool_calls += 1
 
-    agent = create_agent(model, make_tools(sandbox, record, remaining), system_prompt=SYSTEM_PROMPT,
-                         middleware=[ModelCallLimitMiddleware(run_limit=max_steps, exit_behavior="end")])
-    config = {"callbacks": [_UsageCounter(trajectory.usage)], "recursion_limit": 4 * max_steps + 10}
+    factory = factory or default_agent_factory
+    trajectory.harness["factory"] = f"{factory.__module__}.{factory.__qualname__}"
+    agent = factory(model, make_tools(sandbox, record, remaining), retry_middleware(retries, backoff_s, deadline))
+    config = {"callbacks": [_Recorder(trajectory)], "recursion_limit": 4 * max_steps + 10}
     # LangChain's own live tracing stays off: the run is exported to LangSmith from the
     # run directory at the end (redacted, bounded in time, never blocking a trial).
     with tracing_context(enabled=False):
-        return _drive(agent, instruction, config, trajectory, deadline, start)
+        try:
+            _drive(agent, config, trajectory, deadline, max_steps)
+        finally:
+            trajectory.duration_s = time.monotonic() - start
+    return trajectory
 
 
-def _drive(agent, instruction: str, config: dict, trajectory: Trajectory, deadline: float | None, start: float) -> Trajectory:
-    state: dict = {"messages": [HumanMessage(instruction)]}
+def _drive(agent: Any, config: dict, trajectory: Trajectory, deadline: float | None, max_steps: int) -> None:
+    """Stream the agent; stop at the deadline or when the model wants more steps than allowed."""
+    state: dict = {"messages": [HumanMessage(trajectory.instruction)]}
     try:
-        for state in agent.stream({"messages": [HumanMessage(instruction)]}, config=config, stream_mode="values"):
+        for state in agent.stream({"messages": state["messages"]}, config=config, stream_mode="values"):
+            last = state["messages"][-1]
             if deadline is not None and time.monotonic() >= deadline:
                 trajectory.stop_reason = TIMEOUT
                 break
+            if last.type == "ai" and last.tool_calls and trajectory.usage.model_calls >= max_steps:
+                trajectory.stop_reason = STEP_LIMIT  # its tool calls are not run
+                break
         else:
-            ai_messages = sum(1 for m in state["messages"] if m.type == "ai")
-            trajectory.stop_reason = STEP_LIMIT if ai_messages > trajectory.usage.model_calls else COMPLETED
+            last = state["messages"][-1]
+            refused = last.type == "ai" and (last.additional_kwargs or {}).get("refusal")
+            trajectory.stop_reason = GAVE_UP if refused else COMPLETED
+    except GraphRecursionError:
+        trajectory.stop_reason = STEP_LIMIT  # an agent with extra graph steps per model call
     except Exception as exc:
+        if deadline is not None and time.monotonic() >= deadline:
+            # The model call outlived the trial's time budget (its client timeout is that budget).
+            trajectory.stop_reason = TIMEOUT
+            trajectory.error = f"{type(exc).__name__}: {exc}"
+            return
         trajectory.stop_reason = ERROR
         trajectory.error = f"{type(exc).__name__}: {exc}"
+        trajectory.usage.provider_retries = max(0, trajectory.usage.provider_errors - 1)
         raise
     finally:
         trajectory.messages = messages_to_dict(state["messages"])
-        trajectory.duration_s = time.monotonic() - start
-    return trajectory
+        if trajectory.stop_reason != ERROR:
+            trajectory.usage.provider_retries = trajectory.usage.provider_errors

@@ -1,20 +1,33 @@
 """Model strings: which are built-ins, which go to a provider, and how to build each.
 
-Parsing is pure and cheap (no LangChain import); building a chat model imports
-lazily. Provider strings are whatever ``init_chat_model`` accepts
-(``provider:model``).
+Parsing is pure and cheap (no LangChain import); building a chat model,
+preflight and fault translation import lazily. Provider strings are whatever
+``init_chat_model`` accepts (``provider:model``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
 
-BUILTINS = ("oracle", "nop")
-BUILTIN_HELP = "built-ins: oracle, oracle:VARIANT, nop; provider models look like provider:model (e.g. openai:gpt-5.1)"
+BUILTIN_HELP = ("built-ins: oracle, oracle:VARIANT, nop, replay:RUN_DIR; "
+                "provider models look like provider:model (e.g. openai:gpt-5.1)")
+
+# The environment variable(s) each provider's client reads its key from. A missing
+# key otherwise surfaces only at the first call, as a confusing connection error.
+CREDENTIALS = {
+    "openai": ("OPENAI_API_KEY",), "anthropic": ("ANTHROPIC_API_KEY",),
+    "google_genai": ("GOOGLE_API_KEY", "GEMINI_API_KEY"), "mistralai": ("MISTRAL_API_KEY",),
+    "groq": ("GROQ_API_KEY",), "fireworks": ("FIREWORKS_API_KEY",), "deepseek": ("DEEPSEEK_API_KEY",),
+    "xai": ("XAI_API_KEY",), "cohere": ("COHERE_API_KEY",), "together": ("TOGETHER_API_KEY",),
+    "azure_openai": ("AZURE_OPENAI_API_KEY",), "perplexity": ("PPLX_API_KEY",),
+}
 
 
 class ModelSpecError(ValueError):
-    """A model string that names nothing we can run."""
+    """A model string or parameter that names nothing we can run."""
 
 
 @dataclass(frozen=True)
@@ -22,12 +35,25 @@ class ModelRef:
     """A parsed ``--models`` entry."""
 
     text: str
-    kind: str  # "oracle" | "nop" | "provider"
-    argument: str | None = None  # oracle variant, or the provider's model string
+    kind: str  # "oracle" | "nop" | "replay" | "provider"
+    argument: str | None = None  # oracle variant, replay source, or the provider's model string
 
     @property
     def is_builtin(self) -> bool:
         return self.kind != "provider"
+
+    @property
+    def provider(self) -> str | None:
+        return self.text.partition(":")[0] if self.kind == "provider" else None
+
+
+@dataclass(frozen=True)
+class ModelContext:
+    """What a built-in model needs to know about the trial it plays."""
+
+    task_id: str
+    sample: int
+    solutions: dict = field(default_factory=dict)
 
 
 def parse_model(text: str) -> ModelRef:
@@ -46,9 +72,32 @@ def parse_model(text: str) -> ModelRef:
         if sep:
             raise ModelSpecError(f"model {text!r}: nop takes no argument; use nop")
         return ModelRef(text, "nop")
+    if head == "replay":
+        source = rest.split("::", 1)[0]
+        if not source or not (Path(source) / "results.jsonl").is_file():
+            raise ModelSpecError(f"model {text!r}: replay needs an earlier run directory (with results.jsonl): "
+                                 "replay:RUN_DIR or replay:RUN_DIR::MODEL")
+        return ModelRef(text, "replay", rest)
     if sep and head and rest:
         return ModelRef(text, "provider", text)
     raise ModelSpecError(f"unknown built-in model {text!r}; {BUILTIN_HELP}")
+
+
+def parse_model_param(text: str) -> tuple[str, str, object]:
+    """``openai:gpt-5.1:temperature=0`` → (model, key, value); values are JSON when they parse.
+
+    ``*:key=value`` applies to every provider model.
+    """
+    left, eq, raw = text.strip().partition("=")
+    model, colon, key = left.rpartition(":")
+    if not (eq and colon and model and key.isidentifier()):
+        raise ModelSpecError(f"--hb-model-param {text!r}: use MODEL:KEY=VALUE, e.g. openai:gpt-5.1:temperature=0 "
+                             "or openai:my-model:base_url=http://127.0.0.1:8000/v1")
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw
+    return model, key, value
 
 
 def oracle_commands(solutions: dict[str, str | list[str]], variant: str | None) -> tuple[str, list[str]]:
@@ -68,15 +117,116 @@ def oracle_commands(solutions: dict[str, str | list[str]], variant: str | None) 
     return name, [commands] if isinstance(commands, str) else list(commands)
 
 
-def make_chat_model(ref: ModelRef, solutions: dict[str, str | list[str]]):
-    """Build the chat model for one trial (imports LangChain)."""
+def replay_calls(source: str, context: ModelContext) -> list[tuple[str, dict]] | None:
+    """The tool calls recorded for this task and sample in an earlier run (None: nothing recorded).
+
+    ``source`` is ``RUN_DIR`` or ``RUN_DIR::MODEL`` (needed when that run had several models).
+    """
+    from ..store import load_records
+
+    run_dir, _, model = source.partition("::")
+    matches = [r for r in load_records(Path(run_dir))
+               if r["task_id"] == context.task_id and r["sample"] == context.sample and (not model or r["model"] == model)]
+    if not matches:
+        return None
+    if len({r["model"] for r in matches}) > 1:
+        raise ModelSpecError(f"replay:{source}: that run has several models for {context.task_id}; "
+                             f"name one: replay:{run_dir}::MODEL")
+    document = json.loads((Path(run_dir) / "trials" / f"{matches[-1]['trial_id']}.json").read_text())
+    return [(c["name"], c["args"]) for t in document["trajectories"] for c in t["tool_calls"]]
+
+
+def provider_kwargs(ref: ModelRef, params: dict[str, dict], timeout_s: float | None, *, own_retries: bool) -> dict:
+    """Keyword arguments for ``init_chat_model``: the user's parameters over our defaults.
+
+    With ``own_retries`` the client's built-in retries are off, so the harness's
+    retry middleware does them and can count each one.
+    """
+    kwargs: dict = {}
+    if own_retries:
+        kwargs["max_retries"] = 0
+    if timeout_s is not None:
+        kwargs["timeout"] = timeout_s
+    kwargs.update(params.get("*", {}))
+    kwargs.update(params.get(ref.text, {}))
+    return kwargs
+
+
+def make_chat_model(ref: ModelRef, context: ModelContext, params: dict[str, dict] | None = None,
+                    timeout_s: float | None = None):
+    """Build the chat model for one trial (imports LangChain). Returns None for a replay with nothing recorded."""
     from . import builtin
 
     if ref.kind == "oracle":
-        variant, commands = oracle_commands(solutions, ref.argument)
-        return builtin.oracle(commands, variant)
+        variant, commands = oracle_commands(context.solutions, ref.argument)
+        return builtin.scripted([("bash", {"command": c}) for c in commands], f"Ran the reference solution '{variant}'.",
+                                f"oracle-{variant}")
     if ref.kind == "nop":
-        return builtin.nop()
+        return builtin.scripted([], "I will not do anything.", "nop")
+    if ref.kind == "replay":
+        calls = replay_calls(ref.argument, context)
+        return None if calls is None else builtin.scripted(calls, "Replayed the recorded tool calls.", "replay")
     from langchain.chat_models import init_chat_model
 
-    return init_chat_model(ref.argument)
+    return init_chat_model(ref.argument, **provider_kwargs(ref, params or {}, timeout_s, own_retries=True))
+
+
+def preflight(ref: ModelRef, params: dict[str, dict], call: bool = False) -> None:
+    """Check a provider model can run before any trial starts.
+
+    The provider's package must import and its key must be set (or given as
+    ``api_key``); with ``call``, one tiny request must succeed.
+
+    Raises:
+        ModelSpecError: one line naming the model and the fix.
+    """
+    if ref.kind != "provider":
+        return
+    kwargs = provider_kwargs(ref, params, 30.0, own_retries=False)
+    keys = CREDENTIALS.get(ref.provider, ())
+    if keys and "api_key" not in kwargs and not any(os.environ.get(k) for k in keys):
+        raise ModelSpecError(f"model {ref.text}: no credential: set {' or '.join(keys)} "
+                             f"(or --hb-model-param {ref.text}:api_key=...)")
+    try:
+        from langchain.chat_models import init_chat_model
+
+        model = init_chat_model(ref.argument, **kwargs)
+    except ImportError as exc:
+        raise ModelSpecError(f"model {ref.text}: its LangChain integration is not installed ({exc}); "
+                             f"pip install langchain-{ref.provider.replace('_', '-')}") from None
+    except Exception as exc:  # unknown provider, bad parameter
+        raise ModelSpecError(f"model {ref.text}: cannot be built: {type(exc).__name__}: {exc}") from None
+    if call:
+        try:
+            model.invoke("Reply with the single word OK.")
+        except Exception as exc:
+            raise ModelSpecError(f"model {ref.text}: the preflight request failed: {_fault_text(exc)}; "
+                                 "check the key, the model name and the base_url") from None
+
+
+def _fault_text(exc: BaseException) -> str:
+    status = getattr(exc, "status_code", None)
+    message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}" + (f" {status}" if status else "") + (f": {message}" if message else "")
+
+
+def translate_fault(exc: BaseException) -> BaseException | None:
+    """Map a model provider's exception to our outcome exceptions (None: not a provider fault).
+
+    - rate limit, overload, 5xx, connection, timeout (``is_retryable``) → ProviderError (infra)
+    - authentication, permission, model not found → ProviderFatal (infra; the session stops)
+    - context overflow → ModelGaveUp("context_overflow"): the model's own failure. OpenAI's
+      400 ``context_length_exceeded`` arrives as an invalid-request error, told by its code.
+    """
+    from langchain_core import exceptions as lc
+
+    from ..outcomes import ModelGaveUp, ProviderError, ProviderFatal
+
+    text = _fault_text(exc)
+    if isinstance(exc, lc.ContextOverflowError) or getattr(exc, "code", None) == "context_length_exceeded":
+        return ModelGaveUp("context_overflow", text)
+    if isinstance(exc, (lc.ModelAuthenticationError, lc.ModelPermissionDeniedError, lc.ModelNotFoundError)):
+        return ProviderFatal(text)
+    if isinstance(exc, lc.ModelError) and exc.is_retryable:
+        return ProviderError(text)
+    return None

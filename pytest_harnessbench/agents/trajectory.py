@@ -9,6 +9,7 @@ COMPLETED = "completed"  # the model answered without asking for more tools
 STEP_LIMIT = "step_limit"  # the model-call budget ran out
 TIMEOUT = "timeout"  # the task's wall-clock budget ran out
 ERROR = "error"  # an exception ended the loop (kept on the trajectory, re-raised)
+GAVE_UP = "gave_up"  # the model refused
 
 
 @dataclass
@@ -27,6 +28,8 @@ class Usage:
     tool_calls: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
+    provider_errors: int = 0  # failed model-call attempts
+    provider_retries: int = 0  # of those, the ones retried
 
 
 @dataclass
@@ -39,6 +42,7 @@ class Trajectory:
     stop_reason: str = COMPLETED
     duration_s: float = 0.0
     error: str | None = None
+    harness: dict = field(default_factory=dict)  # factory, system-prompt and tool-set hashes as the model saw them
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -49,6 +49,17 @@ def _network_isolation_works() -> bool:
         return False
 
 
+def can_isolate_filesystem() -> bool:
+    """bubblewrap is installed and works here (it needs mount namespaces)."""
+    if shutil.which("bwrap") is None:
+        return False
+    probe = ["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", "true"]
+    try:
+        return subprocess.run(probe, capture_output=True, timeout=10).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
 def work_root() -> Path:
     """Where trial directories live: ``$HARNESSBENCH_WORK_ROOT`` or the system temp dir."""
     return Path(os.environ.get(WORK_ROOT_ENV) or tempfile.gettempdir()) / "harnessbench"
@@ -59,9 +70,10 @@ class LocalBackend:
 
     name = "local"
 
-    def __init__(self, run_id: str, enforcement: str = "cgroup"):
+    def __init__(self, run_id: str, enforcement: str = "cgroup", isolate_fs: bool = False):
         self.run_id = run_id
         self.mode = enforcement
+        self.isolate_fs = isolate_fs
         self._cgroups: cgroups.Cgroups | None = None
         self._isolate_network: bool | None = None
 
@@ -97,11 +109,13 @@ class LocalBackend:
                 shutil.rmtree(workdir, ignore_errors=True)
                 raise SandboxStartError(f"cannot create the trial's cgroup: {exc}") from exc
         return LocalSandbox(workdir, allocation, enforcement, group,
-                            isolate_network=bool(self._isolate_network) and not network)
+                            isolate_network=bool(self._isolate_network) and not network, isolate_fs=self.isolate_fs)
 
     def describe(self) -> dict:
         info = {"backend": "local", "kernel": platform.release(), "enforcement": self.check(),
-                "network_isolation": "netns" if self._isolate_network else "none"}
+                "network_isolation": "netns" if self._isolate_network else "none",
+                "filesystem": "bubblewrap: read-only host, private work dir and /tmp" if self.isolate_fs
+                else "host (commands can write outside their work dir)"}
         if self.mode == "rlimit":
             info["weaker_limits"] = "RLIMIT_AS caps virtual memory per command; CPU and pids are not limited"
         return info
@@ -163,12 +177,13 @@ class LocalSandbox:
     """One trial's working directory and cgroup on this host."""
 
     def __init__(self, workdir: Path, allocation: Allocation, enforcement: str,
-                 group: cgroups.Group | None, isolate_network: bool):
+                 group: cgroups.Group | None, isolate_network: bool, isolate_fs: bool = False):
         self.workdir = workdir
         self.allocation = allocation
         self.enforcement = enforcement
         self.group = group
         self.isolate_network = isolate_network
+        self.isolate_fs = isolate_fs
         self._suspected_ooms = 0
         self._closed = False
         tmp = workdir / ".tmp"
@@ -199,7 +214,7 @@ class LocalSandbox:
         start = time.monotonic()
         with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
             proc = subprocess.Popen(
-                ["/bin/bash", "-c", command], cwd=self.workdir, env=self._env,
+                self._argv(command), cwd=self.workdir, env=self._env,
                 stdin=subprocess.DEVNULL, stdout=out, stderr=err,
                 preexec_fn=self._enter, start_new_session=True,
             )
@@ -217,6 +232,13 @@ class LocalSandbox:
             self._suspected_ooms += 1
         return ExecResult(code, stdout.decode(errors="replace"), stderr.decode(errors="replace"),
                           time.monotonic() - start, timed_out)
+
+    def _argv(self, command: str) -> list[str]:
+        if not self.isolate_fs:
+            return ["/bin/bash", "-c", command]
+        work = str(self.workdir)
+        return ["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
+                "--bind", work, work, "--chdir", work, "--die-with-parent", "/bin/bash", "-c", command]
 
     @staticmethod
     def _kill_group(proc: subprocess.Popen) -> None:

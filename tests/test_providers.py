@@ -1,0 +1,239 @@
+"""Real provider path: langchain-openai over real HTTP to the scripted server on 127.0.0.1.
+
+The server (tests/scripted_openai.py) is the only test double: it stands in for
+a remote provider we cannot reach from here.
+"""
+
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from scripted_openai import ScriptedOpenAI  # noqa: E402
+
+from pytest_harnessbench import session as session_module  # noqa: E402
+from pytest_harnessbench.config import OPTIONS, ConfigError, build  # noqa: E402
+
+TASK = '''
+import pytest
+
+@pytest.mark.task(memory="64Mi", timeout={timeout}, solutions="echo 42 > answer.txt")
+def test_answer(trial):
+    trial.run_agent("Write 42 to answer.txt.")
+    assert trial.sandbox.read_file("answer.txt").strip() == "42"
+'''
+SOLVE = {"solve_with": "bash", "commands": ["echo 42 > answer.txt"]}
+
+
+@pytest.fixture
+def bake(pytester, tmp_path, monkeypatch):
+    monkeypatch.setenv("HARNESSBENCH_WORK_ROOT", str(tmp_path / "work"))
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+
+    def run(server, *args, timeout=20, key="test-key", tasks=TASK):
+        pytester.makepyfile(test_task=tasks.format(timeout=timeout))
+        params = [f"openai:scripted:base_url={server.base_url}"] + ([f"openai:scripted:api_key={key}"] if key else [])
+        flags = [arg for p in params for arg in ("--hb-model-param", p)]
+        return pytester.runpytest_subprocess("-p", "no:cacheprovider", "--models", "openai:scripted", "--hb-out", "run",
+                                             "--hb-provider-backoff", "0.01", *flags, *args)
+
+    return run
+
+
+def records(pytester):
+    return [json.loads(line) for line in (pytester.path / "run" / "results.jsonl").read_text().splitlines()]
+
+
+def trajectory(pytester, record):
+    return json.loads((pytester.path / "run" / "trials" / f"{record['trial_id']}.json").read_text())["trajectories"][-1]
+
+
+def test_a_provider_model_solves_a_task_through_the_real_client(pytester, bake):
+    with ScriptedOpenAI([SOLVE]) as server:
+        result = bake(server)
+    result.assert_outcomes(passed=1)
+    (record,) = records(pytester)
+    assert record["usage"]["model_calls"] == 2 and record["usage"]["input_tokens"] > 0
+    result.stdout.fnmatch_lines(["usage:", "model*input tokens/trial*", "openai:scripted*1*2.0*1.0*"])
+    traj = trajectory(pytester, record)
+    assert [c["args"]["command"] for c in traj["tool_calls"]] == ["echo 42 > answer.txt"]
+    assert traj["harness"]["system_prompt_sha256"] and traj["harness"]["toolset_sha256"]
+    sent = server.chat_requests[0].body
+    assert sent["messages"][0]["role"] == "system" and {t["function"]["name"] for t in sent["tools"]} == {
+        "bash", "read_file", "write_file"}
+    card = json.loads((pytester.path / "run" / "harness.json").read_text())
+    assert card["settings"]["model_params"]["openai:scripted"]["base_url"] == server.base_url
+    assert "test-key" not in json.dumps(card) and "[REDACTED:openai:scripted:api_key]" in json.dumps(card)
+
+
+@pytest.mark.parametrize("fault", [429, 500, "drop"])
+def test_provider_faults_after_retries_are_infra_never_failed(pytester, bake, fault):
+    with ScriptedOpenAI([{"fault": fault, "times": "always"}, SOLVE]) as server:
+        result = bake(server, "--hb-provider-retries", "2")
+        attempts = len(server.chat_requests)
+    result.stdout.fnmatch_lines(["*1 infra*"])
+    (record,) = records(pytester)
+    assert (record["outcome"], record["cause"]) == ("infra", "provider")
+    assert attempts == 3 and record["usage"]["provider_retries"] == 2
+
+
+def test_a_fault_within_the_retry_budget_is_retried_and_counted(pytester, bake):
+    with ScriptedOpenAI([{"fault": 429, "times": 2, "retry_after": 0}, SOLVE]) as server:
+        result = bake(server, "--hb-provider-retries", "2")
+    result.assert_outcomes(passed=1)
+    assert records(pytester)[0]["usage"]["provider_retries"] == 2
+
+
+def test_auth_failure_at_preflight_is_a_usage_error(pytester, bake):
+    with ScriptedOpenAI([SOLVE]) as server:
+        result = bake(server, "--hb-preflight-call", key="wrong-key")
+    assert result.ret == 4
+    result.stderr.fnmatch_lines(["*model openai:scripted: the preflight request failed*401*"])
+
+
+def test_a_missing_key_is_named_before_the_run(pytester, bake):
+    with ScriptedOpenAI([SOLVE]) as server:
+        result = bake(server, key=None)
+    assert result.ret == 4
+    result.stderr.fnmatch_lines(["*model openai:scripted: no credential: set OPENAI_API_KEY*"])
+
+
+def test_auth_failure_mid_run_stops_the_session_and_keeps_what_finished(pytester, bake):
+    tasks = TASK + '''
+@pytest.mark.task(memory="64Mi", solutions="true")
+def test_second(trial):
+    trial.run_agent("Anything.")
+'''
+    with ScriptedOpenAI([{"fault": 401, "times": "always"}, SOLVE]) as server:
+        result = bake(server, tasks=tasks)
+    assert result.ret == 2  # interrupted
+    result.stdout.fnmatch_lines(["*stopping the session*"])
+    (record,) = records(pytester)  # the second trial never started
+    assert (record["outcome"], record["cause"]) == ("infra", "provider") and "401" in record["message"]
+
+
+def test_step_limit_keeps_the_partial_trajectory(pytester, bake):
+    loop = [{"tool_calls": [{"name": "bash", "arguments": {"command": f"echo {i}"}}]} for i in range(10)]
+    with ScriptedOpenAI(loop) as server:
+        bake(server, "--hb-max-steps", "3")
+    (record,) = records(pytester)
+    assert (record["outcome"], record["cause"]) == ("failed", "step_limit")
+    traj = trajectory(pytester, record)
+    assert traj["stop_reason"] == "step_limit" and traj["usage"]["model_calls"] == 3
+    assert [c["args"]["command"] for c in traj["tool_calls"]] == ["echo 0", "echo 1"]
+    assert sum(m["type"] == "ai" for m in traj["messages"]) == 3
+
+
+def test_timeout_ends_a_slow_model_gracefully_as_failed_timeout(pytester, bake):
+    with ScriptedOpenAI([{"tool_calls": [{"name": "bash", "arguments": {"command": "echo 1"}}]},
+                         {"fault": "slow", "seconds": 10, "times": "always"}, SOLVE]) as server:
+        bake(server, timeout=3)
+    (record,) = records(pytester)
+    assert (record["outcome"], record["cause"]) == ("failed", "timeout")
+    traj = trajectory(pytester, record)
+    assert traj["stop_reason"] == "timeout" and len(traj["tool_calls"]) == 1
+    assert record["timing"]["agent_s"] < 6
+
+
+def test_context_overflow_and_refusal_are_the_models_failures(pytester, bake):
+    with ScriptedOpenAI([{"fault": "context_overflow", "times": "always"}, SOLVE]) as server:
+        bake(server)
+    assert (records(pytester)[0]["outcome"], records(pytester)[0]["cause"]) == ("failed", "context_overflow")
+    with ScriptedOpenAI([{"refusal": "I can't help with that."}]) as server:
+        pytester.runpytest_subprocess  # same bake-off, a model that refuses
+        (pytester.path / "run" / "results.jsonl").unlink()
+        bake(server)
+    assert (records(pytester)[0]["outcome"], records(pytester)[0]["cause"]) == ("failed", "gave_up")
+
+
+def test_bring_your_own_agent_factory(pytester, bake):
+    pytester.makeconftest('''
+import pytest
+from langchain.agents import create_agent
+
+@pytest.fixture
+def hb_agent_factory():
+    def production_agent(model, tools, middleware):
+        return create_agent(model, tools, system_prompt="You are our production agent.", middleware=middleware)
+    return production_agent
+''')
+    with ScriptedOpenAI([SOLVE]) as server:
+        result = bake(server)
+        system = server.chat_requests[0].body["messages"][0]["content"]
+    result.assert_outcomes(passed=1)
+    assert system == "You are our production agent."
+    harness = trajectory(pytester, records(pytester)[0])["harness"]
+    assert harness["system_prompt_sha256"] == hashlib.sha256(system.encode()).hexdigest()
+    assert harness["factory"].endswith("production_agent")
+
+
+def test_provider_commands_cannot_write_outside_their_work_dir_on_the_local_backend(pytester, bake):
+    private = Path("/tmp") / f"hb-private-{pytester.path.name}"
+    escape = {"solve_with": "bash", "commands": [
+        f"echo 42 > answer.txt; touch /usr/hb-escape 2>&1; echo hi > {private} && cat {private}"]}
+    with ScriptedOpenAI([escape]) as server:
+        result = bake(server)
+    result.assert_outcomes(passed=1)
+    output = trajectory(pytester, records(pytester)[0])["tool_calls"][0]["output"]
+    assert "Read-only file system" in output and not Path("/usr/hb-escape").exists()
+    assert "hi" in output and not private.exists()  # /tmp inside is private to the command
+
+
+def test_without_isolation_a_provider_model_on_the_local_backend_needs_explicit_consent(monkeypatch, tmp_path):
+    monkeypatch.setattr("pytest_harnessbench.sandbox.local.can_isolate_filesystem", lambda: False)
+    values = {"models": "openai:gpt-5.1"}
+    settings = build(lambda opt: values.get(opt.name, opt.default))
+    with pytest.raises(ConfigError, match="would run on this host unisolated.*--hb-allow-host-exec"):
+        session_module.Bench(settings, "r", tmp_path)
+    consented = build(lambda opt: {**values, "allow_host_exec": "true"}.get(opt.name, opt.default))
+    assert session_module.Bench(consented, "r", tmp_path).backend.isolate_fs is False
+    assert {o.name for o in OPTIONS} >= {"allow_host_exec", "model_params", "prices", "preflight_call"}
+
+
+def test_replay_reproduces_at_the_original_multiplier_and_flips_at_another(pytester, tmp_path, monkeypatch):
+    monkeypatch.setenv("HARNESSBENCH_WORK_ROOT", str(tmp_path / "work"))
+    pytester.makepyfile(test_task='''
+import pytest
+
+HOG = "python3 -c 'x = bytearray(150 << 20); x[::4096] = b\\"1\\" * len(x[::4096])'"
+
+@pytest.mark.task(memory="64Mi", solutions={"heavy": HOG + " && echo 42 > answer.txt"})
+def test_answer(trial):
+    trial.run_agent("Write 42 to answer.txt.")
+    assert trial.sandbox.read_file("answer.txt").strip() == "42"
+''')
+    pytester.runpytest_subprocess("-p", "no:cacheprovider", "--models", "oracle:heavy", "--multipliers", "uncapped",
+                                  "--hb-out", "recorded")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--models", "replay:recorded",
+                                           "--multipliers", "1,uncapped", "--hb-out", "run")
+    result.stdout.fnmatch_lines(["*1 passed, 1 infra*"])
+    outcomes = {r["multiplier"]: (r["outcome"], r["cause"]) for r in records(pytester)}
+    assert outcomes == {"uncapped": ("passed", None), "1x": ("infra", "oom")}
+
+
+def test_an_example_suite_task_is_solved_through_the_provider_path(pytester, tmp_path, monkeypatch):
+    import shutil
+
+    monkeypatch.setenv("HARNESSBENCH_WORK_ROOT", str(tmp_path / "work"))
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    suite = Path(__file__).resolve().parent.parent / "example_suite"
+    for name in ("_tasks.py", "conftest.py", "test_sort_numbers.py"):
+        shutil.copy(suite / name, pytester.path / name)
+    sys.path.insert(0, str(suite))
+    try:
+        import test_sort_numbers as task  # the task's own lean solution, served by the "provider"
+    finally:
+        sys.path.remove(str(suite))
+    with ScriptedOpenAI([{"solve_with": "bash", "commands": [task.LEAN]}]) as server:
+        result = pytester.runpytest_subprocess(
+            "-p", "no:cacheprovider", "test_sort_numbers.py",
+            "--models", "openai:scripted", "--multipliers", "1,uncapped", "--hb-out", "run",
+            "--hb-model-param", f"openai:scripted:base_url={server.base_url}",
+            "--hb-model-param", "openai:scripted:api_key=test-key")
+        requests = len(server.chat_requests)
+    result.assert_outcomes(passed=2)
+    assert requests == 4  # two trials × (tool call, final answer), over HTTP
