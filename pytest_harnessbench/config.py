@@ -67,6 +67,8 @@ OPTIONS = (
            "isolated (no bubblewrap)", flag_only=True),
     Option("capacity", "--hb-capacity", "hb_capacity", "",
            "admission control: host capacity shared by concurrent trials, e.g. cpus=2,memory=20Gi (default: this machine)"),
+    Option("progress", "--hb-progress", "hb_progress", "30",
+           "seconds between progress lines (trials done per model × multiplier, infra so far); 0 turns them off"),
     Option("reap", "--hb-reap", "hb_reap", "false",
            "remove sandboxes (cgroups, directories, containers) left by sessions that died, then exit", flag_only=True),
     Option("resume", "--hb-resume", "hb_resume", "",
@@ -112,6 +114,7 @@ class Config:
     prices: dict = field(default_factory=dict)
     allow_host_exec: bool = False
     reap: bool = False
+    progress_s: float = 30.0
     resume: Path | None = None
     langsmith: bool = False
     langsmith_project: str | None = None
@@ -352,6 +355,7 @@ def build(value: Callable[[Option], str]) -> Config:
         prices=parse_prices(raw["prices"]),
         allow_host_exec=parse_bool("--hb-allow-host-exec", raw["allow_host_exec"]),
         reap=parse_bool("--hb-reap", raw["reap"]),
+        progress_s=parse_seconds("--hb-progress", raw["progress"]),
         **parse_resume(raw),
         langsmith=parse_bool("--hb-langsmith", raw["langsmith"]),
         langsmith_project=raw["langsmith_project"].strip() or None,

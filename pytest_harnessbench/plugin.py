@@ -76,9 +76,10 @@ def pytest_configure(config: pytest.Config) -> None:
     if settings.reap and bench.records_results:
         _reap_and_exit(bench)
     if bench.records_results:
-        config.pluginmanager.register(_RecorderHooks(bench), "harnessbench-recorder")
+        recorder = _RecorderHooks(bench, config)
+        config.pluginmanager.register(recorder, "harnessbench-recorder")
         if config.pluginmanager.hasplugin("xdist"):
-            config.pluginmanager.register(_XdistHooks(bench), "harnessbench-xdist")
+            config.pluginmanager.register(_XdistHooks(bench, recorder), "harnessbench-xdist")
 
 
 def _reap_and_exit(bench) -> None:
@@ -94,18 +95,42 @@ def _reap_and_exit(bench) -> None:
 class _RecorderHooks:
     """In the process that sees every report: store records, print the summary."""
 
-    def __init__(self, bench):
+    def __init__(self, bench, config: pytest.Config):
+        from .progress import Progress
+
         self.bench = bench
+        self.config = config
+        self.progress = Progress(bench.config.progress_s)
         self.gate_lines: list[str] | None = None
         self.export = None
         self.other_failures = 0  # failures of tests that are not trials: a gate never hides them
+
+    def expect(self, nodeids) -> None:
+        found = (self.bench.case_of(nodeid) for nodeid in nodeids)
+        self.progress.expect((case.model.text, case.multiplier.label) for case, _ in filter(None, found))
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        self.expect(item.nodeid for item in session.items)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         record = _record_of(report)
         if record is not None:
             self.bench.add_record(record)
+            self.progress.add(record)
+            if self.progress.due():
+                self._write_line(self.progress.line())
         elif report.failed:
             self.other_failures += 1
+
+    def _write_line(self, line: str) -> None:
+        """On a line of its own, also after xdist's progress dots (which pytest's newline tracking misses)."""
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is None:
+            return
+        reporter.ensure_newline()
+        if reporter._tw.width_of_current_line:
+            reporter._tw.line()
+        reporter.write_line(line)
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         """With a gate, the exit status is the gate's: trial failures alone don't fail the run."""
@@ -133,10 +158,17 @@ class _RecorderHooks:
 
 
 class _XdistHooks:
-    """Hand the controller's run id and directory to every worker."""
+    """Hand the controller's run id and directory to every worker; learn what they collected."""
 
-    def __init__(self, bench):
+    def __init__(self, bench, recorder: _RecorderHooks):
         self.bench = bench
+        self.recorder = recorder
+        self.collected = False
+
+    def pytest_xdist_node_collection_finished(self, node, ids) -> None:
+        if not self.collected:  # every worker collects the same items
+            self.collected = True
+            self.recorder.expect(ids)
 
     def pytest_configure_node(self, node) -> None:
         resume = self.bench.resume

@@ -161,17 +161,24 @@ class Bench:
                      backend=self.backend, admission=self.admission, attempt=attempt, agent=self.agent_settings,
                      agent_factory=agent_factory, worker=self.worker or "main")
 
-    def crash_record(self, nodeid: str, worker: str, message: str) -> dict | None:
-        """The record of a trial whose worker process died under it (``infra/worker_crash``)."""
+    def case_of(self, nodeid: str) -> tuple[Case, str] | None:
+        """(case, task id) of a trial's node id, or None for other tests."""
         base, _, params = nodeid.partition("[")
         params = params.removesuffix("]")
         matches = [case for case in self.cases if case.id in params]
         if not matches:
-            return None  # not a trial
+            return None
         case = max(matches, key=lambda c: len(c.id))
         own_ids = params.replace(case.id, "", 1).strip("-")
-        task_id = f"{base}[{own_ids}]" if own_ids else base
-        name = base.rsplit("::", 1)[-1]
+        return case, (f"{base}[{own_ids}]" if own_ids else base)
+
+    def crash_record(self, nodeid: str, worker: str, message: str) -> dict | None:
+        """The record of a trial whose worker process died under it (``infra/worker_crash``)."""
+        found = self.case_of(nodeid)
+        if found is None:
+            return None  # not a trial
+        case, task_id = found
+        name = task_id.split("[", 1)[0].rsplit("::", 1)[-1]
         return {
             "run_id": self.run_id, "trial_id": trial_id_for(task_id, name, case), "task_id": task_id,
             "model": case.model.text, "multiplier": case.multiplier.label, "sample": case.sample,

@@ -319,3 +319,11 @@ def test_resume_completes_the_same_trials_without_duplicates(pytester, tmp_path,
     assert sorted(r["attempts"] for r in infra) == [1] * 4 + [2] * 4  # every attempt stays recorded
     card = json.loads((pytester.path / "run" / "harness.json").read_text())
     assert len(card["resumes"]) == 2
+
+
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]])
+def test_progress_lines_per_model_and_multiplier(suite, workers):
+    result = run(suite, "--models", "oracle:heavy,oracle:lean", "--multipliers", "1,uncapped", "--hb-progress", "0.001",
+                 *workers)
+    result.stdout.fnmatch_lines(["harnessbench progress: 4/4 trials · oracle:heavy@1x 1/1 (infra 1) · "
+                                 "oracle:heavy@uncapped 1/1 · oracle:lean@1x 1/1 · oracle:lean@uncapped 1/1"])

@@ -1,0 +1,44 @@
+"""Progress of a long bake-off: trials done per model × multiplier, infra so far.
+
+Pure bookkeeping; the plugin decides when to print (every ``--hb-progress``
+seconds) so pytest's own output and xdist's stay intact between lines.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from typing import Iterable
+
+
+class Progress:
+    def __init__(self, interval_s: float, clock=time.monotonic):
+        self.interval_s = interval_s
+        self.clock = clock
+        self.total: Counter = Counter()  # (model, multiplier) -> trials expected
+        self.done: Counter = Counter()
+        self.infra: Counter = Counter()
+        self._last = clock()
+
+    def expect(self, cells: Iterable[tuple[str, str]]) -> None:
+        """Set the expected trials, once per collection (xdist: every worker collects the same)."""
+        self.total = Counter(cells)
+
+    def add(self, record: dict) -> None:
+        cell = (record["model"], record["multiplier"])
+        self.done[cell] += 1
+        self.infra[cell] += record["outcome"] == "infra"
+
+    def due(self) -> bool:
+        """Time for a progress line (and resets the timer when it is)."""
+        if self.interval_s <= 0 or self.clock() - self._last < self.interval_s:
+            return False
+        self._last = self.clock()
+        return True
+
+    def line(self) -> str:
+        cells = list(self.total) or list(self.done)
+        done, total = sum(self.done.values()), sum(self.total.values()) or sum(self.done.values())
+        parts = [f"{m}@{x} {self.done[(m, x)]}/{self.total[(m, x)] or '?'}"
+                 + (f" (infra {self.infra[(m, x)]})" if self.infra[(m, x)] else "") for m, x in cells]
+        return f"harnessbench progress: {done}/{total} trials · " + " · ".join(parts)

@@ -1,0 +1,28 @@
+from pytest_harnessbench.progress import Progress
+
+
+class Clock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_progress_counts_per_cell_and_is_due_every_interval():
+    clock = Clock()
+    progress = Progress(30, clock)
+    progress.expect([("nop", "1x")] * 3 + [("nop", "3x")] * 3)
+    progress.add({"model": "nop", "multiplier": "1x", "outcome": "infra"})
+    progress.add({"model": "nop", "multiplier": "3x", "outcome": "failed"})
+    assert not progress.due()
+    clock.now = 31
+    assert progress.due() and not progress.due()  # once per interval
+    assert progress.line() == "harnessbench progress: 2/6 trials · nop@1x 1/3 (infra 1) · nop@3x 1/3"
+
+
+def test_progress_off():
+    clock = Clock()
+    progress = Progress(0, clock)
+    clock.now = 1000
+    assert not progress.due()
