@@ -55,8 +55,8 @@ def outcome_table(records: Sequence[Record], models: Sequence[str], multipliers:
     return _table(header, body)
 
 
-def _comparisons(records: Sequence[Record], models: list[str], multipliers: list[str]) -> list[tuple[str, float, float]]:
-    """(label, difference, p) for multipliers vs 1x, trends, and model pairs at each multiplier."""
+def _comparisons(records: Sequence[Record], models: list[str], multipliers: list[str]) -> list[tuple[str, float | None, float]]:
+    """(label, difference or None for a trend, p) for multipliers vs 1x, trends, and model pairs at each multiplier."""
     rows = []
     by = lambda model, mult: [r for r in records if r["model"] == model and r["multiplier"] == mult]  # noqa: E731
     base_mult = multipliers[0]
@@ -72,7 +72,7 @@ def _comparisons(records: Sequence[Record], models: list[str], multipliers: list
             mine = [r for r in records if r["model"] == model]
             for metric, label in (("infra_rate", "infra"), ("score", "score")):
                 trend = stats.multiplier_trend(mine, metric)
-                rows.append((f"{model}: {label} trend over {'<'.join(multipliers)} (z={trend.z:+.2f})", float("nan"), trend.pvalue))
+                rows.append((f"{model}: {label} trend over {'<'.join(multipliers)} (z={trend.z:+.2f})", None, trend.pvalue))
     for mult in multipliers:
         for a, b in combinations(models, 2):
             pair = stats.paired_comparison(by(a, mult), by(b, mult), "score")
@@ -93,8 +93,7 @@ def comparison_lines(records: Sequence[Record], models: Sequence[str], multiplie
     lines = ["comparisons (exact tests vs the first multiplier, Cochran–Armitage trends, models paired by task; "
              "p adjusted by Benjamini–Hochberg):"]
     for (label, diff, _), p in zip(rows, adjusted):
-        points = 0.0 if diff != diff else 100 * diff  # nan (trend) has no single difference
-        lines.append(f"  {label.ljust(width)}  {stats.verdict(p, points)}")
+        lines.append(f"  {label.ljust(width)}  {stats.verdict(p, None if diff is None else 100 * diff)}")
     return lines
 
 

@@ -444,11 +444,17 @@ def format_p(p: float) -> str:
     return f"{p:#.2g}"
 
 
-def verdict(p_adjusted: float, difference_points: float, alpha: float = 0.05) -> str:
-    """Verdict in words: 'within noise (p=0.40)' or 'differs: +6.0 pts (p=0.0044)'."""
+def verdict(p_adjusted: float, difference_points: float | None, alpha: float = 0.05) -> str:
+    """Verdict in words: 'within noise (p=0.40)' or 'differs: +6.0 pts (p=0.0044)'.
+
+    ``difference_points`` None (a trend test has no single difference) gives 'differs (p=...)'.
+    """
+    shown = format_p(p_adjusted)
+    p_text = f"p{shown}" if shown.startswith("<") else f"p={shown}"
     if p_adjusted < alpha:
-        return f"differs: {difference_points:+.1f} pts (p={format_p(p_adjusted)})"
-    return f"within noise (p={format_p(p_adjusted)})"
+        size = "" if difference_points is None else f": {difference_points:+.1f} pts"
+        return f"differs{size} ({p_text})"
+    return f"within noise ({p_text})"
 
 
 def fallback_difference_sd(samples: int = 1, baseline_rate: float = 0.5) -> float:

@@ -336,6 +336,7 @@ def test_verdict_wording():
     assert verdict(0.012, -3.25) == "differs: -3.2 pts (p=0.012)"
     assert verdict(0.05, 10.0) == "within noise (p=0.050)"
     assert verdict(0.08, 10.0, alpha=0.1) == "differs: +10.0 pts (p=0.080)"
+    assert verdict(0.00001, None) == "differs (p<0.0001)"  # a trend: no single difference
     assert format_p(1.0) == "1.0" and format_p(3e-7) == "<0.0001"
 
 
