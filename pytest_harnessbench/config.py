@@ -183,13 +183,17 @@ def parse_multipliers(text: str) -> tuple[Multiplier, ...]:
     return tuple(multipliers)
 
 
-def parse_positive_int(flag: str, text: str) -> int:
+def parse_number(flag: str, text: str, *, kind: type = int, minimum: float = 0, below: float | None = None,
+                 example: str = "") -> int | float:
+    """A whole number (``kind=int``) or a float, ≥ ``minimum`` and < ``below``; ConfigError naming the value."""
+    what = "a whole number" if kind is int else "a number"
     try:
-        value = int(str(text).strip())
+        value = kind(str(text).strip())
     except ValueError:
-        raise ConfigError(f"{flag} {text!r} is not a whole number; use an integer ≥ 1") from None
-    if value < 1:
-        raise ConfigError(f"{flag} {text!r} must be ≥ 1")
+        raise ConfigError(f"{flag} {text!r} is not {what}{example}") from None
+    if value < minimum or (below is not None and value >= below) or value != value:
+        limits = f"≥ {minimum:g}" + ("" if below is None else f" and < {below:g}")
+        raise ConfigError(f"{flag} {text!r} must be {limits}{example}")
     return value
 
 
@@ -223,26 +227,6 @@ def parse_model_params(text: str, models: tuple[ModelRef, ...]) -> dict:
                               f"({', '.join(sorted(known)) or 'none'}); use one of them or '*'")
         params.setdefault(model, {})[key] = value
     return params
-
-
-def parse_count(flag: str, text: str) -> int:
-    try:
-        value = int(str(text).strip())
-    except ValueError:
-        raise ConfigError(f"{flag} {text!r} is not a whole number ≥ 0") from None
-    if value < 0:
-        raise ConfigError(f"{flag} {text!r} must be ≥ 0")
-    return value
-
-
-def parse_seconds(flag: str, text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise ConfigError(f"{flag} {text!r} is not a number of seconds") from None
-    if not value >= 0:
-        raise ConfigError(f"{flag} {text!r} must be ≥ 0")
-    return value
 
 
 def parse_prices(text: str) -> dict:
@@ -296,16 +280,6 @@ def parse_bool(flag: str, text: str) -> bool:
     raise ConfigError(f"{flag} {text!r} is not true or false")
 
 
-def parse_alpha(text: str) -> float:
-    try:
-        alpha = float(text)
-    except ValueError:
-        raise ConfigError(f"--hb-gate-alpha {text!r} is not a number; use e.g. 0.05") from None
-    if not 0 < alpha < 0.5:
-        raise ConfigError(f"--hb-gate-alpha {text!r} must be between 0 and 0.5, e.g. 0.05")
-    return alpha
-
-
 def parse_gate(raw: dict, models: tuple[ModelRef, ...], multipliers: tuple[Multiplier, ...]) -> dict:
     from .gate import parse_margins
 
@@ -329,7 +303,8 @@ def parse_gate(raw: dict, models: tuple[ModelRef, ...], multipliers: tuple[Multi
         margins = tuple(parse_margins(raw["gate_margin"]))
     except ValueError as exc:
         raise ConfigError(f"--hb-gate-margin: {exc}") from None
-    return {"gate": baseline, "gate_at": gate_at, "gate_margins": margins, "gate_alpha": parse_alpha(raw["gate_alpha"]),
+    return {"gate": baseline, "gate_at": gate_at, "gate_margins": margins, "gate_alpha": parse_number("--hb-gate-alpha", raw["gate_alpha"], kind=float, minimum=1e-9, below=0.5,
+                                   example="; use e.g. 0.05"),
             "gate_strict": parse_bool("--hb-gate-strict", raw["gate_strict"]), "compare": compare}
 
 
@@ -340,25 +315,25 @@ def build(value: Callable[[Option], str]) -> Config:
     return Config(
         models=models,
         multipliers=multipliers,
-        samples=parse_positive_int("--samples", raw["samples"]),
+        samples=parse_number("--samples", raw["samples"], minimum=1),
         backend=parse_choice("--hb-backend", raw["backend"], BACKENDS),
         scale=parse_scale(raw["scale"]),
         out=Path(raw["out"]) if raw["out"].strip() else None,
         oom_as=parse_choice("--hb-oom-as", raw["oom_as"], OOM_AS),
         enforcement=parse_choice("--hb-enforcement", raw["enforcement"], ENFORCEMENTS),
-        max_steps=parse_positive_int("--hb-max-steps", raw["max_steps"]),
+        max_steps=parse_number("--hb-max-steps", raw["max_steps"], minimum=1),
         capacity=parse_capacity_option(raw["capacity"]),
         model_params=parse_model_params(raw["model_params"], models),
         preflight_call=parse_bool("--hb-preflight-call", raw["preflight_call"]),
-        provider_retries=parse_count("--hb-provider-retries", raw["provider_retries"]),
-        provider_backoff=parse_seconds("--hb-provider-backoff", raw["provider_backoff"]),
+        provider_retries=parse_number("--hb-provider-retries", raw["provider_retries"]),
+        provider_backoff=parse_number("--hb-provider-backoff", raw["provider_backoff"], kind=float),
         prices=parse_prices(raw["prices"]),
         allow_host_exec=parse_bool("--hb-allow-host-exec", raw["allow_host_exec"]),
         reap=parse_bool("--hb-reap", raw["reap"]),
-        progress_s=parse_seconds("--hb-progress", raw["progress"]),
+        progress_s=parse_number("--hb-progress", raw["progress"], kind=float),
         **parse_resume(raw),
         langsmith=parse_bool("--hb-langsmith", raw["langsmith"]),
         langsmith_project=raw["langsmith_project"].strip() or None,
-        langsmith_timeout=float(parse_positive_int("--hb-langsmith-timeout", raw["langsmith_timeout"])),
+        langsmith_timeout=parse_number("--hb-langsmith-timeout", raw["langsmith_timeout"], kind=float, minimum=1),
         **parse_gate(raw, models, multipliers),
     )

@@ -113,7 +113,7 @@ class Group:
                 oom_kills=_read_keyed(d / "memory.events", "oom_kill") or 0,
                 oom_source="memory.events",
             )
-        usage_ns = _read_int(self.dirs["cpuacct"] / "cpuacct.usage")
+        usage_ns = _read_int(self.dirs["cpuacct"] / "cpuacct.usage") if "cpuacct" in self.dirs else None
         return Evidence(
             peak_memory_bytes=_read_int(self.dirs["memory"] / "memory.max_usage_in_bytes"),
             cpu_seconds=None if usage_ns is None else usage_ns / 1e9,
@@ -121,11 +121,10 @@ class Group:
             oom_source="memory.oom_control",
         )
 
-    def applied(self) -> dict[str, str]:
-        """The limits as the kernel holds them, read back from the group's files."""
+    def applied(self) -> dict[str, int | str]:
+        """The limits as the kernel holds them, read back from the group's files (numbers as int)."""
         if self.version == "v2":
-            names = {"memory": ("memory.max", "memory.low", "memory.swap.max"), "cpu": ("cpu.max", "cpu.weight"),
-                     "pids": ("pids.max",)}
+            names = {"memory": ("memory.max", "memory.low", "memory.swap.max", "cpu.max", "cpu.weight", "pids.max")}
         else:
             names = {"memory": ("memory.limit_in_bytes", "memory.soft_limit_in_bytes", "memory.memsw.limit_in_bytes"),
                      "cpu": ("cpu.cfs_quota_us", "cpu.cfs_period_us", "cpu.shares"), "pids": ("pids.max",)}
@@ -133,9 +132,10 @@ class Group:
         for ctrl, files in names.items():
             for name in files:
                 try:
-                    applied[name] = (self.dirs[ctrl] / name).read_text().strip()
-                except OSError:
-                    pass
+                    text = (self.dirs[ctrl] / name).read_text().strip()
+                except (OSError, KeyError):
+                    continue
+                applied[name] = int(text) if text.lstrip("-").isdigit() else text
         return applied
 
     def kill_all(self) -> None:

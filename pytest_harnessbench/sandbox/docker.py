@@ -39,9 +39,11 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from ..admission import owner_token, token_alive
+from .cgroups import Group
 from .base import (
     TIMEOUT_EXIT_CODE,
     EnforcementUnavailable,
@@ -125,83 +127,32 @@ def _explain(exc: BaseException) -> str:
 
 
 @dataclass(frozen=True)
-class _Counters:
-    """One reading of the kernel's counters for a container."""
-
-    oom_kills: int
-    peak_memory_bytes: int | None
-    cpu_seconds: float | None
-    source: str  # the file the OOM counter came from
-
-
-def _read_int(path: str) -> int | None:
-    try:
-        with open(path) as f:
-            text = f.read().strip()
-    except FileNotFoundError:
-        return None
-    return None if text in ("", "max") else int(text)
-
-
-def _read_keyed(path: str) -> dict[str, int]:
-    """``key value`` lines (memory.oom_control, memory.events, cpu.stat)."""
-    with open(path) as f:
-        pairs = (line.split() for line in f)
-        return {p[0]: int(p[1]) for p in pairs if len(p) == 2 and p[1].lstrip("-").isdigit()}
-
-
-@dataclass(frozen=True)
 class _ContainerCgroup:
-    """Where one container's cgroup files are, as seen from this process."""
+    """Where one container's cgroup files are, as seen from this process.
+
+    Reading them is :class:`cgroups.Group`'s job, shared with the local backend.
+    """
 
     version: int
     dirs: dict[str, str]  # controller ("memory", "cpuacct", "cpu", "pids") -> directory; v2: all the same
 
-    def read(self) -> _Counters | None:
+    @property
+    def group(self) -> Group:
+        return Group(f"v{self.version}", {controller: Path(d) for controller, d in self.dirs.items()})
+
+    def read(self) -> Evidence | None:
         """Current counters, or None once the cgroup is gone (container stopped)."""
-        try:
-            if self.version == 1:
-                mem = self.dirs["memory"]
-                oom = _read_keyed(f"{mem}/memory.oom_control").get("oom_kill", 0)
-                peak = _read_int(f"{mem}/memory.max_usage_in_bytes")
-                usage = _read_int(f"{self.dirs['cpuacct']}/cpuacct.usage") if "cpuacct" in self.dirs else None
-                cpu = None if usage is None else usage / 1e9
-                return _Counters(oom, peak, cpu, "memory.oom_control")
-            group = self.dirs["memory"]
-            oom = _read_keyed(f"{group}/memory.events").get("oom_kill", 0)
-            peak = _read_int(f"{group}/memory.peak")  # kernel >= 5.19
-            usec = _read_keyed(f"{group}/cpu.stat").get("usage_usec")
-            return _Counters(oom, peak, None if usec is None else usec / 1e6, "memory.events")
-        except (OSError, ValueError):
+        if not os.path.isdir(self.dirs["memory"]):
             return None
+        return self.group.evidence()
 
     def procs(self) -> list[int]:
         with open(f"{self.dirs['memory']}/cgroup.procs") as f:
             return [int(line) for line in f if line.strip()]
 
-    def limits(self) -> dict[str, int | str | None]:
+    def limits(self) -> dict[str, int | str]:
         """The limits as the kernel holds them (proof that the engine applied them)."""
-        files = (
-            {
-                "memory": ("memory.limit_in_bytes", "memory.memsw.limit_in_bytes", "memory.soft_limit_in_bytes"),
-                "cpu": ("cpu.cfs_quota_us", "cpu.cfs_period_us", "cpu.shares"),
-                "pids": ("pids.max",),
-            }
-            if self.version == 1
-            else {"memory": ("memory.max", "memory.swap.max", "memory.low", "cpu.max", "cpu.weight", "pids.max")}
-        )
-        out: dict[str, int | str | None] = {}
-        for controller, names in files.items():
-            directory = self.dirs.get(controller)
-            for name in names:
-                try:
-                    with open(f"{directory}/{name}") as f:
-                        text = f.read().strip()
-                except (OSError, TypeError):
-                    out[name] = None
-                    continue
-                out[name] = int(text) if text.lstrip("-").isdigit() else text
-        return out
+        return self.group.applied()
 
 
 class _HostCgroups:
@@ -243,7 +194,7 @@ class _HostCgroups:
         if self.version == 1:
             dirs = {c: self.mounts[c] + relpaths.get(c, relpaths.get("*", "")) for c in ("memory", "cpu", "cpuacct", "pids") if c in self.mounts}
         elif "*" in relpaths:
-            dirs = {c: self.mounts["unified"] + relpaths["*"] for c in ("memory", "cpu", "pids")}
+            dirs = {c: self.mounts["unified"] + relpaths["*"] for c in ("memory", "cpu", "cpuacct", "pids")}
         else:
             return None
         if "memory" not in dirs or not os.path.isdir(dirs["memory"]):
@@ -526,7 +477,7 @@ class DockerSandbox:
         self._notes = list(notes)
         self._cgroup: _ContainerCgroup | None = None
         self._cgroup_resolved = False
-        self._last: _Counters | None = None  # last reading, survives the cgroup's removal
+        self._last: Evidence | None = None  # last reading, survives the cgroup's removal
         self._lost_state: dict | None = None  # State of the container when found dead
         self._sigkilled = 0  # commands that ended by SIGKILL (137) without a timeout
         self._closed = False
@@ -553,7 +504,7 @@ class DockerSandbox:
         state = self._state()
         return state.get("Pid") if state else None
 
-    def _snapshot(self) -> _Counters | None:
+    def _snapshot(self) -> Evidence | None:
         """Read the counters now; keep the reading in case the container dies later."""
         group = self._cgroup_files()
         reading = group.read() if group is not None else None
@@ -766,7 +717,7 @@ class DockerSandbox:
             evidence.peak_memory_bytes = counters.peak_memory_bytes
             evidence.cpu_seconds = counters.cpu_seconds
             evidence.oom_kills = counters.oom_kills
-            sources.append(counters.source)
+            sources.append(counters.oom_source)
             if fresh is None:
                 evidence.notes.append("counters as of the last command: the container's cgroup is gone")
         elif self._cgroup is None and self._sigkilled:
