@@ -90,10 +90,7 @@ class LocalBackend:
     def provision(self, allocation: Allocation, trial_id: str, image: str | None = None, network: bool = False) -> LocalSandbox:
         enforcement = self.check()
         try:
-            run_dir = work_root() / self.run_id
-            run_dir.mkdir(parents=True, exist_ok=True)
-            # RUN_ID/OWNER.TRIAL.RANDOM: the owner token lets a later reaper tell a crashed owner's leftovers.
-            workdir = Path(tempfile.mkdtemp(prefix=f"{owner_token()}.{trial_id[:60]}.", dir=run_dir))
+            workdir = _make_workdir(work_root() / self.run_id, f"{owner_token()}.{trial_id[:60]}.")
         except OSError as exc:
             raise SandboxStartError(f"cannot create the trial's working directory: {exc}") from exc
         group = None
@@ -146,7 +143,11 @@ class LocalBackend:
                             pass
         root = work_root()
         for run_dir in root.iterdir() if root.exists() else ():
-            for workdir in run_dir.iterdir():
+            try:
+                workdirs = list(run_dir.iterdir())
+            except FileNotFoundError:
+                continue  # another process's reaper removed it just now
+            for workdir in workdirs:
                 if not token_alive(workdir.name.split(".", 1)[0]):
                     shutil.rmtree(workdir, ignore_errors=True)
                     removed += 1
@@ -156,6 +157,23 @@ class LocalBackend:
     def close(self) -> None:
         """Reap crashed owners' sandboxes and this run's (by now empty) directory."""
         self.reap()
+
+
+def _make_workdir(run_dir: Path, prefix: str, attempts: int = 5) -> Path:
+    """RUN_DIR/OWNER.TRIAL.RANDOM: the owner token lets a later reaper tell a crashed owner's leftovers.
+
+    Another process's reaper removes run directories it finds empty, so ours can
+    vanish between creating it and creating the trial's directory in it (seen
+    under ``-n 2``); create it again and retry.
+    """
+    for attempt in range(attempts):
+        run_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            return Path(tempfile.mkdtemp(prefix=prefix, dir=run_dir))
+        except FileNotFoundError:
+            if attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")
 
 
 def _remove_if_empty(path: Path) -> None:
