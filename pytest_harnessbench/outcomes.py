@@ -11,9 +11,6 @@ from dataclasses import dataclass
 from .sandbox.base import OutputMissingError, SandboxLostError, SandboxStartError
 
 PASSED, FAILED, INFRA, ERROR = "passed", "failed", "infra", "error"
-OUTCOMES = (PASSED, FAILED, INFRA, ERROR)
-INFRA_CAUSES = ("oom", "sandbox_start", "sandbox_lost", "provider", "worker_crash")
-FAILED_CAUSES = ("assertion", "timeout", "step_limit", "gave_up", "context_overflow", "oom")
 
 
 @dataclass(frozen=True)
@@ -67,11 +64,11 @@ def classify(exc: BaseException | None, oom_kills: int = 0, stop_reason: str | N
        kernel killed something in it, since that is usually why it vanished.
     3. A provider fault after retries: infra/provider. A model that gave up
        (context overflow) is the model's failure, with that cause.
-    4. Any other exception that is not a verification failure (NameError,
-       TypeError, ...): the task or plugin is broken — error/harness, even if an
-       OOM happened, because the trial measured nothing.
-    5. A verification failure with an OOM kill in the sandbox: infra/oom (the
-       environment ended the attempt), or failed/oom under ``--hb-oom-as failed``.
+    4. Any other ending with an OOM kill in the sandbox: infra/oom (the
+       environment ended the attempt; a half-written output may make even a
+       careful check raise), or failed/oom under ``--hb-oom-as failed``.
+    5. Any other exception that is not a verification failure (NameError,
+       TypeError, ...): the task or plugin is broken — error/harness.
     6. A verification failure: failed, caused by the agent's timeout or step
        limit if it ran out of budget, ``gave_up`` if the model refused, else by
        the assertion itself.
@@ -87,11 +84,11 @@ def classify(exc: BaseException | None, oom_kills: int = 0, stop_reason: str | N
         return Verdict(INFRA, "provider", message)
     if isinstance(exc, ModelGaveUp):
         return Verdict(FAILED, exc.cause, message)
-    if not _is_verification_failure(exc):
-        return Verdict(ERROR, "harness", message)
     if oom_kills:
         oom_message = f"kernel OOM-killed {oom_kills} process(es) in the sandbox; {message}"
         return Verdict(FAILED if oom_as == FAILED else INFRA, "oom", oom_message)
+    if not _is_verification_failure(exc):
+        return Verdict(ERROR, "harness", message)
     if stop_reason in ("timeout", "step_limit", "gave_up"):
         return Verdict(FAILED, stop_reason, message)
     return Verdict(FAILED, "assertion", message)

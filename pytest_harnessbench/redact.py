@@ -15,6 +15,7 @@ from typing import Any, Mapping
 
 SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|AUTH", re.IGNORECASE)
 MIN_LENGTH = 8
+IDENTIFYING = frozenset({"run_id", "trial_id", "task_id", "model", "multiplier", "sample"})
 
 
 def looks_secret(name: str) -> bool:
@@ -53,7 +54,7 @@ class Redactor:
     def with_params(self, params: Mapping[str, Mapping[str, Any]]) -> Redactor:
         """Also redact secret-looking model parameters (``--hb-model-param MODEL:api_key=...``)."""
         extra = {str(value): f"{model}:{key}" for model, values in params.items() for key, value in values.items()
-                 if looks_secret(key) and str(value)}
+                 if looks_secret(key) and len(str(value).strip()) >= MIN_LENGTH}
         return Redactor({**extra, **self.secrets}) if extra else self
 
     def __bool__(self) -> bool:
@@ -72,13 +73,16 @@ class Redactor:
         """A copy of ``obj`` with every secret in its strings (keys too) replaced.
 
         Walks dicts, lists and tuples; other values are returned as they are.
+        Identifying fields (ids, model, multiplier) keep their values: records
+        are matched on them, and a secret cannot be in them.
         """
         if self._pattern is None:
             return obj
         if isinstance(obj, str):
             return self.redact_text(obj)
         if isinstance(obj, dict):
-            return {(self.redact_text(k) if isinstance(k, str) else k): self.redact(v) for k, v in obj.items()}
+            return {(self.redact_text(k) if isinstance(k, str) else k): (v if k in IDENTIFYING else self.redact(v))
+                    for k, v in obj.items()}
         if isinstance(obj, list):
             return [self.redact(v) for v in obj]
         if isinstance(obj, tuple):

@@ -141,3 +141,23 @@ def test_rlimit_fallback_caps_address_space(tmp_path, monkeypatch):
         box.close()
     assert result.exit_code != 0 and "MemoryError" in result.stderr
     assert evidence.oom_kills == 1 and evidence.oom_source == "heuristic"
+
+
+def test_file_access_is_confined_to_the_work_dir(backend, tmp_path):
+    from pytest_harnessbench.sandbox.base import SandboxPathError
+
+    box = sandbox(backend)
+    outside = tmp_path / "outside.txt"
+    outside.write_text("host")
+    try:
+        (box.workdir / "link").symlink_to(outside)
+        for path in (str(outside), "../outside.txt", "link", "/etc/hostname"):
+            with pytest.raises(SandboxPathError):
+                box.read_file(path)
+        with pytest.raises(SandboxPathError):
+            box.write_file("../../escaped.txt", "x")
+        box.write_file("sub/../inside.txt", "ok")  # '..' that stays inside is fine
+        assert box.read_file("inside.txt") == "ok"
+    finally:
+        box.close()
+    assert outside.read_text() == "host" and not (tmp_path.parent / "escaped.txt").exists()

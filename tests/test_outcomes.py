@@ -34,10 +34,15 @@ def test_oom_turns_a_failure_into_infra_unless_counted_as_failed():
     assert pair(classify(AssertionError(), oom_kills=1, oom_as="failed")) == ("failed", "oom")
 
 
-def test_task_bugs_are_harness_errors_even_with_oom():
+def test_task_bugs_are_harness_errors():
     assert pair(classify(NameError("x"))) == ("error", "harness")
-    assert pair(classify(TypeError("x"), oom_kills=3)) == ("error", "harness")
     assert pair(classify(FileNotFoundError("host file"))) == ("error", "harness")
+
+
+def test_any_non_passing_trial_with_an_oom_kill_is_infra_oom():
+    """DESIGN §3: a truncated output after a kill can make even a careful check raise."""
+    assert pair(classify(ValueError("invalid literal for int()"), oom_kills=1)) == ("infra", "oom")
+    assert pair(classify(TypeError("x"), oom_kills=3, oom_as="failed")) == ("failed", "oom")
 
 
 def test_sandbox_and_provider_faults_are_infra():

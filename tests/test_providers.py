@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from scripted_openai import ScriptedOpenAI  # noqa: E402
 
 from pytest_harnessbench import session as session_module  # noqa: E402
-from pytest_harnessbench.config import OPTIONS, ConfigError, build  # noqa: E402
+from pytest_harnessbench.config import ConfigError, build  # noqa: E402
 
 TASK = '''
 import pytest
@@ -191,7 +191,6 @@ def test_without_isolation_a_provider_model_on_the_local_backend_needs_explicit_
         session_module.Bench(settings, "r", tmp_path)
     consented = build(lambda opt: {**values, "allow_host_exec": "true"}.get(opt.name, opt.default))
     assert session_module.Bench(consented, "r", tmp_path).backend.isolate_fs is False
-    assert {o.name for o in OPTIONS} >= {"allow_host_exec", "model_params", "prices", "preflight_call"}
 
 
 def test_replay_reproduces_at_the_original_multiplier_and_flips_at_another(pytester, tmp_path, monkeypatch):
@@ -237,3 +236,34 @@ def test_an_example_suite_task_is_solved_through_the_provider_path(pytester, tmp
         requests = len(server.chat_requests)
     result.assert_outcomes(passed=2)
     assert requests == 4  # two trials × (tool call, final answer), over HTTP
+
+
+def test_a_models_bad_file_operations_are_errors_shown_to_it_not_task_bugs(pytester, bake):
+    calls = [{"tool_calls": [{"name": "write_file", "arguments": {"path": "/etc/hb-escape", "content": "x"}}]},
+             {"tool_calls": [{"name": "read_file", "arguments": {"path": "../../../etc/hostname"}}]},
+             {"tool_calls": [{"name": "write_file", "arguments": {"path": ".", "content": "x"}}]},
+             {"tool_calls": [{"name": "bash", "arguments": {"command": "echo 42 > answer.txt"}}]},
+             {"content": "Done."}]
+    with ScriptedOpenAI(calls) as server:
+        result = bake(server)
+    result.assert_outcomes(passed=1)
+    outputs = [c["output"] for c in trajectory(pytester, records(pytester)[0])["tool_calls"][:3]]
+    assert all(o.startswith("error: ") for o in outputs)
+    assert "outside the sandbox" in outputs[0] and "outside the sandbox" in outputs[1]
+    assert not Path("/etc/hb-escape").exists()
+
+
+def test_a_provider_outage_at_the_deadline_is_still_infra_provider(pytester, bake):
+    with ScriptedOpenAI([{"fault": 503, "times": "always"}, SOLVE]) as server:
+        bake(server, "--hb-provider-retries", "2", "--hb-provider-backoff", "1.5", timeout=2)
+    (record,) = records(pytester)
+    assert (record["outcome"], record["cause"]) == ("infra", "provider")
+    assert record["usage"]["provider_retries"] <= 2
+
+
+def test_a_short_secret_parameter_leaves_ids_intact(pytester, bake):
+    with ScriptedOpenAI([SOLVE], api_key="t") as server:
+        bake(server, key="t")
+    (record,) = records(pytester)
+    assert record["trial_id"].startswith("test_answer") and "REDACTED" not in json.dumps(record)
+    assert (pytester.path / "run" / "trials" / f"{record['trial_id']}.json").exists()

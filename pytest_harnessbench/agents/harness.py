@@ -132,16 +132,23 @@ def _drive(agent: Any, config: dict, trajectory: Trajectory, deadline: float | N
     except GraphRecursionError:
         trajectory.stop_reason = STEP_LIMIT  # an agent with extra graph steps per model call
     except Exception as exc:
-        if deadline is not None and time.monotonic() >= deadline:
-            # The model call outlived the trial's time budget (its client timeout is that budget).
+        trajectory.error = f"{type(exc).__name__}: {exc}"
+        trajectory.usage.provider_retries = max(0, trajectory.usage.provider_errors - 1)  # the last one ended it
+        if _out_of_time(exc, deadline):
             trajectory.stop_reason = TIMEOUT
-            trajectory.error = f"{type(exc).__name__}: {exc}"
             return
         trajectory.stop_reason = ERROR
-        trajectory.error = f"{type(exc).__name__}: {exc}"
-        trajectory.usage.provider_retries = max(0, trajectory.usage.provider_errors - 1)
         raise
     finally:
         trajectory.messages = messages_to_dict(state["messages"])
-        if trajectory.stop_reason != ERROR:
-            trajectory.usage.provider_retries = trajectory.usage.provider_errors
+    trajectory.usage.provider_retries = trajectory.usage.provider_errors
+
+
+def _out_of_time(exc: Exception, deadline: float | None) -> bool:
+    """A model call that timed out because the trial's budget ran out (its client timeout is that budget).
+
+    Any other provider fault stays a provider fault, however late it comes.
+    """
+    from langchain_core.exceptions import ModelTimeoutError
+
+    return deadline is not None and time.monotonic() >= deadline and isinstance(exc, ModelTimeoutError)

@@ -7,9 +7,18 @@ from typing import Callable
 
 from langchain_core.tools import BaseTool, StructuredTool
 
-from ..sandbox.base import OutputMissingError, Sandbox
+from ..sandbox.base import Sandbox, SandboxError, SandboxLostError, SandboxStartError
 from .defaults import TOOL_DESCRIPTIONS, TOOL_OUTPUT_LIMIT
 from .trajectory import ToolCall
+
+
+# A file operation the model got wrong (a directory, a path outside the sandbox, no
+# permission) is shown to the model as an error; a vanished sandbox is not its mistake.
+_MODEL_MISTAKES = (OSError, SandboxError)
+
+
+def _model_mistake(exc: BaseException) -> bool:
+    return not isinstance(exc, (SandboxLostError, SandboxStartError))
 
 
 def _clip(text: str) -> str:
@@ -36,17 +45,24 @@ def make_tools(sandbox: Sandbox, record: Callable[[ToolCall], None],
         start = time.monotonic()
         try:
             output = _clip(sandbox.read_file(path))
-        except OutputMissingError as exc:
-            output = f"error: {exc}"
         except UnicodeDecodeError:
             output = f"error: {path} is not a text file"
+        except _MODEL_MISTAKES as exc:
+            if not _model_mistake(exc):
+                raise
+            output = f"error: {exc}"
         record(ToolCall("read_file", {"path": path}, output, time.monotonic() - start))
         return output
 
     def write_file(path: str, content: str) -> str:
         start = time.monotonic()
-        sandbox.write_file(path, content)
-        output = f"wrote {len(content.encode())} bytes to {path}"
+        try:
+            sandbox.write_file(path, content)
+            output = f"wrote {len(content.encode())} bytes to {path}"
+        except _MODEL_MISTAKES as exc:
+            if not _model_mistake(exc):
+                raise
+            output = f"error: {exc}"
         record(ToolCall("write_file", {"path": path, "content": content}, output, time.monotonic() - start))
         return output
 

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from ..resources import Allocation
 
 TIMEOUT_EXIT_CODE = 124  # what coreutils `timeout` returns; we use it for killed-on-timeout
+CAPTURE_LIMIT = 8 * 1024 * 1024  # bytes of stdout (and of stderr) kept per command
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,10 @@ class EnforcementUnavailable(SandboxError):
     Raised by :meth:`Backend.check` before any trial starts; the plugin turns it
     into a usage error, because silently dropping a limit corrupts the experiment.
     """
+
+
+class SandboxPathError(PermissionError):
+    """A file path that leads outside the sandbox (absolute on the host, ``..``, a symlink out)."""
 
 
 class OutputMissingError(FileNotFoundError):

@@ -28,11 +28,11 @@ from ..admission import owner_token, token_alive
 from ..redact import looks_secret
 from ..resources import Allocation
 from . import cgroups
-from .base import TIMEOUT_EXIT_CODE, EnforcementUnavailable, Evidence, ExecResult, OutputMissingError, SandboxStartError
+from .base import (CAPTURE_LIMIT, TIMEOUT_EXIT_CODE, EnforcementUnavailable, Evidence, ExecResult, OutputMissingError,
+                   SandboxPathError, SandboxStartError)
 
 CLONE_NEWNET = 0x40000000
 WORK_ROOT_ENV = "HARNESSBENCH_WORK_ROOT"
-CAPTURE_LIMIT = 8 * 1024 * 1024  # bytes of stdout/stderr kept per command
 # Signs, in an rlimit sandbox, that a command hit its address-space cap.
 _RLIMIT_OOM_SIGNS = re.compile(rb"MemoryError|Cannot allocate memory|std::bad_alloc|out of memory", re.IGNORECASE)
 
@@ -267,7 +267,15 @@ class LocalSandbox:
         proc.wait()
 
     def _path(self, path: str) -> Path:
-        return self.workdir / path
+        """``path`` inside the working directory; anything resolving outside it is refused.
+
+        Raises:
+            SandboxPathError: an absolute path, ``..`` or a symlink leading out.
+        """
+        target = (self.workdir / path).resolve()
+        if not target.is_relative_to(self.workdir.resolve()):
+            raise SandboxPathError(f"{path}: outside the sandbox's working directory")
+        return target
 
     def write_file(self, path: str, content: str | bytes) -> None:
         target = self._path(path)
