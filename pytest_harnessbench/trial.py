@@ -189,7 +189,13 @@ class Trial:
         return usage
 
     def evidence(self) -> Evidence:
-        return self._sandbox.evidence() if self._sandbox is not None else Evidence()
+        """The sandbox's evidence; a sandbox that can no longer tell says so in a note."""
+        if self._sandbox is None:
+            return Evidence()
+        try:
+            return self._sandbox.evidence()
+        except SandboxError as exc:
+            return Evidence(notes=[f"evidence unavailable: {exc}"])
 
     def finish(self, exc: BaseException | None, body_s: float, oom_as: str) -> TrialRecord:
         """Classify and build the record; call before :meth:`close`."""
@@ -209,7 +215,7 @@ class Trial:
             outcome=verdict.outcome, cause=verdict.cause, message=verdict.message,
             allocation=allocation, enforcement=self.enforcement, backend=self.backend.name,
             resources={"peak_memory_bytes": evidence.peak_memory_bytes, "cpu_seconds": evidence.cpu_seconds,
-                       "oom_kills": evidence.oom_kills, "oom_source": evidence.oom_source},
+                       "oom_kills": evidence.oom_kills, "oom_source": evidence.oom_source, "notes": evidence.notes},
             timing=self.timing, usage=self.usage(), attempts=self.attempt,
             started_at=self.started_at, finished_at=utc_now(),
             worker=self.worker,

@@ -161,3 +161,21 @@ def test_file_access_is_confined_to_the_work_dir(backend, tmp_path):
     finally:
         box.close()
     assert outside.read_text() == "host" and not (tmp_path.parent / "escaped.txt").exists()
+
+
+def test_rlimit_close_kills_what_commands_left_running(tmp_path, monkeypatch):
+    monkeypatch.setenv("HARNESSBENCH_WORK_ROOT", str(tmp_path))
+    box = sandbox(LocalBackend("rl2", enforcement="rlimit"))
+    pid = int(box.exec("sleep 300 > /dev/null 2>&1 & echo $!").stdout)
+    box.close()
+    time.sleep(0.1)
+    state = Path(f"/proc/{pid}/stat").read_text().split()[2] if Path(f"/proc/{pid}/stat").exists() else "gone"
+    assert state in ("gone", "Z")
+
+
+def test_reap_ignores_stray_files_in_the_work_root(backend):
+    from pytest_harnessbench.sandbox.local import work_root
+
+    work_root().mkdir(parents=True, exist_ok=True)
+    (work_root() / "stray.txt").write_text("x")
+    assert backend.reap() == 0

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from pytest_harnessbench.sandbox import cgroups
+from pytest_harnessbench.sandbox.local import work_root
 
 TASKS = '''
 import pytest
@@ -147,7 +148,7 @@ def test_summary_is_the_same_under_xdist(suite):
 
 def test_nothing_left_behind(suite, tmp_path):
     run(suite, "--models", "oracle:heavy,oracle:lean", "--multipliers", "1,uncapped", "-n", "2")
-    work = tmp_path / "work" / "harnessbench"
+    work = work_root()  # HARNESSBENCH_WORK_ROOT points into tmp_path
     assert not work.exists() or list(work.iterdir()) == []
     for parent in cgroups.detect().parents.values():
         leftovers = [p.name for p in parent.iterdir() if p.is_dir() and p.name.startswith("2")]
@@ -249,7 +250,7 @@ def test_kills_its_worker(trial):
     assert crashed[0]["task_id"].endswith("test_crash.py::test_kills_its_worker")
     assert len(records(pytester)) == 5
     run_id = crashed[0]["run_id"]
-    work = tmp_path / "work" / "harnessbench"
+    work = work_root()  # HARNESSBENCH_WORK_ROOT points into tmp_path
     assert not (work / run_id).exists()  # the dead worker's directory was reaped
     for parent in cgroups.detect().parents.values():
         assert not [p for p in parent.iterdir() if p.name.startswith(run_id)]  # and its cgroup, sleep killed
@@ -292,7 +293,7 @@ def test_ctrl_c_keeps_finished_records_and_prints_their_summary(pytester, tmp_pa
     finished = records(pytester)
     assert 3 <= len(finished) < 4
     assert f"oracle:lean  1x    {len(finished)}" in out  # the summary of what finished
-    assert not any((tmp_path / "work" / "harnessbench").glob("*/*"))  # the running sandbox was torn down
+    assert not any(work_root().glob("*/*"))  # the running sandbox was torn down
 
 
 def test_resume_completes_the_same_trials_without_duplicates(pytester, tmp_path, monkeypatch):

@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from ..admission import owner_token, token_alive
 from .cgroups import Group
 from .base import (
+    CAPTURE_LIMIT,
     TIMEOUT_EXIT_CODE,
     EnforcementUnavailable,
     Evidence,
@@ -462,6 +463,35 @@ class DockerBackend:
 # --------------------------------------------------------------------------- sandbox
 
 
+class _Capture:
+    """A command's output stream, kept up to CAPTURE_LIMIT bytes (the local backend's cap)."""
+
+    def __init__(self) -> None:
+        self.chunks: list[bytes] = []
+        self.size = 0
+        self.cut = False
+
+    def add(self, chunk: bytes | None) -> None:
+        if not chunk:
+            return
+        room = CAPTURE_LIMIT - self.size
+        if len(chunk) > room:
+            chunk, self.cut = chunk[:max(room, 0)], True
+        self.chunks.append(chunk)
+        self.size += len(chunk)
+
+    def text(self) -> str:
+        data = b"".join(self.chunks).decode("utf-8", errors="replace")
+        return data + (f"\n[output cut at {CAPTURE_LIMIT} bytes]" if self.cut else "")
+
+
+def _requests_error() -> type[BaseException]:
+    """The HTTP library's base error: an engine that stops answering raises it, not a DockerException."""
+    import requests
+
+    return requests.RequestException
+
+
 class DockerSandbox:
     """One trial's container; implements the :class:`~.base.Sandbox` protocol."""
 
@@ -518,6 +548,8 @@ class DockerSandbox:
             return self._api.inspect_container(self.id)["State"]
         except _docker().errors.NotFound:
             return None
+        except (_docker().errors.DockerException, _requests_error()) as exc:
+            raise SandboxLostError(f"the Docker engine stopped answering about {self.name}: {_explain(exc)}") from None
 
     # -- failures ---------------------------------------------------------------------
 
@@ -561,19 +593,16 @@ class DockerSandbox:
             exec_id = self._api.exec_create(
                 self.id, ["bash", "-c", command], workdir=self.workdir, environment={EXEC_TOKEN_VAR: token}
             )["Id"]
-        except docker.errors.APIError as exc:
+        except (docker.errors.DockerException, _requests_error()) as exc:
             raise self._lost(exc) from None
-        out: list[bytes] = []
-        err: list[bytes] = []
+        out, err = _Capture(), _Capture()
         failure: list[BaseException] = []
 
         def pump() -> None:
             try:
                 for chunk_out, chunk_err in self._stream_api.exec_start(exec_id, stream=True, demux=True):
-                    if chunk_out:
-                        out.append(chunk_out)
-                    if chunk_err:
-                        err.append(chunk_err)
+                    out.add(chunk_out)
+                    err.add(chunk_err)
             except Exception as exc:  # noqa: BLE001 - handed to the calling thread
                 failure.append(exc)
 
@@ -589,8 +618,7 @@ class DockerSandbox:
                 self._kill_command(token)
                 worker.join(KILL_GRACE_S)
         duration = time.monotonic() - started
-        stdout = b"".join(list(out)).decode("utf-8", errors="replace")
-        stderr = b"".join(list(err)).decode("utf-8", errors="replace")
+        stdout, stderr = out.text(), err.text()
         self._snapshot()
         if timed_out:
             return ExecResult(TIMEOUT_EXIT_CODE, stdout, stderr, duration, timed_out=True)
@@ -673,6 +701,8 @@ class DockerSandbox:
             raise self._lost(exc) from None
         except _docker().errors.APIError as exc:
             raise SandboxError(f"could not write {target} in {self.name}: {_explain(exc)}") from None
+        except (_docker().errors.DockerException, _requests_error()) as exc:
+            raise self._lost(exc) from None
 
     def read_file(self, path: str, text: bool = True) -> str | bytes:
         """Read a file (symlinks are followed).
@@ -693,6 +723,8 @@ class DockerSandbox:
                 if "no such container" in _explain(exc).lower():
                     raise self._lost(exc) from None
                 raise OutputMissingError(f"{path}: no such file in the sandbox ({target})") from None
+            except (docker.errors.DockerException, _requests_error()) as exc:
+                raise self._lost(exc) from None
             with tarfile.open(fileobj=io.BytesIO(data)) as tar:
                 member = tar.next()
                 if member is None:
@@ -741,7 +773,7 @@ class DockerSandbox:
         self._check_open()
         try:
             host = self._api.inspect_container(self.id)["HostConfig"]
-        except _docker().errors.NotFound as exc:
+        except (_docker().errors.DockerException, _requests_error()) as exc:
             raise self._lost(exc) from None
         keys = ("Memory", "MemorySwap", "MemoryReservation", "NanoCpus", "CpuShares", "PidsLimit",
                 "NetworkMode", "CapDrop", "CapAdd", "SecurityOpt", "Privileged", "Init", "Binds", "Mounts")

@@ -62,7 +62,7 @@ def can_isolate_filesystem() -> bool:
 
 def work_root() -> Path:
     """Where trial directories live: ``$HARNESSBENCH_WORK_ROOT`` or the system temp dir."""
-    return Path(os.environ.get(WORK_ROOT_ENV) or tempfile.gettempdir()) / "harnessbench"
+    return Path(os.environ.get(WORK_ROOT_ENV) or tempfile.gettempdir()) / f"harnessbench-{os.getuid()}"
 
 
 class LocalBackend:
@@ -143,6 +143,8 @@ class LocalBackend:
                             pass
         root = work_root()
         for run_dir in root.iterdir() if root.exists() else ():
+            if not run_dir.is_dir():
+                continue
             try:
                 workdirs = list(run_dir.iterdir())
             except FileNotFoundError:
@@ -203,6 +205,7 @@ class LocalSandbox:
         self.isolate_network = isolate_network
         self.isolate_fs = isolate_fs
         self._suspected_ooms = 0
+        self._groups: list[int] = []  # process groups of our commands: without a cgroup, close() kills these
         self._closed = False
         tmp = workdir / ".tmp"
         tmp.mkdir()
@@ -236,6 +239,7 @@ class LocalSandbox:
                 stdin=subprocess.DEVNULL, stdout=out, stderr=err,
                 preexec_fn=self._enter, start_new_session=True,
             )
+            self._groups.append(proc.pid)
             timed_out = False
             try:
                 code = proc.wait(timeout=timeout)
@@ -311,5 +315,11 @@ class LocalSandbox:
         try:
             if self.group is not None:
                 self.group.remove()
+            else:  # rlimit: what our commands left running (unless it escaped with setsid)
+                for pgid in self._groups:
+                    try:
+                        os.killpg(pgid, signal.SIGKILL)
+                    except (ProcessLookupError, PermissionError):
+                        pass
         finally:
             shutil.rmtree(self.workdir, ignore_errors=True)
