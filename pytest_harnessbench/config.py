@@ -281,31 +281,46 @@ def parse_bool(flag: str, text: str) -> bool:
 
 
 def parse_gate(raw: dict, models: tuple[ModelRef, ...], multipliers: tuple[Multiplier, ...]) -> dict:
+    """Gate settings; every gate option is checked even without --hb-gate (a typo must not pass silently)."""
     from .gate import parse_margins
 
-    compare = Path(raw["compare"]) if raw["compare"].strip() else None
-    baseline = raw["gate"].strip() or None
-    if compare is not None and not (compare / "results.jsonl").is_file():
-        raise ConfigError(f"--hb-compare {compare}: no results.jsonl there; name an earlier run directory")
-    if baseline is None:
-        if compare is not None:
-            raise ConfigError("--hb-compare needs --hb-gate BASELINE_MODEL (the model to take from that run)")
-        return {}
-    if compare is None and baseline not in [m.text for m in models]:
-        raise ConfigError(f"--hb-gate {baseline!r} is not one of --models ({', '.join(m.text for m in models)})")
-    gate_at = None
-    if raw["gate_at"].strip():
-        gate_at = parse_multipliers(raw["gate_at"])[0]
-        if gate_at not in multipliers:
-            raise ConfigError(f"--hb-gate-at {raw['gate_at']!r} is not one of --multipliers "
-                              f"({', '.join(m.label for m in multipliers)})")
     try:
         margins = tuple(parse_margins(raw["gate_margin"]))
     except ValueError as exc:
         raise ConfigError(f"--hb-gate-margin: {exc}") from None
-    return {"gate": baseline, "gate_at": gate_at, "gate_margins": margins, "gate_alpha": parse_number("--hb-gate-alpha", raw["gate_alpha"], kind=float, minimum=1e-9, below=0.5,
-                                   example="; use e.g. 0.05"),
-            "gate_strict": parse_bool("--hb-gate-strict", raw["gate_strict"]), "compare": compare}
+    alpha = parse_number("--hb-gate-alpha", raw["gate_alpha"], kind=float, minimum=1e-9, below=0.5,
+                         example="; use e.g. 0.05")
+    strict = parse_bool("--hb-gate-strict", raw["gate_strict"])
+    gate_at = None
+    if raw["gate_at"].strip():
+        at = parse_multipliers(raw["gate_at"])
+        if len(at) != 1 or at[0] not in multipliers:
+            raise ConfigError(f"--hb-gate-at {raw['gate_at']!r}: name one of --multipliers "
+                              f"({', '.join(m.label for m in multipliers)})")
+        gate_at = at[0]
+    compare = Path(raw["compare"]) if raw["compare"].strip() else None
+    baseline = raw["gate"].strip() or None
+    if baseline is None:
+        if compare is not None or gate_at is not None:
+            raise ConfigError("--hb-compare and --hb-gate-at need --hb-gate BASELINE_MODEL")
+        return {}
+    if compare is not None:
+        _check_compare_run(compare, baseline)
+    elif baseline not in [m.text for m in models]:
+        raise ConfigError(f"--hb-gate {baseline!r} is not one of --models ({', '.join(m.text for m in models)})")
+    return {"gate": baseline, "gate_at": gate_at, "gate_margins": margins, "gate_alpha": alpha,
+            "gate_strict": strict, "compare": compare}
+
+
+def _check_compare_run(compare: Path, baseline: str) -> None:
+    from .store import load_records
+
+    if not (compare / "results.jsonl").is_file():
+        raise ConfigError(f"--hb-compare {compare}: no results.jsonl there; name an earlier run directory")
+    there = sorted({r["model"] for r in load_records(compare)})
+    if baseline not in there:
+        raise ConfigError(f"--hb-compare {compare}: holds no records of --hb-gate {baseline!r} "
+                          f"(it has: {', '.join(there) or 'none'})")
 
 
 def build(value: Callable[[Option], str]) -> Config:

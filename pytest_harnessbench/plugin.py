@@ -42,6 +42,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "task(cpus=1, memory='512Mi', timeout=120, pids=1024, image=None, network=False, solutions=None): "
         "a harnessbench task, run for every model × multiplier × sample (use the `trial` fixture)")
+    if config.option.help or config.option.version:
+        return  # nothing to run: no session, no preflight
     from pathlib import Path
 
     from .config import build
@@ -68,13 +70,18 @@ def pytest_configure(config: pytest.Config) -> None:
     try:
         bench = Bench(settings, run_id, run_dir, worker=worker, concurrency=concurrency,
                       args=list(config.invocation_params.args), resume=resume, previous=previous)
-        if worker is None:
+        if worker is None and not config.option.collectonly:
             bench.preflight()
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[BENCH] = bench
     if settings.reap and bench.records_results:
         _reap_and_exit(bench)
+    if bench.records_results and getattr(config.option, "numprocesses", None) and _bake_off_configured(config):
+        try:  # under xdist only workers collect, and they cannot relay a usage error: check here
+            bench.check_backend()
+        except ConfigError as exc:
+            raise pytest.UsageError(str(exc)) from None
     if bench.records_results:
         recorder = _RecorderHooks(bench, config)
         config.pluginmanager.register(recorder, "harnessbench-recorder")
@@ -82,14 +89,19 @@ def pytest_configure(config: pytest.Config) -> None:
             config.pluginmanager.register(_XdistHooks(bench, recorder), "harnessbench-xdist")
 
 
+def _bake_off_configured(config: pytest.Config) -> bool:
+    """The user asked for a bake-off (models, multipliers or backend set), not just ran tests with -n."""
+    chosen = {"models", "multipliers", "backend"}
+    return any(_raw_value(config, opt) != opt.default for opt in OPTIONS if opt.name in chosen)
+
+
 def _reap_and_exit(bench) -> None:
     try:
-        bench.check_backend()  # also reaps what it finds
-        removed = bench.backend.reap()
+        bench.check_backend()  # reaps what it finds, counted in backend.reaped
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
-    pytest.exit(f"harnessbench: {bench.config.backend} backend: no sandbox of a dead session left "
-                f"({removed} more removed on demand)", returncode=0)
+    pytest.exit(f"harnessbench: {bench.config.backend} backend: removed {bench.backend.reaped} sandbox(es) "
+                "left by sessions that died", returncode=0)
 
 
 class _RecorderHooks:
@@ -188,6 +200,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         return
     bench = metafunc.config.stash[BENCH]
     task = bench.task(metafunc.definition.nodeid, metafunc.function.__name__, dict(marker.kwargs))
+    if task is None and bench.worker is not None:
+        # xdist cannot relay a UsageError from a worker; a collection error it can.
+        pytest.fail(bench.problems[-1], pytrace=False)
     cases = bench.cases if task is not None else []
     metafunc.parametrize(CASE_FIXTURE, cases, ids=[c.id for c in cases], indirect=True)
 

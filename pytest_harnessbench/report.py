@@ -132,7 +132,7 @@ def power_line(records: Sequence[Record]) -> str:
 def render(records: Sequence[Record], *, models: Sequence[str] = (), multipliers: Sequence[str] = (),
            run_dir: str = "", gate_lines: Sequence[str] = ()) -> list[str]:
     lines = outcome_table(records, models, multipliers)
-    enforcement = sorted({f"{r['backend']}/{r['enforcement']}" for r in records})
+    enforcement = sorted({f"{r['backend']}/{r['enforcement']}" for r in records if r["enforcement"]})
     lines.append(f"enforcement: {', '.join(enforcement)}; intervals are Wilson 95% (± task-clustered SE with samples > 1)")
     if any(r["enforcement"] == "rlimit" for r in records):
         lines.append("WARNING: rlimit enforcement caps virtual memory per command and does not limit CPU; "

@@ -15,12 +15,12 @@ from pathlib import Path
 from . import __version__
 from .config import Config, ConfigError
 from .admission import Admission, check_fits
-from .records import harness_card
+from .records import TrialRecord, harness_card
 from .redact import Redactor
 from .resources import SpecError
 from .sandbox import make_backend
 from .sandbox.base import EnforcementUnavailable
-from .store import CARD, RESULTS, RunStore
+from .store import CARD, RESULTS, RunStore, latest
 from .trial import AgentSettings, Case, Task, Trial, make_cases, trial_id_for, utc_now
 
 
@@ -82,7 +82,8 @@ class Bench:
                                             prices=config.prices)
         self.cases: list[Case] = make_cases(config.models, config.multipliers, config.samples)
         self.tasks: dict[str, Task] = {}
-        self.problems: list[str] = []  # bad markers, reported as one usage error after collection
+        self.problems: list[str] = []
+        self._images_checked: set[str | None] = set()  # bad markers, reported as one usage error after collection
         self.resume = resume
         self.records: list[dict] = list(previous or [])  # plain dicts, as in results.jsonl
         self.store = RunStore(run_dir)
@@ -135,11 +136,19 @@ class Bench:
                 for model in self.config.models:
                     task.check_model(model)
                 check_fits(task.spec.cpus, task.spec.memory_bytes, self.config.capacity)
-            except (SpecError, ValueError) as exc:
+                self._check_image(task.image)
+            except (SpecError, ValueError, EnforcementUnavailable) as exc:
                 self.problems.append(f"{task_id}: @pytest.mark.task: {exc}")
                 return None
             self.tasks[task_id] = task
         return self.tasks[task_id]
+
+    def _check_image(self, image: str | None) -> None:
+        """A task's image must exist before any trial starts (a typo would make every trial infra)."""
+        check = getattr(self.backend, "check_image", None)
+        if check is not None and image not in self._images_checked:
+            check(image)
+            self._images_checked.add(image)
 
     def check_backend(self) -> str:
         """The enforcement method; raises ConfigError before any sandbox starts if there is none."""
@@ -150,7 +159,7 @@ class Bench:
 
     def latest_records(self) -> list[dict]:
         """One record per trial: its last attempt (earlier attempts stay in results.jsonl)."""
-        return list({r["trial_id"]: r for r in self.records}.values())
+        return latest(self.records)
 
     def skip(self, trial_id: str) -> bool:
         return self.resume is not None and trial_id in self.resume.done
@@ -178,14 +187,13 @@ class Bench:
         if found is None:
             return None  # not a trial
         case, task_id = found
-        name = task_id.split("[", 1)[0].rsplit("::", 1)[-1]
-        return {
-            "run_id": self.run_id, "trial_id": trial_id_for(task_id, name, case), "task_id": task_id,
-            "model": case.model.text, "multiplier": case.multiplier.label, "sample": case.sample,
-            "outcome": "infra", "cause": "worker_crash", "message": message, "allocation": {},
-            "enforcement": "", "backend": self.config.backend, "resources": {}, "timing": {}, "usage": {},
-            "attempts": 1, "started_at": "", "finished_at": utc_now(), "worker": worker, "schema": 1,
-        }
+        trial_id = trial_id_for(task_id, task_id.split("[", 1)[0].rsplit("::", 1)[-1], case)
+        attempt = 1 + (self.resume.attempts.get(trial_id, 0) if self.resume else 0)
+        return TrialRecord(
+            run_id=self.run_id, trial_id=trial_id, task_id=task_id, model=case.model.text,
+            multiplier=case.multiplier.label, sample=case.sample, outcome="infra", cause="worker_crash",
+            message=message, allocation={}, enforcement="", backend=self.config.backend, resources={},
+            attempts=attempt, finished_at=utc_now(), worker=worker).to_dict()
 
     def save_trajectory(self, trial: Trial, record: dict) -> None:
         self.store.write_trajectory(trial.trial_id, self.redactor.redact(trial.trajectory_document(record)))
@@ -225,15 +233,17 @@ class Bench:
         from .store import load_records
 
         multipliers = [cfg.gate_at.label] if cfg.gate_at else [m.label for m in cfg.multipliers]
-        baseline = load_records(cfg.compare) if cfg.compare else None
+        baseline = latest(load_records(cfg.compare)) if cfg.compare else None
         pairs = evaluate(self.latest_records(), cfg.gate, cfg.gate_margins, multipliers=multipliers, alpha=cfg.gate_alpha,
                          strict=cfg.gate_strict, baseline_records=baseline)
         verdicts = [v for _, v in pairs]
         document = verdicts_to_json(verdicts)
         for entry, (mult, _) in zip(document["verdicts"], pairs):
             entry["multiplier"] = mult
+        if not verdicts:  # nothing could be compared: that decides nothing, and blocks
+            document["status"], document["blocks"] = "inconclusive", True
         self.store.write_json("gate.json", document)
-        self.gate_blocks = document["blocks"] or not verdicts
+        self.gate_blocks = document["blocks"]
         source = f" (baseline from {cfg.compare})" if cfg.compare else ""
         lines = [f"gate vs {cfg.gate}{source}: {document['status'].upper()} — exit status {int(self.gate_blocks)}"]
         lines += [f"  @{mult}: {v.message}" for mult, v in pairs]

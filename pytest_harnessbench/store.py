@@ -62,6 +62,11 @@ class RunStore:
             self._results = None
 
 
+def latest(records: list[dict]) -> list[dict]:
+    """One record per trial, its last attempt (a resumed run keeps every attempt in results.jsonl)."""
+    return list({r["trial_id"]: r for r in records}.values())
+
+
 def load_records(run_dir: Path) -> list[dict]:
     """Records of a run directory; a torn last line (crash mid-write) is skipped."""
     records = []

@@ -22,6 +22,7 @@ from .resources import Allocation, Multiplier, Spec, SpecError
 from .sandbox.base import Backend, Evidence, Sandbox, SandboxError
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._@#=+-]+")
+MARKER_KEYS = frozenset({"cpus", "memory", "timeout", "pids", "image", "network", "solutions"})
 
 
 def utc_now() -> str:
@@ -41,7 +42,10 @@ class Task:
 
     @classmethod
     def from_marker(cls, task_id: str, name: str, kwargs: dict) -> Task:
-        """Raises SpecError naming the bad value."""
+        """Raises SpecError naming the bad value (a misspelt key too: its default would pass silently)."""
+        unknown = sorted(set(kwargs) - MARKER_KEYS)
+        if unknown:
+            raise SpecError(f"unknown key {unknown[0]}=...; a task accepts {', '.join(sorted(MARKER_KEYS))}")
         solutions = kwargs.get("solutions") or {}
         if isinstance(solutions, (str, list)):
             solutions = {"default": solutions}

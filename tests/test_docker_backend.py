@@ -392,5 +392,5 @@ def test_hb_reap_removes_a_dead_sessions_container(pytester, api):
     assert _containers(api, **{"harnessbench.run_id": "dead-run"})
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--hb-backend", "docker", "--hb-reap")
     assert result.ret == 0
-    result.stderr.fnmatch_lines(["*harnessbench: docker backend*"])
+    result.stderr.fnmatch_lines(["*harnessbench: docker backend: removed 1 sandbox(es) left by sessions that died*"])
     assert not _containers(api, **{"harnessbench.run_id": "dead-run"})

@@ -62,8 +62,9 @@ def test_compare_against_an_earlier_run(pytester, tmp_path, monkeypatch):
 @pytest.mark.parametrize("args, message", [
     (["--hb-gate", "nop"], "*--hb-gate 'nop' is not one of --models*"),
     (["--hb-gate", "oracle:lean", "--hb-gate-margin", "pass_rate:3"], "*--hb-gate-margin*"),
-    (["--hb-gate", "oracle:lean", "--hb-gate-at", "3x"], "*--hb-gate-at '3x' is not one of --multipliers*"),
-    (["--hb-compare", "nowhere"], "*--hb-compare nowhere: no results.jsonl*"),
+    (["--hb-gate", "oracle:lean", "--hb-gate-at", "3x"], "*--hb-gate-at '3x': name one of --multipliers (1x)*"),
+    (["--hb-gate", "oracle:lean", "--hb-compare", "nowhere"], "*--hb-compare nowhere: no results.jsonl*"),
+    (["--hb-compare", "nowhere"], "*--hb-compare and --hb-gate-at need --hb-gate BASELINE_MODEL*"),
 ])
 def test_gate_usage_errors(pytester, args, message):
     pytester.makepyfile(test_gate_suite=SUITE.format(tasks=1))

@@ -328,3 +328,56 @@ def test_progress_lines_per_model_and_multiplier(suite, workers):
                  *workers)
     result.stdout.fnmatch_lines(["harnessbench progress: 4/4 trials · oracle:heavy@1x 1/1 (infra 1) · "
                                  "oracle:heavy@uncapped 1/1 · oracle:lean@1x 1/1 · oracle:lean@uncapped 1/1"])
+
+
+def test_usage_errors_stay_readable_under_xdist(pytester, monkeypatch):
+    pytester.makepyfile(test_bad='''
+import pytest
+
+@pytest.mark.task(memory="2 gigs")
+def test_x(trial):
+    pass
+''')
+    bad_marker = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-n", "2")
+    assert bad_marker.ret not in (0, 3)  # not an INTERNALERROR
+    bad_marker.stdout.fnmatch_lines(["*memory size '2 gigs' is not understood*"])
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+    no_engine = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-n", "2", "--hb-backend", "docker")
+    assert no_engine.ret == 4
+    no_engine.stderr.fnmatch_lines(["*--hb-backend docker*not*"])
+
+
+@pytest.mark.parametrize("marker, message", [
+    ('memroy="1Gi"', "*unknown key memroy=...; a task accepts cpus, image, memory, network, pids, solutions, timeout*"),
+    ('storage="1Gi"', "*unknown key storage=...*"),
+])
+def test_misspelt_marker_keys_are_usage_errors(pytester, marker, message):
+    pytester.makepyfile(test_bad=f'''
+import pytest
+
+@pytest.mark.task({marker})
+def test_x(trial):
+    pass
+''')
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    assert result.ret == 4
+    result.stderr.fnmatch_lines([message])
+
+
+def test_help_builds_no_session_even_with_a_provider_model_configured(pytester, monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    pytester.makeini("[pytest]\nhb_models = openai:gpt-5.1\n")
+    result = pytester.runpytest_subprocess("--help")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["*--hb-backend*"])
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--hb-gate-at", "1,3", "--hb-gate", "oracle:lean"], "*--hb-gate-at '1,3': name one of --multipliers*"),
+    (["--hb-gate-margin", "nonsense"], "*--hb-gate-margin*"),
+    (["--hb-gate-alpha", "7"], "*--hb-gate-alpha '7' must be*"),
+])
+def test_gate_options_are_checked_even_without_a_gate(suite, args, message):
+    result = run(suite, "--models", "oracle:lean", "--multipliers", "1,3", *args)
+    assert result.ret == 4
+    result.stderr.fnmatch_lines([message])

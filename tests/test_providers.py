@@ -267,3 +267,27 @@ def test_a_short_secret_parameter_leaves_ids_intact(pytester, bake):
     (record,) = records(pytester)
     assert record["trial_id"].startswith("test_answer") and "REDACTED" not in json.dumps(record)
     assert (pytester.path / "run" / "trials" / f"{record['trial_id']}.json").exists()
+
+
+def test_replay_sources_are_checked_before_the_run(pytester, tmp_path, monkeypatch):
+    monkeypatch.setenv("HARNESSBENCH_WORK_ROOT", str(tmp_path / "work"))
+    pytester.makepyfile(test_task=TASK.format(timeout=20))
+    pytester.runpytest_subprocess("-p", "no:cacheprovider", "--models", "oracle,nop", "--multipliers", "1,3",
+                                  "--hb-out", "recorded")
+    for model, message in [("replay:recorded", "*holds several models (nop, oracle); name one*"),
+                           ("replay:recorded::typo", "*has no records of 'typo'*"),
+                           ("replay:recorded::oracle", "*recorded it at several multipliers (1x, 3x)*"),
+                           ("replay:nowhere", "*replay needs an earlier run directory*")]:
+        result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--models", model)
+        assert result.ret == 4, model
+        result.stderr.fnmatch_lines([message])
+
+
+def test_compare_needs_the_baseline_in_that_run(pytester, tmp_path, monkeypatch):
+    monkeypatch.setenv("HARNESSBENCH_WORK_ROOT", str(tmp_path / "work"))
+    pytester.makepyfile(test_task=TASK.format(timeout=20))
+    pytester.runpytest_subprocess("-p", "no:cacheprovider", "--models", "nop", "--hb-out", "earlier")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--models", "oracle", "--hb-gate", "oracle",
+                                           "--hb-compare", "earlier")
+    assert result.ret == 4
+    result.stderr.fnmatch_lines(["*--hb-compare earlier: holds no records of --hb-gate 'oracle' (it has: nop)*"])

@@ -73,14 +73,36 @@ def parse_model(text: str) -> ModelRef:
             raise ModelSpecError(f"model {text!r}: nop takes no argument; use nop")
         return ModelRef(text, "nop")
     if head == "replay":
-        source = rest.split("::", 1)[0]
-        if not source or not (Path(source) / "results.jsonl").is_file():
-            raise ModelSpecError(f"model {text!r}: replay needs an earlier run directory (with results.jsonl): "
-                                 "replay:RUN_DIR or replay:RUN_DIR::MODEL")
+        _check_replay_source(text, rest)
         return ModelRef(text, "replay", rest)
     if sep and head and rest:
         return ModelRef(text, "provider", text)
     raise ModelSpecError(f"unknown built-in model {text!r}; {BUILTIN_HELP}")
+
+
+def _check_replay_source(text: str, source: str) -> None:
+    """The run exists and names one model (or the one given) recorded at one multiplier.
+
+    One multiplier, because replay re-runs a recording elsewhere: with several
+    recordings of a task and sample, which one to replay would be a guess.
+    """
+    from ..store import latest, load_records
+
+    run_dir, _, model = source.partition("::")
+    if not run_dir or not (Path(run_dir) / "results.jsonl").is_file():
+        raise ModelSpecError(f"model {text!r}: replay needs an earlier run directory (with results.jsonl): "
+                             "replay:RUN_DIR or replay:RUN_DIR::MODEL")
+    records = latest(load_records(Path(run_dir)))
+    models = sorted({r["model"] for r in records})
+    if model and model not in models:
+        raise ModelSpecError(f"model {text!r}: {run_dir} has no records of {model!r} (it has: {', '.join(models)})")
+    if not model and len(models) > 1:
+        raise ModelSpecError(f"model {text!r}: {run_dir} holds several models ({', '.join(models)}); "
+                             f"name one: replay:{run_dir}::MODEL")
+    multipliers = sorted({r["multiplier"] for r in records if r["model"] == (model or models[0])})
+    if len(multipliers) > 1:
+        raise ModelSpecError(f"model {text!r}: {run_dir} recorded it at several multipliers ({', '.join(multipliers)}); "
+                             "replay a run recorded at one multiplier")
 
 
 def parse_model_param(text: str) -> tuple[str, str, object]:
@@ -122,16 +144,13 @@ def replay_calls(source: str, context: ModelContext) -> list[tuple[str, dict]] |
 
     ``source`` is ``RUN_DIR`` or ``RUN_DIR::MODEL`` (needed when that run had several models).
     """
-    from ..store import load_records
+    from ..store import latest, load_records
 
     run_dir, _, model = source.partition("::")
-    matches = [r for r in load_records(Path(run_dir))
+    matches = [r for r in latest(load_records(Path(run_dir)))
                if r["task_id"] == context.task_id and r["sample"] == context.sample and (not model or r["model"] == model)]
     if not matches:
         return None
-    if len({r["model"] for r in matches}) > 1:
-        raise ModelSpecError(f"replay:{source}: that run has several models for {context.task_id}; "
-                             f"name one: replay:{run_dir}::MODEL")
     document = json.loads((Path(run_dir) / "trials" / f"{matches[-1]['trial_id']}.json").read_text())
     return [(c["name"], c["args"]) for t in document["trajectories"] for c in t["tool_calls"]]
 

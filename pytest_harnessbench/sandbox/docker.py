@@ -271,6 +271,7 @@ class DockerBackend:
         self._enforcement: str | None = None
         self._cgroups: _HostCgroups | None = None
         self._lock = threading.Lock()
+        self.reaped = 0  # leftover containers of dead sessions removed so far
 
     # -- connection -------------------------------------------------------------------
 
@@ -379,6 +380,16 @@ class DockerBackend:
             config["pids_limit"] = int(limit.pids)
         return config, notes
 
+    def check_image(self, image: str | None) -> None:
+        """The image is here (nothing is pulled). Raises EnforcementUnavailable naming how to get it."""
+        image = image or DEFAULT_IMAGE
+        self.check()
+        try:
+            self._api.inspect_image(image)
+        except _docker().errors.ImageNotFound:
+            hint = BUILD_HINT if image == DEFAULT_IMAGE else "build or `docker load` it first (nothing is pulled)"
+            raise EnforcementUnavailable(f"image {image} is not in the Docker engine: {hint}") from None
+
     def provision(self, allocation: Allocation, trial_id: str, image: str | None = None, network: bool = False) -> DockerSandbox:
         """Create and start the trial's container (nothing is ever pulled).
 
@@ -449,6 +460,7 @@ class DockerBackend:
             except docker.errors.APIError as exc:
                 if "already in progress" not in _explain(exc):
                     raise SandboxError(f"could not remove leftover container {container['Id'][:12]}: {_explain(exc)}") from None
+        self.reaped += removed
         return removed
 
     def close(self) -> None:

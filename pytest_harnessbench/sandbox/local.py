@@ -74,6 +74,7 @@ class LocalBackend:
         self.run_id = run_id
         self.mode = enforcement
         self.isolate_fs = isolate_fs
+        self.reaped = 0  # sandboxes of dead owners removed so far
         self._cgroups: cgroups.Cgroups | None = None
         self._isolate_network: bool | None = None
 
@@ -154,6 +155,7 @@ class LocalBackend:
                     shutil.rmtree(workdir, ignore_errors=True)
                     removed += 1
             _remove_if_empty(run_dir)
+        self.reaped += removed
         return removed
 
     def close(self) -> None:
