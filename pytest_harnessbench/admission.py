@@ -63,13 +63,13 @@ import fcntl
 import json
 import math
 import os
-import socket
 import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from .procs import identity, owner_alive
 from .resources import SpecError, format_size, parse_size
 
 ENV_STATE_DIR = "HARNESSBENCH_ADMISSION_DIR"
@@ -268,70 +268,6 @@ def _cgroup_cpu_quota() -> float | None:
 
 # --------------------------------------------------------------------------- process identity
 
-_BOOT_ID = _read("/proc/sys/kernel/random/boot_id")
-_HOST = socket.gethostname()
-_HAVE_PROC = os.path.exists("/proc/self/stat")
-
-
-def _proc_stat(pid: int) -> tuple[str, int] | None:
-    """(state letter, start time in clock ticks) of ``pid`` from /proc, or None if it has none."""
-    text = _read(f"/proc/{pid}/stat")
-    if not text:
-        return None
-    fields = text[text.rfind(")") + 2:].split()  # the command name may contain spaces and ')'
-    try:
-        return fields[0], int(fields[19])
-    except (IndexError, ValueError):
-        return None
-
-
-def _owner(pid: int | None = None) -> dict:
-    pid = os.getpid() if pid is None else pid
-    stat = _proc_stat(pid)
-    return {"pid": pid, "start": stat[1] if stat else None, "boot": _BOOT_ID, "host": _HOST}
-
-
-def owner_alive(entry: dict) -> bool:
-    """Whether the process that wrote ``entry`` still runs (True when it cannot be told)."""
-    if entry.get("host") != _HOST:
-        return True  # another machine's process: nothing here can tell
-    if entry.get("boot") and _BOOT_ID and entry["boot"] != _BOOT_ID:
-        return False  # written before a reboot
-    pid = entry.get("pid")
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass  # exists, belongs to another user
-    if not _HAVE_PROC:
-        return True
-    stat = _proc_stat(pid)
-    if stat is None:
-        return False  # exited between the two checks
-    state, start = stat
-    if state in ("Z", "X", "x"):
-        return False  # killed, not yet reaped by its parent
-    return entry.get("start") is None or entry["start"] == start
-
-
-def owner_token() -> str:
-    """``PID-START`` of this process: names things it creates so a reaper can tell if it died."""
-    me = _owner()
-    return f"{me['pid']}-{me['start'] or 0}"
-
-
-def token_alive(token: str) -> bool:
-    """Whether the process named by :func:`owner_token` still runs (True if the token is unreadable)."""
-    try:
-        pid, start = (int(part) for part in token.split("-"))
-    except ValueError:
-        return True
-    return owner_alive({"pid": pid, "start": start or None, "host": _HOST})
-
-
 # --------------------------------------------------------------------------- the ledger
 
 def default_state_dir() -> Path:
@@ -483,7 +419,7 @@ class Admission:
     def _me(self) -> dict:
         pid = os.getpid()
         if self._identity is None or self._identity[0] != pid:  # recomputed after a fork
-            self._identity = (pid, _owner(pid))
+            self._identity = (pid, identity(pid))
         return self._identity[1]
 
     @staticmethod

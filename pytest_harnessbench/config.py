@@ -140,6 +140,7 @@ class Config:
             "capacity": str(self.capacity),
             "model_params": self.model_params,
             "provider_retries": self.provider_retries,
+            "provider_backoff_s": self.provider_backoff,
             "prices": self.prices,
             "gate": None if self.gate is None else {
                 "baseline": self.gate, "at": self.gate_at and self.gate_at.label,

@@ -44,34 +44,15 @@ def pytest_configure(config: pytest.Config) -> None:
         "a harnessbench task, run for every model × multiplier × sample (use the `trial` fixture)")
     if config.option.help or config.option.version:
         return  # nothing to run: no session, no preflight
-    from pathlib import Path
-
     from .config import build
-    from .session import Bench, Resume, new_run_id, resolve_run_dir
-    from .store import load_records
+    from .session import open_bench
 
-    previous, resume, worker = [], None, None
     try:
         settings = build(lambda opt: _raw_value(config, opt))
-        from_controller = getattr(config, "workerinput", {}).get(WORKER_INPUT)
-        if from_controller is not None:
-            run_id, run_dir, worker = from_controller["run_id"], Path(from_controller["run_dir"]), config.workerinput["workerid"]
-            resume = from_controller["resume"] and Resume.from_json(from_controller["resume"])
-        elif settings.resume is not None:
-            run_dir, previous = settings.resume, load_records(settings.resume)
-            resume = Resume.load(previous, settings.resume_retry)
-            run_id = resume.run_id
-        else:
-            run_id = new_run_id()
-            run_dir = resolve_run_dir(settings, config.rootpath, run_id)
-    except ConfigError as exc:
-        raise pytest.UsageError(str(exc)) from None
-    concurrency = getattr(config.option, "numprocesses", None) or 1
-    try:
-        bench = Bench(settings, run_id, run_dir, worker=worker, concurrency=concurrency,
-                      args=list(config.invocation_params.args), resume=resume, previous=previous)
-        if worker is None and not config.option.collectonly:
-            bench.preflight()
+        bench = open_bench(settings, config.rootpath, handed=getattr(config, "workerinput", {}).get(WORKER_INPUT),
+                           worker=getattr(config, "workerinput", {}).get("workerid"),
+                           concurrency=getattr(config.option, "numprocesses", None) or 1,
+                           args=list(config.invocation_params.args), preflight=not config.option.collectonly)
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[BENCH] = bench
@@ -149,9 +130,7 @@ class _RecorderHooks:
         if not self.bench.records:
             return
         self.gate_lines = self.bench.run_gate()
-        if self.gate_lines is not None and session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
-            failed = self.bench.gate_blocks or self.other_failures > 0
-            session.exitstatus = pytest.ExitCode.TESTS_FAILED if failed else pytest.ExitCode.OK
+        session.exitstatus = self.bench.exit_status(session.exitstatus, self.other_failures)
         self.export = self.bench.export()
 
     def pytest_terminal_summary(self, terminalreporter) -> None:
@@ -183,9 +162,7 @@ class _XdistHooks:
             self.recorder.expect(ids)
 
     def pytest_configure_node(self, node) -> None:
-        resume = self.bench.resume
-        node.workerinput[WORKER_INPUT] = {"run_id": self.bench.run_id, "run_dir": str(self.bench.run_dir),
-                                          "resume": resume and resume.to_json()}
+        node.workerinput[WORKER_INPUT] = self.bench.handover()
 
     def pytest_handlecrashitem(self, crashitem: str, report, sched) -> None:
         """A worker died mid-trial: record it as infra/worker_crash (the report then reaches logreport)."""
@@ -225,18 +202,11 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
             config.hook.pytest_deselected(items=finished)
 
 
-def _task_id(item: pytest.Item, case) -> str:
-    """The item's node id without our model@mult#sample; the user's own parameters stay."""
-    base = item.nodeid.split("[", 1)[0]
-    own_ids = item.callspec.id.replace(case.id, "", 1).strip("-")
-    return f"{base}[{own_ids}]" if own_ids else base
-
-
 def _trial_id(bench, item: pytest.Item) -> str:
-    from .trial import trial_id_for
+    from .trial import task_id_of, trial_id_for
 
     case = item.callspec.params[CASE_FIXTURE]
-    return trial_id_for(_task_id(item, case), item.originalname, case)
+    return trial_id_for(task_id_of(item.nodeid, case.id), item.originalname, case)
 
 
 @pytest.fixture
@@ -264,7 +234,9 @@ def trial(request: pytest.FixtureRequest, hb_case, hb_agent_factory):
     """A provisioned, resource-limited sandbox for this trial and the agent to run in it."""
     bench = request.config.stash[BENCH]
     task = bench.tasks[request.node.nodeid.split("[", 1)[0]]
-    current = bench.new_trial(task, hb_case, _task_id(request.node, hb_case), hb_agent_factory)
+    from .trial import task_id_of
+
+    current = bench.new_trial(task, hb_case, task_id_of(request.node.nodeid, hb_case.id), hb_agent_factory)
     request.node.stash[TRIAL] = current
     try:
         current.provision()

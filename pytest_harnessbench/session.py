@@ -20,8 +20,8 @@ from .redact import Redactor
 from .resources import SpecError
 from .sandbox import make_backend
 from .sandbox.base import EnforcementUnavailable
-from .store import CARD, RESULTS, RunStore, latest
-from .trial import AgentSettings, Case, Task, Trial, make_cases, trial_id_for, utc_now
+from .store import CARD, RESULTS, RunStore, latest, load_records
+from .trial import AgentSettings, Case, Task, Trial, make_cases, task_id_of, trial_id_for, utc_now
 
 
 def new_run_id() -> str:
@@ -55,13 +55,40 @@ class Resume:
 
 
 def resolve_run_dir(config: Config, rootpath: Path, run_id: str) -> Path:
-    """``--hb-out`` or ``ROOT/.harnessbench/runs/RUN_ID``. Raises ConfigError on a used directory."""
+    """``--hb-out`` (relative to where pytest was started, like every path option) or
+    ``ROOTDIR/.harnessbench/runs/RUN_ID``. Raises ConfigError on a used directory."""
     if config.out is None:
         return rootpath / ".harnessbench" / "runs" / run_id
-    run_dir = config.out if config.out.is_absolute() else rootpath / config.out
+    run_dir = config.out.resolve()
     if (run_dir / RESULTS).exists():
         raise ConfigError(f"--hb-out {config.out}: already holds {RESULTS} of an earlier run; choose a new directory")
     return run_dir
+
+
+def open_bench(settings: Config, rootpath: Path, *, handed: dict | None = None, worker: str | None = None,
+               concurrency: int = 1, args: list[str] | None = None, preflight: bool = True) -> Bench:
+    """The session for this process: a new run, a resumed one, or (on an xdist worker) the controller's.
+
+    Raises:
+        ConfigError: a used run directory, a provider model that is not ready, ...
+    """
+    previous: list[dict] = []
+    resume = None
+    if handed is not None:
+        run_id, run_dir = handed["run_id"], Path(handed["run_dir"])
+        resume = handed["resume"] and Resume.from_json(handed["resume"])
+    elif settings.resume is not None:
+        run_dir, previous = settings.resume, load_records(settings.resume)
+        resume = Resume.load(previous, settings.resume_retry)
+        run_id = resume.run_id
+    else:
+        run_id = new_run_id()
+        run_dir = resolve_run_dir(settings, rootpath, run_id)
+    bench = Bench(settings, run_id, run_dir, worker=worker if handed is not None else None, concurrency=concurrency,
+                  args=args, resume=resume, previous=previous)
+    if bench.worker is None and preflight:
+        bench.preflight()
+    return bench
 
 
 class Bench:
@@ -157,6 +184,20 @@ class Bench:
         except EnforcementUnavailable as exc:
             raise ConfigError(f"--hb-backend {self.config.backend}: {exc}") from None
 
+    def handover(self) -> dict:
+        """What an xdist worker needs from the controller to join this run."""
+        return {"run_id": self.run_id, "run_dir": str(self.run_dir), "resume": self.resume and self.resume.to_json()}
+
+    def exit_status(self, current: int, other_failures: int) -> int:
+        """With a gate, the exit status is the gate's: trial failures alone don't fail the run.
+
+        Failures of ordinary (non-trial) tests still do, and an interrupted or
+        broken session keeps its own status.
+        """
+        if self.config.gate is None or current not in (0, 1):
+            return current
+        return 1 if self.gate_blocks or other_failures else 0
+
     def latest_records(self) -> list[dict]:
         """One record per trial: its last attempt (earlier attempts stay in results.jsonl)."""
         return latest(self.records)
@@ -172,14 +213,12 @@ class Bench:
 
     def case_of(self, nodeid: str) -> tuple[Case, str] | None:
         """(case, task id) of a trial's node id, or None for other tests."""
-        base, _, params = nodeid.partition("[")
-        params = params.removesuffix("]")
+        params = nodeid.partition("[")[2]
         matches = [case for case in self.cases if case.id in params]
         if not matches:
             return None
         case = max(matches, key=lambda c: len(c.id))
-        own_ids = params.replace(case.id, "", 1).strip("-")
-        return case, (f"{base}[{own_ids}]" if own_ids else base)
+        return case, task_id_of(nodeid, case.id)
 
     def crash_record(self, nodeid: str, worker: str, message: str) -> dict | None:
         """The record of a trial whose worker process died under it (``infra/worker_crash``)."""
@@ -230,7 +269,6 @@ class Bench:
         if cfg.gate is None:
             return None
         from .gate import evaluate, verdicts_to_json
-        from .store import load_records
 
         multipliers = [cfg.gate_at.label] if cfg.gate_at else [m.label for m in cfg.multipliers]
         baseline = latest(load_records(cfg.compare)) if cfg.compare else None

@@ -91,6 +91,13 @@ def make_cases(models, multipliers, samples: int) -> list[Case]:
     return [Case(model, mult, k) for model in models for mult in multipliers for k in range(1, samples + 1)]
 
 
+def task_id_of(nodeid: str, case_id: str) -> str:
+    """A trial's node id without its ``model@mult#sample``: the user's own parameters stay part of the task."""
+    base, _, params = nodeid.partition("[")
+    own_ids = params.removesuffix("]").replace(case_id, "", 1).strip("-")
+    return f"{base}[{own_ids}]" if own_ids else base
+
+
 def trial_id_for(task_id: str, name: str, case: Case) -> str:
     """Readable, filename-safe and stable across runs (resume matches on it)."""
     digest = hashlib.sha1(task_id.encode()).hexdigest()[:6]

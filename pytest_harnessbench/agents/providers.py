@@ -39,10 +39,6 @@ class ModelRef:
     argument: str | None = None  # oracle variant, replay source, or the provider's model string
 
     @property
-    def is_builtin(self) -> bool:
-        return self.kind != "provider"
-
-    @property
     def provider(self) -> str | None:
         return self.text.partition(":")[0] if self.kind == "provider" else None
 

@@ -177,7 +177,7 @@ def load_run(run_dir: Path) -> _RunData:
     missing from results.jsonl (the recording process died) still counts as a trial.
     Raises FileNotFoundError if ``run_dir`` holds neither results nor trajectories.
     """
-    from ..store import CARD, RESULTS, TRIALS
+    from ..store import CARD, RESULTS, TRIALS, load_records
 
     run_dir = Path(run_dir)
     results, trials_dir = run_dir / RESULTS, run_dir / TRIALS
@@ -190,16 +190,7 @@ def load_run(run_dir: Path) -> _RunData:
             doc = _read_json(path)
             if doc is not None and isinstance(doc.get("record"), dict):
                 docs[path.stem] = doc
-    records: list[dict] = []
-    if results.is_file():
-        with open(results, encoding="utf-8") as f:
-            for line in f:
-                try:
-                    record = json.loads(line)
-                except ValueError:
-                    continue
-                if isinstance(record, dict) and record.get("trial_id"):
-                    records.append(record)
+    records = [r for r in load_records(run_dir) if isinstance(r, dict) and r.get("trial_id")] if results.is_file() else []
     seen = {(r["trial_id"], r.get("started_at")) for r in records}
     for trial_id, doc in docs.items():
         record = doc["record"]

@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from ..admission import owner_token, token_alive
+from ..procs import owner_token, token_alive
 from .cgroups import Group
 from .base import (
     CAPTURE_LIMIT,

@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from ..admission import owner_token, token_alive
+from ..procs import owner_token, token_alive
 from ..redact import looks_secret
 from ..resources import Allocation
 from . import cgroups

@@ -1,0 +1,84 @@
+"""Who made a thing: process identities that survive pid reuse, for reapers and the admission ledger.
+
+A token names a process by pid and start time (from /proc), so a later session
+can tell whether the process that created a cgroup, directory, container or
+ledger entry still runs. A leaf module: it imports nothing of the package.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+
+def _read(path: Path | str) -> str | None:
+    try:
+        return Path(path).read_text().strip()
+    except OSError:
+        return None
+
+
+_BOOT_ID = _read("/proc/sys/kernel/random/boot_id")
+_HOST = socket.gethostname()
+_HAVE_PROC = os.path.exists("/proc/self/stat")
+
+
+def _proc_stat(pid: int) -> tuple[str, int] | None:
+    """(state letter, start time in clock ticks) of ``pid`` from /proc, or None if it has none."""
+    text = _read(f"/proc/{pid}/stat")
+    if not text:
+        return None
+    fields = text[text.rfind(")") + 2:].split()  # the command name may contain spaces and ')'
+    try:
+        return fields[0], int(fields[19])
+    except (IndexError, ValueError):
+        return None
+
+
+def identity(pid: int | None = None) -> dict:
+    """pid, start time, boot id and host of a process (default: this one)."""
+    pid = os.getpid() if pid is None else pid
+    stat = _proc_stat(pid)
+    return {"pid": pid, "start": stat[1] if stat else None, "boot": _BOOT_ID, "host": _HOST}
+
+
+def owner_alive(entry: dict) -> bool:
+    """Whether the process that wrote ``entry`` still runs (True when it cannot be told)."""
+    if entry.get("host") != _HOST:
+        return True  # another machine's process: nothing here can tell
+    if entry.get("boot") and _BOOT_ID and entry["boot"] != _BOOT_ID:
+        return False  # written before a reboot
+    pid = entry.get("pid")
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # exists, belongs to another user
+    if not _HAVE_PROC:
+        return True
+    stat = _proc_stat(pid)
+    if stat is None:
+        return False  # exited between the two checks
+    state, start = stat
+    if state in ("Z", "X", "x"):
+        return False  # killed, not yet reaped by its parent
+    return entry.get("start") is None or entry["start"] == start
+
+
+def owner_token() -> str:
+    """``PID-START`` of this process: names things it creates so a reaper can tell if it died."""
+    me = identity()
+    return f"{me['pid']}-{me['start'] or 0}"
+
+
+def token_alive(token: str) -> bool:
+    """Whether the process named by :func:`owner_token` still runs (True if the token is unreadable)."""
+    try:
+        pid, start = (int(part) for part in token.split("-"))
+    except ValueError:
+        return True
+    return owner_alive({"pid": pid, "start": start or None, "host": _HOST})
