@@ -48,8 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         result = export_run(run_dir, project=args.project, timeout_s=args.timeout)
         print(result.summary())
         return 0 if result.ok else 1
-    parser.error(f"unknown command {args.command}")  # unreachable: argparse checks choices
-    return 2
+    raise AssertionError(args.command)  # argparse accepts only the commands above
 
 
 if __name__ == "__main__":

@@ -170,14 +170,14 @@ def _make_workdir(run_dir: Path, prefix: str, attempts: int = 5) -> Path:
     vanish between creating it and creating the trial's directory in it (seen
     under ``-n 2``); create it again and retry.
     """
-    for attempt in range(attempts):
+    for _ in range(attempts - 1):
         run_dir.mkdir(parents=True, exist_ok=True)
         try:
             return Path(tempfile.mkdtemp(prefix=prefix, dir=run_dir))
         except FileNotFoundError:
-            if attempt == attempts - 1:
-                raise
-    raise AssertionError("unreachable")
+            continue
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=prefix, dir=run_dir))
 
 
 def _remove_if_empty(path: Path) -> None:
