@@ -98,12 +98,12 @@ class _RecorderHooks:
         self.export = None
         self.other_failures = 0  # failures of tests that are not trials: a gate never hides them
 
-    def expect(self, nodeids) -> None:
-        found = (self.bench.case_of(nodeid) for nodeid in nodeids)
-        self.progress.expect((case.model.text, case.multiplier.label) for case, _ in filter(None, found))
+    def expect(self, cases) -> None:
+        self.progress.expect((case.model.text, case.multiplier.label) for case in cases)
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
-        self.expect(item.nodeid for item in session.items)
+        self.expect(item.callspec.params[CASE_FIXTURE] for item in session.items
+                    if CASE_FIXTURE in getattr(getattr(item, "callspec", None), "params", ()))
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         record = _record_of(report)
@@ -159,7 +159,8 @@ class _XdistHooks:
     def pytest_xdist_node_collection_finished(self, node, ids) -> None:
         if not self.collected:  # every worker collects the same items
             self.collected = True
-            self.recorder.expect(ids)
+            found = (self.bench.case_of(nodeid) for nodeid in ids)
+            self.recorder.expect(case for case, _ in filter(None, found))
 
     def pytest_configure_node(self, node) -> None:
         node.workerinput[WORKER_INPUT] = self.bench.handover()

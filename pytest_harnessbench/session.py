@@ -108,6 +108,7 @@ class Bench:
                                             retries=config.provider_retries, backoff_s=config.provider_backoff,
                                             prices=config.prices)
         self.cases: list[Case] = make_cases(config.models, config.multipliers, config.samples)
+        self._case_by_id = {case.id: case for case in self.cases}
         self.tasks: dict[str, Task] = {}
         self.problems: list[str] = []
         self._images_checked: set[str | None] = set()  # bad markers, reported as one usage error after collection
@@ -213,12 +214,12 @@ class Bench:
 
     def case_of(self, nodeid: str) -> tuple[Case, str] | None:
         """(case, task id) of a trial's node id, or None for other tests."""
-        params = nodeid.partition("[")[2]
-        matches = [case for case in self.cases if case.id in params]
-        if not matches:
-            return None
-        case = max(matches, key=lambda c: len(c.id))
-        return case, task_id_of(nodeid, case.id)
+        params = nodeid.partition("[")[2].removesuffix("]")
+        # pytest joins parametrization ids with "-": ours is the whole id, or a run at its start or end.
+        cuts = [params] + [params[i + 1:] for i, c in enumerate(params) if c == "-"] + \
+               [params[:i] for i, c in enumerate(params) if c == "-"]
+        case = next((self._case_by_id[cut] for cut in cuts if cut in self._case_by_id), None)
+        return None if case is None else (case, task_id_of(nodeid, case.id))
 
     def crash_record(self, nodeid: str, worker: str, message: str) -> dict | None:
         """The record of a trial whose worker process died under it (``infra/worker_crash``)."""

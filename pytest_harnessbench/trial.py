@@ -11,6 +11,7 @@ import hashlib
 import re
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 from datetime import datetime, timezone
 
 from .admission import Admission
@@ -71,8 +72,8 @@ class Case:
     multiplier: Multiplier
     sample: int
 
-    @property
-    def id(self) -> str:
+    @cached_property
+    def id(self) -> str:  # computed once: 30,000 items ask for it
         return f"{self.model.text}@{self.multiplier.label}#{self.sample}"
 
 

@@ -26,3 +26,17 @@ def test_progress_off():
     progress = Progress(0, clock)
     clock.now = 1000
     assert not progress.due()
+
+
+def test_case_of_finds_our_id_among_the_users_own_parameters(tmp_path):
+    from pytest_harnessbench.config import build
+    from pytest_harnessbench.session import Bench
+
+    values = {"models": "oracle:a-b,nop", "multipliers": "1,3", "samples": "2"}
+    bench = Bench(build(lambda opt: values.get(opt.name, opt.default)), "r", tmp_path)
+    for nodeid, task_id in [("t.py::test_x[oracle:a-b@3x#2]", "t.py::test_x"),
+                            ("t.py::test_x[7-oracle:a-b@3x#2]", "t.py::test_x[7]"),
+                            ("t.py::test_x[oracle:a-b@3x#2-x-y]", "t.py::test_x[x-y]")]:
+        case, found = bench.case_of(nodeid)
+        assert (case.id, found) == ("oracle:a-b@3x#2", task_id)
+    assert bench.case_of("t.py::test_plain[1-2]") is None
