@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import inspect
 import time
 from typing import Callable
 
 from langchain_core.tools import BaseTool, StructuredTool
+from langchain_core.tools.base import create_schema_from_function
 
 from ..sandbox.base import Sandbox, SandboxError, SandboxLostError, SandboxStartError
 from .defaults import TOOL_DESCRIPTIONS, TOOL_OUTPUT_LIMIT
@@ -66,5 +68,22 @@ def make_tools(sandbox: Sandbox, record: Callable[[ToolCall], None],
         record(ToolCall("write_file", {"path": path, "content": content}, output, time.monotonic() - start))
         return output
 
-    return [StructuredTool.from_function(fn, name=fn.__name__, description=TOOL_DESCRIPTIONS[fn.__name__])
+    return [StructuredTool.from_function(fn, name=fn.__name__, description=TOOL_DESCRIPTIONS[fn.__name__],
+                                         args_schema=_args_schema(fn))
             for fn in (bash, read_file, write_file)]
+
+
+_SCHEMAS: dict[tuple[str, str], type] = {}  # (tool name, signature) -> pydantic model of its arguments
+
+
+def _args_schema(fn: Callable) -> type:
+    """The argument model ``from_function`` would infer for ``fn``, built once per name and signature.
+
+    Inferring it per trial builds three pydantic models every time (several ms of
+    each trial); the tools' signatures never change between trials, their
+    closures (one per trial) do, so the key is name and signature.
+    """
+    key = (fn.__name__, str(inspect.signature(fn)))
+    if key not in _SCHEMAS:
+        _SCHEMAS[key] = create_schema_from_function(fn.__name__, fn)
+    return _SCHEMAS[key]
