@@ -102,8 +102,11 @@ class _RecorderHooks:
         self.progress.expect((case.model.text, case.multiplier.label) for case in cases)
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
-        self.expect(item.callspec.params[CASE_FIXTURE] for item in session.items
-                    if CASE_FIXTURE in getattr(getattr(item, "callspec", None), "params", ()))
+        """Also runs after a usage error in collection (pytest calls it in a ``finally``)."""
+        from .trial import Case
+
+        params = (getattr(getattr(item, "callspec", None), "params", {}) for item in session.items)
+        self.expect(case for case in (p.get(CASE_FIXTURE) for p in params) if isinstance(case, Case))
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         record = _record_of(report)

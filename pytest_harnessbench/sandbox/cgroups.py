@@ -74,6 +74,15 @@ def _remove_dir(path: Path, attempts: int = 50) -> None:
     path.rmdir()
 
 
+def kill(pids: list[int]) -> None:
+    """SIGKILL each process; ones already gone are fine."""
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
 def _kill_procs(procs_file: Path, timeout_s: float = 5.0) -> None:
     """SIGKILL every process listed in a group until it is empty."""
     deadline = time.monotonic() + timeout_s
@@ -84,11 +93,7 @@ def _kill_procs(procs_file: Path, timeout_s: float = 5.0) -> None:
             return
         if not pids:
             return
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        kill(pids)
         time.sleep(0.01)
 
 

@@ -32,7 +32,6 @@ import io
 import os
 import posixpath
 import re
-import signal
 import socket
 import tarfile
 import threading
@@ -43,7 +42,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from ..procs import owner_token, token_alive
-from .cgroups import Group
+from .cgroups import Group, kill
 from .base import (
     CAPTURE_LIMIT,
     TIMEOUT_EXIT_CODE,
@@ -679,11 +678,7 @@ class DockerSandbox:
                             continue
                     if not victims:
                         return
-                    for pid in victims:
-                        try:
-                            os.kill(pid, signal.SIGKILL)
-                        except ProcessLookupError:
-                            pass
+                    kill(victims)
                 return
             except PermissionError:
                 pass  # not root on the engine's host: ask the container
@@ -809,11 +804,7 @@ class DockerSandbox:
             # SIGKILL from the host first: the engine's own kill goes daemon -> containerd ->
             # shim -> a `runc kill` process, ~15 ms slower; removal then only reaps the exit.
             try:
-                for pid in group.procs():
-                    try:
-                        os.kill(pid, signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
+                kill(group.procs())
             except OSError:
                 pass  # gone already, or not ours to signal: the engine kills it below
         try:
