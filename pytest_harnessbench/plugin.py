@@ -198,6 +198,8 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
             bench.check_backend()
         except ConfigError as exc:
             raise pytest.UsageError(str(exc)) from None
+        if not config.option.collectonly:  # LangChain's ~1 s import here, not inside the first trial's timing
+            from .agents import harness  # noqa: F401
     if bench.resume is not None:
         finished = [item for item in trials if bench.skip(_trial_id(bench, item))]
         if finished:

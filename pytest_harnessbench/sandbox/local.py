@@ -171,10 +171,10 @@ def _make_workdir(run_dir: Path, prefix: str, attempts: int = 5) -> Path:
     under ``-n 2``); create it again and retry.
     """
     for _ in range(attempts - 1):
-        run_dir.mkdir(parents=True, exist_ok=True)
         try:
+            run_dir.mkdir(parents=True, exist_ok=True)
             return Path(tempfile.mkdtemp(prefix=prefix, dir=run_dir))
-        except FileNotFoundError:
+        except (FileNotFoundError, FileExistsError):  # removed under us, even inside mkdir itself
             continue
     run_dir.mkdir(parents=True, exist_ok=True)
     return Path(tempfile.mkdtemp(prefix=prefix, dir=run_dir))
