@@ -69,7 +69,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from .procs import identity, owner_alive
+from .procs import cgroup_mounts, identity, owner_alive, physical_memory_bytes, read_text
 from .resources import SpecError, format_size, parse_size
 
 ENV_STATE_DIR = "HARNESSBENCH_ADMISSION_DIR"
@@ -180,23 +180,11 @@ def host_cpus() -> float:
 
 def host_memory_bytes() -> int:
     """Physical memory, lowered by a cgroup memory limit."""
-    memory = 0
-    try:
-        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (AttributeError, ValueError, OSError):
-        pass
+    memory = physical_memory_bytes() or 0
     limit = _cgroup_memory_limit()
     if limit is not None and 0 < limit < (memory or limit + 1):
         memory = limit
     return memory if memory > 0 else 1024**3
-
-
-def _read(path: Path | str) -> str | None:
-    try:
-        with open(path) as fh:
-            return fh.read().strip()
-    except OSError:
-        return None
 
 
 def _cgroup_dirs(controller: str) -> list[Path]:
@@ -204,22 +192,11 @@ def _cgroup_dirs(controller: str) -> list[Path]:
 
     ``controller`` None-equivalent ``""`` means cgroup v2 (unified).
     """
-    mounts: dict[str, Path] = {}  # "" → v2 mount; controller name → v1 mount
-    for line in (_read("/proc/self/mountinfo") or "").splitlines():
-        left, _, right = line.partition(" - ")
-        fields, rest = left.split(), right.split()
-        if len(fields) < 5 or len(rest) < 3:
-            continue
-        if rest[0] == "cgroup2":
-            mounts.setdefault("", Path(fields[4]))
-        elif rest[0] == "cgroup":
-            for option in rest[2].split(","):
-                mounts.setdefault(option, Path(fields[4]))
-    mount = mounts.get(controller)
+    mount = cgroup_mounts().get(controller)
     if mount is None:
         return []
     rel = None
-    for line in (_read("/proc/self/cgroup") or "").splitlines():
+    for line in (read_text("/proc/self/cgroup") or "").splitlines():
         hid, _, rest = line.partition(":")
         names, _, path = rest.partition(":")
         if (controller == "" and hid == "0" and names == "") or (controller and controller in names.split(",")):
@@ -241,7 +218,7 @@ def _cgroup_memory_limit() -> int | None:
     best: int | None = None
     for directory, name in [(d, "memory.max") for d in _cgroup_dirs("")] + \
                            [(d, "memory.limit_in_bytes") for d in _cgroup_dirs("memory")]:
-        text = _read(directory / name)
+        text = read_text(directory / name)
         if text and text.isdigit():
             value = int(text)
             if value < 2**60:  # v1 "unlimited" is a huge page-rounded number
@@ -252,14 +229,14 @@ def _cgroup_memory_limit() -> int | None:
 def _cgroup_cpu_quota() -> float | None:
     best: float | None = None
     for directory in _cgroup_dirs(""):
-        text = _read(directory / "cpu.max")
+        text = read_text(directory / "cpu.max")
         if text:
             quota, _, period = text.partition(" ")
             if quota.isdigit() and period.isdigit() and int(period) > 0:
                 value = int(quota) / int(period)
                 best = value if best is None else min(best, value)
     for directory in _cgroup_dirs("cpu"):
-        quota, period = _read(directory / "cpu.cfs_quota_us"), _read(directory / "cpu.cfs_period_us")
+        quota, period = read_text(directory / "cpu.cfs_quota_us"), read_text(directory / "cpu.cfs_period_us")
         if quota and period and quota.isdigit() and period.isdigit() and int(period) > 0:
             value = int(quota) / int(period)
             best = value if best is None else min(best, value)

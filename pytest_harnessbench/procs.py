@@ -1,8 +1,9 @@
-"""Who made a thing: process identities that survive pid reuse, for reapers and the admission ledger.
+"""Facts about processes and the host, from /proc: a leaf module that imports nothing of the package.
 
-A token names a process by pid and start time (from /proc), so a later session
-can tell whether the process that created a cgroup, directory, container or
-ledger entry still runs. A leaf module: it imports nothing of the package.
+Who made a thing: a token names a process by pid and start time, so a later
+session can tell whether the process that created a cgroup, directory,
+container or ledger entry still runs. Also where the cgroup hierarchies are
+mounted and how much memory the host has.
 """
 
 from __future__ import annotations
@@ -12,21 +13,22 @@ import socket
 from pathlib import Path
 
 
-def _read(path: Path | str) -> str | None:
+def read_text(path: Path | str) -> str | None:
+    """A small /proc or /sys file, stripped; None if it cannot be read."""
     try:
         return Path(path).read_text().strip()
     except OSError:
         return None
 
 
-_BOOT_ID = _read("/proc/sys/kernel/random/boot_id")
+_BOOT_ID = read_text("/proc/sys/kernel/random/boot_id")
 _HOST = socket.gethostname()
 _HAVE_PROC = os.path.exists("/proc/self/stat")
 
 
 def _proc_stat(pid: int) -> tuple[str, int] | None:
     """(state letter, start time in clock ticks) of ``pid`` from /proc, or None if it has none."""
-    text = _read(f"/proc/{pid}/stat")
+    text = read_text(f"/proc/{pid}/stat")
     if not text:
         return None
     fields = text[text.rfind(")") + 2:].split()  # the command name may contain spaces and ')'
@@ -82,3 +84,26 @@ def token_alive(token: str) -> bool:
     except ValueError:
         return True
     return owner_alive({"pid": pid, "start": start or None, "host": _HOST})
+
+
+def cgroup_mounts() -> dict[str, Path]:
+    """Where cgroups are mounted: each v1 controller (and mount option) by name, the v2 hierarchy under ``""``."""
+    mounts: dict[str, Path] = {}
+    for line in (read_text("/proc/self/mountinfo") or "").splitlines():
+        left, _, right = line.partition(" - ")
+        fields, rest = left.split(), right.split()
+        if len(fields) < 5 or len(rest) < 3:
+            continue
+        if rest[0] == "cgroup2":
+            mounts.setdefault("", Path(fields[4]))
+        elif rest[0] == "cgroup":
+            for option in rest[2].split(","):
+                mounts.setdefault(option, Path(fields[4]))
+    return mounts
+
+
+def physical_memory_bytes() -> int | None:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None

@@ -61,12 +61,10 @@ def host_facts() -> dict:
     import os
     import platform
 
-    try:
-        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError):
-        memory = None
+    from .procs import physical_memory_bytes
+
     return {"hostname": platform.node(), "platform": platform.platform(), "cpus": os.cpu_count(),
-            "memory_bytes": memory, "python": platform.python_version()}
+            "memory_bytes": physical_memory_bytes(), "python": platform.python_version()}
 
 
 def harness_card(*, run_id: str, started_at: str, settings: dict, backend: dict, concurrency: int,

@@ -26,6 +26,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..procs import cgroup_mounts
 from .base import EnforcementUnavailable, Evidence
 
 CGROUP_MOUNT = Path("/sys/fs/cgroup")
@@ -231,18 +232,8 @@ def _own_paths() -> dict[str, str]:
 
 
 def _v1_mounts() -> dict[str, Path]:
-    """Mount point of each v1 controller hierarchy, from /proc/self/mountinfo."""
-    mounts: dict[str, Path] = {}
-    for line in Path("/proc/self/mountinfo").read_text().splitlines():
-        left, _, right = line.partition(" - ")
-        fields = right.split()
-        if len(fields) < 3 or fields[0] != "cgroup":
-            continue
-        mount_point = Path(left.split()[4])
-        for opt in fields[2].split(","):
-            if opt in V1_CONTROLLERS:
-                mounts.setdefault(opt, mount_point)
-    return mounts
+    """Mount point of each v1 controller hierarchy we use."""
+    return {ctrl: path for ctrl, path in cgroup_mounts().items() if ctrl in V1_CONTROLLERS}
 
 
 def _ensure_dir(path: Path) -> Path:

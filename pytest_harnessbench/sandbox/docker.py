@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from ..procs import owner_token, token_alive
+from ..procs import cgroup_mounts, owner_token, token_alive
 from .cgroups import Group, kill
 from .base import (
     CAPTURE_LIMIT,
@@ -166,25 +166,10 @@ class _HostCgroups:
     @staticmethod
     def _mounts(version: int) -> dict[str, str]:
         """controller -> mount point (v1), or {"unified": mount point} (v2)."""
-        mounts: dict[str, str] = {}
-        try:
-            with open("/proc/self/mountinfo") as f:
-                lines = f.readlines()
-        except OSError:
-            return mounts
-        for line in lines:
-            left, _, right = line.partition(" - ")
-            fields, tail = left.split(), right.split()
-            if len(fields) < 5 or len(tail) < 3:
-                continue
-            fstype, point = tail[0], fields[4]
-            if version == 1 and fstype == "cgroup":
-                for option in tail[2].split(","):
-                    if option in ("memory", "cpu", "cpuacct", "pids"):
-                        mounts.setdefault(option, point)
-            elif version == 2 and fstype == "cgroup2":
-                mounts.setdefault("unified", point)
-        return mounts
+        mounts = cgroup_mounts()
+        if version == 2:
+            return {"unified": str(mounts[""])} if "" in mounts else {}
+        return {c: str(mounts[c]) for c in ("memory", "cpu", "cpuacct", "pids") if c in mounts}
 
     @property
     def visible(self) -> bool:
