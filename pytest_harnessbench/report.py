@@ -58,7 +58,13 @@ def outcome_table(records: Sequence[Record], models: Sequence[str], multipliers:
 def _comparisons(records: Sequence[Record], models: list[str], multipliers: list[str]) -> list[tuple[str, float | None, float]]:
     """(label, difference or None for a trend, p) for multipliers vs 1x, trends, and model pairs at each multiplier."""
     rows = []
-    by = lambda model, mult: [r for r in records if r["model"] == model and r["multiplier"] == mult]  # noqa: E731
+    cells: dict[tuple[str, str], list] = {}  # grouped once: every comparison below reads cells
+    for r in records:
+        cells.setdefault((r["model"], r["multiplier"]), []).append(r)
+
+    def by(model: str, mult: str) -> list:
+        return cells.get((model, mult), [])
+
     base_mult = multipliers[0]
     for model in models:
         base = by(model, base_mult)
@@ -69,7 +75,7 @@ def _comparisons(records: Sequence[Record], models: list[str], multipliers: list
                 test = stats.compare_proportions(a.k, a.n, b.k, b.n)
                 rows.append((f"{model}: {label} {mult} vs {base_mult}", test.difference, test.pvalue))
         if len(multipliers) > 2:
-            mine = [r for r in records if r["model"] == model]
+            mine = [r for mult in multipliers for r in by(model, mult)]
             for metric, label in (("infra_rate", "infra"), ("score", "score")):
                 trend = stats.multiplier_trend(mine, metric)
                 rows.append((f"{model}: {label} trend over {'<'.join(multipliers)} (z={trend.z:+.2f})", None, trend.pvalue))
