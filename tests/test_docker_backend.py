@@ -295,6 +295,23 @@ def test_close_removes_the_container(backend, api):
         sandbox.exec("true")
 
 
+
+def test_closing_the_backend_removes_containers_an_interrupt_left_open(api):
+    backend = DockerBackend(f"test-{uuid.uuid4().hex[:10]}")
+    backend.provision(Allocation.of(Spec(), Multiplier(1.0)), "left-open")  # its close() never ran
+    backend.close()
+    assert _containers(api, **{LABEL_RUN: backend.run_id}) == []
+
+
+def test_an_interrupt_between_create_and_start_removes_the_container(backend, api, monkeypatch):
+    def interrupted(container):  # Ctrl-C arriving while the engine starts the container
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(backend._api, "start", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        backend.provision(Allocation.of(Spec(), Multiplier(1.0)), "interrupted")
+    assert _containers(api, **{LABEL_RUN: backend.run_id, LABEL_TRIAL: "interrupted"}) == []
+
 ORPHAN = textwrap.dedent(
     """
     import sys, time

@@ -179,3 +179,23 @@ def test_reap_ignores_stray_files_in_the_work_root(backend):
     work_root().mkdir(parents=True, exist_ok=True)
     (work_root() / "stray.txt").write_text("x")
     assert backend.reap() == 0
+
+
+def test_an_interrupt_during_provisioning_leaves_nothing_behind(backend, monkeypatch):
+    from pytest_harnessbench.sandbox.local import work_root
+
+    def interrupted(*args, **kwargs):  # Ctrl-C arriving while the group is being set up
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(backend._cgroups, "create", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        sandbox(backend)
+    assert not any(work_root().glob("*/*"))
+
+
+def test_closing_the_backend_removes_sandboxes_its_own_process_left_open(backend):
+    box = sandbox(backend)  # as if an interrupt had skipped this sandbox's close()
+    box.exec("(sleep 60 &) ; true")
+    group_dirs = list(box.group.dirs.values())
+    backend.close()
+    assert not box.workdir.exists() and not any(d.exists() for d in group_dirs)

@@ -411,7 +411,7 @@ class DockerBackend:
                 api.start(container_id)
             except docker.errors.DockerException as exc:
                 raise SandboxStartError(f"could not start container {name} from {image!r}: {_explain(exc)}") from None
-        except SandboxStartError:
+        except BaseException:  # also an interrupt (Ctrl-C) between create and start
             try:
                 api.remove_container(container_id, force=True)
             except docker.errors.DockerException:
@@ -448,7 +448,12 @@ class DockerBackend:
         return removed
 
     def close(self) -> None:
-        """Close the connections to the engine (sandboxes are closed by their owners)."""
+        """Remove any of our containers an interrupt left behind, close the connections to the engine."""
+        if self._api is not None:
+            try:
+                self.reap(all_runs=False)
+            except (SandboxError, _docker().errors.DockerException):
+                pass  # the engine went away: the next session's reaper removes them
         for api in (self._api, self._stream_api):
             if api is not None:
                 api.close()

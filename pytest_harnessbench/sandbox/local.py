@@ -95,19 +95,27 @@ class LocalBackend:
         except OSError as exc:
             raise SandboxStartError(f"cannot create the trial's working directory: {exc}") from exc
         group = None
-        if self._cgroups is not None and self.mode != "rlimit":
-            limit, guarantee = allocation.limit, allocation.guarantee
-            try:
-                group = self._cgroups.create(
-                    f"{self.run_id}.{workdir.name}",
-                    guarantee_memory=guarantee.memory_bytes, limit_memory=limit.memory_bytes,
-                    guarantee_cpus=guarantee.cpus, limit_cpus=limit.cpus, pids=limit.pids,
-                )
-            except OSError as exc:
-                shutil.rmtree(workdir, ignore_errors=True)
-                raise SandboxStartError(f"cannot create the trial's cgroup: {exc}") from exc
-        return LocalSandbox(workdir, allocation, enforcement, group,
-                            isolate_network=bool(self._isolate_network) and not network, isolate_fs=self.isolate_fs)
+        try:  # an interrupt (Ctrl-C) anywhere below must not leave the directory or the group behind
+            if self._cgroups is not None and self.mode != "rlimit":
+                group = self._create_group(f"{self.run_id}.{workdir.name}", allocation)
+            return LocalSandbox(workdir, allocation, enforcement, group,
+                                isolate_network=bool(self._isolate_network) and not network,
+                                isolate_fs=self.isolate_fs)
+        except BaseException:
+            if group is not None:
+                group.remove()
+            shutil.rmtree(workdir, ignore_errors=True)
+            raise
+
+    def _create_group(self, name: str, allocation: Allocation) -> cgroups.Group:
+        limit, guarantee = allocation.limit, allocation.guarantee
+        try:
+            return self._cgroups.create(
+                name, guarantee_memory=guarantee.memory_bytes, limit_memory=limit.memory_bytes,
+                guarantee_cpus=guarantee.cpus, limit_cpus=limit.cpus, pids=limit.pids,
+            )
+        except OSError as exc:
+            raise SandboxStartError(f"cannot create the trial's cgroup: {exc}") from exc
 
     def describe(self) -> dict:
         info = {"backend": "local", "kernel": platform.release(), "enforcement": self.check(),
@@ -118,13 +126,20 @@ class LocalBackend:
             info["weaker_limits"] = "RLIMIT_AS caps virtual memory per command; CPU and pids are not limited"
         return info
 
-    def reap(self) -> int:
+    def reap(self, own: bool = False) -> int:
         """Remove sandboxes whose creating process died (a killed worker or session).
 
         Kills what still runs in their cgroups, removes the groups and working
         directories. Sandboxes of live processes (other workers, other sessions)
-        are left alone. Returns how many were removed.
+        are left alone; with ``own``, this process's own are removed too (at
+        session end, when none of its trials can still be running). Returns how
+        many were removed.
         """
+        mine = owner_token() if own else None
+
+        def leftover(token: str) -> bool:
+            return token == mine or not token_alive(token)
+
         removed = 0
         if self._cgroups is None and self.mode != "rlimit":
             try:
@@ -135,7 +150,7 @@ class LocalBackend:
             for parent in set(self._cgroups.parents.values()):
                 for group_dir in parent.iterdir() if parent.exists() else ():
                     run_id, _, rest = group_dir.name.partition(".")
-                    if group_dir.is_dir() and rest and not token_alive(rest.split(".", 1)[0]):
+                    if group_dir.is_dir() and rest and leftover(rest.split(".", 1)[0]):
                         group = cgroups.Group(self._cgroups.version, {"memory": group_dir})
                         try:
                             group.remove()
@@ -151,7 +166,7 @@ class LocalBackend:
             except FileNotFoundError:
                 continue  # another process's reaper removed it just now
             for workdir in workdirs:
-                if not token_alive(workdir.name.split(".", 1)[0]):
+                if leftover(workdir.name.split(".", 1)[0]):
                     shutil.rmtree(workdir, ignore_errors=True)
                     removed += 1
             _remove_if_empty(run_dir)
@@ -159,8 +174,8 @@ class LocalBackend:
         return removed
 
     def close(self) -> None:
-        """Reap crashed owners' sandboxes and this run's (by now empty) directory."""
-        self.reap()
+        """Reap crashed owners' sandboxes, any of ours an interrupt left behind, and the run's directory."""
+        self.reap(own=True)
 
 
 def _make_workdir(run_dir: Path, prefix: str, attempts: int = 5) -> Path:
