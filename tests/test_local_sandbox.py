@@ -199,3 +199,16 @@ def test_closing_the_backend_removes_sandboxes_its_own_process_left_open(backend
     group_dirs = list(box.group.dirs.values())
     backend.close()
     assert not box.workdir.exists() and not any(d.exists() for d in group_dirs)
+
+
+def test_a_command_that_cannot_enter_the_cgroup_is_a_lost_sandbox_not_an_unlimited_run(backend):
+    from pytest_harnessbench.sandbox.base import SandboxLostError
+
+    box = sandbox(backend)
+    try:
+        box.group.remove()  # gone under us, e.g. removed by hand
+        with pytest.raises(SandboxLostError, match="could not enter the trial's cgroup"):
+            box.exec("echo ran > ran.txt")
+        assert not (box.workdir / "ran.txt").exists()
+    finally:
+        box.close()
