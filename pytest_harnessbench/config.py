@@ -73,6 +73,8 @@ OPTIONS = (
            "remove sandboxes (cgroups, directories, containers) left by sessions that died, then exit", flag_only=True),
     Option("resume", "--hb-resume", "hb_resume", "",
            "continue an interrupted run: skip trials RUN_DIR already holds with a final outcome, append to it"),
+    Option("retry_infra", "--hb-retry-infra", "hb_retry_infra", "0",
+           "run a trial that ended in infra again, up to N more times (every attempt stays recorded)"),
     Option("resume_retry", "--hb-resume-retry", "hb_resume_retry", "",
            "with --hb-resume: 'infra' also re-runs trials that ended in infra (every attempt stays recorded)"),
     Option("langsmith", "--hb-langsmith", "hb_langsmith", "false",
@@ -120,6 +122,7 @@ class Config:
     langsmith_project: str | None = None
     langsmith_timeout: float = 30.0
     resume_retry: frozenset[str] = frozenset()
+    retry_infra: int = 0
     gate: str | None = None
     gate_at: Multiplier | None = None
     gate_margins: tuple = ()
@@ -141,6 +144,7 @@ class Config:
             "model_params": self.model_params,
             "provider_retries": self.provider_retries,
             "provider_backoff_s": self.provider_backoff,
+            "retry_infra": self.retry_infra,
             "prices": self.prices,
             "gate": None if self.gate is None else {
                 "baseline": self.gate, "at": self.gate_at and self.gate_at.label,
@@ -347,6 +351,7 @@ def build(value: Callable[[Option], str]) -> Config:
         allow_host_exec=parse_bool("--hb-allow-host-exec", raw["allow_host_exec"]),
         reap=parse_bool("--hb-reap", raw["reap"]),
         progress_s=parse_number("--hb-progress", raw["progress"], kind=float),
+        retry_infra=parse_number("--hb-retry-infra", raw["retry_infra"]),
         **parse_resume(raw),
         langsmith=parse_bool("--hb-langsmith", raw["langsmith"]),
         langsmith_project=raw["langsmith_project"].strip() or None,

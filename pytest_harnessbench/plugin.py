@@ -112,7 +112,8 @@ class _RecorderHooks:
         record = _record_of(report)
         if record is not None:
             self.bench.add_record(record)
-            self.progress.add(record)
+            if report.outcome != "rerun":  # progress counts trials, not attempts
+                self.progress.add(record)
             if self.progress.due():
                 self._write_line(self.progress.line())
         elif report.failed:
@@ -145,7 +146,7 @@ class _RecorderHooks:
         terminalreporter.section("harnessbench")
         for line in render(bench.latest_records(), models=[m.text for m in bench.config.models],
                            multipliers=[m.label for m in bench.config.multipliers], run_dir=str(bench.run_dir),
-                           gate_lines=self.gate_lines or ()):
+                           gate_lines=self.gate_lines or (), superseded=bench.earlier_attempts()):
             terminalreporter.write_line(line)
         if self.export is not None:
             terminalreporter.write_line(self.export.summary())
@@ -251,6 +252,33 @@ def trial(request: pytest.FixtureRequest, hb_case, hb_agent_factory):
         current.close()
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
+    """With ``--hb-retry-infra N`` a trial that ended in infra runs again, at most N more times.
+
+    Each retried attempt is reported with outcome ``rerun`` (pytest-rerunfailures'
+    convention, so the last line counts them) and its record is kept.
+    """
+    bench = item.config.stash.get(BENCH, None)
+    if bench is None or not bench.config.retry_infra or CASE_FIXTURE not in getattr(item, "fixturenames", ()):
+        return None
+    from _pytest.runner import runtestprotocol  # what pytest-rerunfailures uses too: no public equivalent
+
+    hook = item.ihook
+    retry = True
+    while retry:
+        hook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
+        reports = runtestprotocol(item, nextitem=nextitem, log=False)
+        records = [(report, _record_of(report)) for report in reports]
+        retry = not item.session.shouldstop and any(r is not None and bench.retry(r) for _, r in records)
+        for report, record in records:
+            if retry and record is not None:
+                report.outcome = "rerun"
+            hook.pytest_runtest_logreport(report=report)
+        hook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
+    return True
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     report = yield
@@ -287,6 +315,8 @@ def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config):
     record = _record_of(report)
     if record is None or report.when == "teardown":
         return None
+    if report.outcome == "rerun":
+        return "rerun", "R", ("RERUN", {"yellow": True})
     if record["outcome"] == "infra":
         return "infra", "I", ("INFRA", {"yellow": True})
     if record["outcome"] == "error":

@@ -135,9 +135,21 @@ def power_line(records: Sequence[Record]) -> str:
             f"({tasks} tasks × {samples} samples, 80% power, α=0.05)")
 
 
+def retries_line(records: Sequence[Record], superseded: Sequence[Record]) -> str:
+    causes = Counter(f"{r['outcome']}/{r['cause']}" for r in superseded)
+    retried = {r["trial_id"] for r in superseded}
+    recovered = sum(1 for r in records if r["trial_id"] in retried and r["outcome"] != "infra")
+    return (f"retries: {len(superseded)} earlier attempt(s) of {len(retried)} trial(s) superseded "
+            f"({', '.join(f'{c} {n}' for c, n in sorted(causes.items()))}); {recovered} of those trials then "
+            "ended outside infra. The table counts each trial's last attempt; every attempt is in results.jsonl")
+
+
 def render(records: Sequence[Record], *, models: Sequence[str] = (), multipliers: Sequence[str] = (),
-           run_dir: str = "", gate_lines: Sequence[str] = ()) -> list[str]:
+           run_dir: str = "", gate_lines: Sequence[str] = (), superseded: Sequence[Record] = ()) -> list[str]:
+    """The summary; ``records`` hold each trial's last attempt, ``superseded`` its earlier ones."""
     lines = outcome_table(records, models, multipliers)
+    if superseded:
+        lines.append(retries_line(records, superseded))
     enforcement = sorted({f"{r['backend']}/{r['enforcement']}" for r in records if r["enforcement"]})
     lines.append(f"enforcement: {', '.join(enforcement)}; intervals are Wilson 95% (± task-clustered SE with samples > 1)")
     if any(r["enforcement"] == "rlimit" for r in records):

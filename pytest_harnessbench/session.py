@@ -8,6 +8,7 @@ the records and the run store.
 from __future__ import annotations
 
 import secrets
+from collections import Counter
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -119,6 +120,7 @@ class Bench:
         self.redactor = Redactor.from_environ().with_params(config.model_params)
         self._card_written = False
         self.gate_blocks = False
+        self._started: Counter = Counter()  # trial id -> attempts started by this process
 
     def _needs_isolation(self) -> bool:
         """Provider models write the commands we run: on the local backend that is the host.
@@ -207,10 +209,28 @@ class Bench:
         return self.resume is not None and trial_id in self.resume.done
 
     def new_trial(self, task: Task, case: Case, task_id: str, agent_factory=None) -> Trial:
-        attempt = 1 + (self.resume.attempts.get(trial_id_for(task_id, task.name, case), 0) if self.resume else 0)
+        attempt = self._next_attempt(trial_id_for(task_id, task.name, case))
         return Trial(task=replace(task, task_id=task_id), case=case, scale=self.config.scale, run_id=self.run_id,
                      backend=self.backend, admission=self.admission, attempt=attempt, agent=self.agent_settings,
                      agent_factory=agent_factory, worker=self.worker or "main")
+
+    def _next_attempt(self, trial_id: str) -> int:
+        """1, or one more than the attempts an earlier run (resume) and this process already made."""
+        self._started[trial_id] += 1
+        return self._started[trial_id] + (self.resume.attempts.get(trial_id, 0) if self.resume else 0)
+
+    def retry(self, record: dict) -> bool:
+        """Whether ``--hb-retry-infra`` runs this trial again: it ended in infra and has attempts left.
+
+        A crashed worker's trial is not retried here: its process is gone.
+        """
+        return (record["outcome"] == "infra" and record["cause"] != "worker_crash"
+                and self._started[record["trial_id"]] <= self.config.retry_infra)
+
+    def earlier_attempts(self) -> list[dict]:
+        """Records that a later attempt of the same trial superseded (retries, resumed infra trials)."""
+        last = {id(r) for r in self.latest_records()}
+        return [r for r in self.records if id(r) not in last]
 
     def case_of(self, nodeid: str) -> tuple[Case, str] | None:
         """(case, task id) of a trial's node id, or None for other tests."""

@@ -39,6 +39,8 @@ def test_full_matrix():
     ("scale", "cpu,disk", "'disk' is not one of"),
     ("oom_as", "ignored", "not one of: infra, failed"),
     ("enforcement", "seccomp", "not one of: cgroup, rlimit"),
+    ("retry_infra", "-1", "--hb-retry-infra '-1' must be ≥ 0"),
+    ("retry_infra", "twice", "--hb-retry-infra 'twice' is not a whole number"),
 ])
 def test_bad_values_name_the_value_and_what_is_accepted(name, value, match):
     with pytest.raises(ConfigError, match=match):

@@ -322,6 +322,51 @@ def test_resume_completes_the_same_trials_without_duplicates(pytester, tmp_path,
     assert len(card["resumes"]) == 2
 
 
+FLAKY_ONCE = '''
+import pytest
+
+HOG = "python3 -c 'x = bytearray(150 << 20); x[::4096] = b\\"1\\" * len(x[::4096])'"
+# The first attempt of each trial is OOM-killed for real; the next one finds its flag and passes.
+ONCE = "flag=FLAGS/$(cat n.txt); if [ -e $flag ]; then echo ok > out.txt; else touch $flag; " + HOG + "; fi"
+
+@pytest.mark.parametrize("n", range(2))
+@pytest.mark.task(memory="64Mi", solutions={"once": ONCE, "always": HOG})
+def test_step(trial, n):
+    trial.sandbox.write_file("n.txt", str(n))
+    trial.run_agent("Write ok.")
+    assert trial.sandbox.read_file("out.txt").strip() == "ok"
+'''
+
+
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]])
+def test_retry_infra_reruns_infra_trials_and_keeps_every_attempt(pytester, tmp_path, monkeypatch, workers):
+    monkeypatch.setenv("HARNESSBENCH_WORK_ROOT", str(tmp_path / "work"))
+    flags = tmp_path / "flags"
+    flags.mkdir()
+    pytester.makepyfile(test_flaky=FLAKY_ONCE.replace("FLAGS", str(flags)))
+    result = run(pytester, "--models", "oracle:once,oracle:always", "--hb-retry-infra", "2", *workers)
+    result.stdout.fnmatch_lines(["*2 passed, 6 rerun, 2 infra*"])  # once: 1 retry each; always: 2 each
+    assert result.ret == 1  # trials still in infra after their retries fail the run
+    attempts = sorted((r["model"], r["task_id"], r["attempts"], r["outcome"], r["cause"]) for r in records(pytester))
+    once = [a[1:] for a in attempts if a[0] == "oracle:once"]
+    assert [a[1:] for a in once] == [(1, "infra", "oom"), (2, "passed", None)] * 2
+    always = [a[1:] for a in attempts if a[0] == "oracle:always"]
+    assert [a[1:] for a in always] == [(k, "infra", "oom") for k in (1, 2, 3)] * 2
+    assert len({r["trial_id"] for r in records(pytester)}) == 4  # attempts of a trial share its id
+    result.stdout.fnmatch_lines(["retries: 6 earlier attempt(s) of 4 trial(s) superseded (infra/oom 6); "
+                                 "2 of those trials then ended outside infra.*"])
+
+
+def test_without_retry_infra_an_infra_trial_runs_once(pytester, tmp_path, monkeypatch):
+    monkeypatch.setenv("HARNESSBENCH_WORK_ROOT", str(tmp_path / "work"))
+    (tmp_path / "flags").mkdir()
+    pytester.makepyfile(test_flaky=FLAKY_ONCE.replace("FLAGS", str(tmp_path / "flags")))
+    result = run(pytester, "--models", "oracle:once")
+    result.stdout.fnmatch_lines(["*2 infra*"])
+    assert "rerun" not in result.stdout.str() and "retries:" not in result.stdout.str()
+    assert [r["attempts"] for r in records(pytester)] == [1, 1]
+
+
 @pytest.mark.parametrize("workers", [[], ["-n", "2"]])
 def test_progress_lines_per_model_and_multiplier(suite, workers):
     result = run(suite, "--models", "oracle:heavy,oracle:lean", "--multipliers", "1,uncapped", "--hb-progress", "0.001",
