@@ -256,7 +256,7 @@ class Bench:
             attempts=attempt, finished_at=utc_now(), worker=worker).to_dict()
 
     def save_trajectory(self, trial: Trial, record: dict) -> None:
-        self.store.write_trajectory(trial.trial_id, self.redactor.redact(trial.trajectory_document(record)))
+        self.store.write_trajectory(record, self.redactor.redact(trial.trajectory_document(record)))
 
     def finish_trial(self, trial: Trial, exc: BaseException | None, body_s: float) -> dict:
         """Classify, redact and save a trial's trajectory; returns the record to send on."""

@@ -1,4 +1,4 @@
-"""The run directory: results.jsonl, harness.json, trials/<trial_id>.json.
+"""The run directory: results.jsonl, harness.json, trials/<trial_id>[~attempt].json.
 
 results.jsonl is append-only and flushed after every trial, so a crash loses
 nothing that had finished. Trajectory files are written by whichever process
@@ -49,10 +49,9 @@ class RunStore:
         self._results.write(json.dumps(record, sort_keys=True) + "\n")
         self._results.flush()
 
-    def write_trajectory(self, trial_id: str, data: dict) -> Path:
-        trials = self.path / TRIALS
-        trials.mkdir(parents=True, exist_ok=True)
-        target = trials / f"{trial_id}.json"
+    def write_trajectory(self, record: dict, data: dict) -> Path:
+        target = trajectory_path(self.path, record)
+        target.parent.mkdir(parents=True, exist_ok=True)
         _dump(target, data)
         return target
 
@@ -60,6 +59,16 @@ class RunStore:
         if self._results is not None:
             self._results.close()
             self._results = None
+
+
+def trajectory_key(record: dict) -> str:
+    """``TRIAL_ID`` for a first attempt, ``TRIAL_ID~N`` for attempt N (a retry): no attempt overwrites another."""
+    attempt = record.get("attempts") if isinstance(record.get("attempts"), int) else 1
+    return record["trial_id"] if attempt <= 1 else f"{record['trial_id']}~{attempt}"
+
+
+def trajectory_path(run_dir: Path, record: dict) -> Path:
+    return Path(run_dir) / TRIALS / f"{trajectory_key(record)}.json"
 
 
 def latest(records: list[dict]) -> list[dict]:

@@ -433,17 +433,24 @@ def test_every_attempt_of_a_retried_trial_is_its_own_trace(tmp_path):
     second = {**base, "outcome": "passed", "attempts": 2, "started_at": "2026-01-01T00:01:00+00:00"}
     (run / "results.jsonl").write_text(json.dumps(first) + "\n" + json.dumps(second) + "\n")
     messages = [{"type": "human", "data": {"content": "x"}}, {"type": "ai", "data": {"content": "ok"}}]
-    (run / "trials" / "t1.json").write_text(json.dumps({"record": second, "trajectories": [  # the last attempt
-        {"model": "nop", "instruction": "x", "messages": messages, "tool_calls": [], "usage": {"model_calls": 1},
-         "stop_reason": "completed", "duration_s": 0.1}]}))
 
+    def trajectory(record):
+        return json.dumps({"record": record, "trajectories": [
+            {"model": "nop", "instruction": "x", "messages": messages, "tool_calls": [], "usage": {"model_calls": 1},
+             "stop_reason": "completed", "duration_s": 0.1}]})
+
+    (run / "trials" / "t1.json").write_text(trajectory(second))  # the layout before attempt files: the last only
     trials = load_run(run).trials
     runs = [trial_runs("r2", "p", t, Redactor()) for t in trials]
-
     assert [t.key for t in trials] == ["t1", "t1~2"]
     assert len({root["id"] for root, _ in runs}) == 2
     assert [len(children) for _, children in runs] == [0, 1]  # the trajectory file belongs to attempt 2
     assert {root["name"] for root, _ in runs} == {"test_x[nop@1x#1-7]"}  # as pytest names the item
+
+    (run / "trials" / "t1.json").write_text(trajectory(first))  # today's layout: one file per attempt
+    (run / "trials" / "t1~2.json").write_text(trajectory(second))
+    runs = [trial_runs("r2", "p", t, Redactor()) for t in load_run(run).trials]
+    assert [len(children) for _, children in runs] == [1, 1]
 
 
 def test_upload_command_errors_are_one_line(tmp_path):

@@ -353,6 +353,8 @@ def test_retry_infra_reruns_infra_trials_and_keeps_every_attempt(pytester, tmp_p
     always = [a[1:] for a in attempts if a[0] == "oracle:always"]
     assert [a[1:] for a in always] == [(k, "infra", "oom") for k in (1, 2, 3)] * 2
     assert len({r["trial_id"] for r in records(pytester)}) == 4  # attempts of a trial share its id
+    trajectories = sorted(path.name for path in (pytester.path / "run" / "trials").iterdir())
+    assert len(trajectories) == 10 and sum("~3" in name for name in trajectories) == 2  # one file per attempt
     result.stdout.fnmatch_lines(["retries: 6 earlier attempt(s) of 4 trial(s) superseded (infra/oom 6); "
                                  "2 of those trials then ended outside infra.*"])
 

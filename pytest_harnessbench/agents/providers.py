@@ -82,7 +82,7 @@ def _check_replay_source(text: str, source: str) -> None:
     One multiplier, because replay re-runs a recording elsewhere: with several
     recordings of a task and sample, which one to replay would be a guess.
     """
-    from ..store import latest, load_records
+    from ..store import latest, load_records, trajectory_path
 
     run_dir, _, model = source.partition("::")
     if not run_dir or not (Path(run_dir) / "results.jsonl").is_file():
@@ -140,14 +140,14 @@ def replay_calls(source: str, context: ModelContext) -> list[tuple[str, dict]] |
 
     ``source`` is ``RUN_DIR`` or ``RUN_DIR::MODEL`` (needed when that run had several models).
     """
-    from ..store import latest, load_records
+    from ..store import latest, load_records, trajectory_path
 
     run_dir, _, model = source.partition("::")
     matches = [r for r in latest(load_records(Path(run_dir)))
                if r["task_id"] == context.task_id and r["sample"] == context.sample and (not model or r["model"] == model)]
     if not matches:
         return None
-    document = json.loads((Path(run_dir) / "trials" / f"{matches[-1]['trial_id']}.json").read_text())
+    document = json.loads(trajectory_path(Path(run_dir), matches[-1]).read_text())
     return [(c["name"], c["args"]) for t in document["trajectories"] for c in t["tool_calls"]]
 
 

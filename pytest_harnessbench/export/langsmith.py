@@ -177,7 +177,7 @@ def load_run(run_dir: Path) -> _RunData:
     missing from results.jsonl (the recording process died) still counts as a trial.
     Raises FileNotFoundError if ``run_dir`` holds neither results nor trajectories.
     """
-    from ..store import CARD, RESULTS, TRIALS, load_records
+    from ..store import CARD, RESULTS, TRIALS, load_records, trajectory_key
 
     run_dir = Path(run_dir)
     results, trials_dir = run_dir / RESULTS, run_dir / TRIALS
@@ -199,16 +199,14 @@ def load_run(run_dir: Path) -> _RunData:
     run_id = card.get("run_id") or next((r.get("run_id") for r in records if r.get("run_id")), None) or run_dir.name
     trials, used = [], set()
     for record in records:
-        trial_id = record["trial_id"]
-        attempt = record.get("attempts") if isinstance(record.get("attempts"), int) else 1
-        key = trial_id if attempt <= 1 else f"{trial_id}~{attempt}"  # a retry or resumed attempt: a trace of its own
+        key = file_key = trajectory_key(record)  # a retry or resumed attempt: a trace of its own
         n = 1
         while key in used:
             n += 1
-            key = f"{trial_id}~{attempt}.{n}"
+            key = f"{file_key}.{n}"
         used.add(key)
-        doc = docs.get(trial_id)
-        # trials/<id>.json holds the last attempt only: attach it to the record it belongs to
+        # attach the trajectory to the record it belongs to (an older layout kept the last attempt in TRIAL_ID.json)
+        doc = docs.get(file_key) or docs.get(record["trial_id"])
         same_attempt = doc is not None and doc["record"].get("started_at") == record.get("started_at")
         trajectories = [t for t in doc.get("trajectories", []) if isinstance(t, dict)] if same_attempt else []
         trials.append(_TrialData(key, record, trajectories))
