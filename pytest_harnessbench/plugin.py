@@ -13,6 +13,7 @@ from .records import USER_PROPERTY
 BENCH = pytest.StashKey["Bench"]()
 TRIAL = pytest.StashKey["Trial"]()
 CASE_FIXTURE = "hb_case"
+WORKER_USAGE_ERROR = "harnessbench usage error: "  # how a worker's collection error says it is one
 WORKER_INPUT = "harnessbench"  # run id, run directory and resume state, from the xdist controller
 
 
@@ -159,6 +160,7 @@ class _XdistHooks:
         self.bench = bench
         self.recorder = recorder
         self.collected = False
+        self.usage_error = False
 
     def pytest_xdist_node_collection_finished(self, node, ids) -> None:
         if not self.collected:  # every worker collects the same items
@@ -168,6 +170,16 @@ class _XdistHooks:
 
     def pytest_configure_node(self, node) -> None:
         node.workerinput[WORKER_INPUT] = self.bench.handover()
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        if report.failed and WORKER_USAGE_ERROR in str(report.longrepr):
+            self.usage_error = True
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        """A bad task marker is a usage error (exit 4) under xdist too, as in a serial run."""
+        if self.usage_error:
+            session.exitstatus = pytest.ExitCode.USAGE_ERROR
 
     def pytest_handlecrashitem(self, crashitem: str, report, sched) -> None:
         """A worker died mid-trial: record it as infra/worker_crash (the report then reaches logreport)."""
@@ -183,8 +195,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     bench = metafunc.config.stash[BENCH]
     task = bench.task(metafunc.definition.nodeid, metafunc.function.__name__, dict(marker.kwargs))
     if task is None and bench.worker is not None:
-        # xdist cannot relay a UsageError from a worker; a collection error it can.
-        pytest.fail(bench.problems[-1], pytrace=False)
+        # xdist cannot relay a UsageError from a worker; a collection error it can (the controller's exit is 4).
+        pytest.fail(f"{WORKER_USAGE_ERROR}{bench.problems[-1]}", pytrace=False)
     cases = bench.cases if task is not None else []
     metafunc.parametrize(CASE_FIXTURE, cases, ids=[c.id for c in cases], indirect=True)
 
