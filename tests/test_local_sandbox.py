@@ -187,6 +187,7 @@ def test_an_interrupt_during_provisioning_leaves_nothing_behind(backend, monkeyp
     def interrupted(*args, **kwargs):  # Ctrl-C arriving while the group is being set up
         raise KeyboardInterrupt
 
+    backend.check()  # finds the cgroup hierarchy whose create() is interrupted below
     monkeypatch.setattr(backend._cgroups, "create", interrupted)
     with pytest.raises(KeyboardInterrupt):
         sandbox(backend)
