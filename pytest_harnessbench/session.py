@@ -214,10 +214,14 @@ class Bench:
                      backend=self.backend, admission=self.admission, attempt=attempt, agent=self.agent_settings,
                      agent_factory=agent_factory, worker=self.worker or "main")
 
-    def _next_attempt(self, trial_id: str) -> int:
-        """1, or one more than the attempts an earlier run (resume) and this process already made."""
-        self._started[trial_id] += 1
+    def _attempts_before(self, trial_id: str) -> int:
+        """Attempts at this trial an earlier run (resume) and this process already made."""
         return self._started[trial_id] + (self.resume.attempts.get(trial_id, 0) if self.resume else 0)
+
+    def _next_attempt(self, trial_id: str) -> int:
+        attempt = 1 + self._attempts_before(trial_id)
+        self._started[trial_id] += 1
+        return attempt
 
     def retry(self, record: dict) -> bool:
         """Whether ``--hb-retry-infra`` runs this trial again: it ended in infra and has attempts left.
@@ -248,7 +252,7 @@ class Bench:
             return None  # not a trial
         case, task_id = found
         trial_id = trial_id_for(task_id, task_id.split("[", 1)[0].rsplit("::", 1)[-1], case)
-        attempt = 1 + (self.resume.attempts.get(trial_id, 0) if self.resume else 0)
+        attempt = 1 + self._attempts_before(trial_id)
         return TrialRecord(
             run_id=self.run_id, trial_id=trial_id, task_id=task_id, model=case.model.text,
             multiplier=case.multiplier.label, sample=case.sample, outcome="infra", cause="worker_crash",

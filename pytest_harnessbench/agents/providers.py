@@ -82,7 +82,7 @@ def _check_replay_source(text: str, source: str) -> None:
     One multiplier, because replay re-runs a recording elsewhere: with several
     recordings of a task and sample, which one to replay would be a guess.
     """
-    from ..store import latest, load_records, trajectory_path
+    from ..store import latest, load_records
 
     run_dir, _, model = source.partition("::")
     if not run_dir or not (Path(run_dir) / "results.jsonl").is_file():
