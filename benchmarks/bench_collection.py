@@ -87,8 +87,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="hb-bench-collection-") as tmp:
         root = Path(tmp)
         ours_dir, plain_dir = write_suites(root, args.tasks, args.samples)
-        env = {**os.environ, "HARNESSBENCH_WORK_ROOT": str(root / "work"),
-               "HARNESSBENCH_ADMISSION_DIR": str(root / "admission"), "PYTHONDONTWRITEBYTECODE": "1"}
+        env = {**os.environ, "TMPDIR": str(root), "PYTHONDONTWRITEBYTECODE": "1"}  # the default layout, isolated
         collect(ours_dir, ours_args, env), collect(plain_dir, plain_args, env)  # warm-up (page cache, imports)
         ours, plain = [], []
         for r in range(args.rounds):

@@ -59,8 +59,7 @@ class Runner:
     def __init__(self, root: Path):
         self.root = root
         self.count = 0
-        self.env = {**os.environ, "HARNESSBENCH_WORK_ROOT": str(root / "work"),
-                    "HARNESSBENCH_ADMISSION_DIR": str(root / "admission"), "PYTHONDONTWRITEBYTECODE": "1"}
+        self.env = {**os.environ, "TMPDIR": str(root), "PYTHONDONTWRITEBYTECODE": "1"}  # the default layout, isolated
         for side in ("ours", "plain"):
             (root / side).mkdir()
             (root / side / "pytest.ini").write_text("[pytest]\n")  # pin the rootdir

@@ -66,8 +66,7 @@ class Runner:
         self.root = root
         self.count = 0
         self.infra: list[str] = []
-        self.env = {**os.environ, "HARNESSBENCH_WORK_ROOT": str(root / "work"),
-                    "HARNESSBENCH_ADMISSION_DIR": str(root / "admission"), "PYTHONDONTWRITEBYTECODE": "1"}
+        self.env = {**os.environ, "TMPDIR": str(root), "PYTHONDONTWRITEBYTECODE": "1"}  # the default layout, isolated
         (root / "suite").mkdir()
         (root / "suite" / "pytest.ini").write_text("[pytest]\n")  # pin the rootdir
         (root / "suite" / "test_sleep.py").write_text(TASK.format(sleep=f"{sleep:g}"))

@@ -11,9 +11,9 @@ otherwise it waits. The wait is returned as ``queued_s`` so that it is recorded
 and never charged to the agent's time (DESIGN.md §2, §4; issue 7 item 1).
 
 Coordination is across processes on one host, through files in a state
-directory (default :func:`default_state_dir`, overridable with the
-``HARNESSBENCH_ADMISSION_DIR`` environment variable or the ``state_dir``
-argument):
+directory that only this module uses (default :func:`default_state_dir`,
+overridable with the ``HARNESSBENCH_ADMISSION_DIR`` environment variable or
+the ``state_dir`` argument):
 
 ``lock``
     an empty file; every read-modify-write of the ledger holds an exclusive
@@ -63,12 +63,12 @@ import fcntl
 import json
 import math
 import os
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from .paths import state_root, writable_dir
 from .procs import cgroup_mounts, identity, owner_alive, physical_memory_bytes, read_text
 from .resources import SpecError, format_size, parse_size
 
@@ -248,7 +248,7 @@ def _cgroup_cpu_quota() -> float | None:
 # --------------------------------------------------------------------------- the ledger
 
 def default_state_dir() -> Path:
-    """``$HARNESSBENCH_ADMISSION_DIR``, else ``<tmp>/harnessbench-<uid>/admission``.
+    """``$HARNESSBENCH_ADMISSION_DIR``, else ``<tmp>/harnessbench-<uid>/admission`` (see paths.py).
 
     Per user, so that a directory made by one user never stops another with a
     permission error; point several users at one shared directory through the
@@ -257,7 +257,7 @@ def default_state_dir() -> Path:
     env = os.environ.get(ENV_STATE_DIR)
     if env:
         return Path(env)
-    return Path(tempfile.gettempdir()) / f"harnessbench-{os.getuid()}" / "admission"
+    return state_root() / "admission"
 
 
 def _empty_ledger() -> dict:
@@ -292,8 +292,8 @@ class Admission:
 
     def __init__(self, capacity: Capacity, state_dir: Path | str | None = None):
         self.capacity = capacity
-        self.state_dir = Path(state_dir) if state_dir is not None else default_state_dir()
-        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.state_dir = writable_dir(Path(state_dir) if state_dir is not None else default_state_dir(),
+                                      "admission ledger")
         self.lock_path = self.state_dir / "lock"
         self.ledger_path = self.state_dir / "ledger.json"
         self._identity: tuple[int, dict] | None = None

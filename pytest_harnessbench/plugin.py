@@ -295,16 +295,19 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     report = yield
     current = item.stash.get(TRIAL, None)
-    if current is None or call.when == "teardown" or (call.when == "setup" and report.passed):
-        return report
-    if report.skipped:
+    if current is None or call.when == "teardown" or report.skipped:
         return report
     bench = item.config.stash[BENCH]
+    if call.when == "setup" and report.passed:
+        bench.provisioned(None)
+        return report
     exc = call.excinfo.value if call.excinfo is not None else None
     record = bench.finish_trial(current, exc, call.duration if call.when == "call" else 0.0)
     report.user_properties.append((USER_PROPERTY, record))
     if _is_fatal(exc):  # auth or model-not-found mid-run: stop cleanly, keep what finished
         item.session.shouldstop = f"harnessbench: {record['model']}: {record['message']}; stopping the session"
+    elif call.when == "setup":
+        item.session.shouldstop = bench.provisioned(record) or item.session.shouldstop
     if record["message"] and report.failed:
         report.sections.append(("harnessbench", f"{record['outcome']}/{record['cause']}: {record['message']}"))
     return report

@@ -16,6 +16,7 @@ from pathlib import Path
 from . import __version__
 from .config import Config, ConfigError
 from .admission import Admission, check_fits
+from .paths import StateDirError
 from .records import TrialRecord, harness_card
 from .redact import Redactor
 from .resources import SpecError
@@ -23,6 +24,9 @@ from .sandbox import make_backend
 from .sandbox.base import EnforcementUnavailable
 from .store import CARD, RESULTS, RunStore, latest, load_records
 from .trial import AgentSettings, Case, Task, Trial, make_cases, task_id_of, trial_id_for, utc_now
+
+
+STOP_AFTER_BROKEN_SETUPS = 3
 
 
 def new_run_id() -> str:
@@ -104,7 +108,10 @@ class Bench:
         self.args = args or []
         self.started_at = utc_now()
         self.backend = make_backend(config.backend, run_id, config.enforcement, isolate_fs=self._needs_isolation())
-        self.admission = Admission(config.capacity)
+        try:
+            self.admission = Admission(config.capacity)
+        except StateDirError as exc:
+            raise ConfigError(str(exc)) from None
         self.agent_settings = AgentSettings(max_steps=config.max_steps, model_params=config.model_params,
                                             retries=config.provider_retries, backoff_s=config.provider_backoff,
                                             prices=config.prices)
@@ -121,6 +128,7 @@ class Bench:
         self._card_written = False
         self.gate_blocks = False
         self._started: Counter = Counter()  # trial id -> attempts started by this process
+        self._broken_setups = 0  # trials in a row that could not be provisioned, by a harness error
 
     def _needs_isolation(self) -> bool:
         """Provider models write the commands we run: on the local backend that is the host.
@@ -184,7 +192,7 @@ class Bench:
         """The enforcement method; raises ConfigError before any sandbox starts if there is none."""
         try:
             return self.backend.check()
-        except EnforcementUnavailable as exc:
+        except (EnforcementUnavailable, StateDirError) as exc:
             raise ConfigError(f"--hb-backend {self.config.backend}: {exc}") from None
 
     def handover(self) -> dict:
@@ -258,6 +266,22 @@ class Bench:
             multiplier=case.multiplier.label, sample=case.sample, outcome="infra", cause="worker_crash",
             message=message, allocation={}, enforcement="", backend=self.config.backend, resources={},
             attempts=attempt, finished_at=utc_now(), worker=worker).to_dict()
+
+    def provisioned(self, record: dict | None) -> str | None:
+        """Note how a trial's setup ended (None: it provisioned); a reason to stop the session, or None.
+
+        A harness error in provisioning (a bug of the plugin or the host, not an
+        infra fault of one sandbox) that hits the first few trials in a row will
+        hit them all: stop with one message instead of one traceback per trial.
+        """
+        if record is None or (record["outcome"], record["cause"]) != ("error", "harness"):
+            self._broken_setups = 0
+            return None
+        self._broken_setups += 1
+        if self._broken_setups < STOP_AFTER_BROKEN_SETUPS:
+            return None
+        return (f"harnessbench: the last {self._broken_setups} trials could not be provisioned "
+                f"({record['message']}); stopping the session")
 
     def save_trajectory(self, trial: Trial, record: dict) -> None:
         self.store.write_trajectory(record, self.redactor.redact(trial.trajectory_document(record)))

@@ -17,7 +17,6 @@ def test_task(trial, n):
 
 
 def run_gate(pytester, tmp_path, monkeypatch, tasks, models, *extra):
-    monkeypatch.setenv("HARNESSBENCH_WORK_ROOT", str(tmp_path / "work"))
     pytester.makepyfile(test_gate_suite=SUITE.format(tasks=tasks))
     return pytester.runpytest_subprocess("-p", "no:cacheprovider", "--hb-out", "run", "--models", models,
                                          "--hb-gate", "oracle:lean", *extra)

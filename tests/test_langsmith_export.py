@@ -197,7 +197,6 @@ def run_dir(pytester, tmp_path, tmp_path_factory, monkeypatch):
     for name in ("LANGSMITH_TRACING", "LANGSMITH_TRACING_V2", "LANGCHAIN_TRACING_V2", "LANGSMITH_PROJECT"):
         monkeypatch.delenv(name, raising=False)
     if "run" not in _BUILT:
-        monkeypatch.setenv("HARNESSBENCH_WORK_ROOT", str(tmp_path / "work"))
         pytester.makepyfile(test_tasks=TASKS)
         result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--models", ",".join(MODELS),
                                                "--multipliers", "1,uncapped", "--hb-out", "run")
@@ -491,7 +490,6 @@ def test_summary_lines():
 
 
 def _bake_off(pytester, tmp_path, monkeypatch, out, *extra):
-    monkeypatch.setenv("HARNESSBENCH_WORK_ROOT", str(tmp_path / "work"))
     monkeypatch.setenv("MY_API_KEY", SECRET)
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
     pytester.makepyfile(test_tasks=TASKS)

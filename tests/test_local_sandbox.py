@@ -16,7 +16,6 @@ HOG = "python3 -c 'x = bytearray(200 * 1024 * 1024); x[::4096] = b\"1\" * len(x[
 
 @pytest.fixture
 def backend(tmp_path, monkeypatch):
-    monkeypatch.setenv("HARNESSBENCH_WORK_ROOT", str(tmp_path))
     b = LocalBackend(f"test-{os.getpid()}")
     if os.environ.get("CI") is None:
         try:
@@ -130,7 +129,6 @@ def test_no_cgroup_access_is_a_clear_error(monkeypatch):
 
 
 def test_rlimit_fallback_caps_address_space(tmp_path, monkeypatch):
-    monkeypatch.setenv("HARNESSBENCH_WORK_ROOT", str(tmp_path))
     b = LocalBackend("rl", enforcement="rlimit")
     assert b.check() == "rlimit"
     box = sandbox(b, memory="64Mi")
@@ -164,7 +162,6 @@ def test_file_access_is_confined_to_the_work_dir(backend, tmp_path):
 
 
 def test_rlimit_close_kills_what_commands_left_running(tmp_path, monkeypatch):
-    monkeypatch.setenv("HARNESSBENCH_WORK_ROOT", str(tmp_path))
     box = sandbox(LocalBackend("rl2", enforcement="rlimit"))
     pid = int(box.exec("sleep 300 > /dev/null 2>&1 & echo $!").stdout)
     box.close()
@@ -213,3 +210,55 @@ def test_a_command_that_cannot_enter_the_cgroup_is_a_lost_sandbox_not_an_unlimit
         assert not (box.workdir / "ran.txt").exists()
     finally:
         box.close()
+
+
+def test_the_backend_leaves_the_admission_ledger_alone_on_a_fresh_machine(fresh_tmpdir):
+    """Issue 11: on an empty TMPDIR the backend's first reap removed the ledger's new, empty directory."""
+    from pytest_harnessbench.admission import Admission, Capacity
+
+    admission = Admission(Capacity(cpus=1, memory_bytes=1024**3))  # as the session does, before any trial
+    LocalBackend("fresh").check()
+    assert admission.acquire("t", 1, 1024) >= 0
+    assert admission.release("t")
+
+
+def test_reap_removes_only_names_of_its_own_pattern_and_counts_sandboxes(backend):
+    from pytest_harnessbench.sandbox.local import work_root
+
+    dead = "4194305-1"  # above any pid_max: an owner that cannot be alive
+    leaked = work_root() / "run-old" / f"{dead}.t.abc"
+    strangers = [work_root() / "notours" / f"{dead}.t.abc", work_root() / "run-old" / "notes",
+                 work_root().parent / "admission"]
+    for path in [leaked, *strangers]:
+        path.mkdir(parents=True)
+    box = sandbox(backend)  # this process's own: one sandbox, with a group in every hierarchy
+    assert backend.reap() == 1  # the dead owner's, not ours (we are alive), nor anything of another pattern
+    assert not leaked.exists() and all(path.exists() for path in strangers) and box.workdir.exists()
+    assert backend.reap(own=True) == 1
+    assert not box.workdir.exists() and not any(d.exists() for d in box.group.dirs.values())
+
+
+def test_an_unwritable_state_dir_is_one_clear_error(fresh_tmpdir):
+    from pytest_harnessbench.paths import StateDirError, writable_dir
+
+    blocker = fresh_tmpdir / "file"
+    blocker.write_text("not a directory")
+    with pytest.raises(StateDirError, match=r"cannot write the work at .*file/x .*; set TMPDIR to a writable"):
+        writable_dir(blocker / "x", "work")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tiny tmpfs needs root")
+def test_a_full_state_dir_is_one_clear_error(fresh_tmpdir):
+    import subprocess
+
+    from pytest_harnessbench.paths import StateDirError, writable_dir
+
+    mount = fresh_tmpdir / "tiny"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)], check=True)
+    try:
+        subprocess.run(["dd", "if=/dev/zero", f"of={mount}/fill", "bs=4k"], capture_output=True)
+        with pytest.raises(StateDirError, match="no free space for the work"):
+            writable_dir(mount, "work")
+    finally:
+        subprocess.run(["umount", str(mount)], check=True)

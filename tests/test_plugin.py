@@ -29,7 +29,6 @@ def test_plain_tests_still_run():
 
 @pytest.fixture
 def suite(pytester, tmp_path, monkeypatch):
-    monkeypatch.setenv("HARNESSBENCH_WORK_ROOT", str(tmp_path / "work"))
     pytester.makepyfile(test_tasks=TASKS)
     return pytester
 
@@ -72,7 +71,6 @@ def test_oom_as_failed(suite):
 
 
 def test_task_bug_is_error_and_timeout_is_failed_timeout(pytester, tmp_path, monkeypatch):
-    monkeypatch.setenv("HARNESSBENCH_WORK_ROOT", str(tmp_path / "work"))
     pytester.makepyfile(test_more='''
 import pytest
 
@@ -135,20 +133,49 @@ def _summary(stdout_lines):
     return [line for line in stdout_lines[start + 1:] if line.startswith(("model", "oracle", "nop", "-", "enforcement"))]
 
 
-def test_summary_is_the_same_under_xdist(suite):
-    args = ["--models", "oracle:heavy,oracle:lean,nop", "--multipliers", "1,3,uncapped", "--samples", "2"]
-    serial = run(suite, *args)
-    parallel = suite.runpytest_subprocess("-p", "no:cacheprovider", "--hb-out", "run-xdist", "-n", "2", *args)
+def _run_dir_of(result) -> Path:
+    return Path(next(line for line in result.outlines if line.startswith("run directory: ")).split(": ", 1)[1])
+
+
+def test_default_environment_serial_and_xdist_give_the_same_outcomes(suite):
+    """Issue 11: no HARNESSBENCH_* variable, a fresh empty TMPDIR, the default run directory, as a user runs it."""
+    assert not [name for name in os.environ if name.startswith("HARNESSBENCH_")]
+    assert list(Path(os.environ["TMPDIR"]).iterdir()) == []
+    args = ["-p", "no:cacheprovider", "--models", "oracle:heavy,oracle:lean,nop", "--multipliers", "1,3,uncapped",
+            "--samples", "2"]
+    serial = suite.runpytest_subprocess(*args)
+    parallel = suite.runpytest_subprocess("-n", "2", *args)
+    runs = {name: [json.loads(line) for line in (_run_dir_of(result) / "results.jsonl").read_text().splitlines()]
+            for name, result in (("serial", serial), ("xdist", parallel))}
+    for recs in runs.values():
+        outcomes = {(r["model"], r["multiplier"], r["outcome"], r["cause"]) for r in recs}
+        assert outcomes == {("oracle:heavy", "1x", "infra", "oom"), ("oracle:heavy", "3x", "passed", None),
+                            ("oracle:heavy", "uncapped", "passed", None),
+                            *{("oracle:lean", m, "passed", None) for m in ("1x", "3x", "uncapped")},
+                            *{("nop", m, "failed", "assertion") for m in ("1x", "3x", "uncapped")}}
+        assert len(recs) == 18
     assert _summary(serial.outlines) == _summary(parallel.outlines)
     assert len(_summary(serial.outlines)) == 2 + 9 + 1
-    ids = lambda recs: sorted(r["trial_id"] for r in recs)  # noqa: E731
-    assert ids(records(suite)) == ids(records(suite, "run-xdist"))
-    assert {r["worker"] for r in records(suite, "run-xdist")} == {"gw0", "gw1"}
+    assert {r["worker"] for r in runs["xdist"]} == {"gw0", "gw1"}
+    assert _run_dir_of(serial).parent == suite.path / ".harnessbench" / "runs"
+
+
+def test_a_provisioning_bug_that_hits_every_trial_stops_the_session_early(suite):
+    suite.makeconftest('''
+import shutil, tempfile, os, pytest
+
+@pytest.fixture(autouse=True)
+def broken_host():  # every trial's admission ledger vanishes, as in issue 11
+    shutil.rmtree(os.path.join(tempfile.gettempdir(), f"harnessbench-{os.getuid()}", "admission"), ignore_errors=True)
+''')
+    result = run(suite, "--models", "oracle:lean", "--multipliers", "1,3,uncapped", "--samples", "3")
+    assert len(records(suite)) == 3
+    result.stdout.fnmatch_lines(["*the last 3 trials could not be provisioned (FileNotFoundError*stopping the session*"])
 
 
 def test_nothing_left_behind(suite, tmp_path):
     run(suite, "--models", "oracle:heavy,oracle:lean", "--multipliers", "1,uncapped", "-n", "2")
-    work = work_root()  # HARNESSBENCH_WORK_ROOT points into tmp_path
+    work = work_root()  # under the test's own TMPDIR
     assert not work.exists() or list(work.iterdir()) == []
     for parent in cgroups.detect().parents.values():
         leftovers = [p.name for p in parent.iterdir() if p.is_dir() and p.name.startswith("2")]
@@ -203,8 +230,6 @@ def test_rlimit_enforcement_is_flagged_as_weaker(suite):
 def test_admission_keeps_concurrent_guarantees_within_capacity(pytester, tmp_path, monkeypatch):
     from datetime import datetime
 
-    monkeypatch.setenv("HARNESSBENCH_WORK_ROOT", str(tmp_path / "work"))
-    monkeypatch.setenv("HARNESSBENCH_ADMISSION_DIR", str(tmp_path / "admission"))
     pytester.makepyfile(test_wait='''
 import pytest
 
@@ -229,7 +254,6 @@ def test_a_task_bigger_than_capacity_is_a_usage_error(suite):
 
 
 def test_killed_worker_is_infra_worker_crash_and_its_sandbox_is_reaped(pytester, tmp_path, monkeypatch):
-    monkeypatch.setenv("HARNESSBENCH_WORK_ROOT", str(tmp_path / "work"))
     pytester.makepyfile(test_crash='''
 import pytest
 
@@ -250,8 +274,8 @@ def test_kills_its_worker(trial):
     assert crashed[0]["task_id"].endswith("test_crash.py::test_kills_its_worker")
     assert len(records(pytester)) == 5
     run_id = crashed[0]["run_id"]
-    work = work_root()  # HARNESSBENCH_WORK_ROOT points into tmp_path
-    assert not (work / run_id).exists()  # the dead worker's directory was reaped
+    work = work_root()  # under the test's own TMPDIR
+    assert not (work / f"run-{run_id}").exists()  # the dead worker's directory was reaped
     for parent in cgroups.detect().parents.values():
         assert not [p for p in parent.iterdir() if p.name.startswith(run_id)]  # and its cgroup, sleep killed
 
@@ -286,7 +310,6 @@ def _interrupt_after(pytester, seconds, *args):
 
 
 def test_ctrl_c_keeps_finished_records_and_prints_their_summary(pytester, tmp_path, monkeypatch):
-    monkeypatch.setenv("HARNESSBENCH_WORK_ROOT", str(tmp_path / "work"))
     pytester.makepyfile(test_resumable=RESUMABLE)
     code, out = _interrupt_after(pytester, 3, "--hb-out", "run", "--models", "oracle:lean")
     assert code == 2 and "KeyboardInterrupt" in out
@@ -297,7 +320,6 @@ def test_ctrl_c_keeps_finished_records_and_prints_their_summary(pytester, tmp_pa
 
 
 def test_resume_completes_the_same_trials_without_duplicates(pytester, tmp_path, monkeypatch):
-    monkeypatch.setenv("HARNESSBENCH_WORK_ROOT", str(tmp_path / "work"))
     pytester.makepyfile(test_resumable=RESUMABLE)
     models = ["--models", "oracle:lean,oracle:heavy", "--multipliers", "1,uncapped"]
     full = run(pytester, *models)
@@ -340,7 +362,6 @@ def test_step(trial, n):
 
 @pytest.mark.parametrize("workers", [[], ["-n", "2"]])
 def test_retry_infra_reruns_infra_trials_and_keeps_every_attempt(pytester, tmp_path, monkeypatch, workers):
-    monkeypatch.setenv("HARNESSBENCH_WORK_ROOT", str(tmp_path / "work"))
     flags = tmp_path / "flags"
     flags.mkdir()
     pytester.makepyfile(test_flaky=FLAKY_ONCE.replace("FLAGS", str(flags)))
@@ -360,7 +381,6 @@ def test_retry_infra_reruns_infra_trials_and_keeps_every_attempt(pytester, tmp_p
 
 
 def test_without_retry_infra_an_infra_trial_runs_once(pytester, tmp_path, monkeypatch):
-    monkeypatch.setenv("HARNESSBENCH_WORK_ROOT", str(tmp_path / "work"))
     (tmp_path / "flags").mkdir()
     pytester.makepyfile(test_flaky=FLAKY_ONCE.replace("FLAGS", str(tmp_path / "flags")))
     result = run(pytester, "--models", "oracle:once")

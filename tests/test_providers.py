@@ -30,7 +30,6 @@ SOLVE = {"solve_with": "bash", "commands": ["echo 42 > answer.txt"]}
 
 @pytest.fixture
 def bake(pytester, tmp_path, monkeypatch):
-    monkeypatch.setenv("HARNESSBENCH_WORK_ROOT", str(tmp_path / "work"))
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
 
@@ -194,7 +193,6 @@ def test_without_isolation_a_provider_model_on_the_local_backend_needs_explicit_
 
 
 def test_replay_reproduces_at_the_original_multiplier_and_flips_at_another(pytester, tmp_path, monkeypatch):
-    monkeypatch.setenv("HARNESSBENCH_WORK_ROOT", str(tmp_path / "work"))
     pytester.makepyfile(test_task='''
 import pytest
 
@@ -217,7 +215,6 @@ def test_answer(trial):
 def test_an_example_suite_task_is_solved_through_the_provider_path(pytester, tmp_path, monkeypatch):
     import shutil
 
-    monkeypatch.setenv("HARNESSBENCH_WORK_ROOT", str(tmp_path / "work"))
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
     suite = Path(__file__).resolve().parent.parent / "example_suite"
     for name in ("_tasks.py", "conftest.py", "test_sort_numbers.py"):
@@ -270,7 +267,6 @@ def test_a_short_secret_parameter_leaves_ids_intact(pytester, bake):
 
 
 def test_replay_sources_are_checked_before_the_run(pytester, tmp_path, monkeypatch):
-    monkeypatch.setenv("HARNESSBENCH_WORK_ROOT", str(tmp_path / "work"))
     pytester.makepyfile(test_task=TASK.format(timeout=20))
     pytester.runpytest_subprocess("-p", "no:cacheprovider", "--models", "oracle,nop", "--multipliers", "1,3",
                                   "--hb-out", "recorded")
@@ -284,7 +280,6 @@ def test_replay_sources_are_checked_before_the_run(pytester, tmp_path, monkeypat
 
 
 def test_compare_needs_the_baseline_in_that_run(pytester, tmp_path, monkeypatch):
-    monkeypatch.setenv("HARNESSBENCH_WORK_ROOT", str(tmp_path / "work"))
     pytester.makepyfile(test_task=TASK.format(timeout=20))
     pytester.runpytest_subprocess("-p", "no:cacheprovider", "--models", "nop", "--hb-out", "earlier")
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--models", "oracle", "--hb-gate", "oracle",

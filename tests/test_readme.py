@@ -12,8 +12,14 @@ def test_every_option_and_ini_key_is_documented():
     assert missing == []
 
 
+def _bash_blocks(text: str) -> list[str]:
+    return [block.split("\n```", 1)[0].strip() for block in text.split("```bash\n")[1:]]
+
+
 def test_the_two_commands_are_the_ones_ci_runs():
     ci = (Path(__file__).resolve().parent.parent / ".ci" / "run").read_text()
-    assert "pip install -e . && pytest example_suite --models oracle:lean,oracle:heavy,nop" in README
-    assert "python -m pytest tests -p no:cacheprovider -q -ra" in README
-    assert "python3 -m pytest tests -p no:cacheprovider -q -ra" in ci and "bash .ci/docker-setup.sh" in ci
+    first, second = _bash_blocks(README)[:2]
+    assert first.startswith("pip install -e . && pytest example_suite --models oracle:lean,oracle:heavy,nop")
+    assert second == "bash scripts/setup-tests.sh && python -m pytest tests -p no:cacheprovider -q -ra"
+    assert 'bash -c "$(readme_command 2)"' in ci and 'bash -c "$(readme_command 1)"' in ci
+    assert "check_bakeoff.py" in ci

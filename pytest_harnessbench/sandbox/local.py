@@ -25,6 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from ..paths import state_root, writable_dir
 from ..procs import owner_token, token_alive
 from ..redact import looks_secret
 from ..resources import Allocation
@@ -32,7 +33,10 @@ from . import cgroups
 from .base import (CAPTURE_LIMIT, TIMEOUT_EXIT_CODE, EnforcementUnavailable, Evidence, ExecResult, OutputMissingError,
                    SandboxLostError, SandboxPathError, SandboxStartError)
 
-WORK_ROOT_ENV = "HARNESSBENCH_WORK_ROOT"
+# What this backend names, and so all its reaper may remove: work/run-RUN_ID/SANDBOX and cgroups RUN_ID.SANDBOX,
+# where SANDBOX is OWNER.TRIAL.RANDOM and OWNER the creating process's PID-START token.
+_RUN_DIR_PREFIX = "run-"
+_SANDBOX_NAME = re.compile(r"(?P<owner>\d+-\d+)\.[^/]+\Z")
 # Signs, in an rlimit sandbox, that a command hit its address-space cap.
 _RLIMIT_OOM_SIGNS = re.compile(rb"MemoryError|Cannot allocate memory|std::bad_alloc|out of memory", re.IGNORECASE)
 # Printed by a command's prologue when it could not enter the trial's cgroup (then exit 125).
@@ -59,8 +63,16 @@ def can_isolate_filesystem() -> bool:
 
 
 def work_root() -> Path:
-    """Where trial directories live: ``$HARNESSBENCH_WORK_ROOT`` or the system temp dir."""
-    return Path(os.environ.get(WORK_ROOT_ENV) or tempfile.gettempdir()) / f"harnessbench-{os.getuid()}"
+    """This backend's own directory of trial directories, ``<tmp>/harnessbench-<uid>/work`` (see paths.py)."""
+    return state_root() / "work"
+
+
+def _children(directory: Path) -> list[Path]:
+    """Subdirectories of ``directory``; none if it is missing (another reaper may remove it any time)."""
+    try:
+        return [p for p in directory.iterdir() if p.is_dir()]
+    except (FileNotFoundError, NotADirectoryError):
+        return []
 
 
 class LocalBackend:
@@ -77,7 +89,14 @@ class LocalBackend:
         self._isolate_network: bool | None = None
 
     def check(self) -> str:
+        """The enforcement method; the first call also removes what sessions that died left behind.
+
+        Raises:
+            EnforcementUnavailable: no cgroup can be created here (and rlimit was not chosen).
+            StateDirError: the work root cannot be written (read-only or full TMPDIR).
+        """
         if self._isolate_network is None:
+            writable_dir(work_root(), "trial working directories")
             self._isolate_network = _network_isolation_works()
         if self.mode == "rlimit":
             return "rlimit"
@@ -89,7 +108,7 @@ class LocalBackend:
     def provision(self, allocation: Allocation, trial_id: str, image: str | None = None, network: bool = False) -> LocalSandbox:
         enforcement = self.check()
         try:
-            workdir = _make_workdir(work_root() / self.run_id, f"{owner_token()}.{trial_id[:60]}.")
+            workdir = _make_workdir(work_root() / f"{_RUN_DIR_PREFIX}{self.run_id}", f"{owner_token()}.{trial_id[:60]}.")
         except OSError as exc:
             raise SandboxStartError(f"cannot create the trial's working directory: {exc}") from exc
         group = None
@@ -128,17 +147,20 @@ class LocalBackend:
         """Remove sandboxes whose creating process died (a killed worker or session).
 
         Kills what still runs in their cgroups, removes the groups and working
-        directories. Sandboxes of live processes (other workers, other sessions)
-        are left alone; with ``own``, this process's own are removed too (at
-        session end, when none of its trials can still be running). Returns how
-        many were removed.
+        directories. Only names of this backend's own pattern are touched (see
+        :data:`_SANDBOX_NAME`); sandboxes of live processes (other workers,
+        other sessions) are left alone; with ``own``, this process's own are
+        removed too (at session end, when none of its trials can still be
+        running). Returns how many sandboxes were removed, whatever number of
+        groups and directories each had.
         """
         mine = owner_token() if own else None
 
-        def leftover(token: str) -> bool:
-            return token == mine or not token_alive(token)
+        def leftover(name: str) -> bool:
+            match = _SANDBOX_NAME.match(name)
+            return match is not None and (match["owner"] == mine or not token_alive(match["owner"]))
 
-        removed = 0
+        removed: set[str] = set()
         if self._cgroups is None and self.mode != "rlimit":
             try:
                 self._cgroups = cgroups.detect()
@@ -146,30 +168,24 @@ class LocalBackend:
                 pass
         if self._cgroups is not None:
             for parent in set(self._cgroups.parents.values()):
-                for group_dir in parent.iterdir() if parent.exists() else ():
-                    run_id, _, rest = group_dir.name.partition(".")
-                    if group_dir.is_dir() and rest and leftover(rest.split(".", 1)[0]):
-                        group = cgroups.Group(self._cgroups.version, {"memory": group_dir})
+                for group_dir in _children(parent):
+                    _, _, sandbox = group_dir.name.partition(".")  # RUN_ID.SANDBOX
+                    if leftover(sandbox):
                         try:
-                            group.remove()
-                            removed += 1
+                            cgroups.Group(self._cgroups.version, {"memory": group_dir}).remove()
+                            removed.add(sandbox)
                         except OSError:
                             pass
-        root = work_root()
-        for run_dir in root.iterdir() if root.exists() else ():
-            if not run_dir.is_dir():
+        for run_dir in _children(work_root()):
+            if not run_dir.name.startswith(_RUN_DIR_PREFIX):
                 continue
-            try:
-                workdirs = list(run_dir.iterdir())
-            except FileNotFoundError:
-                continue  # another process's reaper removed it just now
-            for workdir in workdirs:
-                if leftover(workdir.name.split(".", 1)[0]):
+            for workdir in _children(run_dir):
+                if leftover(workdir.name):
                     shutil.rmtree(workdir, ignore_errors=True)
-                    removed += 1
+                    removed.add(workdir.name)
             _remove_if_empty(run_dir)
-        self.reaped += removed
-        return removed
+        self.reaped += len(removed)
+        return len(removed)
 
     def close(self) -> None:
         """Reap crashed owners' sandboxes, any of ours an interrupt left behind, and the run's directory."""

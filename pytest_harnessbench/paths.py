@@ -1,0 +1,59 @@
+"""Where the plugin keeps host state: one directory per owner, never shared.
+
+::
+
+    <TMPDIR>/harnessbench-<uid>/      state_root(): created here, never removed
+        admission/                    the admission ledger (admission.py)
+        work/                         the local backend's trial directories (sandbox/local.py)
+
+Run directories (results) live under the project, ``.harnessbench/runs/``,
+and belong to ``store.py``. No component's cleanup walks a directory another
+component owns, and a reaper removes only names of its own pattern: an
+earlier layout kept the ledger inside the work root, where the work-root
+reaper took it for an empty run directory and removed it (issue 11).
+
+A leaf module: imports nothing of the package.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+MIN_FREE_BYTES = 1024**2  # less than this free and a trial cannot even write its output files
+
+
+class StateDirError(OSError):
+    """A state directory cannot be created or written; the message says which and what to do."""
+
+
+def state_root() -> Path:
+    """``<TMPDIR>/harnessbench-<uid>``: per user, so one user's directory never blocks another's.
+
+    Raises:
+        StateDirError: no usable temporary directory at all (Python tries TMPDIR, then /tmp and others).
+    """
+    try:
+        return Path(tempfile.gettempdir()) / f"harnessbench-{os.getuid()}"
+    except FileNotFoundError as exc:
+        raise StateDirError(f"{exc}; set TMPDIR to a writable directory with free space") from None
+
+
+def writable_dir(path: Path, what: str) -> Path:
+    """Create ``path`` (and parents) and check that a file can be written there now.
+
+    Raises:
+        StateDirError: read-only, not a directory, no permission, or (almost) no free space.
+    """
+    hint = "set TMPDIR to a writable directory with free space"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".probe-"):
+            pass
+        free = os.statvfs(path).f_bavail * os.statvfs(path).f_frsize
+    except OSError as exc:
+        raise StateDirError(f"cannot write the {what} at {path} ({exc.strerror or exc}); {hint}") from None
+    if free < MIN_FREE_BYTES:
+        raise StateDirError(f"no free space for the {what} at {path} ({free} bytes free); {hint}")
+    return path

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Install and start everything the project's tests need, on a fresh Debian machine as root:
+#
+#   bash scripts/setup-tests.sh && python -m pytest tests -p no:cacheprovider -q -ra
+#
+# 1. the package with its test extra (the real OpenAI client the provider tests drive);
+# 2. bubblewrap (provider models' commands run isolated on the local backend);
+# 3. a Docker engine and the offline base image (.ci/docker-setup.sh).
+# Idempotent: each step is skipped when already done. Exits non-zero with a one-line reason.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+say() { echo "setup-tests: $*" >&2; }
+die() { say "$*"; exit 1; }
+
+say "python packages (.[test])"
+python3 -m pip install --quiet --disable-pip-version-check -e '.[test]' 2>&1 \
+    | grep -v -e "Running pip as the 'root' user" -e "^WARNING: Location" || true
+python3 -c "import pytest_harnessbench.plugin, langchain, langgraph, langsmith, docker, scipy, xdist, langchain_openai" \
+    || die "python dependencies did not install"
+
+if ! command -v bwrap >/dev/null; then
+    [ "$(id -u)" = 0 ] || die "bubblewrap is missing: install it (apt-get install bubblewrap) or run this as root"
+    say "installing bubblewrap"
+    export DEBIAN_FRONTEND=noninteractive
+    { apt-get update -qq && apt-get install -y -qq bubblewrap >/dev/null; } || die "apt-get install bubblewrap failed"
+fi
+
+bash .ci/docker-setup.sh
