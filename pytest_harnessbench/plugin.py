@@ -160,7 +160,7 @@ class _XdistHooks:
         self.bench = bench
         self.recorder = recorder
         self.collected = False
-        self.usage_error = False
+        self.usage_errors: list[str] = []  # workers' bad-marker messages, each once
 
     def pytest_xdist_node_collection_finished(self, node, ids) -> None:
         if not self.collected:  # every worker collects the same items
@@ -172,13 +172,19 @@ class _XdistHooks:
         node.workerinput[WORKER_INPUT] = self.bench.handover()
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
-        if report.failed and WORKER_USAGE_ERROR in str(report.longrepr):
-            self.usage_error = True
+        text = str(report.longrepr)
+        if report.failed and WORKER_USAGE_ERROR in text:
+            message = text.split(WORKER_USAGE_ERROR, 1)[1].strip()
+            if message not in self.usage_errors:
+                self.usage_errors.append(message)
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        """A bad task marker is a usage error (exit 4) under xdist too, as in a serial run."""
-        if self.usage_error:
+        """A bad task marker is a usage error under xdist too: the same ``ERROR:`` line and exit 4 as a serial run."""
+        if self.usage_errors:
+            import sys
+
+            print(f"ERROR: {chr(10).join(self.usage_errors)}", file=sys.stderr)
             session.exitstatus = pytest.ExitCode.USAGE_ERROR
 
     def pytest_handlecrashitem(self, crashitem: str, report, sched) -> None:
@@ -203,6 +209,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
     bench = config.stash[BENCH]
+    if bench.problems and bench.worker is not None:
+        items[:] = []  # its collection error told the controller, which exits 4; a UsageError here crashes xdist
+        return
     if bench.problems:
         raise pytest.UsageError("\n".join(bench.problems))
     trials = [item for item in items if CASE_FIXTURE in getattr(item, "fixturenames", ())]

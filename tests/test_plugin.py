@@ -448,3 +448,27 @@ def test_gate_options_are_checked_even_without_a_gate(suite, args, message):
     result = run(suite, "--models", "oracle:lean", "--multipliers", "1,3", *args)
     assert result.ret == 4
     result.stderr.fnmatch_lines([message])
+
+
+@pytest.mark.parametrize("marker, args", [('memory="lots"', []), ("cpus=1", ["--hb-capacity", "cpus=0.5"])])
+def test_a_bad_task_in_a_multi_file_suite_is_the_same_usage_error_under_xdist(pytester, marker, args):
+    """Issue 17.3: with another task file collected too, -n 2 crashed with INTERNALERROR and hid the reason."""
+    pytester.makepyfile(test_bad=f'''
+import pytest
+
+@pytest.mark.task({marker}, solutions="true")
+def test_bad(trial):
+    trial.run_agent("x")
+''', test_good='''
+import pytest
+
+@pytest.mark.task(memory="64Mi", solutions="true")
+def test_good(trial):
+    trial.run_agent("x")
+''')
+    serial = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--models", "oracle", *args)
+    parallel = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--models", "oracle", "-n", "2", *args)
+    errors = [[line for line in result.errlines if line.startswith("ERROR:")] for result in (serial, parallel)]
+    assert serial.ret == parallel.ret == 4
+    assert errors[0] == errors[1] and len(errors[0]) == 1 and "test_bad" in errors[0][0]
+    assert "INTERNALERROR" not in parallel.stdout.str() + parallel.stderr.str()
