@@ -40,6 +40,24 @@ def state_root() -> Path:
         raise StateDirError(f"{exc}; set TMPDIR to a writable directory with free space") from None
 
 
+def check_creatable(path: Path, what: str, hint: str) -> None:
+    """Raise StateDirError unless ``path`` is, or could be made, a writable directory; creates nothing.
+
+    Checks the nearest existing ancestor: a file in the way, no write permission,
+    a read-only filesystem (``access(2)`` reports EROFS) or (almost) no free space.
+    """
+    probe = Path(path).absolute()
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise StateDirError(f"cannot create the {what} at {path}: {probe} is not a directory; {hint}")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise StateDirError(f"cannot create the {what} at {path}: {probe} is not writable; {hint}")
+    stat = os.statvfs(probe)
+    if stat.f_bavail * stat.f_frsize < MIN_FREE_BYTES:
+        raise StateDirError(f"no free space for the {what} at {path}; {hint}")
+
+
 def writable_dir(path: Path, what: str) -> Path:
     """Create ``path`` (and parents) and check that a file can be written there now.
 

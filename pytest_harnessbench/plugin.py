@@ -71,6 +71,20 @@ def pytest_configure(config: pytest.Config) -> None:
             config.pluginmanager.register(_XdistHooks(bench, recorder), "harnessbench-xdist")
 
 
+def _stop(session: pytest.Session, reason: str) -> None:
+    """Stop after the running trials, serially or under xdist (whose controller keeps its own flag)."""
+    session.shouldstop = session.shouldstop or reason
+    dsession = session.config.pluginmanager.get_plugin("dsession")
+    if dsession is not None and not dsession.shouldstop:
+        dsession.shouldstop = reason
+
+
+def _stopped(session: pytest.Session) -> str | None:
+    """Why the session was stopped early (by us, -x, a worker), or None."""
+    dsession = session.config.pluginmanager.get_plugin("dsession")
+    return str(session.shouldstop or (dsession is not None and dsession.shouldstop) or "") or None
+
+
 def _bake_off_configured(config: pytest.Config) -> bool:
     """The user asked for a bake-off (models, multipliers or backend set), not just ran tests with -n."""
     chosen = {"models", "multipliers", "backend"}
@@ -96,6 +110,8 @@ class _RecorderHooks:
         self.config = config
         self.progress = Progress(bench.config.progress_s)
         self.gate_lines: list[str] | None = None
+        self.partial_line: str | None = None
+        self.session: pytest.Session | None = None
         self.export = None
         self.other_failures = 0  # failures of tests that are not trials: a gate never hides them
 
@@ -109,10 +125,15 @@ class _RecorderHooks:
         params = (getattr(getattr(item, "callspec", None), "params", {}) for item in session.items)
         self.expect(case for case in (p.get(CASE_FIXTURE) for p in params) if isinstance(case, Case))
 
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        self.session = session
+
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         record = _record_of(report)
         if record is not None:
             self.bench.add_record(record)
+            if self.bench.storage_error:
+                _stop(self.session, f"harnessbench: {self.bench.storage_error}; stopping the session")
             if report.outcome != "rerun":  # progress counts trials, not attempts
                 self.progress.add(record)
             if self.progress.due():
@@ -134,6 +155,9 @@ class _RecorderHooks:
         """With a gate, the exit status is the gate's: trial failures alone don't fail the run."""
         if not self.bench.records:
             return
+        interrupted = _stopped(session) or ("interrupted" if session.exitstatus == pytest.ExitCode.INTERRUPTED
+                                            else None)
+        self.partial_line = self.bench.partial_line(interrupted)
         self.gate_lines = self.bench.run_gate()
         session.exitstatus = self.bench.exit_status(session.exitstatus, self.other_failures)
         self.export = self.bench.export()
@@ -151,6 +175,8 @@ class _RecorderHooks:
             terminalreporter.write_line(line)
         if self.export is not None:
             terminalreporter.write_line(self.export.summary())
+        if self.partial_line:
+            terminalreporter.write_line(self.partial_line, yellow=True, bold=True)
 
 
 class _XdistHooks:
@@ -317,6 +343,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         item.session.shouldstop = f"harnessbench: {record['model']}: {record['message']}; stopping the session"
     elif call.when == "setup":
         item.session.shouldstop = bench.provisioned(record) or item.session.shouldstop
+    if bench.storage_error:
+        item.session.shouldstop = f"harnessbench: {bench.storage_error}; stopping the session"
     if record["message"] and report.failed:
         report.sections.append(("harnessbench", f"{record['outcome']}/{record['cause']}: {record['message']}"))
     return report

@@ -16,7 +16,7 @@ from pathlib import Path
 from . import __version__
 from .config import Config, ConfigError
 from .admission import Admission, check_fits
-from .paths import StateDirError
+from .paths import StateDirError, check_creatable
 from .records import TrialRecord, harness_card
 from .redact import Redactor
 from .resources import SpecError
@@ -70,6 +70,22 @@ def resolve_run_dir(config: Config, rootpath: Path, run_id: str) -> Path:
     return run_dir
 
 
+#: Settings that define the experiment: a resumed run must keep them, or its records would mix two experiments.
+RESUME_MUST_MATCH = {"models": "--models", "multipliers": "--multipliers", "samples": "--samples",
+                     "backend": "--hb-backend", "scale": "--hb-scale", "enforcement": "--hb-enforcement",
+                     "oom_as": "--hb-oom-as", "max_steps": "--hb-max-steps"}
+
+
+def check_resumable(settings: Config, card: dict) -> None:
+    """Raise ConfigError naming the first experiment setting that differs from the resumed run's card."""
+    earlier, now = card.get("settings") or {}, settings.to_dict()
+    for key, flag in RESUME_MUST_MATCH.items():
+        if key in earlier and earlier[key] != now[key]:
+            shown = lambda v: ",".join(map(str, v)) if isinstance(v, list) else v  # noqa: E731
+            raise ConfigError(f"--hb-resume {settings.resume}: that run has {flag} {shown(earlier[key])}, this one "
+                              f"{shown(now[key])}; resume with the same settings, or start a new run")
+
+
 def open_bench(settings: Config, rootpath: Path, *, handed: dict | None = None, worker: str | None = None,
                concurrency: int = 1, args: list[str] | None = None, preflight: bool = True) -> Bench:
     """The session for this process: a new run, a resumed one, or (on an xdist worker) the controller's.
@@ -83,12 +99,18 @@ def open_bench(settings: Config, rootpath: Path, *, handed: dict | None = None, 
         run_id, run_dir = handed["run_id"], Path(handed["run_dir"])
         resume = handed["resume"] and Resume.from_json(handed["resume"])
     elif settings.resume is not None:
+        check_resumable(settings, RunStore(settings.resume).read_json(CARD) or {})
         run_dir, previous = settings.resume, load_records(settings.resume)
         resume = Resume.load(previous, settings.resume_retry)
         run_id = resume.run_id
     else:
         run_id = new_run_id()
         run_dir = resolve_run_dir(settings, rootpath, run_id)
+    if handed is None:
+        try:
+            check_creatable(run_dir, "run directory", "choose a writable --hb-out")
+        except StateDirError as exc:
+            raise ConfigError(str(exc)) from None
     bench = Bench(settings, run_id, run_dir, worker=worker if handed is not None else None, concurrency=concurrency,
                   args=args, resume=resume, previous=previous)
     if bench.worker is None and preflight:
@@ -129,6 +151,7 @@ class Bench:
         self.gate_blocks = False
         self._started: Counter = Counter()  # trial id -> attempts started by this process
         self._broken_setups = 0  # trials in a row that could not be provisioned, by a harness error
+        self.storage_error: str | None = None  # set when the run directory stopped accepting writes
 
     def _needs_isolation(self) -> bool:
         """Provider models write the commands we run: on the local backend that is the host.
@@ -284,7 +307,15 @@ class Bench:
                 f"({record['message']}); stopping the session")
 
     def save_trajectory(self, trial: Trial, record: dict) -> None:
-        self.store.write_trajectory(record, self.redactor.redact(trial.trajectory_document(record)))
+        try:
+            self.store.write_trajectory(record, self.redactor.redact(trial.trajectory_document(record)))
+        except OSError as exc:
+            self._storage_failed(exc)
+
+    def _storage_failed(self, exc: OSError) -> None:
+        """A full or broken disk under the run directory: keep going in memory, stop the session soon."""
+        if self.storage_error is None:
+            self.storage_error = f"cannot write the run directory {self.run_dir} ({exc.strerror or exc})"
 
     def finish_trial(self, trial: Trial, exc: BaseException | None, body_s: float) -> dict:
         """Classify, redact and save a trial's trajectory; returns the record to send on."""
@@ -304,10 +335,23 @@ class Bench:
         return export_run(self.run_dir, project=self.config.langsmith_project, timeout_s=self.config.langsmith_timeout)
 
     def add_record(self, record: dict) -> None:
-        if not self._card_written:
-            self.write_card()
+        """Keep the record and append it to results.jsonl; a write failure sets ``storage_error``."""
         self.records.append(record)
-        self.store.append(record)
+        try:
+            if not self._card_written:
+                self.write_card()
+            self.store.append(record)
+        except OSError as exc:
+            self._storage_failed(exc)
+
+    def partial_line(self, interrupted: str | None) -> str | None:
+        """Why this run is incomplete and how to finish it; None when it ran to its end."""
+        reason = self.storage_error or interrupted
+        if reason is None:
+            return None
+        fix = "free some space, then run" if self.storage_error else "run"
+        return (f"PARTIAL RUN: {reason}; {len(self.latest_records())} trial(s) recorded. To finish it, {fix} "
+                f"the same command with --hb-resume {self.run_dir}")
 
     def run_gate(self) -> list[str] | None:
         """Gate verdicts as summary lines (and gate.json); None when no gate is configured.
@@ -329,7 +373,10 @@ class Bench:
             entry["multiplier"] = mult
         if not verdicts:  # nothing could be compared: that decides nothing, and blocks
             document["status"], document["blocks"] = "inconclusive", True
-        self.store.write_json("gate.json", document)
+        try:
+            self.store.write_json("gate.json", document)
+        except OSError as exc:
+            self._storage_failed(exc)
         self.gate_blocks = document["blocks"]
         source = f" (baseline from {cfg.compare})" if cfg.compare else ""
         lines = [f"gate vs {cfg.gate}{source}: {document['status'].upper()} — exit status {int(self.gate_blocks)}"]
@@ -359,9 +406,12 @@ class Bench:
         self._card_written = True
 
     def finish(self) -> None:
-        if self._card_written:
-            self.write_card(finished_at=utc_now())
-        self.store.close()
+        try:
+            if self._card_written:
+                self.write_card(finished_at=utc_now())
+            self.store.close()
+        except OSError as exc:
+            self._storage_failed(exc)
         close = getattr(self.backend, "close", None)
         if close is not None:
             close()

@@ -20,8 +20,12 @@ TRIALS = "trials"
 def _dump(path: Path, data: dict) -> None:
     """Write JSON atomically (temp file + rename), so a reader never sees half a file."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str))
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str))
+        os.replace(tmp, path)
+    except BaseException:  # a full disk must not leave half a temp file behind
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 class RunStore:

@@ -316,6 +316,7 @@ def test_ctrl_c_keeps_finished_records_and_prints_their_summary(pytester, tmp_pa
     finished = records(pytester)
     assert 3 <= len(finished) < 4
     assert f"oracle:lean  1x    {len(finished)}" in out  # the summary of what finished
+    assert f"PARTIAL RUN: interrupted; {len(finished)} trial(s) recorded" in out and "--hb-resume" in out
     assert not any(work_root().glob("*/*"))  # the running sandbox was torn down
 
 
@@ -472,3 +473,54 @@ def test_good(trial):
     assert serial.ret == parallel.ret == 4
     assert errors[0] == errors[1] and len(errors[0]) == 1 and "test_bad" in errors[0][0]
     assert "INTERNALERROR" not in parallel.stdout.str() + parallel.stderr.str()
+
+
+def test_resume_with_other_models_or_multipliers_is_a_usage_error(suite):
+    run(suite, "--models", "oracle:lean", "--multipliers", "1")
+    card = (suite.path / "run" / "harness.json").read_text()
+    for args, message in ((["--models", "nop", "--multipliers", "1"], "*that run has --models oracle:lean, this one nop*"),
+                          (["--models", "oracle:lean", "--multipliers", "1,3"], "*--multipliers 1x, this one 1x,3x*")):
+        result = suite.runpytest_subprocess("-p", "no:cacheprovider", "--hb-resume", "run", *args)
+        assert result.ret == 4
+        result.stderr.fnmatch_lines([message])
+    assert (suite.path / "run" / "harness.json").read_text() == card  # not overwritten
+
+
+def test_an_unwritable_run_directory_is_a_usage_error_before_any_trial(suite):
+    (suite.path / "afile").write_text("")
+    result = suite.runpytest_subprocess("-p", "no:cacheprovider", "--models", "oracle:lean", "--hb-out", "afile/run")
+    assert result.ret == 4
+    result.stderr.fnmatch_lines(["ERROR: cannot create the run directory at *afile/run*not a directory; choose a writable --hb-out"])
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a filesystem needs root")
+def test_a_disk_that_fills_mid_run_stops_with_the_summary_and_how_to_resume(pytester):
+    import subprocess
+
+    pytester.makepyfile(test_fill='''
+import os, subprocess, pytest
+
+@pytest.mark.parametrize("n", range(4))
+@pytest.mark.task(memory="64Mi", solutions="echo ok > out.txt")
+def test_step(trial, n):
+    trial.run_agent("Write ok.")
+    if n == 1:  # something else fills the disk that holds the run directory
+        subprocess.run(["dd", "if=/dev/zero", "of=" + os.path.join(os.environ["RUN_DISK"], "fill"), "bs=64k"],
+                       capture_output=True)
+    assert trial.sandbox.read_file("out.txt").strip() == "ok"
+''')
+    disk = pytester.path / "disk"
+    disk.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(disk)], check=True)
+    try:
+        pytester._monkeypatch.setenv("RUN_DISK", str(disk))
+        result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--models", "oracle",
+                                               "--hb-out", str(disk / "run"))
+        out = result.stdout.str()
+        assert "INTERNALERROR" not in out and result.ret == pytest.ExitCode.INTERRUPTED
+        result.stdout.fnmatch_lines(["*oracle*1x*", "*PARTIAL RUN: cannot write the run directory*"
+                                     "No space left on device*free some space*--hb-resume*"])
+        assert not list((disk / "run").glob("**/.*.tmp"))
+        assert 1 <= len((disk / "run" / "results.jsonl").read_text().splitlines()) < 4
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)
