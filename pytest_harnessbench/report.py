@@ -70,21 +70,39 @@ def _comparisons(records: Sequence[Record], models: list[str], multipliers: list
         base = by(model, base_mult)
         for mult in multipliers[1:]:
             other = by(model, mult)
+            if not (_measured(base) and _measured(other)):
+                continue
             for metric, label in (("infra_rate", "infra"), ("score", "score")):
                 a, b = stats.metric_rate(base, metric), stats.metric_rate(other, metric)
                 test = stats.compare_proportions(a.k, a.n, b.k, b.n)
                 rows.append((f"{model}: {label} {mult} vs {base_mult}", test.difference, test.pvalue))
-        if len(multipliers) > 2:
+        if sum(_measured(by(model, mult)) for mult in multipliers) > 2:
             mine = [r for mult in multipliers for r in by(model, mult)]
             for metric, label in (("infra_rate", "infra"), ("score", "score")):
                 trend = stats.multiplier_trend(mine, metric)
                 rows.append((f"{model}: {label} trend over {'<'.join(multipliers)} (z={trend.z:+.2f})", None, trend.pvalue))
     for mult in multipliers:
         for a, b in combinations(models, 2):
+            if not (_measured(by(a, mult)) and _measured(by(b, mult))):
+                continue
             pair = stats.paired_comparison(by(a, mult), by(b, mult), "score")
             if pair.tasks:
                 rows.append((f"@{mult}: score {b} − {a} ({pair.method}, {pair.tasks} tasks)", pair.difference, pair.pvalue))
     return rows
+
+
+def _measured(records: Sequence[Record]) -> bool:
+    """Whether any trial here measured something: an error trial (a task or plugin bug) did not."""
+    return any(r["outcome"] != "error" for r in records)
+
+
+def nothing_measured_lines(records: Sequence[Record]) -> list[str]:
+    """A loud warning when every trial ended in error: the table's 0% is no result at all."""
+    if not records or _measured(records):
+        return []
+    first = Counter(r["message"] for r in records).most_common(1)[0][0]
+    return [f"WARNING: this run measured nothing: all {len(records)} trials ended in error (a bug in the tasks, "
+            f"the plugin or the host, not the models); most common: {first}"]
 
 
 def comparison_lines(records: Sequence[Record], models: Sequence[str], multipliers: Sequence[str]) -> list[str]:
@@ -150,8 +168,10 @@ def render(records: Sequence[Record], *, models: Sequence[str] = (), multipliers
     lines = outcome_table(records, models, multipliers)
     if superseded:
         lines.append(retries_line(records, superseded))
+    lines += nothing_measured_lines(records)
     enforcement = sorted({f"{r['backend']}/{r['enforcement']}" for r in records if r["enforcement"]})
-    lines.append(f"enforcement: {', '.join(enforcement)}; intervals are Wilson 95% (± task-clustered SE with samples > 1)")
+    lines.append(f"enforcement: {', '.join(enforcement) or 'none (no sandbox started)'}; "
+                 "intervals are Wilson 95% (± task-clustered SE with samples > 1)")
     if any(r["enforcement"] == "rlimit" for r in records):
         lines.append("WARNING: rlimit enforcement caps virtual memory per command and does not limit CPU; "
                      "these limits are weaker than the kernel cgroup limits of a real sandbox")
