@@ -6,6 +6,7 @@ kernel's OOM-kill count in its sandbox and why the agent loop stopped.
 
 from __future__ import annotations
 
+import errno
 from dataclasses import dataclass
 
 from .sandbox.base import OutputMissingError, SandboxLostError, SandboxStartError
@@ -49,6 +50,20 @@ def _is_verification_failure(exc: BaseException) -> bool:
         base.__module__ == "_pytest.outcomes" for base in type(exc).__mro__)
 
 
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+def _is_disk_full(exc: BaseException | None) -> bool:
+    """The exception, or one it was raised from, is "no space left on device" (or over a disk quota)."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, OSError) and exc.errno in _DISK_FULL:
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
 def _describe(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
@@ -63,7 +78,9 @@ def classify(exc: BaseException | None, oom_kills: int = 0, stop_reason: str | N
     2. The sandbox could not start, or vanished: infra — as ``oom`` if the
        kernel killed something in it, since that is usually why it vanished.
     3. A provider fault after retries: infra/provider. A model that gave up
-       (context overflow) is the model's failure, with that cause.
+       (context overflow) is the model's failure, with that cause. A full disk
+       (ENOSPC, or a quota: EDQUOT) under the sandbox is infra/disk: like an OOM
+       kill, the environment ran out, whatever the task body was doing.
     4. Any other ending with an OOM kill in the sandbox: infra/oom (the
        environment ended the attempt; a half-written output may make even a
        careful check raise), or failed/oom under ``--hb-oom-as failed``.
@@ -84,6 +101,8 @@ def classify(exc: BaseException | None, oom_kills: int = 0, stop_reason: str | N
         return Verdict(INFRA, "provider", message)
     if isinstance(exc, ModelGaveUp):
         return Verdict(FAILED, exc.cause, message)
+    if _is_disk_full(exc):
+        return Verdict(INFRA, "disk", message)
     if oom_kills:
         oom_message = f"kernel OOM-killed {oom_kills} process(es) in the sandbox; {message}"
         return Verdict(FAILED if oom_as == FAILED else INFRA, "oom", oom_message)

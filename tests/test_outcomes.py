@@ -54,3 +54,20 @@ def test_sandbox_and_provider_faults_are_infra():
 
 def test_message_names_the_exception():
     assert classify(AssertionError("sorted.txt unsorted\nmore")).message == "AssertionError: sorted.txt unsorted"
+
+
+def test_a_full_disk_is_infra_disk_also_when_wrapped():
+    """Issue 17.7: ENOSPC inside a trial was error/harness ("the task is broken")."""
+    import errno
+
+    full = OSError(errno.ENOSPC, "No space left on device")
+    assert pair(classify(full)) == ("infra", "disk")
+    assert pair(classify(OSError(errno.EDQUOT, "Disk quota exceeded"))) == ("infra", "disk")
+    try:
+        try:
+            raise full
+        except OSError as exc:
+            raise RuntimeError("could not save the output") from exc
+    except RuntimeError as wrapped:
+        assert pair(classify(wrapped)) == ("infra", "disk")
+    assert pair(classify(OSError(errno.EACCES, "Permission denied"))) == ("error", "harness")

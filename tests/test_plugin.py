@@ -524,3 +524,28 @@ def test_step(trial, n):
         assert 1 <= len((disk / "run" / "results.jsonl").read_text().splitlines()) < 4
     finally:
         subprocess.run(["umount", str(disk)], check=True)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a filesystem needs root")
+def test_a_full_sandbox_disk_is_infra_disk(pytester):
+    import subprocess
+
+    pytester.makepyfile(test_big='''
+import pytest
+
+@pytest.mark.task(memory="64Mi", solutions="true")
+def test_big_output(trial):
+    trial.run_agent("Nothing to do.")
+    trial.sandbox.write_file("big.bin", b"x" * (8 << 20))  # more than the sandbox's disk holds
+''')
+    disk = pytester.path / "tmp"
+    disk.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(disk)], check=True)
+    try:
+        pytester._monkeypatch.setenv("TMPDIR", str(disk))  # the sandbox's work dir lives under TMPDIR
+        result = run(pytester, "--models", "oracle")
+        result.stdout.fnmatch_lines(["*1 infra*"])
+        (rec,) = records(pytester)
+        assert (rec["outcome"], rec["cause"]) == ("infra", "disk") and "No space left" in rec["message"]
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)
