@@ -324,6 +324,35 @@ ORPHAN = textwrap.dedent(
 )
 
 
+def _kill_with_its_watchdog(proc: subprocess.Popen) -> None:
+    """SIGKILL a session and its watchdog (as a host reboot or ``kill -9 -1`` would): only the reaper is left."""
+    children = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
+    assert children, "the session has no watchdog"
+    for pid in [*map(int, children), proc.pid]:
+        os.kill(pid, signal.SIGKILL)
+
+
+def test_a_sigkilled_sessions_container_is_removed_by_its_watchdog(api):
+    """Issue 17.8: containers go with their session, not at the next session's start."""
+    run_id = f"orphan-{uuid.uuid4().hex[:10]}"
+    child = subprocess.Popen([sys.executable, "-c", ORPHAN, run_id], stdout=subprocess.PIPE, text=True)
+    try:
+        ready, _, _ = select.select([child.stdout], [], [], 30)
+        container_id = child.stdout.readline().strip() if ready else ""
+        assert container_id, "the child process did not provision a container"
+        child.send_signal(signal.SIGKILL)
+        child.wait(10)
+        deadline = time.monotonic() + 10
+        while _containers(api, **{LABEL_RUN: run_id}) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _containers(api, **{LABEL_RUN: run_id}) == []
+    finally:
+        if child.poll() is None:
+            child.kill()
+        for leftover in _containers(api, **{LABEL_RUN: run_id}):
+            api.remove_container(leftover["Id"], force=True)
+
+
 def test_reap_removes_what_a_sigkilled_session_left_but_spares_live_ones(api, box):
     ours_alive = box("1")  # a live session's sandbox (this process, another run): never reaped
     run_id = f"orphan-{uuid.uuid4().hex[:10]}"
@@ -336,7 +365,7 @@ def test_reap_removes_what_a_sigkilled_session_left_but_spares_live_ones(api, bo
         # its session is alive (an xdist sibling, say): not ours to remove
         assert reaper.reap(all_runs=False) == 0
         assert api.inspect_container(container_id)["State"]["Running"]
-        child.send_signal(signal.SIGKILL)  # no finally, no atexit: the container stays behind
+        _kill_with_its_watchdog(child)  # no finally, no atexit, no watchdog: the container stays behind
         child.wait(10)
         assert api.inspect_container(container_id)["State"]["Running"]
         assert reaper.reap() >= 1
@@ -404,7 +433,7 @@ def test_hb_reap_removes_a_dead_sessions_container(pytester, api):
             "print('up', flush=True); time.sleep(60)")
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "up"
-    proc.kill()
+    _kill_with_its_watchdog(proc)
     proc.wait()
     assert _containers(api, **{"harnessbench.run_id": "dead-run"})
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--hb-backend", "docker", "--hb-reap")

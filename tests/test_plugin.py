@@ -549,3 +549,64 @@ def test_big_output(trial):
         assert (rec["outcome"], rec["cause"]) == ("infra", "disk") and "No space left" in rec["message"]
     finally:
         subprocess.run(["umount", str(disk)], check=True)
+
+
+SLEEPER = '''
+import os, pytest
+
+@pytest.mark.task(memory="64Mi", solutions="true")
+def test_sleeper(trial):
+    pid = trial.sandbox.exec("sleep 300 > /dev/null 2>&1 & echo $!").stdout.strip()
+    with open(os.environ["SLEEPER_PID"], "w") as f:
+        f.write(pid)
+    trial.sandbox.exec("sleep 300")
+'''
+
+
+def _wait_for(predicate, timeout_s: float) -> bool:
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return predicate()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] not in "ZX"
+    except (FileNotFoundError, IndexError):
+        return False
+
+
+@pytest.mark.parametrize("xdist", [[], ["-n", "1"]], ids=["session", "xdist-worker"])
+def test_sigkill_of_the_session_leaves_no_sandbox_process_behind(pytester, xdist):
+    """Issue 17.8: a SIGKILLed session's sandbox processes ran on, orphaned, until the next session."""
+    import signal
+    import subprocess
+    import sys
+
+    pytester.makepyfile(test_sleeper=SLEEPER)
+    pid_file = pytester.path / "sleeper.pid"
+    pytester._monkeypatch.setenv("SLEEPER_PID", str(pid_file))
+    proc = subprocess.Popen([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--models", "oracle",
+                             "--hb-out", "run", *xdist], cwd=pytester.path, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        assert _wait_for(lambda: pid_file.exists() and pid_file.read_text(), 60)
+        sleeper = int(pid_file.read_text())
+        assert _alive(sleeper)
+        pytest_pids = [proc.pid] if not xdist else [int(p) for p in subprocess.run(
+            ["pgrep", "-s", str(proc.pid)], capture_output=True, text=True).stdout.split()]
+        for pid in pytest_pids:  # the session and its workers: nothing of them runs a cleanup
+            os.kill(pid, signal.SIGKILL)
+        proc.wait()
+        assert _wait_for(lambda: not _alive(sleeper), 5), "the sandbox's process outlived its session by 5 s"
+        assert _wait_for(lambda: not any(work_root().glob("*/*")), 5)
+        for parent in cgroups.detect().parents.values():
+            assert _wait_for(lambda: not [p for p in parent.iterdir() if ".%d-" % proc.pid in p.name], 5)
+    finally:
+        if proc.poll() is None:
+            proc.kill()

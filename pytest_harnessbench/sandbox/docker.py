@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from ..procs import cgroup_mounts, owner_token, token_alive
+from . import watchdog
 from .cgroups import Group, kill
 from .base import (
     CAPTURE_LIMIT,
@@ -256,6 +257,7 @@ class DockerBackend:
         self._cgroups: _HostCgroups | None = None
         self._lock = threading.Lock()
         self.reaped = 0  # leftover containers of dead sessions removed so far
+        self._watchdog = None  # removes our containers if this process dies without close()
 
     # -- connection -------------------------------------------------------------------
 
@@ -382,6 +384,8 @@ class DockerBackend:
                 start the container, or it warned that a limit was not applied.
         """
         enforcement = self.check()
+        if self._watchdog is None:  # from now on this process has containers that must go with it
+            self._watchdog = watchdog.start(self.name, self.run_id)
         docker = _docker()
         api = self._api
         image = image or DEFAULT_IMAGE
@@ -454,6 +458,8 @@ class DockerBackend:
                 self.reap(all_runs=False)
             except (SandboxError, _docker().errors.DockerException):
                 pass  # the engine went away: the next session's reaper removes them
+        watchdog.stop(self._watchdog)
+        self._watchdog = None
         for api in (self._api, self._stream_api):
             if api is not None:
                 api.close()

@@ -29,7 +29,7 @@ from ..paths import state_root, writable_dir
 from ..procs import owner_token, token_alive
 from ..redact import looks_secret
 from ..resources import Allocation
-from . import cgroups
+from . import cgroups, watchdog
 from .base import (CAPTURE_LIMIT, TIMEOUT_EXIT_CODE, EnforcementUnavailable, Evidence, ExecResult, OutputMissingError,
                    SandboxLostError, SandboxPathError, SandboxStartError)
 
@@ -87,6 +87,7 @@ class LocalBackend:
         self.reaped = 0  # sandboxes of dead owners removed so far
         self._cgroups: cgroups.Cgroups | None = None
         self._isolate_network: bool | None = None
+        self._watchdog = None
 
     def check(self) -> str:
         """The enforcement method; the first call also removes what sessions that died left behind.
@@ -107,6 +108,8 @@ class LocalBackend:
 
     def provision(self, allocation: Allocation, trial_id: str, image: str | None = None, network: bool = False) -> LocalSandbox:
         enforcement = self.check()
+        if self._watchdog is None:  # from now on this process has sandboxes that must die with it
+            self._watchdog = watchdog.start(self.name, self.run_id)
         try:
             workdir = _make_workdir(work_root() / f"{_RUN_DIR_PREFIX}{self.run_id}", f"{owner_token()}.{trial_id[:60]}.")
         except OSError as exc:
@@ -190,6 +193,8 @@ class LocalBackend:
     def close(self) -> None:
         """Reap crashed owners' sandboxes, any of ours an interrupt left behind, and the run's directory."""
         self.reap(own=True)
+        watchdog.stop(self._watchdog)
+        self._watchdog = None
 
 
 def _make_workdir(run_dir: Path, prefix: str, attempts: int = 5) -> Path:
