@@ -50,7 +50,8 @@ OPTIONS = (
            "count a non-passing trial with a kernel OOM kill as 'infra' (default) or 'failed'"),
     Option("enforcement", "--hb-enforcement", "hb_enforcement", "cgroup",
            "local backend: 'cgroup' (kernel limits, default) or 'rlimit' (weaker RLIMIT_AS, no CPU cap)"),
-    Option("max_steps", "--hb-max-steps", "hb_max_steps", "30", "model calls allowed per trial"),
+    Option("max_steps", "--hb-max-steps", "hb_max_steps", "30",
+           "model calls allowed per trial (the last one's tool calls still run)"),
     Option("model_params", "--hb-model-param", "hb_model_params", "",
            "MODEL:KEY=VALUE passed to the model's constructor (repeatable; '*' for every provider model), "
            "e.g. openai:gpt-5.1:temperature=0 or openai:local:base_url=http://127.0.0.1:8000/v1", repeated=True),

@@ -123,7 +123,8 @@ def test_step_limit_keeps_the_partial_trajectory(pytester, bake):
     assert (record["outcome"], record["cause"]) == ("failed", "step_limit")
     traj = trajectory(pytester, record)
     assert traj["stop_reason"] == "step_limit" and traj["usage"]["model_calls"] == 3
-    assert [c["args"]["command"] for c in traj["tool_calls"]] == ["echo 0", "echo 1"]
+    # Issue 17: the last allowed model call's tool calls run too (they were dropped before)
+    assert [c["args"]["command"] for c in traj["tool_calls"]] == ["echo 0", "echo 1", "echo 2"]
     assert sum(m["type"] == "ai" for m in traj["messages"]) == 3
 
 

@@ -114,7 +114,12 @@ def run_agent(model: Any, trajectory: Trajectory, sandbox: Sandbox, *, timeout_s
 
 
 def _drive(agent: Any, config: dict, trajectory: Trajectory, deadline: float | None, max_steps: int) -> None:
-    """Stream the agent; stop at the deadline or when the model wants more steps than allowed."""
+    """Stream the agent; stop at the deadline or when the model wants more steps than allowed.
+
+    ``max_steps`` counts model calls: the tool calls of the last allowed one
+    still run (the model's last action counts), then the loop stops before the
+    model would be called again.
+    """
     state: dict = {"messages": [HumanMessage(trajectory.instruction)]}
     try:
         for state in agent.stream({"messages": state["messages"]}, config=config, stream_mode="values"):
@@ -122,8 +127,8 @@ def _drive(agent: Any, config: dict, trajectory: Trajectory, deadline: float | N
             if deadline is not None and time.monotonic() >= deadline:
                 trajectory.stop_reason = TIMEOUT
                 break
-            if last.type == "ai" and last.tool_calls and trajectory.usage.model_calls >= max_steps:
-                trajectory.stop_reason = STEP_LIMIT  # its tool calls are not run
+            if last.type == "tool" and trajectory.usage.model_calls >= max_steps:
+                trajectory.stop_reason = STEP_LIMIT  # its tool calls ran; no further model call
                 break
         else:
             last = state["messages"][-1]
