@@ -38,7 +38,7 @@ class Option:
 
 OPTIONS = (
     Option("models", "--models", "hb_models", "oracle",
-           "comma list of models: provider:model strings, or built-ins oracle[:VARIANT], nop"),
+           "comma list of models: provider:model strings, or built-ins oracle[:VARIANT], nop, replay:RUN_DIR[::MODEL]"),
     Option("multipliers", "--multipliers", "hb_multipliers", "1",
            "comma list of kill-threshold multipliers ≥ 1 (1, 1.5, 3x) or 'uncapped'"),
     Option("samples", "--samples", "hb_samples", "1", "repeats per task × model × multiplier"),

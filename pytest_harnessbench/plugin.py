@@ -111,6 +111,7 @@ class _RecorderHooks:
         self.progress = Progress(bench.config.progress_s)
         self.gate_lines: list[str] | None = None
         self.partial_line: str | None = None
+        self.final: dict[str, dict] = {}  # node id -> the trial's last record
         self.session: pytest.Session | None = None
         self.export = None
         self.other_failures = 0  # failures of tests that are not trials: a gate never hides them
@@ -131,6 +132,7 @@ class _RecorderHooks:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         record = _record_of(report)
         if record is not None:
+            self.final[report.nodeid] = record  # a retry's later attempt replaces the earlier one
             self.bench.add_record(record)
             if self.bench.storage_error:
                 _stop(self.session, f"harnessbench: {self.bench.storage_error}; stopping the session")
@@ -177,6 +179,11 @@ class _RecorderHooks:
             terminalreporter.write_line(self.export.summary())
         if self.partial_line:
             terminalreporter.write_line(self.partial_line, yellow=True, bold=True)
+        if terminalreporter.hasopt("f"):  # listed wherever pytest lists failures (-rf, -ra, the default)
+            from .report import infra_lines
+
+            for line in infra_lines(self.final):
+                terminalreporter.write_line(line)
 
 
 class _XdistHooks:

@@ -92,6 +92,14 @@ def harness_card(*, run_id: str, started_at: str, settings: dict, backend: dict,
         },
         "retry_policy": {"provider_retries": settings.get("provider_retries"),
                          "provider_backoff_s": settings.get("provider_backoff_s"),
-                         "infra_trials": "re-run only on request: --hb-resume RUN_DIR --hb-resume-retry infra"},
+                         "infra_trials": _infra_retry_policy(settings.get("retry_infra") or 0)},
         "args": args,
     }
+
+
+def _infra_retry_policy(retry_infra: int) -> str:
+    """The card's words for ``--hb-retry-infra``: what happens to a trial that ended in infra."""
+    later = "; also on request: --hb-resume RUN_DIR --hb-resume-retry infra"
+    if retry_infra:
+        return f"re-run up to {retry_infra} more time(s) in the same session, every attempt recorded" + later
+    return "not re-run in the session (--hb-retry-infra 0)" + later

@@ -162,6 +162,15 @@ def retries_line(records: Sequence[Record], superseded: Sequence[Record]) -> str
             "ended outside infra. The table counts each trial's last attempt; every attempt is in results.jsonl")
 
 
+def infra_lines(final: Mapping[str, Record]) -> list[str]:
+    """Each trial that ended in infra, by node id with its cause, as pytest lists failures."""
+    infra = [(nodeid, r) for nodeid, r in final.items() if r["outcome"] == "infra"]
+    if not infra:
+        return []
+    return ["infra trials (the environment ended them; not model failures):"] + [
+        f"INFRA {nodeid} - {r['cause']}: {r['message']}" for nodeid, r in infra]
+
+
 def render(records: Sequence[Record], *, models: Sequence[str] = (), multipliers: Sequence[str] = (),
            run_dir: str = "", gate_lines: Sequence[str] = (), superseded: Sequence[Record] = ()) -> list[str]:
     """The summary; ``records`` hold each trial's last attempt, ``superseded`` its earlier ones."""

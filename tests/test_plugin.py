@@ -65,6 +65,12 @@ def test_oom_at_1x_is_infra_and_uncapped_passes(suite):
     assert result.ret == 1
 
 
+def test_infra_trials_are_listed_with_their_cause_like_failures(suite):
+    result = run(suite, "--models", "oracle:heavy", "--multipliers", "1,uncapped", "-ra")
+    result.stdout.fnmatch_lines(["infra trials (the environment ended them; not model failures):",
+                                 "INFRA test_tasks.py::test_answer?oracle:heavy@1x#1? - oom: kernel OOM-killed*"])
+
+
 def test_oom_as_failed(suite):
     run(suite, "--models", "oracle:heavy", "--hb-oom-as", "failed")
     assert by_model(records(suite)) == {("oracle:heavy", "1x"): ("failed", "oom")}

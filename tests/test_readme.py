@@ -7,6 +7,13 @@ from pytest_harnessbench.config import OPTIONS
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
 
 
+def test_every_builtin_model_is_in_the_help_and_the_options_table():
+    models = next(opt for opt in OPTIONS if opt.name == "models")
+    row = next(line for line in README.splitlines() if line.startswith("| `--models`"))
+    for builtin in ("oracle[:VARIANT]", "nop", "replay:RUN_DIR[::MODEL]"):
+        assert builtin in models.help and builtin in row
+
+
 def test_every_option_and_ini_key_is_documented():
     missing = [opt.flag for opt in OPTIONS if f"`{opt.flag}`" not in README or f"`{opt.ini}`" not in README]
     assert missing == []
@@ -23,3 +30,12 @@ def test_the_two_commands_are_the_ones_ci_runs():
     assert second == "bash scripts/setup-tests.sh && python -m pytest tests -p no:cacheprovider -q -ra"
     assert 'bash -c "$(readme_command 2)"' in ci and 'bash -c "$(readme_command 1)"' in ci
     assert "check_bakeoff.py" in ci
+
+
+def test_the_writing_tasks_example_runs_as_written(pytester):
+    """Issue 17: the example called an undefined make_numbers."""
+    example = README.split("## Writing tasks", 1)[1].split("```python\n", 1)[1].split("\n```", 1)[0]
+    pytester.makepyfile(test_example=example)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--models", "oracle:lean,oracle:heavy",
+                                           "--multipliers", "uncapped")
+    result.assert_outcomes(passed=2)
