@@ -33,12 +33,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     if args.command == "upload":
-        from .store import RESULTS, TRIALS
+        from .store import RESULTS, TRIALS, RunDir
 
         run_dir: Path = args.run_dir
         if not run_dir.is_dir():
             parser.exit(2, f"harnessbench upload: error: {run_dir}: no such directory\n")
-        if not (run_dir / RESULTS).is_file() and not (run_dir / TRIALS).is_dir():
+        if not RunDir(run_dir).is_run_dir():
             parser.exit(2, f"harnessbench upload: error: {run_dir} is not a run directory "
                            f"(no {RESULTS}, no {TRIALS}/); pass the directory given to --hb-out\n")
         if args.timeout <= 0:

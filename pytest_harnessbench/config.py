@@ -269,9 +269,11 @@ def parse_resume(raw: dict) -> dict:
         if retry:
             raise ConfigError("--hb-resume-retry needs --hb-resume RUN_DIR")
         return {}
+    from .store import RESULTS, RunDir
+
     resume = Path(raw["resume"])
-    if not (resume / "results.jsonl").is_file():
-        raise ConfigError(f"--hb-resume {resume}: no results.jsonl there; name the run directory to continue")
+    if not RunDir(resume).has_results:
+        raise ConfigError(f"--hb-resume {resume}: no {RESULTS} there; name the run directory to continue")
     if raw["out"].strip():
         raise ConfigError("--hb-resume appends to the run directory it names; drop --hb-out")
     return {"resume": resume, "resume_retry": retry}
@@ -319,11 +321,12 @@ def parse_gate(raw: dict, models: tuple[ModelRef, ...], multipliers: tuple[Multi
 
 
 def _check_compare_run(compare: Path, baseline: str) -> None:
-    from .store import load_records
+    from .store import RESULTS, RunDir
 
-    if not (compare / "results.jsonl").is_file():
-        raise ConfigError(f"--hb-compare {compare}: no results.jsonl there; name an earlier run directory")
-    there = sorted({r["model"] for r in load_records(compare)})
+    run = RunDir(compare)
+    if not run.has_results:
+        raise ConfigError(f"--hb-compare {compare}: no {RESULTS} there; name an earlier run directory")
+    there = sorted({r["model"] for r in run.records()})
     if baseline not in there:
         raise ConfigError(f"--hb-compare {compare}: holds no records of --hb-gate {baseline!r} "
                           f"(it has: {', '.join(there) or 'none'})")

@@ -12,6 +12,7 @@ from .records import USER_PROPERTY
 
 BENCH = pytest.StashKey["Bench"]()
 TRIAL = pytest.StashKey["Trial"]()
+KEY = pytest.StashKey["TrialKey"]()
 CASE_FIXTURE = "hb_case"
 WORKER_USAGE_ERROR = "harnessbench usage error: "  # how a worker's collection error says it is one
 WORKER_INPUT = "harnessbench"  # run id, run directory and resume state, from the xdist controller
@@ -198,8 +199,8 @@ class _XdistHooks:
     def pytest_xdist_node_collection_finished(self, node, ids) -> None:
         if not self.collected:  # every worker collects the same items
             self.collected = True
-            found = (self.bench.case_of(nodeid) for nodeid in ids)
-            self.recorder.expect(case for case, _ in filter(None, found))
+            found = (self.bench.key_of(nodeid) for nodeid in ids)
+            self.recorder.expect(key.case for key in filter(None, found))
 
     def pytest_configure_node(self, node) -> None:
         node.workerinput[WORKER_INPUT] = self.bench.handover()
@@ -248,6 +249,10 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     if bench.problems:
         raise pytest.UsageError("\n".join(bench.problems))
     trials = [item for item in items if CASE_FIXTURE in getattr(item, "fixturenames", ())]
+    from .trial import TrialKey
+
+    for item in trials:  # a trial's identity, computed once
+        item.stash[KEY] = TrialKey.of(item.nodeid, item.callspec.params[CASE_FIXTURE])
     if trials:
         try:
             bench.check_backend()
@@ -256,18 +261,11 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         if not config.option.collectonly:  # LangChain's ~1 s import here, not inside the first trial's timing
             from .agents import harness  # noqa: F401
     if bench.resume is not None:
-        finished = [item for item in trials if bench.skip(_trial_id(bench, item))]
+        finished = [item for item in trials if bench.skip(item.stash[KEY].trial_id)]
         if finished:
             done = set(map(id, finished))
             items[:] = [item for item in items if id(item) not in done]
             config.hook.pytest_deselected(items=finished)
-
-
-def _trial_id(bench, item: pytest.Item) -> str:
-    from .trial import task_id_of, trial_id_for
-
-    case = item.callspec.params[CASE_FIXTURE]
-    return trial_id_for(task_id_of(item.nodeid, case.id), item.originalname, case)
 
 
 @pytest.fixture
@@ -294,10 +292,7 @@ def hb_agent_factory():
 def trial(request: pytest.FixtureRequest, hb_case, hb_agent_factory):
     """A provisioned, resource-limited sandbox for this trial and the agent to run in it."""
     bench = request.config.stash[BENCH]
-    task = bench.tasks[request.node.nodeid.split("[", 1)[0]]
-    from .trial import task_id_of
-
-    current = bench.new_trial(task, hb_case, task_id_of(request.node.nodeid, hb_case.id), hb_agent_factory)
+    current = bench.new_trial(request.node.stash[KEY], hb_agent_factory)
     request.node.stash[TRIAL] = current
     try:
         current.provision()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import secrets
 from collections import Counter
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -22,8 +22,8 @@ from .redact import Redactor
 from .resources import SpecError
 from .sandbox import make_backend
 from .sandbox.base import EnforcementUnavailable
-from .store import CARD, RESULTS, RunStore, latest, load_records
-from .trial import AgentSettings, Case, Task, Trial, make_cases, task_id_of, trial_id_for, utc_now
+from .store import CARD, RESULTS, RunDir, RunStore, latest
+from .trial import AgentSettings, Case, Task, Trial, TrialKey, make_cases, utc_now
 
 
 STOP_AFTER_BROKEN_SETUPS = 3
@@ -65,7 +65,7 @@ def resolve_run_dir(config: Config, rootpath: Path, run_id: str) -> Path:
     if config.out is None:
         return rootpath / ".harnessbench" / "runs" / run_id
     run_dir = config.out.resolve()
-    if (run_dir / RESULTS).exists():
+    if RunDir(run_dir).has_results:
         raise ConfigError(f"--hb-out {config.out}: already holds {RESULTS} of an earlier run; choose a new directory")
     return run_dir
 
@@ -99,8 +99,9 @@ def open_bench(settings: Config, rootpath: Path, *, handed: dict | None = None, 
         run_id, run_dir = handed["run_id"], Path(handed["run_dir"])
         resume = handed["resume"] and Resume.from_json(handed["resume"])
     elif settings.resume is not None:
-        check_resumable(settings, RunStore(settings.resume).read_json(CARD) or {})
-        run_dir, previous = settings.resume, load_records(settings.resume)
+        earlier = RunDir(settings.resume)
+        check_resumable(settings, earlier.card() or {})
+        run_dir, previous = settings.resume, earlier.records()
         resume = Resume.load(previous, settings.resume_retry)
         run_id = resume.run_id
     else:
@@ -239,9 +240,9 @@ class Bench:
     def skip(self, trial_id: str) -> bool:
         return self.resume is not None and trial_id in self.resume.done
 
-    def new_trial(self, task: Task, case: Case, task_id: str, agent_factory=None) -> Trial:
-        attempt = self._next_attempt(trial_id_for(task_id, task.name, case))
-        return Trial(task=replace(task, task_id=task_id), case=case, scale=self.config.scale, run_id=self.run_id,
+    def new_trial(self, key: TrialKey, agent_factory=None) -> Trial:
+        attempt = self._next_attempt(key.trial_id)
+        return Trial(task=self.tasks[key.function_id], key=key, scale=self.config.scale, run_id=self.run_id,
                      backend=self.backend, admission=self.admission, attempt=attempt, agent=self.agent_settings,
                      agent_factory=agent_factory, worker=self.worker or "main")
 
@@ -267,25 +268,24 @@ class Bench:
         last = {id(r) for r in self.latest_records()}
         return [r for r in self.records if id(r) not in last]
 
-    def case_of(self, nodeid: str) -> tuple[Case, str] | None:
-        """(case, task id) of a trial's node id, or None for other tests."""
+    def key_of(self, nodeid: str) -> TrialKey | None:
+        """The key of a trial from its node id alone (xdist's controller has no items), or None for other tests."""
         params = nodeid.partition("[")[2].removesuffix("]")
         # pytest joins parametrization ids with "-": ours is the whole id, or a run at its start or end.
         cuts = [params] + [params[i + 1:] for i, c in enumerate(params) if c == "-"] + \
                [params[:i] for i, c in enumerate(params) if c == "-"]
         case = next((self._case_by_id[cut] for cut in cuts if cut in self._case_by_id), None)
-        return None if case is None else (case, task_id_of(nodeid, case.id))
+        return None if case is None else TrialKey.of(nodeid, case)
 
     def crash_record(self, nodeid: str, worker: str, message: str) -> dict | None:
         """The record of a trial whose worker process died under it (``infra/worker_crash``)."""
-        found = self.case_of(nodeid)
-        if found is None:
+        key = self.key_of(nodeid)
+        if key is None:
             return None  # not a trial
-        case, task_id = found
-        trial_id = trial_id_for(task_id, task_id.split("[", 1)[0].rsplit("::", 1)[-1], case)
+        case, trial_id = key.case, key.trial_id
         attempt = 1 + self._attempts_before(trial_id)
         return TrialRecord(
-            run_id=self.run_id, trial_id=trial_id, task_id=task_id, model=case.model.text,
+            run_id=self.run_id, trial_id=trial_id, task_id=key.task_id, model=case.model.text,
             multiplier=case.multiplier.label, sample=case.sample, outcome="infra", cause="worker_crash",
             message=message, allocation={}, enforcement="", backend=self.config.backend, resources={},
             attempts=attempt, finished_at=utc_now(), worker=worker).to_dict()
@@ -364,7 +364,7 @@ class Bench:
         from .gate import evaluate, verdicts_to_json
 
         multipliers = [cfg.gate_at.label] if cfg.gate_at else [m.label for m in cfg.multipliers]
-        baseline = latest(load_records(cfg.compare)) if cfg.compare else None
+        baseline = RunDir(cfg.compare).latest() if cfg.compare else None
         pairs = evaluate(self.latest_records(), cfg.gate, cfg.gate_margins, multipliers=multipliers, alpha=cfg.gate_alpha,
                          strict=cfg.gate_strict, baseline_records=baseline)
         verdicts = [v for _, v in pairs]

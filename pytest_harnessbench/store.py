@@ -75,6 +75,56 @@ def trajectory_path(run_dir: Path, record: dict) -> Path:
     return Path(run_dir) / TRIALS / f"{trajectory_key(record)}.json"
 
 
+class RunDir:
+    """The read side of a run directory: the one reader of what :class:`RunStore` writes.
+
+    Config validation, resume, replay, the gate's ``--hb-compare``, the
+    LangSmith export and the command line all read through it; older run
+    directories (a retried trial's last attempt in ``TRIAL_ID.json``) still load.
+    """
+
+    def __init__(self, path: Path | str):
+        self.path = Path(path)
+
+    @property
+    def has_results(self) -> bool:
+        return (self.path / RESULTS).is_file()
+
+    def is_run_dir(self) -> bool:
+        """Results, or at least trajectories (the recording process died before its first record)."""
+        return self.has_results or (self.path / TRIALS).is_dir()
+
+    def records(self) -> list[dict]:
+        """Every attempt's record, in order; none when there is no results.jsonl."""
+        return load_records(self.path) if self.has_results else []
+
+    def latest(self) -> list[dict]:
+        """One record per trial, its last attempt."""
+        return latest(self.records())
+
+    def card(self) -> dict | None:
+        return RunStore(self.path).read_json(CARD)
+
+    def trajectory(self, record: dict) -> dict:
+        """The trajectory document of one attempt (raises OSError/ValueError if it is missing or torn)."""
+        return json.loads(trajectory_path(self.path, record).read_text())
+
+    def trajectory_documents(self) -> dict[str, dict]:
+        """Every readable trajectory document by file key (``TRIAL_ID`` or ``TRIAL_ID~N``)."""
+        documents = {}
+        for path in sorted((self.path / TRIALS).glob("*.json")):
+            try:
+                document = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue
+            if isinstance(document, dict) and isinstance(document.get("record"), dict):
+                documents[path.stem] = document
+        return documents
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+
 def latest(records: list[dict]) -> list[dict]:
     """One record per trial, its last attempt (a resumed run keeps every attempt in results.jsonl)."""
     return list({r["trial_id"]: r for r in records}.values())

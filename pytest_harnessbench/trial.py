@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from datetime import datetime, timezone
 
@@ -92,30 +92,51 @@ def make_cases(models, multipliers, samples: int) -> list[Case]:
     return [Case(model, mult, k) for model in models for mult in multipliers for k in range(1, samples + 1)]
 
 
-def task_id_of(nodeid: str, case_id: str) -> str:
-    """A trial's node id without its ``model@mult#sample``: the user's own parameters stay part of the task."""
-    base, _, params = nodeid.partition("[")
-    own_ids = params.removesuffix("]").replace(case_id, "", 1).strip("-")
-    return f"{base}[{own_ids}]" if own_ids else base
+@dataclass(frozen=True)
+class TrialKey:
+    """Who a trial is: its task and case. Computed once per pytest item (kept in ``item.stash``).
 
+    ``function_id`` is the test function's node id (``path::test_name``), where its
+    task marker is parsed; ``task_id`` adds the user's own parameters, if any.
+    The attempt number is not part of it: every attempt of a trial shares its id.
+    """
 
-def trial_id_for(task_id: str, name: str, case: Case) -> str:
-    """Readable, filename-safe and stable across runs (resume matches on it)."""
-    digest = hashlib.sha1(task_id.encode()).hexdigest()[:6]
-    return _UNSAFE.sub("_", f"{name}[{case.id}]") + f"-{digest}"
+    function_id: str
+    task_id: str
+    case: Case
+
+    @classmethod
+    def of(cls, nodeid: str, case: Case) -> TrialKey:
+        """The one reader of trial node ids: ``path::name[params]``, our case id among the params.
+
+        pytest joins parametrization ids with ``-``: the user's own stay, ours is cut out.
+        """
+        function_id, _, params = nodeid.partition("[")
+        own_ids = params.removesuffix("]").replace(case.id, "", 1).strip("-")
+        return cls(function_id, f"{function_id}[{own_ids}]" if own_ids else function_id, case)
+
+    @property
+    def name(self) -> str:
+        return self.function_id.rsplit("::", 1)[-1]
+
+    @cached_property
+    def trial_id(self) -> str:
+        """Readable, filename-safe and stable across runs (resume matches on it)."""
+        digest = hashlib.sha1(self.task_id.encode()).hexdigest()[:6]
+        return _UNSAFE.sub("_", f"{self.name}[{self.case.id}]") + f"-{digest}"
 
 
 class Trial:
     """The ``trial`` fixture: ``trial.sandbox`` and ``trial.run_agent(instruction)``."""
 
-    def __init__(self, *, task: Task, case: Case, scale: frozenset[str], run_id: str, backend: Backend,
+    def __init__(self, *, task: Task, key: TrialKey, scale: frozenset[str], run_id: str, backend: Backend,
                  agent: AgentSettings = AgentSettings(), admission: Admission | None = None, attempt: int = 1,
                  worker: str = "main", agent_factory=None):
-        self.task = task
-        self.case = case
+        self.task = replace(task, task_id=key.task_id)
+        self.case = case = key.case
         self.model = case.model.text
         self.run_id = run_id
-        self.trial_id = trial_id_for(task.task_id, task.name, case)
+        self.trial_id = key.trial_id
         self.allocation = Allocation.of(task.spec, case.multiplier, scale)
         self.backend = backend
         self.admission = admission

@@ -28,7 +28,7 @@ def test_progress_off():
     assert not progress.due()
 
 
-def test_case_of_finds_our_id_among_the_users_own_parameters(tmp_path):
+def test_key_of_finds_our_id_among_the_users_own_parameters(tmp_path):
     from pytest_harnessbench.config import build
     from pytest_harnessbench.session import Bench
 
@@ -37,6 +37,6 @@ def test_case_of_finds_our_id_among_the_users_own_parameters(tmp_path):
     for nodeid, task_id in [("t.py::test_x[oracle:a-b@3x#2]", "t.py::test_x"),
                             ("t.py::test_x[7-oracle:a-b@3x#2]", "t.py::test_x[7]"),
                             ("t.py::test_x[oracle:a-b@3x#2-x-y]", "t.py::test_x[x-y]")]:
-        case, found = bench.case_of(nodeid)
-        assert (case.id, found) == ("oracle:a-b@3x#2", task_id)
-    assert bench.case_of("t.py::test_plain[1-2]") is None
+        key = bench.key_of(nodeid)
+        assert (key.case.id, key.task_id) == ("oracle:a-b@3x#2", task_id)
+    assert bench.key_of("t.py::test_plain[1-2]") is None

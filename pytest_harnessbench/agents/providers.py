@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 
 BUILTIN_HELP = ("built-ins: oracle, oracle:VARIANT, nop, replay:RUN_DIR; "
                 "provider models look like provider:model (e.g. openai:gpt-5.1)")
@@ -82,13 +81,13 @@ def _check_replay_source(text: str, source: str) -> None:
     One multiplier, because replay re-runs a recording elsewhere: with several
     recordings of a task and sample, which one to replay would be a guess.
     """
-    from ..store import latest, load_records
+    from ..store import RESULTS, RunDir
 
     run_dir, _, model = source.partition("::")
-    if not run_dir or not (Path(run_dir) / "results.jsonl").is_file():
-        raise ModelSpecError(f"model {text!r}: replay needs an earlier run directory (with results.jsonl): "
+    if not run_dir or not RunDir(run_dir).has_results:
+        raise ModelSpecError(f"model {text!r}: replay needs an earlier run directory (with {RESULTS}): "
                              "replay:RUN_DIR or replay:RUN_DIR::MODEL")
-    records = latest(load_records(Path(run_dir)))
+    records = RunDir(run_dir).latest()
     models = sorted({r["model"] for r in records})
     if model and model not in models:
         raise ModelSpecError(f"model {text!r}: {run_dir} has no records of {model!r} (it has: {', '.join(models)})")
@@ -140,14 +139,15 @@ def replay_calls(source: str, context: ModelContext) -> list[tuple[str, dict]] |
 
     ``source`` is ``RUN_DIR`` or ``RUN_DIR::MODEL`` (needed when that run had several models).
     """
-    from ..store import latest, load_records, trajectory_path
+    from ..store import RunDir
 
     run_dir, _, model = source.partition("::")
-    matches = [r for r in latest(load_records(Path(run_dir)))
+    run = RunDir(run_dir)
+    matches = [r for r in run.latest()
                if r["task_id"] == context.task_id and r["sample"] == context.sample and (not model or r["model"] == model)]
     if not matches:
         return None
-    document = json.loads(trajectory_path(Path(run_dir), matches[-1]).read_text())
+    document = run.trajectory(matches[-1])
     return [(c["name"], c["args"]) for t in document["trajectories"] for c in t["tool_calls"]]
 
 

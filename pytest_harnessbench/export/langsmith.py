@@ -162,14 +162,6 @@ class _RunData:
     trials: list[_TrialData]
 
 
-def _read_json(path: Path) -> dict | None:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
 def load_run(run_dir: Path) -> _RunData:
     """The card, records and trajectories of a finished or partial run directory.
 
@@ -177,26 +169,20 @@ def load_run(run_dir: Path) -> _RunData:
     missing from results.jsonl (the recording process died) still counts as a trial.
     Raises FileNotFoundError if ``run_dir`` holds neither results nor trajectories.
     """
-    from ..store import CARD, RESULTS, TRIALS, load_records, trajectory_key
+    from ..store import RESULTS, TRIALS, RunDir, trajectory_key
 
-    run_dir = Path(run_dir)
-    results, trials_dir = run_dir / RESULTS, run_dir / TRIALS
-    if not results.is_file() and not trials_dir.is_dir():
+    run = RunDir(run_dir)
+    if not run.is_run_dir():
         raise FileNotFoundError(f"{run_dir} is not a harnessbench run directory (no {RESULTS}, no {TRIALS}/)")
-    card = _read_json(run_dir / CARD) or {}
-    docs: dict[str, dict] = {}
-    if trials_dir.is_dir():
-        for path in sorted(trials_dir.glob("*.json")):
-            doc = _read_json(path)
-            if doc is not None and isinstance(doc.get("record"), dict):
-                docs[path.stem] = doc
-    records = [r for r in load_records(run_dir) if isinstance(r, dict) and r.get("trial_id")] if results.is_file() else []
+    card = run.card() or {}
+    docs = run.trajectory_documents()
+    records = [r for r in run.records() if isinstance(r, dict) and r.get("trial_id")]
     seen = {(r["trial_id"], r.get("started_at")) for r in records}
     for trial_id, doc in docs.items():
         record = doc["record"]
         if (record.get("trial_id", trial_id), record.get("started_at")) not in seen:
             records.append({"trial_id": trial_id, **record})
-    run_id = card.get("run_id") or next((r.get("run_id") for r in records if r.get("run_id")), None) or run_dir.name
+    run_id = card.get("run_id") or next((r.get("run_id") for r in records if r.get("run_id")), None) or run.path.name
     trials, used = [], set()
     for record in records:
         key = file_key = trajectory_key(record)  # a retry or resumed attempt: a trace of its own
