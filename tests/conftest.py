@@ -19,6 +19,8 @@ def fresh_tmpdir(tmp_path_factory, monkeypatch):
     monkeypatch.setattr(tempfile, "tempdir", None)  # gettempdir() caches its answer
     for name in ("HARNESSBENCH_WORK_ROOT", "HARNESSBENCH_ADMISSION_DIR", "HARNESSBENCH_CGROUP_ROOT"):
         monkeypatch.delenv(name, raising=False)
+    # The pytest runs a test starts skip LangSmith's own pytest plugin: ~1 s of imports each, and no test uses it.
+    monkeypatch.setenv("PYTEST_ADDOPTS", "-p no:langsmith_plugin")
     return tmpdir
 
 
