@@ -134,9 +134,9 @@ class _RecorderHooks:
         record = _record_of(report)
         if record is not None:
             self.final[report.nodeid] = record  # a retry's later attempt replaces the earlier one
-            self.bench.add_record(record)
-            if self.bench.storage_error:
-                _stop(self.session, f"harnessbench: {self.bench.storage_error}; stopping the session")
+            self.bench.recorder.add(record)
+            if self.bench.recorder.storage_error:
+                _stop(self.session, f"harnessbench: {self.bench.recorder.storage_error}; stopping the session")
             if report.outcome != "rerun":  # progress counts trials, not attempts
                 self.progress.add(record)
             if self.progress.due():
@@ -156,7 +156,7 @@ class _RecorderHooks:
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         """With a gate, the exit status is the gate's: trial failures alone don't fail the run."""
-        if not self.bench.records:
+        if not self.bench.recorder.records:
             return
         interrupted = _stopped(session) or ("interrupted" if session.exitstatus == pytest.ExitCode.INTERRUPTED
                                             else None)
@@ -166,15 +166,15 @@ class _RecorderHooks:
         self.export = self.bench.export()
 
     def pytest_terminal_summary(self, terminalreporter) -> None:
-        if not self.bench.records:
+        if not self.bench.recorder.records:
             return
         from .report import render
 
         bench = self.bench
         terminalreporter.section("harnessbench")
-        for line in render(bench.latest_records(), models=[m.text for m in bench.config.models],
+        for line in render(bench.recorder.latest(), models=[m.text for m in bench.config.models],
                            multipliers=[m.label for m in bench.config.multipliers], run_dir=str(bench.run_dir),
-                           gate_lines=self.gate_lines or (), superseded=bench.earlier_attempts()):
+                           gate_lines=self.gate_lines or (), superseded=bench.recorder.earlier_attempts()):
             terminalreporter.write_line(line)
         if self.export is not None:
             terminalreporter.write_line(self.export.summary())
@@ -345,8 +345,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         item.session.shouldstop = f"harnessbench: {record['model']}: {record['message']}; stopping the session"
     elif call.when == "setup":
         item.session.shouldstop = bench.provisioned(record) or item.session.shouldstop
-    if bench.storage_error:
-        item.session.shouldstop = f"harnessbench: {bench.storage_error}; stopping the session"
+    if bench.recorder.storage_error:
+        item.session.shouldstop = f"harnessbench: {bench.recorder.storage_error}; stopping the session"
     if record["message"] and report.failed:
         report.sections.append(("harnessbench", f"{record['outcome']}/{record['cause']}: {record['message']}"))
     return report

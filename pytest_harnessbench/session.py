@@ -22,7 +22,8 @@ from .redact import Redactor
 from .resources import SpecError
 from .sandbox import make_backend
 from .sandbox.base import EnforcementUnavailable
-from .store import CARD, RESULTS, RunDir, RunStore, latest
+from .recorder import Recorder
+from .store import RESULTS, RunDir
 from .trial import AgentSettings, Case, Task, Trial, TrialKey, make_cases, utc_now
 
 
@@ -144,15 +145,12 @@ class Bench:
         self.problems: list[str] = []
         self._images_checked: set[str | None] = set()  # bad markers, reported as one usage error after collection
         self.resume = resume
-        self.records: list[dict] = list(previous or [])  # plain dicts, as in results.jsonl
-        self.store = RunStore(run_dir)
         # Secrets (from the environment or given as model parameters) never reach the run directory or LangSmith.
-        self.redactor = Redactor.from_environ().with_params(config.model_params)
-        self._card_written = False
+        self.recorder = Recorder(run_dir, Redactor.from_environ().with_params(config.model_params), self._card,
+                                 previous)
         self.gate_blocks = False
         self._started: Counter = Counter()  # trial id -> attempts started by this process
         self._broken_setups = 0  # trials in a row that could not be provisioned, by a harness error
-        self.storage_error: str | None = None  # set when the run directory stopped accepting writes
 
     def _needs_isolation(self) -> bool:
         """Provider models write the commands we run: on the local backend that is the host.
@@ -233,10 +231,6 @@ class Bench:
             return current
         return 1 if self.gate_blocks or other_failures else 0
 
-    def latest_records(self) -> list[dict]:
-        """One record per trial: its last attempt (earlier attempts stay in results.jsonl)."""
-        return latest(self.records)
-
     def skip(self, trial_id: str) -> bool:
         return self.resume is not None and trial_id in self.resume.done
 
@@ -262,11 +256,6 @@ class Bench:
         """
         return (record["outcome"] == "infra" and record["cause"] != "worker_crash"
                 and self._started[record["trial_id"]] <= self.config.retry_infra)
-
-    def earlier_attempts(self) -> list[dict]:
-        """Records that a later attempt of the same trial superseded (retries, resumed infra trials)."""
-        last = {id(r) for r in self.latest_records()}
-        return [r for r in self.records if id(r) not in last]
 
     def key_of(self, nodeid: str) -> TrialKey | None:
         """The key of a trial from its node id alone (xdist's controller has no items), or None for other tests."""
@@ -306,21 +295,10 @@ class Bench:
         return (f"harnessbench: the last {self._broken_setups} trials could not be provisioned "
                 f"({record['message']}); stopping the session")
 
-    def save_trajectory(self, trial: Trial, record: dict) -> None:
-        try:
-            self.store.write_trajectory(record, self.redactor.redact(trial.trajectory_document(record)))
-        except OSError as exc:
-            self._storage_failed(exc)
-
-    def _storage_failed(self, exc: OSError) -> None:
-        """A full or broken disk under the run directory: keep going in memory, stop the session soon."""
-        if self.storage_error is None:
-            self.storage_error = f"cannot write the run directory {self.run_dir} ({exc.strerror or exc})"
-
     def finish_trial(self, trial: Trial, exc: BaseException | None, body_s: float) -> dict:
         """Classify, redact and save a trial's trajectory; returns the record to send on."""
-        record = self.redactor.redact(trial.finish(exc, body_s, self.config.oom_as).to_dict())
-        self.save_trajectory(trial, record)
+        record = self.recorder.redactor.redact(trial.finish(exc, body_s, self.config.oom_as).to_dict())
+        self.recorder.save_trajectory(record, trial.trajectory_document(record))
         return record
 
     def export(self):
@@ -331,26 +309,17 @@ class Bench:
 
         if not (self.config.langsmith or enabled(os.environ)):
             return None
-        self.write_card(finished_at=utc_now())
+        self.recorder.write_card(finished_at=utc_now())
         return export_run(self.run_dir, project=self.config.langsmith_project, timeout_s=self.config.langsmith_timeout)
-
-    def add_record(self, record: dict) -> None:
-        """Keep the record and append it to results.jsonl; a write failure sets ``storage_error``."""
-        self.records.append(record)
-        try:
-            if not self._card_written:
-                self.write_card()
-            self.store.append(record)
-        except OSError as exc:
-            self._storage_failed(exc)
 
     def partial_line(self, interrupted: str | None) -> str | None:
         """Why this run is incomplete and how to finish it; None when it ran to its end."""
-        reason = self.storage_error or interrupted
+        storage_error = self.recorder.storage_error
+        reason = storage_error or interrupted
         if reason is None:
             return None
-        fix = "free some space, then run" if self.storage_error else "run"
-        return (f"PARTIAL RUN: {reason}; {len(self.latest_records())} trial(s) recorded. To finish it, {fix} "
+        fix = "free some space, then run" if storage_error else "run"
+        return (f"PARTIAL RUN: {reason}; {len(self.recorder.latest())} trial(s) recorded. To finish it, {fix} "
                 f"the same command with --hb-resume {self.run_dir}")
 
     def run_gate(self) -> list[str] | None:
@@ -365,7 +334,7 @@ class Bench:
 
         multipliers = [cfg.gate_at.label] if cfg.gate_at else [m.label for m in cfg.multipliers]
         baseline = RunDir(cfg.compare).latest() if cfg.compare else None
-        pairs = evaluate(self.latest_records(), cfg.gate, cfg.gate_margins, multipliers=multipliers, alpha=cfg.gate_alpha,
+        pairs = evaluate(self.recorder.latest(), cfg.gate, cfg.gate_margins, multipliers=multipliers, alpha=cfg.gate_alpha,
                          strict=cfg.gate_strict, baseline_records=baseline)
         verdicts = [v for _, v in pairs]
         document = verdicts_to_json(verdicts)
@@ -373,10 +342,7 @@ class Bench:
             entry["multiplier"] = mult
         if not verdicts:  # nothing could be compared: that decides nothing, and blocks
             document["status"], document["blocks"] = "inconclusive", True
-        try:
-            self.store.write_json("gate.json", document)
-        except OSError as exc:
-            self._storage_failed(exc)
+        self.recorder.write_json("gate.json", document)
         self.gate_blocks = document["blocks"]
         source = f" (baseline from {cfg.compare})" if cfg.compare else ""
         lines = [f"gate vs {cfg.gate}{source}: {document['status'].upper()} — exit status {int(self.gate_blocks)}"]
@@ -385,7 +351,8 @@ class Bench:
             lines.append("  no candidate shares tasks and multipliers with the baseline: nothing to decide")
         return lines
 
-    def write_card(self, finished_at: str | None = None) -> None:
+    def _card(self, finished_at: str | None) -> dict:
+        """The harness card (DESIGN.md §6) as it stands; a resumed run keeps its first start and lists resumptions."""
         try:
             backend_info = self.backend.describe()
         except EnforcementUnavailable as exc:
@@ -396,22 +363,15 @@ class Bench:
         card["finished_at"] = finished_at
         if self.resume is not None:
             # Keep the original run's start; list every resumption.
-            earlier = self.store.read_json(CARD) or {}
+            earlier = RunDir(self.run_dir).card() or {}
             card["started_at"] = earlier.get("started_at", card["started_at"])
             resumes = [r for r in earlier.get("resumes", []) if r.get("started_at") != self.started_at]
             card["resumes"] = resumes + [{"started_at": self.started_at, "args": self.args,
                                           "trials_already_final": len(self.resume.done)}]
-        card["trials_recorded"] = len(self.records)
-        self.store.write_card(self.redactor.redact(card))
-        self._card_written = True
+        return card
 
     def finish(self) -> None:
-        try:
-            if self._card_written:
-                self.write_card(finished_at=utc_now())
-            self.store.close()
-        except OSError as exc:
-            self._storage_failed(exc)
+        self.recorder.close(finished_at=utc_now())
         close = getattr(self.backend, "close", None)
         if close is not None:
             close()
