@@ -225,6 +225,7 @@ def test_the_backend_leaves_the_admission_ledger_alone_on_a_fresh_machine(fresh_
 def test_reap_removes_only_names_of_its_own_pattern_and_counts_sandboxes(backend):
     from pytest_harnessbench.sandbox.local import work_root
 
+    backend.check()  # its first reap happens now, not inside sandbox() below (the fixture skips check() under CI)
     dead = "4194305-1"  # above any pid_max: an owner that cannot be alive
     leaked = work_root() / "run-old" / f"{dead}.t.abc"
     strangers = [work_root() / "notours" / f"{dead}.t.abc", work_root() / "run-old" / "notes",
