@@ -358,11 +358,15 @@ def _group_dirs() -> set[str]:
     return {root for mount in set(cgroup_mounts().values()) for root, _, _ in os.walk(mount)}
 
 
-def test_four_trials_classify_the_same_on_every_cgroup_version(pytester):
-    """The issue 18 bake-off: on the v1 host, and (via tests/test_cgroup_v2_guest.py) on v2 as root and as a user."""
+@pytest.mark.parametrize("workers", ["0", "2"])
+def test_four_trials_classify_the_same_on_every_cgroup_version(pytester, workers):
+    """The issue 18 bake-off: on the v1 host, and (via tests/test_cgroup_v2_guest.py) on v2 as root and as a user.
+
+    Under xdist, on v2 as a user, the workers are born in the controller's session leaf.
+    """
     pytester.makepyfile(test_four=FOUR_TRIALS)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--hb-out", "run", "--models",
-                                           "oracle:heavy,oracle:wrong", "--multipliers", "1,uncapped")
+                                           "oracle:heavy,oracle:wrong", "--multipliers", "1,uncapped", "-n", workers)
     recs = [json.loads(line) for line in (pytester.path / "run" / "results.jsonl").read_text().splitlines()]
     assert {(r["model"], r["multiplier"]): (r["outcome"], r["cause"]) for r in recs} == {
         ("oracle:heavy", "1x"): ("infra", "oom"), ("oracle:heavy", "uncapped"): ("passed", None),
