@@ -5,7 +5,8 @@
 #
 # 1. the package with its test extra (the real OpenAI client the provider tests drive);
 # 2. bubblewrap (provider models' commands run isolated on the local backend);
-# 3. a Docker engine and the offline base image (.ci/docker-setup.sh).
+# 3. user-mode-linux (tests/test_cgroup_v2_guest.py boots a cgroup v2 guest on a v1 host);
+# 4. a Docker engine and the offline base image (.ci/docker-setup.sh).
 # Idempotent: each step is skipped when already done. Exits non-zero with a one-line reason.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -24,6 +25,13 @@ if ! command -v bwrap >/dev/null; then
     say "installing bubblewrap"
     export DEBIAN_FRONTEND=noninteractive
     { apt-get update -qq && apt-get install -y -qq bubblewrap >/dev/null; } || die "apt-get install bubblewrap failed"
+fi
+
+if ! command -v linux.uml >/dev/null; then
+    [ "$(id -u)" = 0 ] || die "user-mode-linux is missing: install it (apt-get install user-mode-linux) or run this as root"
+    say "installing user-mode-linux"
+    export DEBIAN_FRONTEND=noninteractive
+    { apt-get update -qq && apt-get install -y -qq user-mode-linux >/dev/null; } || die "apt-get install user-mode-linux failed"
 fi
 
 bash .ci/docker-setup.sh

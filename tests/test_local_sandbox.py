@@ -1,6 +1,8 @@
 """The local backend against the real kernel: limits are enforced, evidence is the kernel's."""
 
+import json
 import os
+import re
 import time
 from pathlib import Path
 
@@ -217,7 +219,9 @@ def test_the_backend_leaves_the_admission_ledger_alone_on_a_fresh_machine(fresh_
     from pytest_harnessbench.admission import Admission, Capacity
 
     admission = Admission(Capacity(cpus=1, memory_bytes=1024**3))  # as the session does, before any trial
-    LocalBackend("fresh").check()
+    backend = LocalBackend("fresh")
+    backend.check()
+    backend.close()
     assert admission.acquire("t", 1, 1024) >= 0
     assert admission.release("t")
 
@@ -225,6 +229,7 @@ def test_the_backend_leaves_the_admission_ledger_alone_on_a_fresh_machine(fresh_
 def test_reap_removes_only_names_of_its_own_pattern_and_counts_sandboxes(backend):
     from pytest_harnessbench.sandbox.local import work_root
 
+    backend.check()  # its first reap happens now, not inside sandbox() below (the fixture skips check() under CI)
     dead = "4194305-1"  # above any pid_max: an owner that cannot be alive
     leaked = work_root() / "run-old" / f"{dead}.t.abc"
     strangers = [work_root() / "notours" / f"{dead}.t.abc", work_root() / "run-old" / "notes",
@@ -262,3 +267,113 @@ def test_a_full_state_dir_is_one_clear_error(fresh_tmpdir):
             writable_dir(mount, "work")
     finally:
         subprocess.run(["umount", str(mount)], check=True)
+
+
+# cgroup v2: this project's host is v1; tests/test_cgroup_v2_guest.py runs these in a v2 guest, as root
+# and as a non-root user in a delegated subtree, and fails if any of them skipped there.
+V2 = (cgroups.CGROUP_MOUNT / "cgroup.controllers").exists()
+
+
+def v2_only(test):
+    reason = "cgroup v2 only: tests/test_cgroup_v2_guest.py runs it in a v2 guest"
+    return pytest.mark.may_skip(reason)(pytest.mark.skipif(not V2, reason=reason)(test))
+
+
+def _pids_in(group: Path) -> list[str]:
+    return (group / "cgroup.procs").read_text().split()
+
+
+@pytest.mark.parametrize("found_by", ["variable", "itself"])
+@v2_only
+def test_v2_a_delegated_group_holding_the_session_gets_a_session_leaf_until_close(monkeypatch, found_by):
+    """Issue 18: a group that holds processes cannot enable controllers (EBUSY) until they move into a leaf."""
+    from pytest_harnessbench.procs import owner_token
+
+    own = cgroups.CGROUP_MOUNT / Path("/proc/self/cgroup").read_text().strip().split("::", 1)[1].lstrip("/")
+    if own == cgroups.CGROUP_MOUNT:
+        pytest.skip("this session runs in the root group, which may hold processes")
+    if found_by == "itself" and os.geteuid() == 0:
+        pytest.skip("root's groups go under /sys/fs/cgroup/harnessbench unless the variable says otherwise")
+    if found_by == "variable":
+        monkeypatch.setenv(cgroups.ROOT_ENV, str(own))
+    before = (own / "cgroup.subtree_control").read_text().split()
+    b = LocalBackend("leaf")
+    assert b.check() == "cgroup-v2"
+    leaf = own / f"session-{owner_token()}"
+    assert str(os.getpid()) in _pids_in(leaf) and _pids_in(own) == []
+    assert {"memory", "cpu", "pids"} <= set((own / "cgroup.subtree_control").read_text().split())
+    box = sandbox(b)
+    assert box.group.dirs["memory"].parent == own
+    result = box.exec(HOG)
+    box.close()
+    b.close()
+    assert result.exit_code == 137
+    assert not leaf.exists() and str(os.getpid()) in _pids_in(own)
+    assert (own / "cgroup.subtree_control").read_text().split() == before
+
+
+@v2_only
+def test_v2_limits_as_the_kernel_holds_them(backend):
+    box = sandbox(backend, "2", cpus=0.25, memory="64Mi", pids=32)
+    try:
+        applied = box.applied_limits()
+    finally:
+        box.close()
+    assert applied["memory.max"] == 128 * 1024**2 and applied["memory.low"] == 64 * 1024**2
+    assert applied["cpu.max"] == "50000 100000" and applied["cpu.weight"] == 25 and applied["pids.max"] == 32
+    assert applied.get("memory.swap.max", 0) == 0  # over the threshold is an OOM kill, not swapping
+
+
+@v2_only
+def test_v2_polled_peak_where_the_kernel_has_no_memory_peak(backend):
+    box = sandbox(backend, "uncapped")
+    try:
+        box.group.poll_peak()  # what create() does on kernels before 5.19
+        box.exec("python3 -c 'import time; x = bytearray(150 << 20); x[::4096] = b\"1\" * len(x[::4096]); "
+                 "time.sleep(0.5)'")
+        polled = box.evidence().peak_memory_bytes
+        kernel = int((box.group.dirs["memory"] / "memory.peak").read_text())
+    finally:
+        box.close()
+    assert 150 * 1024**2 <= polled <= kernel
+
+
+FOUR_TRIALS = '''
+import pytest
+
+HOG = "python3 -c 'x = bytearray(220 * 1000 * 1000); x[::4096] = b\\"1\\" * len(x[::4096])'"
+
+@pytest.mark.task(cpus=1, memory="96Mi", timeout=60,
+                  solutions={"heavy": HOG + " && echo 42 > answer.txt", "wrong": "echo 41 > answer.txt"})
+def test_answer(trial):
+    trial.run_agent("Write the answer to answer.txt.")
+    assert trial.sandbox.read_file("answer.txt").strip() == "42"
+'''
+
+
+def _group_dirs() -> set[str]:
+    """Every cgroup directory on this host (all hierarchies)."""
+    from pytest_harnessbench.procs import cgroup_mounts
+
+    return {root for mount in set(cgroup_mounts().values()) for root, _, _ in os.walk(mount)}
+
+
+@pytest.mark.parametrize("workers", ["0", "2"])
+def test_four_trials_classify_the_same_on_every_cgroup_version(pytester, workers):
+    """The issue 18 bake-off: on the v1 host, and (via tests/test_cgroup_v2_guest.py) on v2 as root and as a user.
+
+    Under xdist, on v2 as a user, the workers are born in the controller's session leaf.
+    """
+    pytester.makepyfile(test_four=FOUR_TRIALS)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--hb-out", "run", "--models",
+                                           "oracle:heavy,oracle:wrong", "--multipliers", "1,uncapped", "-n", workers)
+    recs = [json.loads(line) for line in (pytester.path / "run" / "results.jsonl").read_text().splitlines()]
+    assert {(r["model"], r["multiplier"]): (r["outcome"], r["cause"]) for r in recs} == {
+        ("oracle:heavy", "1x"): ("infra", "oom"), ("oracle:heavy", "uncapped"): ("passed", None),
+        ("oracle:wrong", "1x"): ("failed", "assertion"), ("oracle:wrong", "uncapped"): ("failed", "assertion")}, \
+        result.outlines[-30:]
+    assert {r["enforcement"] for r in recs} == {"cgroup-v2" if V2 else "cgroup-v1"}
+    heavy = next(r for r in recs if (r["model"], r["multiplier"]) == ("oracle:heavy", "1x"))
+    assert heavy["resources"]["oom_kills"] >= 1 and heavy["resources"]["peak_memory_bytes"] <= 96 * 1024**2 + 4096
+    run_id = recs[0]["run_id"]
+    assert not [d for d in _group_dirs() if run_id in d or re.search(r"/session-\d+-\d+$", d)]

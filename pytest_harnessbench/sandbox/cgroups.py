@@ -9,7 +9,8 @@ the kernel's own counters, read before the group is removed:
 version     limit / guarantee                    evidence
 ==========  ===================================  ===============================
 v2          memory.max (+swap.max=0), cpu.max,   memory.events oom_kill,
-            pids.max / memory.low, cpu.weight    memory.peak, cpu.stat usage_usec
+            pids.max / memory.low, cpu.weight    memory.peak (polled memory.current
+                                                 before 5.19), cpu.stat usage_usec
 v1          memory.limit_in_bytes (+memsw),      memory.oom_control oom_kill,
             cpu.cfs_quota_us, pids.max /         memory.max_usage_in_bytes,
             memory.soft_limit_in_bytes,          cpuacct.usage
@@ -21,12 +22,14 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import signal
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..procs import cgroup_mounts
+from ..procs import cgroup_mounts, owner_token, token_alive
 from .base import EnforcementUnavailable, Evidence
 
 CGROUP_MOUNT = Path("/sys/fs/cgroup")
@@ -35,6 +38,12 @@ V1_CONTROLLERS = ("memory", "cpu", "cpuacct", "pids")
 V2_CONTROLLERS = ("memory", "cpu", "pids")
 PARENT_NAME = "harnessbench"
 ROOT_ENV = "HARNESSBENCH_CGROUP_ROOT"
+DELEGATE_COMMAND = "systemd-run --user --scope -p Delegate=yes pytest ..."
+# A v2 session leaf: where a session moves the processes of its delegated subtree so that the subtree
+# may enable controllers for trial groups (the no-internal-process rule). Named after its owner, like
+# the trial groups (see local.py), so that only the owner, or anyone once the owner is dead, removes it.
+_SESSION_LEAF = re.compile(r"session-(?P<owner>\d+-\d+)\Z")
+PEAK_POLL_S = 0.05
 
 
 def _write(path: Path, value: object) -> None:
@@ -98,12 +107,46 @@ def _kill_procs(procs_file: Path, timeout_s: float = 5.0) -> None:
         time.sleep(0.01)
 
 
+class _PeakPoller:
+    """The highest ``memory.current`` seen, sampled every :data:`PEAK_POLL_S` seconds.
+
+    For v2 kernels older than 5.19, which have no ``memory.peak``: a peak shorter
+    than the interval can be missed, so the value is a lower bound.
+    """
+
+    def __init__(self, current_file: Path):
+        self.current_file = current_file
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"peak {current_file.parent.name}", daemon=True)
+        self._thread.start()
+
+    def sample(self) -> None:
+        value = _read_int(self.current_file)
+        if value is not None:
+            self.peak = max(self.peak, value)
+
+    def _run(self) -> None:
+        while not self._stop.wait(PEAK_POLL_S):
+            self.sample()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.sample()
+
+
 @dataclass
 class Group:
     """One trial's group; ``procs_files`` are written by a command joining it."""
 
     version: str
     dirs: dict[str, Path]  # controller -> directory (v2: one directory under every key)
+    poller: _PeakPoller | None = field(default=None, repr=False)  # v2 without memory.peak
+
+    def poll_peak(self) -> None:
+        """Track the peak by polling ``memory.current`` (kernels without ``memory.peak``)."""
+        self.poller = _PeakPoller(self.dirs["memory"] / "memory.current")
 
     @property
     def procs_files(self) -> list[str]:
@@ -113,8 +156,10 @@ class Group:
         if self.version == "v2":
             d = self.dirs["memory"]
             usage_usec = _read_keyed(d / "cpu.stat", "usage_usec")
+            if self.poller is not None:
+                self.poller.sample()
             return Evidence(
-                peak_memory_bytes=_read_int(d / "memory.peak"),
+                peak_memory_bytes=_read_int(d / "memory.peak") if self.poller is None else self.poller.peak,
                 cpu_seconds=None if usage_usec is None else usage_usec / 1e6,
                 oom_kills=_read_keyed(d / "memory.events", "oom_kill") or 0,
                 oom_source="memory.events",
@@ -152,6 +197,8 @@ class Group:
         _kill_procs(first / "cgroup.procs")
 
     def remove(self) -> None:
+        if self.poller is not None:
+            self.poller.stop()
         self.kill_all()
         for d in sorted(set(self.dirs.values()), reverse=True):
             _remove_dir(d)
@@ -160,9 +207,16 @@ class Group:
 class Cgroups:
     """Creates trial groups under a parent this process may write to."""
 
-    def __init__(self, version: str, parents: dict[str, Path]):
+    def __init__(self, version: str, parents: dict[str, Path], session: _SessionLeaf | None = None):
         self.version = version
         self.parents = parents  # controller -> parent dir
+        self.session = session  # v2: the leaf this process moved its delegated subtree's processes into
+
+    def close(self) -> None:
+        """Undo the session leaf, if this process made one (trial groups must be gone already)."""
+        if self.session is not None:
+            self.session.undo()
+            self.session = None
 
     @property
     def enforcement(self) -> str:
@@ -177,6 +231,8 @@ class Cgroups:
                 d.mkdir()
             if self.version == "v2":
                 self._configure_v2(dirs["memory"], guarantee_memory, limit_memory, guarantee_cpus, limit_cpus, pids)
+                if not (dirs["memory"] / "memory.peak").exists():
+                    group.poll_peak()
             else:
                 self._configure_v1(dirs, guarantee_memory, limit_memory, guarantee_cpus, limit_cpus, pids)
         except BaseException:
@@ -241,25 +297,121 @@ def _ensure_dir(path: Path) -> Path:
     return path
 
 
-def _v2_parent() -> Path:
-    """A v2 group whose children may use memory, cpu and pids controllers.
+def _procs(group: Path) -> list[int]:
+    return [int(pid) for pid in (group / "cgroup.procs").read_text().split()]
 
-    Either ``$HARNESSBENCH_CGROUP_ROOT`` (a delegated subtree, e.g. from
-    ``systemd-run --user --scope -p Delegate=yes``, with the controllers enabled
-    in its ``cgroup.subtree_control``) or, as root, ``/sys/fs/cgroup/harnessbench``.
+
+def _move_procs(src: Path, dst: Path) -> None:
+    """Move every process of ``src`` into ``dst``, also ones forked meanwhile; exited ones are fine."""
+    while pids := _procs(src):
+        for pid in pids:
+            try:
+                _write(dst / "cgroup.procs", pid)
+            except ProcessLookupError:
+                pass
+
+
+class _SessionLeaf:
+    """``PARENT/session-PID-START``: holds the processes that were in PARENT, this session's among them.
+
+    A v2 group that holds processes cannot enable controllers for its children
+    (EBUSY, the no-internal-process rule), and a delegated subtree such as
+    ``systemd-run --user --scope -p Delegate=yes`` holds the session that runs in
+    it. So the session moves the subtree's processes into this leaf, enables the
+    controllers, and creates trial groups beside the leaf. :meth:`undo` reverses
+    that; xdist workers, born inside the leaf, leave it to its owner.
     """
-    wanted = " ".join(f"+{c}" for c in V2_CONTROLLERS)
+
+    def __init__(self, parent: Path, enabled: list[str]):
+        self.parent = parent
+        self.path = parent / f"session-{owner_token()}"
+        self.enabled = enabled  # the controllers this session enabled in the parent
+        self.path.mkdir()
+        try:
+            _move_procs(parent, self.path)
+            _write(parent / "cgroup.subtree_control", " ".join(f"+{c}" for c in enabled))
+        except BaseException:
+            _move_procs(self.path, parent)
+            self.path.rmdir()
+            raise
+
+    def undo(self) -> None:
+        """Disable the controllers again, move the processes back, remove the leaf.
+
+        Only when nothing else lives beside the leaf: another session's groups or
+        leaf need the controllers (then the leaf stays, and the first session to
+        see its owner dead and the leaf empty removes it).
+        """
+        if any(d.is_dir() and d != self.path for d in self.parent.iterdir()):
+            return
+        _write(self.parent / "cgroup.subtree_control", " ".join(f"-{c}" for c in self.enabled))
+        _move_procs(self.path, self.parent)
+        _remove_dir(self.path)
+
+
+def _reap_session_leaves(parent: Path) -> None:
+    """Remove empty session leaves whose owner died (one that still holds processes stays)."""
+    for leaf in parent.iterdir():
+        match = _SESSION_LEAF.match(leaf.name)
+        if match and leaf.is_dir() and not token_alive(match["owner"]):
+            try:
+                leaf.rmdir()
+            except OSError:
+                pass
+
+
+def _delegated(group: Path) -> bool:
+    """This user may create groups in ``group``, move processes and enable our controllers there."""
+    files_writable = all(os.access(group / name, os.W_OK) for name in ("cgroup.procs", "cgroup.subtree_control"))
+    available = set((group / "cgroup.controllers").read_text().split())
+    return os.access(group, os.W_OK) and files_writable and set(V2_CONTROLLERS) <= available
+
+
+def _own_v2_group() -> Path:
+    """This process's v2 group; for a process born in a session leaf (an xdist worker), the leaf's parent."""
+    own = CGROUP_MOUNT / _own_paths()[""].lstrip("/")
+    return own.parent if _SESSION_LEAF.match(own.name) else own
+
+
+def _enable_controllers(parent: Path, own: Path) -> _SessionLeaf | None:
+    """Enable memory, cpu and pids for ``parent``'s children; a session leaf first if ``parent`` is ours and busy."""
+    missing = set(V2_CONTROLLERS) - set((parent / "cgroup.controllers").read_text().split())
+    if missing:
+        raise OSError(f"{parent} has no {' '.join(sorted(missing))} controller(s) to give its children")
+    enabled = [c for c in V2_CONTROLLERS if c not in (parent / "cgroup.subtree_control").read_text().split()]
+    if not enabled:
+        return None
+    try:
+        _write(parent / "cgroup.subtree_control", " ".join(f"+{c}" for c in enabled))
+        return None
+    except OSError as exc:
+        if exc.errno != errno.EBUSY or parent.resolve() != own.resolve():
+            raise
+    return _SessionLeaf(parent, enabled)
+
+
+def _v2_setup() -> Cgroups:
+    """Trial groups go under a v2 group whose children may use the memory, cpu and pids controllers.
+
+    That group is ``$HARNESSBENCH_CGROUP_ROOT`` if set; else, as root,
+    ``/sys/fs/cgroup/harnessbench``; else this process's own group if it is
+    delegated to this user (``systemd-run --user --scope -p Delegate=yes``).
+    """
+    own = _own_v2_group()
     override = os.environ.get(ROOT_ENV)
     if override:
         parent = Path(override)
-    else:
-        _write(CGROUP_MOUNT / "cgroup.subtree_control", wanted)
+    elif os.geteuid() == 0:
+        _write(CGROUP_MOUNT / "cgroup.subtree_control", " ".join(f"+{c}" for c in V2_CONTROLLERS))
         parent = _ensure_dir(CGROUP_MOUNT / PARENT_NAME)
-    _write(parent / "cgroup.subtree_control", wanted)
-    missing = set(V2_CONTROLLERS) - set((parent / "cgroup.subtree_control").read_text().split())
-    if missing:
-        raise OSError(f"controllers {sorted(missing)} not delegated to {parent}")
-    return parent
+    elif _delegated(own):
+        parent = own
+    else:
+        raise OSError(f"this process's group {own} is not delegated to uid {os.geteuid()} with the "
+                      f"{' '.join(V2_CONTROLLERS)} controllers")
+    _reap_session_leaves(parent)
+    session = _enable_controllers(parent, own)
+    return Cgroups("v2", {c: parent for c in V2_CONTROLLERS + ("cpuacct",)}, session)
 
 
 def _v1_parents() -> dict[str, Path]:
@@ -281,19 +433,16 @@ def detect() -> Cgroups:
     Raises:
         EnforcementUnavailable: neither v2 nor v1 groups can be created here.
     """
-    reasons = []
     if (CGROUP_MOUNT / "cgroup.controllers").exists():
         try:
-            parent = _v2_parent()
-            return Cgroups("v2", {c: parent for c in V2_CONTROLLERS + ("cpuacct",)})
+            return _v2_setup()
         except OSError as exc:
-            reasons.append(f"cgroup v2: {exc}")
-    else:
-        try:
-            return Cgroups("v1", _v1_parents())
-        except OSError as exc:
-            reasons.append(f"cgroup v1: {exc}")
-    raise EnforcementUnavailable(
-        "cannot create cgroups here (" + "; ".join(reasons) + "); run as root, set "
-        f"{ROOT_ENV} to a delegated cgroup v2 subtree, or pass --hb-enforcement=rlimit for weaker limits"
-    )
+            raise EnforcementUnavailable(
+                f"cannot create cgroups here (cgroup v2: {exc}); run the session in a delegated subtree: "
+                f"`{DELEGATE_COMMAND}` (or set {ROOT_ENV} to one), or as root, "
+                "or pass --hb-enforcement=rlimit for weaker limits") from None
+    try:
+        return Cgroups("v1", _v1_parents())
+    except OSError as exc:
+        raise EnforcementUnavailable(f"cannot create cgroups here (cgroup v1: {exc}); run as root, "
+                                     "or pass --hb-enforcement=rlimit for weaker limits") from None

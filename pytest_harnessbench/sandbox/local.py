@@ -191,8 +191,13 @@ class LocalBackend:
         return len(removed)
 
     def close(self) -> None:
-        """Reap crashed owners' sandboxes, any of ours an interrupt left behind, and the run's directory."""
+        """Reap crashed owners' sandboxes, any of ours an interrupt left behind, and the run's directory.
+
+        Then undo what finding the cgroup hierarchy changed (on cgroup v2, the session leaf).
+        """
         self.reap(own=True)
+        if self._cgroups is not None:
+            self._cgroups.close()
         watchdog.stop(self._watchdog)
         self._watchdog = None
 
