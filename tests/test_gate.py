@@ -8,6 +8,7 @@ import random
 
 import pytest
 
+from pytest_harnessbench.config import OPTIONS
 from pytest_harnessbench.gate import (
     GateVerdict,
     Margin,
@@ -149,6 +150,35 @@ def test_decide_infra_rate_is_lower_is_better():
     assert decide(model_records("b", flaky), model_records("c", clean), INFRA_RATE).status == "pass"
     # the same flaky candidate is judged on pass_rate without its infra trials
     assert decide(model_records("b", clean), model_records("c", flaky), PASS_RATE).status == "pass"
+
+
+def test_a_side_without_a_valid_trial_is_named_blocks_and_shows_the_other_side_rate():
+    passed = model_records("base", {f"t{i}": ["passed"] for i in range(6)})
+    oom = [dict(r, model="cand", outcome="infra", cause="oom") for r in passed]
+    verdict = decide(passed, oom, PASS_RATE)
+    assert verdict.status == "inconclusive" and verdict.blocks and not verdict.strict
+    assert verdict.tasks == 0
+    assert "candidate has no valid trial (6/6 infra)" in verdict.message
+    assert "baseline 100.0% (6/6)" in verdict.message and " 0.0%" not in verdict.message
+    data = verdicts_to_json([verdict])
+    assert data["blocks"] is True and data["status"] == "inconclusive"
+    assert (data["verdicts"][0]["baseline"], data["verdicts"][0]["candidate"]) == (1.0, None)
+    mirrored = decide([dict(r, model="base") for r in oom], [dict(r, model="cand") for r in passed], PASS_RATE)
+    assert mirrored.blocks and "baseline has no valid trial (6/6 infra)" in mirrored.message
+    assert "candidate 100.0% (6/6)" in mirrored.message
+    elsewhere = decide(passed, [dict(r, model="cand", task_id=f"other-{r['task_id']}") for r in passed], PASS_RATE)
+    assert elsewhere.blocks and elsewhere.tasks == 0
+    assert "no task has valid trials on both sides: candidate 100.0% (6/6), baseline 100.0% (6/6)" in elsewhere.message
+
+
+def test_the_default_margin_gates_on_score_so_an_all_infra_candidate_fails():
+    default = next(option.default for option in OPTIONS if option.name == "gate_margin")
+    assert parse_margins(default) == [Margin("score", 3.0)]
+    passed = model_records("base", {f"t{i}": ["passed"] for i in range(6)})
+    oom = [dict(r, model="cand", outcome="infra", cause="oom") for r in passed]
+    verdict = decide(passed, oom, parse_margins(default)[0])
+    assert verdict.status == "fail" and verdict.blocks
+    assert "0.0% vs 100.0%" in verdict.message
 
 
 def test_verdicts_to_json():
