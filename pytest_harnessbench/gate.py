@@ -2,8 +2,10 @@
 
 Pure functions (no pytest). For each margin, the candidate − baseline
 difference of a metric is estimated paired by task
-(``stats.paired_comparison``) with a two-sided 1 − α t interval over tasks,
-and compared with the margin (non-inferiority):
+(``stats.paired_comparison``) with a two-sided 1 − α interval over tasks (the
+paired t interval, widened where it would collapse to zero width:
+``stats.paired_difference_interval``), and compared with the margin
+(non-inferiority):
 
 - higher-is-better metric (pass_rate, score):
   pass if low ≥ −margin, fail if high < −margin, else inconclusive;
@@ -11,7 +13,8 @@ and compared with the margin (non-inferiority):
   pass if high ≤ +margin, fail if low > +margin, else inconclusive.
 
 Because the interval is two-sided at 1 − α, each one-sided call ("pass" or
-"fail") is wrong at most α/2 of the time when its premise is false.
+"fail") is wrong at most α/2 of the time when its premise is false (about:
+the interval is approximate; benchmarks/gate_false_pass.py measures it).
 ``strict`` makes an inconclusive verdict block the gate (``blocks``) without
 relabelling it. With no task to pair (say every candidate trial was infra and
 the metric is pass_rate, which leaves infra out) the verdict is inconclusive,

@@ -29,7 +29,8 @@ def gate_document(pytester):
 
 
 def test_equal_candidate_passes_with_exit_0(pytester, tmp_path, monkeypatch):
-    result = run_gate(pytester, tmp_path, monkeypatch, 12, "oracle:lean,oracle:same")
+    # 12 tasks that both pass can only show that the candidate is within about 29 points (README)
+    result = run_gate(pytester, tmp_path, monkeypatch, 12, "oracle:lean,oracle:same", "--hb-gate-margin", "score:30pt")
     result.stdout.fnmatch_lines(["*gate vs oracle:lean: PASS — exit status 0*", "*score pass: oracle:same vs oracle:lean*12 tasks*"])
     assert result.ret == 0
     assert gate_document(pytester)["status"] == "pass"
