@@ -2,8 +2,10 @@
 
 Pure functions (no pytest). For each margin, the candidate − baseline
 difference of a metric is estimated paired by task
-(``stats.paired_comparison``) with a two-sided 1 − α t interval over tasks,
-and compared with the margin (non-inferiority):
+(``stats.paired_comparison``) with a two-sided 1 − α interval over tasks (the
+paired t interval, widened where it would collapse to zero width:
+``stats.paired_difference_interval``), and compared with the margin
+(non-inferiority):
 
 - higher-is-better metric (pass_rate, score):
   pass if low ≥ −margin, fail if high < −margin, else inconclusive;
@@ -11,9 +13,13 @@ and compared with the margin (non-inferiority):
   pass if high ≤ +margin, fail if low > +margin, else inconclusive.
 
 Because the interval is two-sided at 1 − α, each one-sided call ("pass" or
-"fail") is wrong at most α/2 of the time when its premise is false.
+"fail") is wrong at most α/2 of the time when its premise is false (about:
+the interval is approximate; benchmarks/gate_false_pass.py measures it).
 ``strict`` makes an inconclusive verdict block the gate (``blocks``) without
-relabelling it.
+relabelling it. With no task to pair (say every candidate trial was infra and
+the metric is pass_rate, which leaves infra out) the verdict is inconclusive,
+says why in words, and blocks whatever ``strict`` says: nothing was compared,
+so nothing may pass.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pytest_harnessbench.stats import Record, paired_comparison
+from pytest_harnessbench.stats import Record, metric_rate, paired_comparison
 
 #: metric -> True when higher is better
 METRIC_DIRECTION: dict[str, bool] = {"pass_rate": True, "score": True, "infra_rate": False}
@@ -88,13 +94,15 @@ class GateVerdict:
 
     ``baseline``/``candidate`` are the means of per-task rates over the paired
     tasks, so ``difference`` = candidate − baseline exactly; (low, high) is its
-    two-sided (1 − alpha) interval.
+    two-sided (1 − alpha) interval. With no paired task, ``not_compared`` says
+    why in words, each side's rate is over its own valid trials (None without
+    any) and ``difference`` is None.
     """
 
     metric: str
-    candidate: float
-    baseline: float
-    difference: float
+    candidate: float | None
+    baseline: float | None
+    difference: float | None
     low: float
     high: float
     margin: Margin
@@ -104,11 +112,12 @@ class GateVerdict:
     strict: bool = False
     candidate_model: str = ""
     baseline_model: str = ""
+    not_compared: str = ""
 
     @property
     def blocks(self) -> bool:
-        """Does this verdict fail the gate? (fail, or inconclusive under strict)."""
-        return self.status == "fail" or (self.strict and self.status == "inconclusive")
+        """Does this verdict fail the gate? (fail; inconclusive under strict or with nothing compared)."""
+        return self.status == "fail" or (self.status == "inconclusive" and (self.strict or bool(self.not_compared)))
 
     @property
     def message(self) -> str:
@@ -116,11 +125,13 @@ class GateVerdict:
         who = ""
         if self.candidate_model or self.baseline_model:
             who = f"{self.candidate_model or 'candidate'} vs {self.baseline_model or 'baseline'}: "
-        side = "-" if self.margin.higher_is_better else "+"
+        margin = f"margin {'-' if self.margin.higher_is_better else '+'}{self.margin.points:g} pts"
+        if self.not_compared:
+            return f"{self.metric} {self.status}: {who}{self.not_compared}; {margin} (nothing to compare: blocks)"
         text = (
             f"{self.metric} {self.status}: {who}{100 * self.candidate:.1f}% vs {100 * self.baseline:.1f}%, "
             f"{100 * self.difference:+.1f} pts ({level}% CI {100 * self.low:+.1f} to {100 * self.high:+.1f}, "
-            f"{self.tasks} tasks), margin {side}{self.margin.points:g} pts"
+            f"{self.tasks} tasks), {margin}"
         )
         if self.status == "inconclusive" and self.strict:
             text += " (strict: blocks)"
@@ -141,12 +152,37 @@ class GateVerdict:
             "tasks": self.tasks,
             "candidate_model": self.candidate_model,
             "baseline_model": self.baseline_model,
+            "not_compared": self.not_compared,
             "message": self.message,
         }
 
 
 def _models(records: Sequence[Record]) -> str:
     return ",".join(sorted({str(r.get("model", "")) for r in records} - {""}))
+
+
+def _own_rate(side: str, records: Sequence[Record], metric: str) -> tuple[str, float | None]:
+    """One side's rate over its own valid trials, in words and as a fraction (None without a valid trial)."""
+    rate = metric_rate(records, metric)
+    if rate.n:
+        return f"{side} {100 * rate.value:.1f}% ({rate.k}/{rate.n})", rate.value
+    if not records:
+        return f"{side} has no trial", None
+    infra = sum(r["outcome"] == "infra" for r in records)
+    return f"{side} has no valid trial ({infra}/{len(records)} infra)", None
+
+
+def _not_compared(
+    baseline_records: Sequence[Record], candidate_records: Sequence[Record], metric: str
+) -> tuple[str, float | None, float | None]:
+    """Why no task could be paired, in words (a side without a valid trial first); each side's own rate."""
+    candidate_words, candidate = _own_rate("candidate", candidate_records, metric)
+    baseline_words, baseline = _own_rate("baseline", baseline_records, metric)
+    if candidate is None:
+        return f"{candidate_words}, {baseline_words}", candidate, baseline
+    if baseline is None:
+        return f"{baseline_words}, {candidate_words}", candidate, baseline
+    return f"no task has valid trials on both sides: {candidate_words}, {baseline_words}", candidate, baseline
 
 
 def classify(low: float, high: float, margin: Margin) -> Status:
@@ -174,16 +210,20 @@ def decide(
     """Gate one metric: candidate − baseline, paired by task, against ``margin``.
 
     Pass the records of one multiplier (otherwise each task's rate pools its
-    multipliers). No paired task at all, or just one, is inconclusive.
+    multipliers). Just one paired task is inconclusive; none at all is
+    inconclusive and blocks, with the reason in ``not_compared``.
     """
     baseline_records = list(baseline_records)
     candidate_records = list(candidate_records)
     comparison = paired_comparison(baseline_records, candidate_records, margin.metric, 1 - alpha)
+    not_compared, candidate, baseline = "", comparison.mean_b, comparison.mean_a
+    if comparison.tasks == 0:
+        not_compared, candidate, baseline = _not_compared(baseline_records, candidate_records, margin.metric)
     return GateVerdict(
         metric=margin.metric,
-        candidate=comparison.mean_b,
-        baseline=comparison.mean_a,
-        difference=comparison.difference,
+        candidate=candidate,
+        baseline=baseline,
+        difference=comparison.difference if comparison.tasks else None,
         low=comparison.low,
         high=comparison.high,
         margin=margin,
@@ -193,6 +233,7 @@ def decide(
         strict=strict,
         candidate_model=_models(candidate_records),
         baseline_model=_models(baseline_records),
+        not_compared=not_compared,
     )
 
 

@@ -317,15 +317,77 @@ def multiplier_trend(records: Iterable[Record], metric: str = "infra_rate") -> T
 # Paired-by-task comparison of two models
 
 
+def paired_difference_interval(
+    differences: Sequence[float], step: float, confidence: float = 0.95
+) -> tuple[float, float]:
+    """Interval for the mean of per-task differences that does not collapse when they are all equal.
+
+    The paired t interval, mean ± t·s/√n over n tasks (t on n − 1 df), has zero
+    width when every task moved by the same amount (s = 0): two tasks that both
+    models passed every time would "prove" the models identical. But each
+    difference is one of pass *rates* over a few trials, so it lies on a lattice
+    of ``step`` (1/samples when every task has ``samples`` trials per model), and
+    anything on that lattice with mean δ has variance at least step²·f·(1 − f),
+    f the fractional part of δ/step (all its weight on the two lattice points
+    around δ). Whatever the tasks and models, per-task differences whose true
+    mean is δ vary at least that much (unless δ is on the lattice they cannot
+    all sit at δ), so a sample SD below the bound is known to be an
+    underestimate at δ.
+
+    So the interval holds every δ that the t test accepts with the variance
+    max(s², bound at δ), as Wilson's score interval takes the binomial variance
+    at the tested p rather than at the estimate: the smallest interval holding
+    the t interval and every δ with n·(mean − δ)² ≤ t²·step²·f·(1 − f). It is
+    never narrower than the t interval, and equals it once s ≥ step/2 (the
+    bound's largest value). With s = 0 it is mean ± step·w, w the Wilson upper
+    limit for 0 events in n trials with t in place of z (from three tasks up;
+    with two, t on 1 df is so large that farther lattice cells join and the
+    interval is wider still): twelve tasks that both models always passed give
+    ±29 points at one sample per task and ±10 at three, forty give ±9 and ±3.
+
+    The bound is the least variance the data could have, not an estimate of it:
+    it removes the collapse and nothing more, and elsewhere the t interval's
+    approximate calibration applies (benchmarks/gate_false_pass.py measures the
+    gate's). Clipped to [−1, 1]; fewer than two tasks give (−1, 1).
+    """
+    n = len(differences)
+    if n < 2:
+        return (-1.0, 1.0)
+    from scipy import stats
+
+    mean = sum(differences) / n
+    sd = math.sqrt(sum((d - mean) ** 2 for d in differences) / (n - 1))
+    q = float(stats.t.ppf(0.5 + confidence / 2.0, n - 1))
+    low, high = mean - q * sd / math.sqrt(n), mean + q * sd / math.sqrt(n)
+    # With δ = u·step and mean = centre·step, inside the lattice cell k ≤ u ≤ k + 1 the
+    # condition is (n + q²)u² − (2n·centre + q²(2k + 1))u + n·centre² + q²k(k + 1) ≤ 0.
+    # The bound never exceeds step²/4, so only cells within q/(2√n) of the centre can hold a δ.
+    centre = mean / step
+    reach = q / (2 * math.sqrt(n))
+    a = n + q * q
+    for k in range(math.floor(centre - reach), math.ceil(centre + reach)):
+        b = -(2 * n * centre + q * q * (2 * k + 1))
+        c = n * centre * centre + q * q * k * (k + 1)
+        discriminant = b * b - 4 * a * c
+        if discriminant < 0:
+            continue
+        root = math.sqrt(discriminant)
+        u_low, u_high = max(k, (-b - root) / (2 * a)), min(k + 1, (-b + root) / (2 * a))
+        if u_low <= u_high:
+            low, high = min(low, u_low * step), max(high, u_high * step)
+    return (max(-1.0, low), min(1.0, high))
+
+
 @dataclass(frozen=True)
 class PairedComparison:
     """Model B − model A, paired by task.
 
     ``mean_a``/``mean_b`` are means of per-task rates over the paired tasks and
-    ``difference`` = mean_b − mean_a (a fraction; ×100 for points), with a t
-    interval over tasks at ``confidence``. ``pvalue`` is from exact McNemar when
-    every paired task has exactly one trial per model (``method`` "mcnemar"),
-    otherwise from the paired t test (``method`` "paired-t").
+    ``difference`` = mean_b − mean_a (a fraction; ×100 for points), with the
+    interval of ``paired_difference_interval`` at ``confidence`` (the t interval
+    over tasks, which it widens only where that collapses). ``pvalue`` is from
+    exact McNemar when every paired task has exactly one trial per model
+    (``method`` "mcnemar"), otherwise from the paired t test (``method`` "paired-t").
     """
 
     metric: str
@@ -357,8 +419,10 @@ def paired_comparison(
     Each task's trials are pooled into one rate per model; only tasks with a
     rate for both models are paired (``unpaired_tasks`` counts the rest). Pass
     records of one multiplier to compare at that multiplier; otherwise a task's
-    rate pools all its multipliers. The interval is mean ± t_{tasks−1}·sd/√tasks,
-    clipped to [−1, 1]; with fewer than two tasks it is the whole [−1, 1].
+    rate pools all its multipliers. The interval is ``paired_difference_interval``
+    on the per-task differences, whose lattice step is 1 over the least common
+    multiple of the paired tasks' trial counts; with fewer than two tasks it is
+    the whole [−1, 1].
     """
     _check_confidence(confidence)
     counts_a = per_task_counts(records_a, metric)
@@ -378,17 +442,14 @@ def paired_comparison(
 
     from scipy import stats
 
+    trial_counts = [counts[t][1] for counts in (counts_a, counts_b) for t in tasks]
+    low, high = paired_difference_interval(diffs, 1 / math.lcm(*trial_counts), confidence)
     if n < 2:
-        low, high, pvalue = -1.0, 1.0, 1.0
-    elif sd == 0.0:
-        # Every task moved by exactly the same amount: the t interval collapses.
-        low = high = mean
+        pvalue = 1.0
+    elif sd == 0.0:  # every task moved by exactly the same amount
         pvalue = 1.0 if mean == 0.0 else 0.0
     else:
-        se = sd / math.sqrt(n)
-        half = float(stats.t.ppf(0.5 + confidence / 2.0, n - 1)) * se
-        low, high = max(-1.0, mean - half), min(1.0, mean + half)
-        pvalue = float(2.0 * stats.t.sf(abs(mean) / se, n - 1))
+        pvalue = float(2.0 * stats.t.sf(abs(mean) / (sd / math.sqrt(n)), n - 1))
 
     method: Literal["paired-t", "mcnemar", "none"] = "paired-t"
     if all(counts_a[t][1] == 1 and counts_b[t][1] == 1 for t in tasks):

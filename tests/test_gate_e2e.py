@@ -7,9 +7,11 @@ import pytest
 SUITE = '''
 import pytest
 
+HOG = "python3 -c 'x = bytearray(150 * 1024 * 1024); x[::4096] = b\\"1\\" * len(x[::4096])'"
+
 @pytest.mark.parametrize("n", range({tasks}))
 @pytest.mark.task(memory="64Mi", solutions={{"lean": "echo ok > out.txt", "same": "echo ok > out.txt",
-                                             "broken": "echo no > out.txt"}})
+                                             "broken": "echo no > out.txt", "hog": HOG + " && echo ok > out.txt"}})
 def test_task(trial, n):
     trial.run_agent("Write ok to out.txt.")
     assert trial.sandbox.read_file("out.txt").strip() == "ok"
@@ -27,8 +29,9 @@ def gate_document(pytester):
 
 
 def test_equal_candidate_passes_with_exit_0(pytester, tmp_path, monkeypatch):
-    result = run_gate(pytester, tmp_path, monkeypatch, 12, "oracle:lean,oracle:same")
-    result.stdout.fnmatch_lines(["*gate vs oracle:lean: PASS — exit status 0*", "*pass_rate pass: oracle:same vs oracle:lean*12 tasks*"])
+    # 12 tasks that both pass can only show that the candidate is within about 29 points (README)
+    result = run_gate(pytester, tmp_path, monkeypatch, 12, "oracle:lean,oracle:same", "--hb-gate-margin", "score:30pt")
+    result.stdout.fnmatch_lines(["*gate vs oracle:lean: PASS — exit status 0*", "*score pass: oracle:same vs oracle:lean*12 tasks*"])
     assert result.ret == 0
     assert gate_document(pytester)["status"] == "pass"
 
@@ -48,6 +51,22 @@ def test_tiny_suite_is_inconclusive_exit_0_unless_strict(pytester, tmp_path, mon
     strict = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--hb-out", "run2", "--models",
                                            "oracle:lean,oracle:broken", "--hb-gate", "oracle:lean", "--hb-gate-strict")
     assert strict.ret == 1
+
+
+def test_candidate_without_a_valid_trial_does_not_pass_silently(pytester, tmp_path, monkeypatch):
+    # issue 17: every candidate trial is infra/oom. The default margin gates on score, which counts them.
+    result = run_gate(pytester, tmp_path, monkeypatch, 6, "oracle:lean,oracle:hog")
+    result.stdout.fnmatch_lines(["*gate vs oracle:lean: FAIL — exit status 1*",
+                                 "*@1x: score fail: oracle:hog vs oracle:lean: 0.0% vs 100.0%*6 tasks*"])
+    assert result.ret == 1
+    # pass_rate leaves infra out, so there is nothing to compare: the verdict says why, and blocks
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--hb-out", "run2", "--models",
+                                           "oracle:lean,oracle:hog", "--hb-gate", "oracle:lean",
+                                           "--hb-gate-margin", "pass_rate:3pt")
+    result.stdout.fnmatch_lines(["*gate vs oracle:lean: INCONCLUSIVE — exit status 1*",
+                                 "*@1x: pass_rate inconclusive: oracle:hog vs oracle:lean: candidate has no valid "
+                                 "trial (6/6 infra), baseline 100.0% (6/6)*"])
+    assert result.ret == 1
 
 
 def test_compare_against_an_earlier_run(pytester, tmp_path, monkeypatch):

@@ -19,6 +19,12 @@ def test_every_option_and_ini_key_is_documented():
     assert missing == []
 
 
+def test_the_options_table_shows_each_default_and_help_as_the_code_has_them():
+    shown = {"": "—", "false": "off"}
+    rows = [f"| `{opt.flag}` | `{opt.ini}` | `{shown.get(opt.default, opt.default)}` | {opt.help} |" for opt in OPTIONS]
+    assert [row for row in rows if row not in README] == []
+
+
 def _bash_blocks(text: str) -> list[str]:
     return [block.split("\n```", 1)[0].strip() for block in text.split("```bash\n")[1:]]
 

@@ -305,10 +305,30 @@ def test_paired_comparison_edges():
     assert (one.tasks, one.difference, one.low, one.high, one.pvalue) == (1, -1.0, -1.0, 1.0, 1.0)
     all_pass = [rec(f"t{i}", "passed", sample=s) for i in range(5) for s in (1, 2)]
     same = paired_comparison(all_pass, all_pass, "score")
-    assert (same.difference, same.low, same.high, same.pvalue, same.sd) == (0.0, 0.0, 0.0, 1.0, 0.0)
+    assert (same.difference, same.pvalue, same.sd) == (0.0, 1.0, 0.0)
+    assert same.low < 0.0 < same.high  # no difference seen in 10 trials is not a difference known to be 0
     all_fail = [dict(r, outcome="failed") for r in all_pass]
     worse = paired_comparison(all_pass, all_fail, "score")
-    assert (worse.difference, worse.low, worse.high, worse.pvalue) == (-1.0, -1.0, -1.0, 0.0)
+    assert (worse.difference, worse.low, worse.pvalue) == (-1.0, -1.0, 0.0)
+    assert worse.high > -1.0
+
+
+@pytest.mark.parametrize("tasks,samples,shift", [(4, 1, 0), (5, 3, 0), (40, 2, 0), (4, 3, -1), (8, 2, -1), (6, 3, 1)])
+def test_paired_interval_does_not_collapse_when_every_task_moves_alike(tasks, samples, shift):
+    # The baseline passes every trial but one per task; the candidate passes `shift` more of them on every task,
+    # so every per-task difference is shift/samples and their SD is 0. The interval is then the Wilson score
+    # interval for 0 events in `tasks` (with the t quantile on tasks - 1 df as its z), in steps of 1/samples
+    # around the difference: see stats.paired_difference_interval.
+    base = [rec(f"t{i}", "passed" if s > 1 else "failed", sample=s) for i in range(tasks) for s in range(1, samples + 1)]
+    cand = [rec(f"t{i}", "passed" if s > 1 - shift else "failed", sample=s)
+            for i in range(tasks) for s in range(1, samples + 1)]
+    result = paired_comparison(base, cand, "score")
+    quantile = sps.t.ppf(0.975, tasks - 1)
+    wilson = sps.binomtest(0, tasks).proportion_ci(2 * sps.norm.cdf(quantile) - 1, method="wilson")
+    step = 1 / samples
+    assert result.sd == pytest.approx(0.0, abs=1e-12) and result.difference == pytest.approx(shift * step)
+    assert (result.low, result.high) == pytest.approx((shift * step - wilson.high * step,
+                                                       shift * step + wilson.high * step))
 
 
 # ---------------------------------------------------------------- BH, verdicts, power
