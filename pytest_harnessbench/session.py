@@ -108,11 +108,6 @@ def open_bench(settings: Config, rootpath: Path, *, handed: dict | None = None, 
     else:
         run_id = new_run_id()
         run_dir = resolve_run_dir(settings, rootpath, run_id)
-    if handed is None:
-        try:
-            check_creatable(run_dir, "run directory", "choose a writable --hb-out")
-        except StateDirError as exc:
-            raise ConfigError(str(exc)) from None
     bench = Bench(settings, run_id, run_dir, worker=worker if handed is not None else None, concurrency=concurrency,
                   args=args, resume=resume, previous=previous)
     if bench.worker is None and preflight:
@@ -211,7 +206,16 @@ class Bench:
             self._images_checked.add(image)
 
     def check_backend(self) -> str:
-        """The enforcement method; raises ConfigError before any sandbox starts if there is none."""
+        """Before any sandbox starts, once trials are sure to run: the enforcement method, a writable run directory.
+
+        Raises:
+            ConfigError: no enforcement, or the run directory cannot be created (checked only now:
+                a session that runs no trial, e.g. a project's plain tests, writes nothing).
+        """
+        try:
+            check_creatable(self.run_dir, "run directory", "choose a writable --hb-out")
+        except StateDirError as exc:
+            raise ConfigError(str(exc)) from None
         try:
             return self.backend.check()
         except (EnforcementUnavailable, StateDirError) as exc:
