@@ -13,8 +13,8 @@ from typing import Callable
 
 from .agents.providers import ModelRef, ModelSpecError, parse_model, parse_model_param
 from .resources import DEFAULT_SCALE, SCALABLE, Multiplier, SpecError
+from .sandbox import BACKENDS
 
-BACKENDS = ("local", "docker")
 OOM_AS = ("infra", "failed")
 ENFORCEMENTS = ("cgroup", "rlimit")
 

@@ -94,10 +94,10 @@ def _bake_off_configured(config: pytest.Config) -> bool:
 
 def _reap_and_exit(bench) -> None:
     try:
-        bench.check_backend()  # reaps what it finds, counted in backend.reaped
+        removed = bench.reap()
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
-    pytest.exit(f"harnessbench: {bench.config.backend} backend: removed {bench.backend.reaped} sandbox(es) "
+    pytest.exit(f"harnessbench: {bench.config.backend} backend: removed {removed} sandbox(es) "
                 "left by sessions that died", returncode=0)
 
 

@@ -126,7 +126,11 @@ class Bench:
         self.concurrency = concurrency
         self.args = args or []
         self.started_at = utc_now()
-        self.backend = make_backend(config.backend, run_id, config.enforcement, isolate_fs=self._needs_isolation())
+        try:
+            self.backend = make_backend(config, run_id)
+        except EnforcementUnavailable as exc:
+            raise ConfigError(str(exc)) from None
+        self._reaped = False  # leftovers of dead sessions are removed once, at the first check
         try:
             self.admission = Admission(config.capacity)
         except StateDirError as exc:
@@ -146,28 +150,6 @@ class Bench:
         self.gate_blocks = False
         self._started: Counter = Counter()  # trial id -> attempts started by this process
         self._broken_setups = 0  # trials in a row that could not be provisioned, by a harness error
-
-    def _needs_isolation(self) -> bool:
-        """Provider models write the commands we run: on the local backend that is the host.
-
-        Their commands get a read-only host filesystem (bubblewrap) or, failing
-        that, the user must opt in to host execution.
-
-        Raises:
-            ConfigError: neither is possible.
-        """
-        providers = [m.text for m in self.config.models if m.kind == "provider"]
-        if self.config.backend != "local" or not providers:
-            return False
-        from .sandbox.local import can_isolate_filesystem
-
-        if can_isolate_filesystem():
-            return True
-        if self.config.allow_host_exec:
-            return False
-        raise ConfigError(f"--models {providers[0]}: a provider model's commands would run on this host unisolated "
-                          "(bubblewrap not available); use --hb-backend docker, install bubblewrap, "
-                          "or pass --hb-allow-host-exec")
 
     def preflight(self) -> None:
         """Provider models must be ready before any trial starts. Raises ConfigError."""
@@ -200,9 +182,8 @@ class Bench:
 
     def _check_image(self, image: str | None) -> None:
         """A task's image must exist before any trial starts (a typo would make every trial infra)."""
-        check = getattr(self.backend, "check_image", None)
-        if check is not None and image not in self._images_checked:
-            check(image)
+        if image not in self._images_checked:
+            self.backend.check_image(image)
             self._images_checked.add(image)
 
     def check_backend(self) -> str:
@@ -217,9 +198,19 @@ class Bench:
         except StateDirError as exc:
             raise ConfigError(str(exc)) from None
         try:
-            return self.backend.check()
+            enforcement = self.backend.check()
         except (EnforcementUnavailable, StateDirError) as exc:
             raise ConfigError(f"--hb-backend {self.config.backend}: {exc}") from None
+        if not self._reaped:
+            self._reaped = True
+            self.backend.reap()  # what sessions that died left behind
+        return enforcement
+
+    def reap(self) -> int:
+        """``--hb-reap``: remove the sandboxes that sessions which died left behind; returns how many."""
+        self._reaped = True
+        self.check_backend()
+        return self.backend.reap()
 
     def handover(self) -> dict:
         """What an xdist worker needs from the controller to join this run."""
@@ -376,6 +367,4 @@ class Bench:
 
     def finish(self) -> None:
         self.recorder.close(finished_at=utc_now())
-        close = getattr(self.backend, "close", None)
-        if close is not None:
-            close()
+        self.backend.close()

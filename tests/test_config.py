@@ -52,3 +52,16 @@ def test_every_option_has_an_ini_key_and_flag():
     assert {opt.flag for opt in OPTIONS} >= {"--models", "--multipliers", "--samples", "--hb-backend",
                                              "--hb-scale", "--hb-out", "--hb-oom-as"}
     assert all(opt.flag in ("--models", "--multipliers", "--samples") or opt.flag.startswith("--hb-") for opt in OPTIONS)
+
+
+def test_backends_come_from_one_registry_and_implement_the_whole_contract():
+    from pytest_harnessbench.config import OPTIONS
+    from pytest_harnessbench.sandbox import BACKENDS, backend_class
+    from pytest_harnessbench.sandbox.base import Backend
+
+    backend_help = next(opt.help for opt in OPTIONS if opt.name == "backend")
+    for name in BACKENDS:
+        cls = backend_class(name)
+        assert issubclass(cls, Backend) and cls.name == name and name in backend_help
+        for method in ("check", "provision", "describe", "reap"):
+            assert getattr(cls, method) is not getattr(Backend, method), f"{name} lacks {method}"

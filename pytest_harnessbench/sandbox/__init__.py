@@ -1,16 +1,29 @@
-"""Sandbox backends, chosen by name and imported only when used."""
+"""Sandbox backends, registered by name and imported only when used.
+
+A new backend is one module with a :class:`base.Backend` subclass and one line here.
+"""
 
 from __future__ import annotations
 
+from importlib import import_module
+from typing import TYPE_CHECKING
 
-def make_backend(name: str, run_id: str, enforcement: str = "cgroup", isolate_fs: bool = False):
-    """The backend called ``name`` (``local`` or ``docker``)."""
-    if name == "local":
-        from .local import LocalBackend
+if TYPE_CHECKING:
+    from ..config import Config
+    from .base import Backend
 
-        return LocalBackend(run_id, enforcement, isolate_fs)
-    if name == "docker":
-        from .docker import DockerBackend
+#: ``--hb-backend`` name -> "module:class" (relative to this package)
+BACKENDS: dict[str, str] = {
+    "local": "local:LocalBackend",
+    "docker": "docker:DockerBackend",
+}
 
-        return DockerBackend(run_id)
-    raise ValueError(f"unknown backend {name!r}")
+
+def backend_class(name: str) -> type[Backend]:
+    module, _, cls = BACKENDS[name].partition(":")
+    return getattr(import_module(f".{module}", __name__), cls)
+
+
+def make_backend(config: Config, run_id: str) -> Backend:
+    """The backend ``config.backend`` for this session; raises EnforcementUnavailable (see ``from_config``)."""
+    return backend_class(config.backend).from_config(config, run_id)

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
+    from ..config import Config
     from ..resources import Allocation
 
 TIMEOUT_EXIT_CODE = 124  # what coreutils `timeout` returns; we use it for killed-on-timeout
@@ -119,13 +120,31 @@ class Sandbox(Protocol):
         """Kill everything left and remove every trace; safe to call twice."""
 
 
-class Backend(Protocol):
-    """Creates sandboxes of one kind (``local``, ``docker``, ...)."""
+class Backend:
+    """Creates sandboxes of one kind (``local``, ``docker``, ...): the whole lifecycle the session uses.
+
+    A new backend is one module with a subclass and one line in ``sandbox.BACKENDS``.
+    Every sandbox it makes is named or labelled after its creating process, so
+    that :meth:`reap` removes exactly its own leftovers and nothing else.
+    """
 
     name: str
 
+    @classmethod
+    def from_config(cls, config: Config, run_id: str) -> Backend:
+        """The backend for a session's settings.
+
+        Raises:
+            EnforcementUnavailable: the settings ask for something this backend cannot do here.
+        """
+        return cls(run_id)
+
     def check(self) -> str:
         """Return the enforcement method this backend will use, or raise EnforcementUnavailable."""
+        raise NotImplementedError
+
+    def check_image(self, image: str | None) -> None:
+        """Raise EnforcementUnavailable if a task's image cannot be used (backends without images: nothing to do)."""
 
     def provision(self, allocation: Allocation, trial_id: str, image: str | None = None, network: bool = False) -> Sandbox:
         """Create a sandbox for one trial.
@@ -133,6 +152,15 @@ class Backend(Protocol):
         Raises:
             SandboxStartError: it could not be created.
         """
+        raise NotImplementedError
 
     def describe(self) -> dict:
         """Facts about the backend for the harness card (versions, cgroup version, ...)."""
+        raise NotImplementedError
+
+    def reap(self) -> int:
+        """Remove the sandboxes of creators that died (crashed sessions, killed workers); returns how many."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """At session end: remove whatever of this process's own is left (after an interrupt), free resources."""

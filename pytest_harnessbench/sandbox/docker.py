@@ -45,6 +45,7 @@ from ..procs import cgroup_mounts, owner_token, token_alive
 from . import watchdog
 from .cgroups import Group, kill
 from .base import (
+    Backend,
     CAPTURE_LIMIT,
     TIMEOUT_EXIT_CODE,
     EnforcementUnavailable,
@@ -241,7 +242,7 @@ def _sanitize(text: str, limit: int) -> str:
 # --------------------------------------------------------------------------- backend
 
 
-class DockerBackend:
+class DockerBackend(Backend):
     """Creates one container per trial on a Docker engine (``--hb-backend docker``)."""
 
     name = "docker"
@@ -256,7 +257,6 @@ class DockerBackend:
         self._enforcement: str | None = None
         self._cgroups: _HostCgroups | None = None
         self._lock = threading.Lock()
-        self.reaped = 0  # leftover containers of dead sessions removed so far
         self._watchdog = None  # removes our containers if this process dies without close()
 
     # -- connection -------------------------------------------------------------------
@@ -307,7 +307,6 @@ class DockerBackend:
             self._info, self._version = info, version
             self._cgroups = _HostCgroups(cgroup_version, str(info.get("CgroupDriver", "cgroupfs")))
             self._enforcement = f"cgroup-v{cgroup_version}"
-        self.reap()  # containers of sessions that died
         return self._enforcement
 
     def describe(self) -> dict:
@@ -448,7 +447,6 @@ class DockerBackend:
             except docker.errors.APIError as exc:
                 if "already in progress" not in _explain(exc):
                     raise SandboxError(f"could not remove leftover container {container['Id'][:12]}: {_explain(exc)}") from None
-        self.reaped += removed
         return removed
 
     def close(self) -> None:

@@ -24,14 +24,18 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..paths import state_root, writable_dir
 from ..procs import owner_token, token_alive
 from ..redact import looks_secret
 from ..resources import Allocation
 from . import cgroups, watchdog
-from .base import (CAPTURE_LIMIT, TIMEOUT_EXIT_CODE, EnforcementUnavailable, Evidence, ExecResult, OutputMissingError,
+from .base import (CAPTURE_LIMIT, Backend, TIMEOUT_EXIT_CODE, EnforcementUnavailable, Evidence, ExecResult, OutputMissingError,
                    SandboxLostError, SandboxPathError, SandboxStartError)
+
+if TYPE_CHECKING:
+    from ..config import Config
 
 # What this backend names, and so all its reaper may remove: work/run-RUN_ID/SANDBOX and cgroups RUN_ID.SANDBOX,
 # where SANDBOX is OWNER.TRIAL.RANDOM and OWNER the creating process's PID-START token.
@@ -75,7 +79,7 @@ def _children(directory: Path) -> list[Path]:
         return []
 
 
-class LocalBackend:
+class LocalBackend(Backend):
     """Creates :class:`LocalSandbox` es; ``enforcement`` is ``cgroup`` (default) or ``rlimit``."""
 
     name = "local"
@@ -84,13 +88,30 @@ class LocalBackend:
         self.run_id = run_id
         self.mode = enforcement
         self.isolate_fs = isolate_fs
-        self.reaped = 0  # sandboxes of dead owners removed so far
         self._cgroups: cgroups.Cgroups | None = None
         self._isolate_network: bool | None = None
         self._watchdog = None
 
+    @classmethod
+    def from_config(cls, config: Config, run_id: str) -> LocalBackend:
+        """Provider models write the commands we run, and on this backend they run on the host.
+
+        Their commands get a read-only host filesystem (bubblewrap) or, failing
+        that, the user must opt in to host execution.
+
+        Raises:
+            EnforcementUnavailable: neither is possible.
+        """
+        providers = [m.text for m in config.models if m.kind == "provider"]
+        isolate_fs = bool(providers) and can_isolate_filesystem()
+        if providers and not isolate_fs and not config.allow_host_exec:
+            raise EnforcementUnavailable(
+                f"--models {providers[0]}: a provider model's commands would run on this host unisolated "
+                "(bubblewrap not available); use --hb-backend docker, install bubblewrap, or pass --hb-allow-host-exec")
+        return cls(run_id, config.enforcement, isolate_fs)
+
     def check(self) -> str:
-        """The enforcement method; the first call also removes what sessions that died left behind.
+        """The enforcement method.
 
         Raises:
             EnforcementUnavailable: no cgroup can be created here (and rlimit was not chosen).
@@ -103,7 +124,6 @@ class LocalBackend:
             return "rlimit"
         if self._cgroups is None:
             self._cgroups = cgroups.detect()
-            self.reap()  # leftovers of sessions that died
         return self._cgroups.enforcement
 
     def provision(self, allocation: Allocation, trial_id: str, image: str | None = None, network: bool = False) -> LocalSandbox:
@@ -187,7 +207,6 @@ class LocalBackend:
                     shutil.rmtree(workdir, ignore_errors=True)
                     removed.add(workdir.name)
             _remove_if_empty(run_dir)
-        self.reaped += len(removed)
         return len(removed)
 
     def close(self) -> None:

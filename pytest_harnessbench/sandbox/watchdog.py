@@ -58,9 +58,9 @@ def main(argv: list[str]) -> int:
     deadline = time.monotonic() + OWNER_EXIT_WAIT_S
     while token_alive(owner) and time.monotonic() < deadline:  # EOF comes as it dies; the reaper wants it dead
         time.sleep(0.02)
-    from . import make_backend
+    from . import backend_class
 
-    make_backend(backend, run_id).reap()
+    backend_class(backend)(run_id).reap()
     return 0
 
 
