@@ -105,20 +105,24 @@ def nothing_measured_lines(records: Sequence[Record]) -> list[str]:
             f"the plugin or the host, not the models); most common: {first}"]
 
 
-def comparison_lines(records: Sequence[Record], models: Sequence[str], multipliers: Sequence[str]) -> list[str]:
+def comparison_rows(records: Sequence[Record], models: Sequence[str], multipliers: Sequence[str]) -> list[tuple[str, str]]:
+    """(label, verdict) of every comparison, p adjusted together by Benjamini–Hochberg."""
     present_models = _order({r["model"] for r in records}, models)
     present_mults = _order({r["multiplier"] for r in records}, multipliers, key=stats.multiplier_rank)
     present_mults.sort(key=stats.multiplier_rank)
     rows = _comparisons(records, present_models, present_mults)
+    adjusted = stats.benjamini_hochberg([p for _, _, p in rows])
+    return [(label, stats.verdict(p, None if diff is None else 100 * diff)) for (label, diff, _), p in zip(rows, adjusted)]
+
+
+def comparison_lines(records: Sequence[Record], models: Sequence[str], multipliers: Sequence[str]) -> list[str]:
+    rows = comparison_rows(records, models, multipliers)
     if not rows:
         return []
-    adjusted = stats.benjamini_hochberg([p for _, _, p in rows])
-    width = max(len(label) for label, _, _ in rows)
+    width = max(len(label) for label, _ in rows)
     lines = ["comparisons (exact tests vs the first multiplier, Cochran–Armitage trends, models paired by task; "
              "p adjusted by Benjamini–Hochberg):"]
-    for (label, diff, _), p in zip(rows, adjusted):
-        lines.append(f"  {label.ljust(width)}  {stats.verdict(p, None if diff is None else 100 * diff)}")
-    return lines
+    return lines + [f"  {label.ljust(width)}  {verdict}" for label, verdict in rows]
 
 
 def usage_lines(records: Sequence[Record], models: Sequence[str]) -> list[str]:
