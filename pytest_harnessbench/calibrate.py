@@ -114,7 +114,7 @@ def recommend(records: Sequence[Record], model: str, alpha: float = 0.05) -> Rec
     if infra_floor[0] == 0:
         high = stats.make_rate(0, infra_floor[1]).high
         return Recommendation(model, FLOOR, "no_headroom_needed",
-                              f"no infra error at {FLOOR} (0/{infra_floor[1]}, at most {100 * high:.1f}% at 95%): "
+                              f"no infra error at {FLOOR} (0/{infra_floor[1]}; ≤ {100 * high:.1f}% at 95%): "
                               "no headroom needed")
     raw = []
     for mult in higher:
@@ -129,12 +129,10 @@ def recommend(records: Sequence[Record], model: str, alpha: float = 0.05) -> Rec
     for mult in infra_falls:
         score = by["pass_rate", mult]
         if score.p_adjusted >= alpha:
-            note = ("" if score.floor[1] else
-                    f"; the score at {FLOOR} is unmeasured (every trial there ended in infra), so it cannot differ")
+            note = "" if score.floor[1] else f" (every {FLOOR} trial was infra: nothing to differ from)"
             return Recommendation(model, mult, "recommended",
-                                  f"infra {_pct(by['infra_rate', mult])} "
-                                  f"({stats.verdict(by['infra_rate', mult].p_adjusted, None)}), pass rate excl. infra "
-                                  f"{_pct(score)} ({stats.verdict(score.p_adjusted, None)}){note}", tests)
+                                  f"infra falls {_pct(by['infra_rate', mult])} ({_p(by['infra_rate', mult])}); "
+                                  f"pass rate excl. infra within noise, {_pct(score)} ({_p(score)}){note}", tests)
     if infra_falls:
         return Recommendation(model, None, "no_band",
                               f"infra errors fall only where the score moves too ({', '.join(infra_falls)}): "
@@ -148,16 +146,20 @@ def recommend(records: Sequence[Record], model: str, alpha: float = 0.05) -> Rec
     tasks = len({r["task_id"] for r in floor})
     needed = samples_needed(test.floor[0] / test.floor[1], test.other[0] / test.other[1], tasks, alpha)
     return Recommendation(model, None, "cannot_decide",
-                          f"too few trials: infra {_pct(test)} at {best} is not significant "
-                          f"(p_adj={stats.format_p(test.p_adjusted)}); about {needed} samples per task "
-                          f"({tasks} task(s)) would tell at 80% power", tests, needed)
+                          f"cannot decide, too few trials: infra {_pct(test)} is not significant ({_p(test)}); "
+                          f"about {needed} samples per task ({tasks} task(s)) would tell at 80% power", tests, needed)
 
 
 def _pct(test: Test) -> str:
-    """``5.8% → 2.1%``: the floor's rate, then the multiplier's ("-" without trials)."""
+    """``5.8% at 1x → 2.1% at 3x`` ("-" without trials)."""
     def one(k: int, n: int) -> str:
         return f"{100 * k / n:.1f}%" if n else "-"
     return f"{one(*test.floor)} at {FLOOR} → {one(*test.other)} at {test.multiplier}"
+
+
+def _p(test: Test) -> str:
+    shown = stats.format_p(test.p_adjusted)
+    return f"p_adj{shown}" if shown.startswith("<") else f"p_adj={shown}"
 
 
 def headroom(records: Sequence[Record]) -> list[Headroom]:
@@ -196,27 +198,32 @@ def calibrate(records: Sequence[Record], models: Sequence[str] = (), alpha: floa
     }
 
 
-def lines(document: Mapping, verbose: bool = False) -> list[str]:
-    """The terminal block: one line per model, its p-values, and the tasks that declare too little memory."""
-    out = ["calibration (ceiling = smallest multiplier where infra falls significantly below 1x while the pass "
-           "rate excl. infra stays within noise; p adjusted by Benjamini–Hochberg):"]
+def lines(document: Mapping, verbose: bool = False, width: int = 100) -> list[str]:
+    """The terminal block, wrapped to ``width``: one entry per model with its p-values, then the tasks
+    whose memory spec is below their median peak (every task's headroom with ``verbose``)."""
+    import textwrap
+
+    out = ["calibration: smallest kill threshold whose infra rate is significantly below 1x while the pass "
+           "rate excl. infra stays within noise (exact tests; p adjusted by Benjamini–Hochberg)"]
     for rec in document["recommendations"]:
         head = rec["multiplier"] or rec["status"].replace("_", " ")
         out.append(f"  {rec['model']}: {head} — {rec['reason']}")
         if rec["tests"] and (verbose or rec["status"] != "no_headroom_needed"):
-            out.append("    p (raw → BH): " + ", ".join(
-                f"{t['metric'].replace('_rate', '')}@{t['multiplier']} {stats.format_p(t['p'])}→"
+            out.append("    p raw → adjusted: " + ", ".join(
+                f"{t['metric'].replace('_rate', '')}@{t['multiplier']} {stats.format_p(t['p'])} → "
                 f"{stats.format_p(t['p_adjusted'])}" for t in rec["tests"]))
-    under = [h for h in document["headroom"] if h["under_specified"]]
-    if under:
-        out.append("  memory spec below the median peak (headroom needed for 95%/99% of trials, × spec):")
-        for h in under:
-            out.append(f"    {h['task_id'].rsplit('::', 1)[-1]} [{h['model']}]: median {h['median']:.2f}×, "
-                       f"{h['needed']['95%']:.2f}× / {h['needed']['99%']:.2f}× ({h['trials']} trials"
-                       + (f", {h['killed']} OOM-killed left out)" if h["killed"] else ")"))
-    if verbose:
-        out.append("  headroom per task × model (median, 95%, 99% of peak/spec):")
-        for h in document["headroom"]:
-            out.append(f"    {h['task_id']} [{h['model']}]: {h['median']:.2f}× {h['needed']['95%']:.2f}× "
-                       f"{h['needed']['99%']:.2f}× ({h['trials']} trials)")
-    return out
+    rooms = [h for h in document["headroom"] if verbose or h["under_specified"]]
+    if rooms:
+        out.append("  memory headroom, × spec: median peak, then the limit keeping 95% / 99% of trials under it"
+                   + ("" if verbose else "; tasks whose spec is below their median peak:"))
+        names = [f"{h['task_id'].rsplit('::', 1)[-1]} [{h['model']}]" for h in rooms]
+        width_ = max(map(len, names))
+        for name, h in zip(names, rooms):
+            killed = f" (+{h['killed']} OOM-killed, left out)" if h["killed"] else ""
+            out.append(f"    {name.ljust(width_)}  {h['median']:5.2f}×  {h['needed']['95%']:5.2f}×  "
+                       f"{h['needed']['99%']:5.2f}×  {h['trials']} trials{killed}")
+    wrapped = []
+    for line in out:
+        indent = " " * (len(line) - len(line.lstrip()) + 2)
+        wrapped += textwrap.wrap(line, width, subsequent_indent=indent, break_on_hyphens=False)
+    return wrapped

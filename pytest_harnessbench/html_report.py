@@ -231,7 +231,8 @@ def write(run: RunDir, path: Path | str, *, models: Sequence[str] = (), multipli
     """Read the run directory and write the report to ``path``; returns the path."""
     path = Path(path)
     text = render(run.latest(), models=models, multipliers=multipliers, card=run.card(),
-                  trajectories=run.trajectory_documents(), gate=run.document("gate.json"), calibration=calibration)
+                  trajectories=run.trajectory_documents(), gate=run.document("gate.json"),
+                  calibration=calibration or run.document("calibration.json"))
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
     return path
