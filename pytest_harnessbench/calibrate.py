@@ -82,11 +82,15 @@ def _counts(records: Sequence[Record], metric: str) -> tuple[int, int]:
     return rate.k, rate.n
 
 
-def samples_needed(p_floor: float, p_other: float, tasks: int, alpha: float = 0.05, power: float = 0.8) -> int | None:
-    """Samples per task for a two-sided two-proportion test to detect p_floor vs p_other at ``power``.
+def samples_needed(p_floor: float, p_other: float, tasks: int, tests: int = 1, alpha: float = 0.05,
+                   power: float = 0.8) -> int | None:
+    """Samples per task that would tell p_floor from p_other; None when they are equal.
 
-    Normal approximation, n per arm = (z_α/2·√(2·p̄q̄) + z_β·√(p1q1 + p2q2))² / (p1 − p2)², divided over the
-    tasks; None when the two rates are equal (no difference to detect).
+    Starts from the normal approximation for a two-sided two-proportion test at
+    ``power`` (n per arm = (z_α/2·√(2·p̄q̄) + z_β·√(p1q1 + p2q2))² / (p1 − p2)²),
+    which is far too optimistic at rates near 0 or 1, then raises it until the
+    exact test on the expected counts is significant even after multiplying by
+    ``tests`` (Bonferroni, a bound on Benjamini–Hochberg's adjustment).
     """
     if p_floor == p_other or tasks < 1:
         return None
@@ -95,7 +99,14 @@ def samples_needed(p_floor: float, p_other: float, tasks: int, alpha: float = 0.
     z_a, z_b = NormalDist().inv_cdf(1 - alpha / 2), NormalDist().inv_cdf(power)
     mean = (p_floor + p_other) / 2
     root = z_a * math.sqrt(2 * mean * (1 - mean)) + z_b * math.sqrt(p_floor * (1 - p_floor) + p_other * (1 - p_other))
-    return max(1, math.ceil(root * root / (p_floor - p_other) ** 2 / tasks))
+    samples = max(1, math.ceil(root * root / (p_floor - p_other) ** 2 / tasks))
+    while samples < 1000:
+        n = samples * tasks
+        test = stats.compare_proportions(round(p_floor * n), n, round(p_other * n), n)
+        if test.pvalue * tests < alpha:
+            break
+        samples += 1
+    return samples
 
 
 def recommend(records: Sequence[Record], model: str, alpha: float = 0.05) -> Recommendation:
@@ -144,10 +155,10 @@ def recommend(records: Sequence[Record], model: str, alpha: float = 0.05) -> Rec
                               f"infra errors do not fall with headroom ({_pct(test)} at {best}): they are not "
                               "caused by the limits, and no ceiling removes them", tests)
     tasks = len({r["task_id"] for r in floor})
-    needed = samples_needed(test.floor[0] / test.floor[1], test.other[0] / test.other[1], tasks, alpha)
+    needed = samples_needed(test.floor[0] / test.floor[1], test.other[0] / test.other[1], tasks, len(tests), alpha)
     return Recommendation(model, None, "cannot_decide",
-                          f"cannot decide, too few trials: infra {_pct(test)} is not significant ({_p(test)}); "
-                          f"about {needed} samples per task ({tasks} task(s)) would tell at 80% power", tests, needed)
+                          f"too few trials: infra {_pct(test)} is not significant ({_p(test)}); "
+                          f"about {needed} samples per task ({tasks} task(s)) would show a difference this large", tests, needed)
 
 
 def _pct(test: Test) -> str:
