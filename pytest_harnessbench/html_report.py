@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import html
 import json
+import statistics
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -94,34 +95,44 @@ def _lighten(color: str, amount: float) -> str:
 
 
 def peak_figure(records: Sequence[Record], models: list[str]):
-    """Each trial's kernel peak memory as a multiple of its task's spec, per task × model; the line at 1 is the spec."""
-    import numpy as np
+    """Peak memory over the task's spec, per task × model: a box (quartiles), a whisker (min–max) and the median.
+
+    Summaries rather than one point per trial keep the figure's data small at
+    30,000 trials. OOM-killed trials are left out (their peak is the limit they
+    hit); the line at 1 is the spec.
+    """
     from bokeh.models import ColumnDataSource, FactorRange, HoverTool, Span
     from bokeh.plotting import figure
-    from bokeh.transform import factor_cmap, jitter
 
-    rows = [(_short(r["task_id"]), r["model"], r["resources"]["peak_memory_bytes"]
-             / r["allocation"]["guarantee"]["memory_bytes"], r["multiplier"], r["outcome"])
-            for r in records if (r.get("resources") or {}).get("peak_memory_bytes")
-            and ((r.get("allocation") or {}).get("guarantee") or {}).get("memory_bytes")]
-    if not rows:
+    ratios: dict[tuple[str, str], list[float]] = defaultdict(list)
+    for r in records:
+        peak = (r.get("resources") or {}).get("peak_memory_bytes")
+        spec = ((r.get("allocation") or {}).get("guarantee") or {}).get("memory_bytes")
+        if peak and spec and not (r.get("resources") or {}).get("oom_kills"):
+            ratios[(_short(r["task_id"]), r["model"])].append(peak / spec)
+    if not ratios:
         return None
     rank = {m: i for i, m in enumerate(models)}
-    factors = sorted({(t, m) for t, m, *_ in rows}, key=lambda f: (f[0], rank.get(f[1], len(rank)), f[1]))
-    source = ColumnDataSource({"x": [(t, m) for t, m, *_ in rows], "y": np.array([y for _, _, y, _, _ in rows]),
-                               "mult": [x for *_, x, _ in rows], "outcome": [o for *_, o in rows]})
+    factors = sorted(ratios, key=lambda f: (f[0], rank.get(f[1], len(rank)), f[1]))
+    quartiles = [statistics.quantiles(ratios[f], n=4, method="inclusive") if len(ratios[f]) > 1
+                 else [ratios[f][0]] * 3 for f in factors]
+    source = ColumnDataSource({
+        "x": factors, "q1": [q[0] for q in quartiles], "median": [q[1] for q in quartiles],
+        "q3": [q[2] for q in quartiles], "low": [min(ratios[f]) for f in factors],
+        "high": [max(ratios[f]) for f in factors], "n": [len(ratios[f]) for f in factors],
+        "color": [MODEL_COLORS[rank.get(m, 0) % len(MODEL_COLORS)] for _, m in factors]})
     fig = figure(x_range=FactorRange(*factors), height=360, width=max(600, 40 * len(factors)), toolbar_location=None,
-                 title="peak memory / spec per trial (above 1: the task declares less than it used)", name="peaks")
-    fig.scatter(x=jitter("x", 0.3, range=fig.x_range), y="y", source=source, size=6, alpha=0.7,
-                color=factor_cmap("outcome", list(OUTCOME_COLORS.values()), list(OUTCOME_COLORS)),
-                legend_field="outcome")
+                 title="peak memory / spec (box: quartiles, line: range; above 1: the task declares less than it used)",
+                 name="peaks")
+    fig.segment(x0="x", x1="x", y0="low", y1="high", source=source, color="color")
+    fig.vbar(x="x", width=0.6, top="q3", bottom="q1", source=source, fill_color="color", fill_alpha=0.35,
+             line_color="color")
+    fig.scatter(x="x", y="median", source=source, color="color", size=7, marker="square")
     fig.add_layout(Span(location=1.0, dimension="width", line_dash="dashed", line_color="#444444"))
-    fig.add_tools(HoverTool(tooltips=[("", "@x @mult: @y{0.00}× spec (@outcome)")]))
+    fig.add_tools(HoverTool(tooltips=[("", "@x: median @median{0.00}×, range @low{0.00}–@high{0.00}× (@n trials)")]))
     fig.yaxis.axis_label = "peak / spec"
     fig.xaxis.major_label_orientation = 1.0
     fig.xaxis.group_label_orientation = 0.3
-    fig.legend.label_text_font_size = "8pt"
-    fig.add_layout(fig.legend[0], "right")
     return fig
 
 
@@ -258,7 +269,7 @@ pre {{ background: #f7f7f7; padding: .6em; overflow: auto; max-height: 30em; }}
 <h2>Outcomes</h2>
 {outcomes}
 <h2>Peak memory per task</h2>
-<p>Each trial's kernel peak memory over its task's memory spec; a trial killed by the kernel peaks at its limit.</p>
+<p>Each trial's kernel peak memory over its task's memory spec, per task and model; OOM-killed trials are left out (their peak is the limit they hit).</p>
 {peaks}
 <h2>Calibration</h2>
 <p>Smallest ceiling where infra falls significantly below 1x while the pass rate excluding infra stays within noise (Benjamini–Hochberg adjusted).</p>
