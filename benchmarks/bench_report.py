@@ -67,7 +67,7 @@ def main() -> None:
     models = [f"model-{c}" for c in "abcde"]
     mults = [LABELS[m] for m in MULTIPLIERS]
     records = make_records(100, models, mults, 10)
-    in_child(time_render, records[:500], models, mults)  # warm nothing shared, but load lazy submodules once
+    in_child(time_render, records[:500], models, mults)  # a first small render: lazy submodules are imported
     times = [in_child(time_render, records, models, mults) for _ in range(args.repeats)]
     print(f"render of {len(records):,} records: median {statistics.median(times):.2f} s over {args.repeats} "
           f"({', '.join(f'{t:.2f}' for t in times)}); target < 2 s: "

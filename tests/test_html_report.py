@@ -3,9 +3,7 @@
 scripts/setup-tests.sh installs both; without CI the test skips when either is missing.
 """
 
-import os
 import shutil
-from pathlib import Path
 
 import pytest
 
