@@ -1,8 +1,12 @@
-"""Command line: ``python -m pytest_harnessbench upload RUN_DIR [--project NAME]``.
+"""Command line: ``python -m pytest_harnessbench COMMAND RUN_DIR`` (also installed as ``harnessbench``).
 
-Sends a finished (or partial) run directory to LangSmith from its local files,
-e.g. after a bake-off whose endpoint was down. Exit status: 0 every trial
-uploaded, 1 some or all not uploaded, 2 bad usage.
+- ``upload RUN_DIR [--project NAME]`` sends a finished (or partial) run
+  directory to LangSmith from its local files, e.g. after a bake-off whose
+  endpoint was down. Exit status: 0 every trial uploaded, 1 some or all not
+  uploaded, 2 bad usage.
+- ``report RUN_DIR -o PATH.html`` writes the HTML report of a run directory.
+- ``calibrate RUN_DIR`` prints the recommended kill threshold and memory
+  headroom, and writes ``calibration.json`` to the run directory.
 """
 
 from __future__ import annotations
@@ -26,28 +30,70 @@ def _parser() -> argparse.ArgumentParser:
     upload.add_argument("--project", metavar="NAME", help="LangSmith project name [default harnessbench-<run_id>]")
     upload.add_argument("--timeout", metavar="SECONDS", type=float, default=60.0,
                         help="give up after this many seconds in total [default 60]")
+    report = commands.add_parser("report", help="write the HTML report of a run directory",
+                                 description="One self-contained HTML file (no network needed to open it): plots, "
+                                             "calibration, comparisons, the harness card, every trial and trajectory.")
+    report.add_argument("run_dir", metavar="RUN_DIR", type=Path, help="the run directory (--hb-out)")
+    report.add_argument("-o", "--output", metavar="PATH.html", type=Path, required=True, help="the file to write")
+    calibrate = commands.add_parser("calibrate", help="recommend the kill threshold from a run's multiplier sweep",
+                                    description="Per model, the smallest multiplier whose infra rate is significantly "
+                                                "below 1x's while the pass rate excluding infra stays within noise; "
+                                                "per task, the memory headroom 95%%/99%% of trials needed. Writes "
+                                                "calibration.json to RUN_DIR.")
+    calibrate.add_argument("run_dir", metavar="RUN_DIR", type=Path, help="the run directory (--hb-out)")
+    calibrate.add_argument("-v", "--verbose", action="store_true", help="also list every task's headroom")
     return parser
+
+
+def _run_dir(parser: argparse.ArgumentParser, command: str, run_dir: Path, *, results: bool = False):
+    """The RunDir, or exit 2 naming what is wrong."""
+    from .store import RESULTS, TRIALS, RunDir
+
+    run = RunDir(run_dir)
+    if not run_dir.is_dir():
+        parser.exit(2, f"harnessbench {command}: error: {run_dir}: no such directory\n")
+    if not (run.has_results if results else run.is_run_dir()):
+        parser.exit(2, f"harnessbench {command}: error: {run_dir} is not a run directory (no {RESULTS}"
+                       f"{'' if results else f', no {TRIALS}/'}); pass the directory given to --hb-out\n")
+    return run
+
+
+def _models(run) -> list[str]:
+    return ((run.card() or {}).get("settings") or {}).get("models") or []
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     if args.command == "upload":
-        from .store import RESULTS, TRIALS, RunDir
-
-        run_dir: Path = args.run_dir
-        if not run_dir.is_dir():
-            parser.exit(2, f"harnessbench upload: error: {run_dir}: no such directory\n")
-        if not RunDir(run_dir).is_run_dir():
-            parser.exit(2, f"harnessbench upload: error: {run_dir} is not a run directory "
-                           f"(no {RESULTS}, no {TRIALS}/); pass the directory given to --hb-out\n")
+        _run_dir(parser, "upload", args.run_dir)
         if args.timeout <= 0:
             parser.exit(2, f"harnessbench upload: error: --timeout {args.timeout:g}: must be > 0\n")
         from .export.langsmith import export_run
 
-        result = export_run(run_dir, project=args.project, timeout_s=args.timeout)
+        result = export_run(args.run_dir, project=args.project, timeout_s=args.timeout)
         print(result.summary())
         return 0 if result.ok else 1
+    if args.command == "report":
+        from .html_report import write
+
+        run = _run_dir(parser, "report", args.run_dir, results=True)
+        if args.output.suffix.lower() not in (".html", ".htm"):
+            parser.exit(2, f"harnessbench report: error: -o {args.output}: name an .html file\n")
+        settings = (run.card() or {}).get("settings") or {}
+        path = write(run, args.output, models=_models(run), multipliers=settings.get("multipliers") or [])
+        print(f"report: {path} ({path.stat().st_size / 1e6:.1f} MB)")
+        return 0
+    if args.command == "calibrate":
+        from .calibrate import calibrate, lines
+        from .store import RunStore
+
+        run = _run_dir(parser, "calibrate", args.run_dir, results=True)
+        document = calibrate(run.latest(), _models(run))
+        RunStore(run.path).write_json("calibration.json", document)
+        print("\n".join(lines(document, args.verbose)))
+        print(f"written: {run.path / 'calibration.json'}")
+        return 0
     raise AssertionError(args.command)  # argparse accepts only the commands above
 
 

@@ -96,6 +96,11 @@ OPTIONS = (
            flag_only=True),
     Option("compare", "--hb-compare", "hb_compare", "",
            "gate against the baseline model's records in this earlier run directory instead of this run's"),
+    Option("report", "--hb-report", "hb_report", "",
+           "write a self-contained HTML report (plots, calibration, trials and their trajectories) to this .html file"),
+    Option("calibrate", "--hb-calibrate", "hb_calibrate", "false",
+           "recommend the kill threshold from this sweep of multipliers (needs 1x and one more) and the memory "
+           "headroom per task; writes calibration.json to the run directory", flag_only=True),
 )
 
 
@@ -131,6 +136,8 @@ class Config:
     gate_alpha: float = 0.05
     gate_strict: bool = False
     compare: Path | None = None
+    report: Path | None = None
+    calibrate: bool = False
 
     def to_dict(self) -> dict:
         return {
@@ -333,6 +340,17 @@ def _check_compare_run(compare: Path, baseline: str) -> None:
                           f"(it has: {', '.join(there) or 'none'})")
 
 
+def parse_report(text: str) -> Path | None:
+    if not text.strip():
+        return None
+    path = Path(text.strip())
+    if path.suffix.lower() not in (".html", ".htm"):
+        raise ConfigError(f"--hb-report {text!r}: name an .html file, e.g. --hb-report report.html")
+    if path.is_dir():
+        raise ConfigError(f"--hb-report {text!r} is a directory; name an .html file in it")
+    return path
+
+
 def build(value: Callable[[Option], str]) -> Config:
     """Build the Config; ``value(option)`` gives the raw text (CLI, else ini, else default)."""
     raw = {opt.name: value(opt) for opt in OPTIONS}
@@ -362,4 +380,6 @@ def build(value: Callable[[Option], str]) -> Config:
         langsmith_project=raw["langsmith_project"].strip() or None,
         langsmith_timeout=parse_number("--hb-langsmith-timeout", raw["langsmith_timeout"], kind=float, minimum=1),
         **parse_gate(raw, models, multipliers),
+        report=parse_report(raw["report"]),
+        calibrate=parse_bool("--hb-calibrate", raw["calibrate"]),
     )

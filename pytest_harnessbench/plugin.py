@@ -111,6 +111,8 @@ class _RecorderHooks:
         self.config = config
         self.progress = Progress(bench.config.progress_s)
         self.gate_lines: list[str] | None = None
+        self.calibration_lines: list[str] | None = None
+        self.report_line: str | None = None
         self.partial_line: str | None = None
         self.final: dict[str, dict] = {}  # node id -> the trial's last record
         self.session: pytest.Session | None = None
@@ -162,6 +164,8 @@ class _RecorderHooks:
                                             else None)
         self.partial_line = self.bench.partial_line(interrupted)
         self.gate_lines = self.bench.run_gate()
+        self.calibration_lines = self.bench.run_calibration(verbose=self.config.option.verbose > 0)
+        self.report_line = self.bench.write_report()
         session.exitstatus = self.bench.exit_status(session.exitstatus, self.other_failures)
         self.export = self.bench.export()
 
@@ -174,7 +178,10 @@ class _RecorderHooks:
         terminalreporter.section("harnessbench")
         for line in render(bench.recorder.latest(), models=[m.text for m in bench.config.models],
                            multipliers=[m.label for m in bench.config.multipliers], run_dir=str(bench.run_dir),
-                           gate_lines=self.gate_lines or (), superseded=bench.recorder.earlier_attempts()):
+                           gate_lines=self.gate_lines or (), superseded=bench.recorder.earlier_attempts(),
+                           verbose=self.config.option.verbose > 0):
+            terminalreporter.write_line(line)
+        for line in [*(self.calibration_lines or ()), *filter(None, [self.report_line])]:
             terminalreporter.write_line(line)
         if self.export is not None:
             terminalreporter.write_line(self.export.summary())

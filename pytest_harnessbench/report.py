@@ -29,16 +29,34 @@ def rate(r: stats.Rate) -> str:
     return text + (f" ±{100 * r.se:.1f}" if r.se is not None else "")
 
 
-def _table(header: list[str], body: list[list[str]]) -> list[str]:
+def _compact(r: stats.Rate, denominator: bool = False) -> tuple[str, str]:
+    """Two lines of one rate in the compact table: ``100.0% ±0.0`` (value, task-clustered SE) over
+    ``82.4–100.0`` (Wilson 95%), with ``n=18`` appended when the count columns do not show the denominator."""
+    if r.n == 0:
+        return "-", ""
+    first = f"{100 * r.value:.1f}%" + (f" ±{100 * r.se:.1f}" if r.se is not None else "")
+    return first, f"{100 * r.low:.1f}–{100 * r.high:.1f}" + (f" n={r.n}" if denominator else "")
+
+
+def _table(header: list[str], body: list[list[str]], right: Sequence[int] = ()) -> list[str]:
+    """Columns padded to their widest cell, two spaces apart; columns in ``right`` are right-aligned."""
     widths = [max(len(line[i]) for line in [header] + body) for i in range(len(header))]
 
     def fmt(cells):
-        return "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()
+        return "  ".join(c.rjust(w) if i in right else c.ljust(w)
+                         for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
 
     return [fmt(header), fmt(["-" * w for w in widths])] + [fmt(cells) for cells in body]
 
 
-def outcome_table(records: Sequence[Record], models: Sequence[str], multipliers: Sequence[str]) -> list[str]:
+def outcome_table(records: Sequence[Record], models: Sequence[str], multipliers: Sequence[str],
+                  verbose: bool = False) -> list[str]:
+    """One row per model × multiplier: two lines, to fit a 100-column terminal, or one wide line if ``verbose``.
+
+    Compact: counts, then each rate as value ± clustered SE; the second line holds
+    the infra causes and each rate's Wilson interval (with the denominator of the
+    pass rate excluding infra, which no count column shows).
+    """
     cells = stats.summarize(records)
     causes = Counter((r["model"], r["multiplier"], r["cause"]) for r in records if r["outcome"] == "infra")
     body = []
@@ -46,13 +64,20 @@ def outcome_table(records: Sequence[Record], models: Sequence[str], multipliers:
         for mult in _order({x for m, x in cells if m == model}, multipliers, key=stats.multiplier_rank):
             c = cells[(model, mult)]
             infra = ",".join(f"{cause}:{n}" for (m, x, cause), n in sorted(causes.items()) if (m, x) == (model, mult))
-            passed = c.score.k
-            body.append([model, mult, str(c.trials), str(passed), str(c.trials - passed - c.infra_rate.k - c.errors),
-                         f"{c.infra_rate.k} ({infra})" if c.infra_rate.k else "0", str(c.errors),
-                         rate(c.score), rate(c.pass_rate), rate(c.infra_rate)])
-    header = ["model", "mult", "trials", "passed", "failed", "infra", "error",
-              "score (passed/all)", "pass rate excl. infra", "infra rate"]
-    return _table(header, body)
+            counts = [str(c.trials), str(c.score.k), str(c.trials - c.score.k - c.infra_rate.k - c.errors)]
+            if verbose:
+                body.append([model, mult, *counts, f"{c.infra_rate.k} ({infra})" if c.infra_rate.k else "0",
+                             str(c.errors), rate(c.score), rate(c.pass_rate), rate(c.infra_rate)])
+                continue
+            (s1, s2), (p1, p2), (i1, i2) = _compact(c.score), _compact(c.pass_rate, True), _compact(c.infra_rate)
+            body.append([model, mult, *counts, str(c.infra_rate.k), str(c.errors), s1, p1, i1])
+            body.append(["", "", "", "", "", infra, "", s2, p2, i2])
+    if verbose:
+        header = ["model", "mult", "trials", "passed", "failed", "infra", "error",
+                  "score (passed/all)", "pass rate excl. infra", "infra rate"]
+        return _table(header, body)
+    header = ["model", "mult", "trials", "pass", "fail", "infra", "err", "score", "excl. infra", "infra rate"]
+    return _table(header, body, right=range(2, 7))
 
 
 def _comparisons(records: Sequence[Record], models: list[str], multipliers: list[str]) -> list[tuple[str, float | None, float]]:
@@ -105,20 +130,24 @@ def nothing_measured_lines(records: Sequence[Record]) -> list[str]:
             f"the plugin or the host, not the models); most common: {first}"]
 
 
-def comparison_lines(records: Sequence[Record], models: Sequence[str], multipliers: Sequence[str]) -> list[str]:
+def comparison_rows(records: Sequence[Record], models: Sequence[str], multipliers: Sequence[str]) -> list[tuple[str, str]]:
+    """(label, verdict) of every comparison, p adjusted together by Benjamini–Hochberg."""
     present_models = _order({r["model"] for r in records}, models)
     present_mults = _order({r["multiplier"] for r in records}, multipliers, key=stats.multiplier_rank)
     present_mults.sort(key=stats.multiplier_rank)
     rows = _comparisons(records, present_models, present_mults)
+    adjusted = stats.benjamini_hochberg([p for _, _, p in rows])
+    return [(label, stats.verdict(p, None if diff is None else 100 * diff)) for (label, diff, _), p in zip(rows, adjusted)]
+
+
+def comparison_lines(records: Sequence[Record], models: Sequence[str], multipliers: Sequence[str]) -> list[str]:
+    rows = comparison_rows(records, models, multipliers)
     if not rows:
         return []
-    adjusted = stats.benjamini_hochberg([p for _, _, p in rows])
-    width = max(len(label) for label, _, _ in rows)
-    lines = ["comparisons (exact tests vs the first multiplier, Cochran–Armitage trends, models paired by task; "
-             "p adjusted by Benjamini–Hochberg):"]
-    for (label, diff, _), p in zip(rows, adjusted):
-        lines.append(f"  {label.ljust(width)}  {stats.verdict(p, None if diff is None else 100 * diff)}")
-    return lines
+    width = max(len(label) for label, _ in rows)
+    lines = ["comparisons (exact tests vs the first multiplier, Cochran–Armitage trends, models paired by",
+             "task; p adjusted by Benjamini–Hochberg):"]
+    return lines + [f"  {label.ljust(width)}  {verdict}" for label, verdict in rows]
 
 
 def usage_lines(records: Sequence[Record], models: Sequence[str]) -> list[str]:
@@ -149,7 +178,7 @@ def power_line(records: Sequence[Record]) -> str:
     per_cell = Counter((r["task_id"], r["model"], r["multiplier"]) for r in records)
     samples = max(per_cell.values()) if per_cell else 1
     mdd = stats.minimum_detectable_difference(tasks, samples=samples)
-    return (f"this run can tell apart score differences of ≥ {100 * mdd:.1f} pts between models "
+    return (f"detectable score difference between models: ≥ {100 * mdd:.1f} pts "
             f"({tasks} tasks × {samples} samples, 80% power, α=0.05)")
 
 
@@ -172,15 +201,21 @@ def infra_lines(final: Mapping[str, Record]) -> list[str]:
 
 
 def render(records: Sequence[Record], *, models: Sequence[str] = (), multipliers: Sequence[str] = (),
-           run_dir: str = "", gate_lines: Sequence[str] = (), superseded: Sequence[Record] = ()) -> list[str]:
-    """The summary; ``records`` hold each trial's last attempt, ``superseded`` its earlier ones."""
-    lines = outcome_table(records, models, multipliers)
+           run_dir: str = "", gate_lines: Sequence[str] = (), superseded: Sequence[Record] = (),
+           verbose: bool = False) -> list[str]:
+    """The summary; ``records`` hold each trial's last attempt, ``superseded`` its earlier ones.
+
+    ``verbose`` (pytest's ``-v``) prints the table one line per row, wider than 100 columns.
+    """
+    lines = outcome_table(records, models, multipliers, verbose)
     if superseded:
         lines.append(retries_line(records, superseded))
     lines += nothing_measured_lines(records)
     enforcement = sorted({f"{r['backend']}/{r['enforcement']}" for r in records if r["enforcement"]})
     lines.append(f"enforcement: {', '.join(enforcement) or 'none (no sandbox started)'}; "
                  "intervals are Wilson 95% (± task-clustered SE with samples > 1)")
+    if not verbose:
+        lines.append("2nd line of a row: infra causes, Wilson 95% intervals; -v prints one wide line per row")
     if any(r["enforcement"] == "rlimit" for r in records):
         lines.append("WARNING: rlimit enforcement caps virtual memory per command and does not limit CPU; "
                      "these limits are weaker than the kernel cgroup limits of a real sandbox")

@@ -346,6 +346,30 @@ class Bench:
             lines.append("  no candidate shares tasks and multipliers with the baseline: nothing to decide")
         return lines
 
+    def run_calibration(self, verbose: bool = False) -> list[str] | None:
+        """Calibration block for the summary (and calibration.json); None unless --hb-calibrate."""
+        if not self.config.calibrate:
+            return None
+        from .calibrate import calibrate, lines
+
+        document = calibrate(self.recorder.latest(), [m.text for m in self.config.models])
+        self.recorder.write_json("calibration.json", document)
+        return lines(document, verbose)
+
+    def write_report(self) -> str | None:
+        """Write the --hb-report HTML from the run directory; the summary line saying where (or why not)."""
+        if self.config.report is None:
+            return None
+        from .html_report import write
+
+        self.recorder.write_card(finished_at=utc_now())
+        try:
+            path = write(RunDir(self.run_dir), self.config.report, models=[m.text for m in self.config.models],
+                         multipliers=[m.label for m in self.config.multipliers])
+        except OSError as exc:
+            return f"report: cannot write {self.config.report}: {exc}"
+        return f"report: {path} ({path.stat().st_size / 1e6:.1f} MB)"
+
     def _card(self, finished_at: str | None) -> dict:
         """The harness card (DESIGN.md §6) as it stands; a resumed run keeps its first start and lists resumptions."""
         try:

@@ -103,7 +103,11 @@ class RunDir:
         return latest(self.records())
 
     def card(self) -> dict | None:
-        return RunStore(self.path).read_json(CARD)
+        return self.document(CARD)
+
+    def document(self, name: str) -> dict | None:
+        """A JSON document beside the results (``harness.json``, ``gate.json``, ``calibration.json``), or None."""
+        return RunStore(self.path).read_json(name)
 
     def trajectory(self, record: dict) -> dict:
         """The trajectory document of one attempt (raises OSError/ValueError if it is missing or torn)."""

@@ -35,3 +35,13 @@ if ! command -v linux.uml >/dev/null; then
 fi
 
 bash .ci/docker-setup.sh
+
+# --- HTML report (issue 13): Debian's chromium, driven by Playwright (from the test extra above) in
+# tests/test_html_report.py. Playwright's own browser download is not used: the test points it at this binary.
+if ! command -v chromium >/dev/null; then
+    [ "$(id -u)" = 0 ] || die "chromium is missing: install it (apt-get install chromium) or run this as root"
+    say "installing chromium"
+    export DEBIAN_FRONTEND=noninteractive
+    { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } || die "apt-get install chromium failed"
+fi
+python3 -c "import playwright.sync_api, bokeh" || die "playwright or bokeh did not install"

@@ -28,3 +28,22 @@ def test_cells_without_a_measured_trial_are_not_compared_but_the_others_are():
     assert "a: score 3x vs 1x" in text and "b: score 3x vs 1x" not in text
     assert "@3x: score b − a" in text and "@1x: score b − a" not in text
     assert "measured nothing" not in text
+
+
+def test_the_table_fits_100_columns_and_keeps_every_figure_verbose_prints_one_line_per_row():
+    records = [record(m, x, "infra" if (m, x) == ("oracle:heavy", "1x") else "passed",
+                      "oom" if (m, x) == ("oracle:heavy", "1x") else None, task=f"t{t}", sample=k)
+               for m in ("oracle:lean", "oracle:heavy") for x in ("1x", "3x", "uncapped") for t in range(6)
+               for k in (1, 2, 3)]
+    lines = render(records, models=["oracle:lean", "oracle:heavy"], multipliers=["1x", "3x", "uncapped"])
+    table = lines[:lines.index(next(line for line in lines if line.startswith("enforcement:")))]
+    assert max(map(len, lines)) <= 100
+    assert len(table) == 2 + 2 * 6
+    heavy = table.index(next(line for line in table if line.startswith("oracle:heavy  1x")))
+    assert table[heavy].split() == ["oracle:heavy", "1x", "18", "0", "0", "18", "0", "0.0%", "±0.0", "-",
+                                    "100.0%", "±0.0"]
+    assert table[heavy + 1].split() == ["oom:18", "0.0–17.6", "82.4–100.0"]
+    assert table[heavy + 3].split() == ["82.4–100.0", "82.4–100.0", "n=18", "0.0–17.6"]
+    wide = render(records, models=["oracle:lean", "oracle:heavy"], multipliers=["1x", "3x", "uncapped"], verbose=True)
+    assert any(line.startswith("oracle:heavy") and "18 (oom:18)" in line and "100.0% [82.4–100.0] (18/18) ±0.0" in line
+               for line in wide)

@@ -1,0 +1,333 @@
+"""The HTML report: one self-contained file that opens with no network.
+
+Plots are Bokeh figures, with BokehJS (``bokeh.min.js``, about 1.3 MB, from the
+``bokeh`` package itself) inlined once; plotly's bundle is 4.8 MB, over the
+report's 2 MB budget for the example bake-off. The per-trial table and the
+trajectory viewer are plain HTML filled by a few lines of JavaScript from JSON
+embedded in the page, so 30,000 trials cost one JSON blob, not 30,000 rows of
+markup: the table draws the first ``TABLE_PAGE`` matching rows.
+
+``render`` is a pure function of records and documents; ``write`` reads a run
+directory (through ``store.RunDir``) and writes the file.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import statistics
+from collections import Counter, defaultdict
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from . import calibrate, report, stats
+from .store import RunDir, trajectory_key
+
+Record = Mapping
+TABLE_PAGE = 500
+OUTCOME_COLORS = {"passed": "#2ca02c", "failed": "#ff7f0e", "infra": "#d62728", "error": "#7f7f7f"}
+MODEL_COLORS = ("#1f77b4", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#ff7f0e", "#2ca02c")
+
+
+def _short(task_id: str) -> str:
+    return task_id.rsplit("::", 1)[-1]
+
+
+def rate_figure(records: Sequence[Record], model: str, multipliers: list[str]):
+    """The study's figure for one model: score and infra rate vs multiplier, Wilson 95% whiskers."""
+    from bokeh.models import ColumnDataSource, HoverTool, Whisker
+    from bokeh.plotting import figure
+    from bokeh.transform import dodge
+
+    cells = stats.summarize([r for r in records if r["model"] == model])
+    fig = figure(x_range=multipliers, y_range=(-0.02, 1.05), height=260, width=360, title=model,
+                 toolbar_location=None, name=f"rates:{model}")
+    fig.yaxis.axis_label = "rate (95% interval)"
+    fig.xaxis.axis_label = "kill threshold (× spec)"
+    for metric, color, offset in (("score", "#1f77b4", -0.08), ("infra_rate", "#d62728", 0.08)):
+        rows = [(m, getattr(cells[(model, m)], metric)) for m in multipliers if (model, m) in cells]
+        source = ColumnDataSource({"x": [m for m, _ in rows], "y": [r.value for _, r in rows],
+                                   "low": [r.low for _, r in rows], "high": [r.high for _, r in rows],
+                                   "label": [report.rate(r) for _, r in rows]})
+        x = dodge("x", offset, range=fig.x_range)
+        label = "score (passed/all)" if metric == "score" else "infra rate"
+        fig.line(x=x, y="y", source=source, color=color, legend_label=label)
+        fig.scatter(x=x, y="y", source=source, color=color, size=8, legend_label=label, name=f"{metric}:{model}")
+        fig.add_layout(Whisker(base=x, lower="low", upper="high", source=source, line_color=color))
+    fig.add_tools(HoverTool(tooltips=[("", "@x: @label")]))
+    fig.legend.label_text_font_size = "8pt"
+    fig.legend.orientation = "horizontal"
+    fig.add_layout(fig.legend[0], "above")
+    return fig
+
+
+def outcome_figure(records: Sequence[Record], models: list[str], multipliers: list[str]):
+    """Stacked counts of outcome/cause per model × multiplier."""
+    from bokeh.models import FactorRange, HoverTool
+    from bokeh.plotting import figure
+
+    counts = Counter((r["model"], r["multiplier"], r["outcome"] if r["outcome"] == "passed"
+                      else f"{r['outcome']}/{r['cause']}") for r in records)
+    order = {o: i for i, o in enumerate(OUTCOME_COLORS)}
+    kinds = sorted({k for _, _, k in counts}, key=lambda k: (order.get(k.split("/")[0], 9), k))
+    factors = [(m, x) for m in models for x in multipliers if any(counts[(m, x, k)] for k in kinds)]
+    data = {"x": factors, **{k: [counts[(m, x, k)] for m, x in factors] for k in kinds}}
+    shades = defaultdict(int)
+    colors = []
+    for kind in kinds:  # each cause of one outcome a lighter shade of its colour
+        outcome = kind.split("/")[0]
+        colors.append(_lighten(OUTCOME_COLORS.get(outcome, "#000000"), 0.25 * shades[outcome]))
+        shades[outcome] += 1
+    fig = figure(x_range=FactorRange(*factors), height=300, width=max(500, 60 * len(factors)), toolbar_location=None,
+                 title="outcomes per model × multiplier", name="outcomes")
+    fig.vbar_stack(kinds, x="x", width=0.8, source=data, color=colors, legend_label=kinds)
+    fig.add_tools(HoverTool(tooltips=[("", "@x: $name @$name trials")]))
+    fig.yaxis.axis_label = "trials"
+    fig.xaxis.major_label_orientation = 0.8
+    fig.legend.label_text_font_size = "8pt"
+    fig.add_layout(fig.legend[0], "right")
+    return fig
+
+
+def _lighten(color: str, amount: float) -> str:
+    rgb = [int(color[i:i + 2], 16) for i in (1, 3, 5)]
+    return "#" + "".join(f"{round(c + (255 - c) * min(amount, 0.8)):02x}" for c in rgb)
+
+
+def peak_figure(records: Sequence[Record], models: list[str]):
+    """Peak memory over the task's spec, per task × model: a box (quartiles), a whisker (min–max) and the median.
+
+    Summaries rather than one point per trial keep the figure's data small at
+    30,000 trials. OOM-killed trials are left out (their peak is the limit they
+    hit); the line at 1 is the spec.
+    """
+    from bokeh.models import ColumnDataSource, FactorRange, HoverTool, Span
+    from bokeh.plotting import figure
+
+    ratios: dict[tuple[str, str], list[float]] = defaultdict(list)
+    for r in records:
+        peak = (r.get("resources") or {}).get("peak_memory_bytes")
+        spec = ((r.get("allocation") or {}).get("guarantee") or {}).get("memory_bytes")
+        if peak and spec and not (r.get("resources") or {}).get("oom_kills"):
+            ratios[(_short(r["task_id"]), r["model"])].append(peak / spec)
+    if not ratios:
+        return None
+    rank = {m: i for i, m in enumerate(models)}
+    factors = sorted(ratios, key=lambda f: (f[0], rank.get(f[1], len(rank)), f[1]))
+    quartiles = [statistics.quantiles(ratios[f], n=4, method="inclusive") if len(ratios[f]) > 1
+                 else [ratios[f][0]] * 3 for f in factors]
+    source = ColumnDataSource({
+        "x": factors, "q1": [q[0] for q in quartiles], "median": [q[1] for q in quartiles],
+        "q3": [q[2] for q in quartiles], "low": [min(ratios[f]) for f in factors],
+        "high": [max(ratios[f]) for f in factors], "n": [len(ratios[f]) for f in factors],
+        "color": [MODEL_COLORS[rank.get(m, 0) % len(MODEL_COLORS)] for _, m in factors]})
+    fig = figure(x_range=FactorRange(*factors), height=360, width=max(600, 40 * len(factors)), toolbar_location=None,
+                 title="peak memory / spec (box: quartiles, line: range; above 1: the task declares less than it used)",
+                 name="peaks")
+    fig.segment(x0="x", x1="x", y0="low", y1="high", source=source, color="color")
+    fig.vbar(x="x", width=0.6, top="q3", bottom="q1", source=source, fill_color="color", fill_alpha=0.35,
+             line_color="color")
+    fig.scatter(x="x", y="median", source=source, color="color", size=7, marker="square")
+    fig.add_layout(Span(location=1.0, dimension="width", line_dash="dashed", line_color="#444444"))
+    fig.add_tools(HoverTool(tooltips=[("", "@x: median @median{0.00}×, range @low{0.00}–@high{0.00}× (@n trials)")]))
+    fig.yaxis.axis_label = "peak / spec"
+    fig.xaxis.major_label_orientation = 1.0
+    fig.xaxis.group_label_orientation = 0.3
+    return fig
+
+
+def _trajectory(document: Mapping) -> list[dict]:
+    """What the viewer shows of each trajectory: messages, tool calls with output, exit codes, durations, usage.
+
+    Tool messages are dropped (their content is the tool call's output, shown with the call) and so are
+    ids and provider metadata: the file stays small.
+    """
+    out = []
+    for t in document.get("trajectories") or []:
+        messages = []
+        for m in t.get("messages") or []:
+            data = m.get("data") or {}
+            if m.get("type") == "tool":
+                continue
+            content = data.get("content")
+            text = content if isinstance(content, str) else json.dumps(content)
+            calls = [c.get("name", "?") for c in data.get("tool_calls") or []]
+            messages.append({"role": m.get("type"), "text": text, "calls": calls})
+        out.append({"model": t.get("model"), "instruction": t.get("instruction"), "stop": t.get("stop_reason"),
+                    "duration_s": t.get("duration_s"), "usage": t.get("usage"), "error": t.get("error"),
+                    "messages": messages,
+                    "tool_calls": [{k: c.get(k) for k in ("name", "args", "exit_code", "duration_s", "output")}
+                                   for c in t.get("tool_calls") or []]})
+    return out
+
+
+def _trial_rows(records: Sequence[Record]) -> list[list]:
+    def num(value, digits=2):
+        return None if value is None else round(value, digits)
+
+    rows = []
+    for r in records:
+        res, timing, usage = r.get("resources") or {}, r.get("timing") or {}, r.get("usage") or {}
+        spec = ((r.get("allocation") or {}).get("guarantee") or {}).get("memory_bytes")
+        peak = res.get("peak_memory_bytes")
+        rows.append([trajectory_key(r), _short(r["task_id"]), r["model"], r["multiplier"], r["sample"], r["outcome"],
+                     r.get("cause"), r.get("message") or "", num(peak / spec) if peak and spec else None,
+                     num(timing.get("total_s")), usage.get("model_calls"), usage.get("tool_calls"),
+                     usage.get("input_tokens"), usage.get("output_tokens")])
+    return rows
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _json_script(element_id: str, data) -> str:
+    text = json.dumps(data, separators=(",", ":"), default=str).replace("</", "<\\/")
+    return f'<script type="application/json" id="{element_id}">{text}</script>'
+
+
+def render(records: Sequence[Record], *, models: Sequence[str] = (), multipliers: Sequence[str] = (),
+           card: Mapping | None = None, trajectories: Mapping[str, Mapping] | None = None,
+           gate: Mapping | None = None, calibration: Mapping | None = None) -> str:
+    """The report as one HTML string; ``trajectories`` maps trajectory keys (``TRIAL_ID[~N]``) to documents."""
+    from bokeh.embed import components
+    from bokeh.layouts import row
+    from bokeh.resources import Resources
+
+    models = report._order({r["model"] for r in records}, models)
+    mults = sorted(report._order({r["multiplier"] for r in records}, multipliers), key=stats.multiplier_rank)
+    figures = {"rates": row(*[rate_figure(records, m, mults) for m in models]),
+               "outcomes": outcome_figure(records, models, mults)}
+    peaks = peak_figure(records, models)
+    if peaks is not None:
+        figures["peaks"] = peaks
+    script, divs = components(figures)
+    bokeh_js = "\n".join(Resources(mode="inline", components=["bokeh"]).js_raw)
+    calibration = calibration if calibration is not None else calibrate.calibrate(records, models)
+    comparisons = report.comparison_rows(records, models, mults)
+    gate_html = ""
+    if gate:
+        gate_html = (f"<p>status <b>{html.escape(str(gate.get('status')))}</b>, blocks: {gate.get('blocks')}</p>"
+                     + _table(["multiplier", "verdict"], [(v.get("multiplier", ""), v.get("message", ""))
+                                                        for v in gate.get("verdicts", [])]))
+    cal_rows = [(r["model"], r["multiplier"] or r["status"].replace("_", " "), r["reason"])
+                for r in calibration["recommendations"]]
+    room_rows = [(_short(h["task_id"]), h["model"], f"{h['median']:.2f}×", f"{h['needed']['95%']:.2f}×",
+                  f"{h['needed']['99%']:.2f}×", h["trials"], h["killed"], "yes" if h["under_specified"] else "")
+                 for h in calibration["headroom"]]
+    trials = _trial_rows(records)
+    shown = {row[0] for row in trials}
+    docs = {key: _trajectory(doc) for key, doc in (trajectories or {}).items() if key in shown}
+    options = lambda values: "".join(f"<option>{html.escape(v)}</option>" for v in values)  # noqa: E731
+    return _PAGE.format(
+        bokeh_js=bokeh_js.replace("</script", "<\\/script"), script=script,
+        title=html.escape(f"harnessbench report {(card or {}).get('run_id', '')}"),
+        summary=html.escape(f"{len(records)} trials · {len(models)} model(s) · multipliers {', '.join(mults)}"),
+        rates=divs["rates"], outcomes=divs["outcomes"], peaks=divs.get("peaks", "<p>no peak memory recorded</p>"),
+        comparisons=_table(["comparison", "verdict"], comparisons) if comparisons else "<p>nothing to compare</p>",
+        power=html.escape(report.power_line(records)), gate=gate_html or "<p>no gate in this run</p>",
+        calibration=_table(["model", "ceiling", "why"], cal_rows),
+        headroom=_table(["task", "model", "median peak/spec", "95% need", "99% need", "trials", "OOM-killed",
+                         "spec below median peak"], room_rows),
+        card=html.escape(json.dumps(card or {}, indent=2, sort_keys=True, default=str)),
+        model_options=options(models), mult_options=options(mults), outcome_options=options(OUTCOME_COLORS),
+        trials_json=_json_script("hb-trials", trials), docs_json=_json_script("hb-trajectories", docs),
+        page=TABLE_PAGE)
+
+
+def write(run: RunDir, path: Path | str, *, models: Sequence[str] = (), multipliers: Sequence[str] = (),
+          calibration: Mapping | None = None) -> Path:
+    """Read the run directory and write the report to ``path``; returns the path."""
+    path = Path(path)
+    text = render(run.latest(), models=models, multipliers=multipliers, card=run.card(),
+                  trajectories=run.trajectory_documents(), gate=run.document("gate.json"),
+                  calibration=calibration or run.document("calibration.json"))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+_PAGE = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
+<style>
+body {{ font: 14px/1.4 system-ui, sans-serif; margin: 1.5em; color: #222; }}
+h1 {{ font-size: 1.4em; }} h2 {{ font-size: 1.15em; margin-top: 1.8em; border-bottom: 1px solid #ddd; }}
+table {{ border-collapse: collapse; font-size: 13px; }} th, td {{ border: 1px solid #ddd; padding: 2px 6px; text-align: left; }}
+th {{ background: #f3f3f3; }} tr.passed td:nth-child(6) {{ color: #2ca02c; }} tr.infra td:nth-child(6) {{ color: #d62728; }}
+pre {{ background: #f7f7f7; padding: .6em; overflow: auto; max-height: 30em; }}
+.filters select {{ margin-right: 1em; }} dialog {{ width: 80vw; max-height: 85vh; }}
+.call {{ border-left: 3px solid #1f77b4; padding-left: .5em; margin: .6em 0; }}
+</style>
+<script>{bokeh_js}</script>
+</head><body>
+<h1>{title}</h1><p>{summary}</p>
+<h2>Score and infra rate vs kill threshold</h2>
+<p>Per model, Wilson 95% intervals; the kill threshold is the task's spec × the multiplier (the guarantee stays at the spec).</p>
+{rates}
+<h2>Outcomes</h2>
+{outcomes}
+<h2>Peak memory per task</h2>
+<p>Each trial's kernel peak memory over its task's memory spec, per task and model; OOM-killed trials are left out (their peak is the limit they hit).</p>
+{peaks}
+<h2>Calibration</h2>
+<p>Smallest ceiling where infra falls significantly below 1x while the pass rate excluding infra stays within noise (Benjamini–Hochberg adjusted).</p>
+{calibration}
+<h3>Headroom needed (multiple of the spec keeping 95% / 99% of trials under the limit)</h3>
+{headroom}
+<h2>Comparisons</h2>
+{comparisons}
+<p>{power}</p>
+<h2>Gate</h2>
+{gate}
+<h2>Trials</h2>
+<p class="filters">model <select id="f-model"><option value="">all</option>{model_options}</select>
+multiplier <select id="f-mult"><option value="">all</option>{mult_options}</select>
+outcome <select id="f-outcome"><option value="">all</option>{outcome_options}</select>
+<span id="f-count"></span></p>
+<table id="trials"><thead><tr><th>task</th><th>model</th><th>mult</th><th>#</th><th>outcome</th><th>cause</th>
+<th>message</th><th>peak/spec</th><th>total s</th><th>model calls</th><th>tool calls</th><th>tokens in</th><th>tokens out</th><th>trajectory</th></tr></thead>
+<tbody></tbody></table>
+<dialog id="trajectory"><button id="close">close</button><div id="trajectory-body"></div></dialog>
+<h2>Harness card</h2>
+<pre>{card}</pre>
+{trials_json}
+{docs_json}
+{script}
+<script>
+(function () {{
+  const trials = JSON.parse(document.getElementById("hb-trials").textContent);
+  const docs = JSON.parse(document.getElementById("hb-trajectories").textContent);
+  const body = document.querySelector("#trials tbody");
+  const esc = (s) => String(s ?? "").replace(/[&<>"]/g, (c) => ({{"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"}})[c]);
+  function draw() {{
+    const m = document.getElementById("f-model").value, x = document.getElementById("f-mult").value,
+          o = document.getElementById("f-outcome").value;
+    const match = trials.filter((t) => (!m || t[2] === m) && (!x || t[3] === x) && (!o || t[5] === o));
+    body.innerHTML = match.slice(0, {page}).map((t) =>
+      `<tr class="${{esc(t[5])}}" data-key="${{esc(t[0])}}">` + t.slice(1).map((c) => `<td>${{esc(c)}}</td>`).join("") +
+      `<td>${{docs[t[0]] ? `<a href="#" class="open">open</a>` : "-"}}</td></tr>`).join("");
+    document.getElementById("f-count").textContent =
+      match.length > {page} ? `showing {page} of ${{match.length}}` : `${{match.length}} trial(s)`;
+  }}
+  function show(key) {{
+    const parts = docs[key].map((t) => `<h3>${{esc(t.model)}}: ${{esc(t.stop)}}, ${{(t.duration_s ?? 0).toFixed(2)}} s</h3>` +
+      `<p>usage: ${{esc(JSON.stringify(t.usage))}}${{t.error ? " · error: " + esc(t.error) : ""}}</p>` +
+      `<h4>messages</h4>` + t.messages.map((msg) => `<p><b>${{esc(msg.role)}}</b>: ${{esc(msg.text)}}` +
+        (msg.calls.length ? ` <i>→ ${{esc(msg.calls.join(", "))}}</i>` : "") + `</p>`).join("") +
+      `<h4>tool calls</h4>` + t.tool_calls.map((c) => `<div class="call"><b>${{esc(c.name)}}</b> exit ${{esc(c.exit_code)}}, ` +
+        `${{(c.duration_s ?? 0).toFixed(2)}} s<pre>${{esc(JSON.stringify(c.args, null, 1))}}</pre><pre>${{esc(c.output)}}</pre></div>`).join(""));
+    document.getElementById("trajectory-body").innerHTML = `<h2>${{esc(key)}}</h2>` + parts.join("");
+    document.getElementById("trajectory").showModal();
+  }}
+  ["f-model", "f-mult", "f-outcome"].forEach((id) => document.getElementById(id).addEventListener("change", draw));
+  body.addEventListener("click", (e) => {{
+    if (e.target.classList.contains("open")) {{ e.preventDefault(); show(e.target.closest("tr").dataset.key); }}
+  }});
+  document.getElementById("close").addEventListener("click", () => document.getElementById("trajectory").close());
+  draw();
+}})();
+</script>
+</body></html>
+"""

@@ -1,0 +1,98 @@
+"""The HTML report of a real bake-off, opened offline in headless Chromium (Debian's, driven by Playwright).
+
+scripts/setup-tests.sh installs both; without CI the test skips when either is missing.
+"""
+
+import shutil
+
+import pytest
+
+TASKS = '''
+import pytest
+
+HOG = "python3 -c 'x = bytearray(150 * 1024 * 1024); x[::4096] = b\\"1\\" * len(x[::4096])'"
+
+@pytest.mark.task(cpus=1, memory="64Mi", timeout=20,
+                  solutions={"lean": "echo 42 > answer.txt", "heavy": HOG + " && echo 42 > answer.txt"})
+def test_answer(trial):
+    trial.run_agent("Write the answer to answer.txt.")
+    assert trial.sandbox.read_file("answer.txt").strip() == "42"
+'''
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+ARTIFACT = "report.png"
+
+
+@pytest.fixture
+def browser():
+    playwright = pytest.importorskip("playwright.sync_api")
+    if CHROMIUM is None:
+        pytest.skip("no chromium on PATH: bash scripts/setup-tests.sh installs it")
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield browser
+        browser.close()
+
+
+def _count(page, selector: str) -> int:
+    return page.locator(selector).count()
+
+
+def test_the_report_of_a_real_bake_off_opens_offline_with_plots_filters_and_trajectories(pytester, browser, tmp_path):
+    pytester.makepyfile(test_tasks=TASKS)
+    report = tmp_path / "report.html"
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--hb-out", "run", "--models",
+                                           "oracle:heavy,oracle:lean", "--multipliers", "1,3,uncapped",
+                                           "--samples", "2", "--hb-report", str(report), "--hb-calibrate")
+    result.stdout.fnmatch_lines(["*calibration:*", "*oracle:heavy: cannot decide — too few trials*",
+                                 "*oracle:lean: 1x*", f"report: {report} (*MB)"])
+    assert (pytester.path / "run" / "calibration.json").is_file()
+
+    context = browser.new_context(offline=True, viewport={"width": 1300, "height": 900})
+    requests = []
+    context.on("request", lambda r: requests.append(r.url))
+    page = context.new_page()
+    page.goto(report.as_uri())
+    page.wait_for_function("window.Bokeh && Bokeh.documents.length > 0")
+    page.locator("canvas").first.wait_for()
+    assert {url.split(":", 1)[0] for url in requests} <= {"file", "data", "blob"}  # nothing from the network
+
+    # the study's figure: one figure per model, one point per multiplier for score and infra rate
+    points = page.evaluate("""() => {
+        const out = {};
+        for (const doc of Bokeh.documents)
+            for (const name of ["score", "infra_rate"])
+                for (const model of ["oracle:heavy", "oracle:lean"]) {
+                    const r = doc.get_model_by_name(`${name}:${model}`);
+                    if (r) out[`${name}:${model}`] = Array.from(r.data_source.data.x);
+                }
+        return out;
+    }""")
+    assert points == {f"{name}:{model}": ["1x", "3x", "uncapped"]
+                      for name in ("score", "infra_rate") for model in ("oracle:heavy", "oracle:lean")}
+    assert page.evaluate("Bokeh.documents[0].get_model_by_name('outcomes') !== null")
+    assert page.evaluate("Bokeh.documents[0].get_model_by_name('peaks') !== null")
+    assert _count(page, "canvas") >= 4  # Playwright's CSS pierces Bokeh's shadow roots
+
+    # the per-trial table filters
+    assert _count(page, "#trials tbody tr") == 12
+    page.select_option("#f-model", "oracle:heavy")
+    assert _count(page, "#trials tbody tr") == 6
+    page.select_option("#f-outcome", "infra")
+    assert _count(page, "#trials tbody tr") == 2
+    assert set(page.locator("#trials tbody tr td:nth-child(3)").all_inner_texts()) == {"1x"}
+    assert page.locator("#f-count").inner_text() == "2 trial(s)"
+
+    # a trajectory opens: its messages and tool calls with exit code and output
+    page.locator("#trials tbody tr a.open").first.click()
+    dialog = page.locator("dialog#trajectory")
+    dialog.wait_for(state="visible")
+    assert dialog.locator(".call").count() == 1
+    call = dialog.locator(".call").first.inner_text()
+    assert "bash" in call and "exit 137" in call and "bytearray" in call
+    assert "human" in dialog.inner_text() and "usage" in dialog.inner_text()
+    page.screenshot(path=str(tmp_path / ARTIFACT), full_page=True)
+    print(f"screenshot: {tmp_path / ARTIFACT}")
+    page.locator("#close").click()
+    assert not dialog.is_visible()
+    # the calibration table made it into the page
+    assert "too few trials" in page.locator("table", has_text="ceiling").inner_text()
