@@ -69,7 +69,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .paths import state_root, writable_dir
-from .procs import cgroup_mounts, identity, owner_alive, physical_memory_bytes, read_text
+from .procs import cgroup_mounts, cgroup_paths, identity, owner_alive, physical_memory_bytes, read_text
 from .resources import SpecError, format_size, parse_size
 
 ENV_STATE_DIR = "HARNESSBENCH_ADMISSION_DIR"
@@ -195,13 +195,7 @@ def _cgroup_dirs(controller: str) -> list[Path]:
     mount = cgroup_mounts().get(controller)
     if mount is None:
         return []
-    rel = None
-    for line in (read_text("/proc/self/cgroup") or "").splitlines():
-        hid, _, rest = line.partition(":")
-        names, _, path = rest.partition(":")
-        if (controller == "" and hid == "0" and names == "") or (controller and controller in names.split(",")):
-            rel = path
-            break
+    rel = cgroup_paths().get(controller)
     if rel is None:
         return []
     here = mount / rel.lstrip("/")

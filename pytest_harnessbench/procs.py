@@ -102,6 +102,19 @@ def cgroup_mounts() -> dict[str, Path]:
     return mounts
 
 
+def cgroup_paths(pid: int | str = "self") -> dict[str, str]:
+    """A process's cgroup per hierarchy, from ``/proc/PID/cgroup``: each v1 controller by name, v2 under ``""``.
+
+    The one reader of that file. Empty when it cannot be read (the process is gone, no /proc).
+    """
+    paths: dict[str, str] = {}
+    for line in (read_text(f"/proc/{pid}/cgroup") or "").splitlines():
+        _, controllers, path = (line.split(":", 2) + ["", ""])[:3]
+        for controller in controllers.split(",") if controllers else [""]:
+            paths[controller] = path
+    return paths
+
+
 def physical_memory_bytes() -> int | None:
     try:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")

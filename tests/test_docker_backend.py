@@ -263,7 +263,7 @@ def test_missing_image_is_a_start_error_that_says_how_to_build_it(backend, monke
     allocation = Allocation.of(Spec(), Multiplier(1.0))
     with pytest.raises(SandboxStartError, match="harnessbench/nope:0"):
         backend.provision(allocation, "missing", image="harnessbench/nope:0")
-    monkeypatch.setattr(docker_backend, "DEFAULT_IMAGE", "harnessbench/not-built:0")
+    monkeypatch.setattr(docker_backend.backend, "DEFAULT_IMAGE", "harnessbench/not-built:0")
     with pytest.raises(SandboxStartError, match="scripts/build-base-image.sh"):
         backend.provision(allocation, "missing-default")
 

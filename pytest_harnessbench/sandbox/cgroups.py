@@ -28,8 +28,9 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
-from ..procs import cgroup_mounts, owner_token, token_alive
+from ..procs import cgroup_mounts, cgroup_paths, owner_token, token_alive
 from .base import EnforcementUnavailable, Evidence
 
 CGROUP_MOUNT = Path("/sys/fs/cgroup")
@@ -134,6 +135,16 @@ class _PeakPoller:
         self._stop.set()
         self._thread.join()
         self.sample()
+
+
+def cpu_shares(cpus: float) -> int:
+    """A CPU guarantee as cgroup v1's ``cpu.shares`` (and Docker's ``cpu_shares``): 1024 per CPU."""
+    return max(2, round(1024 * cpus))
+
+
+def cpu_weight(cpus: float) -> int:
+    """A CPU guarantee as cgroup v2's ``cpu.weight``: 100 per CPU (the default weight is one CPU's)."""
+    return max(1, min(10_000, round(100 * cpus)))
 
 
 @dataclass
@@ -251,7 +262,7 @@ class Cgroups:
             _write(d / "memory.max", l_mem)
             if (d / "memory.swap.max").exists():
                 _write(d / "memory.swap.max", 0)
-        _write(d / "cpu.weight", max(1, min(10_000, round(100 * g_cpu))))
+        _write(d / "cpu.weight", cpu_weight(g_cpu))
         quota = "max" if l_cpu is None else str(max(1000, round(l_cpu * CFS_PERIOD_US)))
         _write(d / "cpu.max", f"{quota} {CFS_PERIOD_US}")
         if pids is not None:
@@ -270,21 +281,11 @@ class Cgroups:
         except OSError:
             pass  # not writable in some hierarchies; memsw above is the real guard
         cpu = dirs["cpu"]
-        _write(cpu / "cpu.shares", max(2, round(1024 * g_cpu)))
+        _write(cpu / "cpu.shares", cpu_shares(g_cpu))
         _write(cpu / "cpu.cfs_period_us", CFS_PERIOD_US)
         _write(cpu / "cpu.cfs_quota_us", -1 if l_cpu is None else max(1000, round(l_cpu * CFS_PERIOD_US)))
         if pids is not None:
             _write(dirs["pids"] / "pids.max", pids)
-
-
-def _own_paths() -> dict[str, str]:
-    """This process's cgroup path per v1 controller, and '' -> v2 path."""
-    paths: dict[str, str] = {}
-    for line in Path("/proc/self/cgroup").read_text().splitlines():
-        _, controllers, path = line.split(":", 2)
-        for ctrl in controllers.split(",") if controllers else [""]:
-            paths[ctrl] = path
-    return paths
 
 
 def _v1_mounts() -> dict[str, Path]:
@@ -369,7 +370,7 @@ def _delegated(group: Path) -> bool:
 
 def _own_v2_group() -> Path:
     """This process's v2 group; for a process born in a session leaf (an xdist worker), the leaf's parent."""
-    own = CGROUP_MOUNT / _own_paths()[""].lstrip("/")
+    own = CGROUP_MOUNT / cgroup_paths()[""].lstrip("/")
     return own.parent if _SESSION_LEAF.match(own.name) else own
 
 
@@ -416,7 +417,7 @@ def _v2_setup() -> Cgroups:
 
 def _v1_parents() -> dict[str, Path]:
     """Under this process's own group in each hierarchy, so outer limits still apply."""
-    mounts, own = _v1_mounts(), _own_paths()
+    mounts, own = _v1_mounts(), cgroup_paths()
     missing = [c for c in V1_CONTROLLERS if c not in mounts]
     if missing:
         raise OSError(f"cgroup v1 controllers not mounted: {', '.join(missing)}")
@@ -446,3 +447,86 @@ def detect() -> Cgroups:
     except OSError as exc:
         raise EnforcementUnavailable(f"cannot create cgroups here (cgroup v1: {exc}); run as root, "
                                      "or pass --hb-enforcement=rlimit for weaker limits") from None
+
+
+# --------------------------------------------------------------------------- containers
+
+@dataclass(frozen=True)
+class ContainerCgroup:
+    """Where one container's cgroup files are, as seen from this process.
+
+    Reading them is :class:`cgroups.Group`'s job, shared with the local backend.
+    """
+
+    version: int
+    dirs: dict[str, str]  # controller ("memory", "cpuacct", "cpu", "pids") -> directory; v2: all the same
+
+    @property
+    def group(self) -> Group:
+        return Group(f"v{self.version}", {controller: Path(d) for controller, d in self.dirs.items()})
+
+    def read(self) -> Evidence | None:
+        """Current counters, or None once the cgroup is gone (container stopped)."""
+        if not os.path.isdir(self.dirs["memory"]):
+            return None
+        return self.group.evidence()
+
+    def procs(self) -> list[int]:
+        with open(f"{self.dirs['memory']}/cgroup.procs") as f:
+            return [int(line) for line in f if line.strip()]
+
+    def limits(self) -> dict[str, int | str]:
+        """The limits as the kernel holds them (proof that the engine applied them)."""
+        return self.group.applied()
+
+
+class HostCgroups:
+    """The host's cgroup mounts, and where the engine puts a container's group."""
+
+    def __init__(self, version: int, driver: str) -> None:
+        self.version = version
+        self.driver = driver
+        self.mounts = self._mounts(version)
+
+    @staticmethod
+    def _mounts(version: int) -> dict[str, str]:
+        """controller -> mount point (v1), or {"unified": mount point} (v2)."""
+        mounts = cgroup_mounts()
+        if version == 2:
+            return {"unified": str(mounts[""])} if "" in mounts else {}
+        return {c: str(mounts[c]) for c in ("memory", "cpu", "cpuacct", "pids") if c in mounts}
+
+    @property
+    def visible(self) -> bool:
+        return ("memory" in self.mounts) if self.version == 1 else ("unified" in self.mounts)
+
+    def _group(self, relpaths: dict[str, str]) -> ContainerCgroup | None:
+        if self.version == 1:
+            dirs = {c: self.mounts[c] + relpaths.get(c, relpaths.get("*", "")) for c in ("memory", "cpu", "cpuacct", "pids") if c in self.mounts}
+        elif "*" in relpaths:
+            dirs = {c: self.mounts["unified"] + relpaths["*"] for c in ("memory", "cpu", "cpuacct", "pids")}
+        else:
+            return None
+        if "memory" not in dirs or not os.path.isdir(dirs["memory"]):
+            return None
+        return ContainerCgroup(self.version, dirs)
+
+    def locate(self, container_id: str, host_pid: Callable[[], int | None]) -> ContainerCgroup | None:
+        """The container's group: the engine's usual paths first, else via its main pid."""
+        if not self.visible:
+            return None
+        guesses = (
+            [f"/system.slice/docker-{container_id}.scope", f"/docker/{container_id}"]
+            if self.driver == "systemd"
+            else [f"/docker/{container_id}", f"/system.slice/docker-{container_id}.scope"]
+        )
+        for rel in guesses:
+            group = self._group({"*": rel})
+            if group is not None:
+                return group
+        pid = host_pid()  # e.g. a custom --cgroup-parent: ask the kernel where the process is
+        if not pid:
+            return None
+        paths = cgroup_paths(pid)
+        rel = {"*": paths[""]} if self.version == 2 and "" in paths else paths
+        return self._group(rel) if rel else None
