@@ -332,51 +332,48 @@ def _kill_with_its_watchdog(proc: subprocess.Popen) -> None:
         os.kill(pid, signal.SIGKILL)
 
 
-def test_a_sigkilled_sessions_container_is_removed_by_its_watchdog(api):
+@pytest.fixture
+def orphan_session(api):
+    """Another session (a child process) that provisioned one container: (process, run id, container id)."""
+    run_id = f"orphan-{uuid.uuid4().hex[:10]}"
+    child = subprocess.Popen([sys.executable, "-c", ORPHAN, run_id], stdout=subprocess.PIPE, text=True)
+    try:
+        ready, _, _ = select.select([child.stdout], [], [], 30)
+        container_id = child.stdout.readline().strip() if ready else ""
+        assert container_id, "the child process did not provision a container"
+        yield child, run_id, container_id
+    finally:
+        if child.poll() is None:
+            child.kill()
+        for leftover in _containers(api, **{LABEL_RUN: run_id}):
+            api.remove_container(leftover["Id"], force=True)
+
+
+def test_a_sigkilled_sessions_container_is_removed_by_its_watchdog(api, orphan_session):
     """Issue 17.8: containers go with their session, not at the next session's start."""
-    run_id = f"orphan-{uuid.uuid4().hex[:10]}"
-    child = subprocess.Popen([sys.executable, "-c", ORPHAN, run_id], stdout=subprocess.PIPE, text=True)
-    try:
-        ready, _, _ = select.select([child.stdout], [], [], 30)
-        container_id = child.stdout.readline().strip() if ready else ""
-        assert container_id, "the child process did not provision a container"
-        child.send_signal(signal.SIGKILL)
-        child.wait(10)
-        deadline = time.monotonic() + 10
-        while _containers(api, **{LABEL_RUN: run_id}) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert _containers(api, **{LABEL_RUN: run_id}) == []
-    finally:
-        if child.poll() is None:
-            child.kill()
-        for leftover in _containers(api, **{LABEL_RUN: run_id}):
-            api.remove_container(leftover["Id"], force=True)
+    child, run_id, _ = orphan_session
+    child.send_signal(signal.SIGKILL)
+    child.wait(10)
+    deadline = time.monotonic() + 10
+    while _containers(api, **{LABEL_RUN: run_id}) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _containers(api, **{LABEL_RUN: run_id}) == []
 
 
-def test_reap_removes_what_a_sigkilled_session_left_but_spares_live_ones(api, box):
+def test_reap_removes_what_a_sigkilled_session_left_but_spares_live_ones(api, box, orphan_session):
     ours_alive = box("1")  # a live session's sandbox (this process, another run): never reaped
-    run_id = f"orphan-{uuid.uuid4().hex[:10]}"
-    child = subprocess.Popen([sys.executable, "-c", ORPHAN, run_id], stdout=subprocess.PIPE, text=True)
-    try:
-        ready, _, _ = select.select([child.stdout], [], [], 30)
-        container_id = child.stdout.readline().strip() if ready else ""
-        assert container_id, "the child process did not provision a container"
-        reaper = DockerBackend(run_id)
-        # its session is alive (an xdist sibling, say): not ours to remove
-        assert reaper.reap(all_runs=False) == 0
-        assert api.inspect_container(container_id)["State"]["Running"]
-        _kill_with_its_watchdog(child)  # no finally, no atexit, no watchdog: the container stays behind
-        child.wait(10)
-        assert api.inspect_container(container_id)["State"]["Running"]
-        assert reaper.reap() >= 1
-        assert _containers(api, **{LABEL_RUN: run_id}) == []
-        assert ours_alive.exec("true").exit_code == 0
-        reaper.close()
-    finally:
-        if child.poll() is None:
-            child.kill()
-        for leftover in _containers(api, **{LABEL_RUN: run_id}):
-            api.remove_container(leftover["Id"], force=True)
+    child, run_id, container_id = orphan_session
+    reaper = DockerBackend(run_id)
+    # its session is alive (an xdist sibling, say): not ours to remove
+    assert reaper.reap(all_runs=False) == 0
+    assert api.inspect_container(container_id)["State"]["Running"]
+    _kill_with_its_watchdog(child)  # no finally, no atexit, no watchdog: the container stays behind
+    child.wait(10)
+    assert api.inspect_container(container_id)["State"]["Running"]
+    assert reaper.reap() >= 1
+    assert _containers(api, **{LABEL_RUN: run_id}) == []
+    assert ours_alive.exec("true").exit_code == 0
+    reaper.close()
 
 
 def test_without_host_cgroup_access_kill_from_inside_and_say_evidence_is_weaker(box, monkeypatch):
