@@ -115,11 +115,12 @@ def recommend(records: Sequence[Record], model: str, alpha: float = 0.05) -> Rec
     for r in records:
         if r["model"] == model:
             cells[r["multiplier"]].append(r)
-    higher = sorted((m for m in cells if m != FLOOR), key=stats.multiplier_rank)
+    rank = stats.multiplier_key(r for cell in cells.values() for r in cell)
+    higher = sorted((m for m in cells if m != FLOOR), key=rank)
     if FLOOR not in cells or not higher:
         return Recommendation(model, None, "cannot_decide",
                               f"needs trials at {FLOOR} and at least one higher multiplier (has: "
-                              f"{', '.join(sorted(cells, key=stats.multiplier_rank)) or 'none'})")
+                              f"{', '.join(sorted(cells, key=rank)) or 'none'})")
     floor = cells[FLOOR]
     infra_floor = _counts(floor, "infra_rate")
     if infra_floor[0] == 0:

@@ -197,7 +197,7 @@ def render(records: Sequence[Record], *, models: Sequence[str] = (), multipliers
     from bokeh.resources import Resources
 
     models = report._order({r["model"] for r in records}, models)
-    mults = sorted(report._order({r["multiplier"] for r in records}, multipliers), key=stats.multiplier_rank)
+    mults = sorted({r["multiplier"] for r in records}, key=stats.multiplier_key(records))
     figures = {"rates": row(*[rate_figure(records, m, mults) for m in models]),
                "outcomes": outcome_figure(records, models, mults)}
     peaks = peak_figure(records, models)

@@ -23,7 +23,8 @@ class TrialRecord:
     trial_id: str
     task_id: str
     model: str
-    multiplier: str
+    multiplier: str  # its label: "1x", "1.5x", "uncapped"
+    multiplier_factor: float | None  # its number; None for uncapped (nothing parses the label back)
     sample: int
     outcome: str
     cause: str | None

@@ -61,7 +61,7 @@ def outcome_table(records: Sequence[Record], models: Sequence[str], multipliers:
     causes = Counter((r["model"], r["multiplier"], r["cause"]) for r in records if r["outcome"] == "infra")
     body = []
     for model in _order({m for m, _ in cells}, models):
-        for mult in _order({x for m, x in cells if m == model}, multipliers, key=stats.multiplier_rank):
+        for mult in _order({x for m, x in cells if m == model}, multipliers, key=stats.multiplier_key(records)):
             c = cells[(model, mult)]
             infra = ",".join(f"{cause}:{n}" for (m, x, cause), n in sorted(causes.items()) if (m, x) == (model, mult))
             counts = [str(c.trials), str(c.score.k), str(c.trials - c.score.k - c.infra_rate.k - c.errors)]
@@ -133,8 +133,7 @@ def nothing_measured_lines(records: Sequence[Record]) -> list[str]:
 def comparison_rows(records: Sequence[Record], models: Sequence[str], multipliers: Sequence[str]) -> list[tuple[str, str]]:
     """(label, verdict) of every comparison, p adjusted together by Benjamini–Hochberg."""
     present_models = _order({r["model"] for r in records}, models)
-    present_mults = _order({r["multiplier"] for r in records}, multipliers, key=stats.multiplier_rank)
-    present_mults.sort(key=stats.multiplier_rank)
+    present_mults = sorted({r["multiplier"] for r in records}, key=stats.multiplier_key(records))
     rows = _comparisons(records, present_models, present_mults)
     adjusted = stats.benjamini_hochberg([p for _, _, p in rows])
     return [(label, stats.verdict(p, None if diff is None else 100 * diff)) for (label, diff, _), p in zip(rows, adjusted)]

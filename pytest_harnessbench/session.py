@@ -270,7 +270,8 @@ class Bench:
         attempt = 1 + self._attempts_before(trial_id)
         return TrialRecord(
             run_id=self.run_id, trial_id=trial_id, task_id=key.task_id, model=case.model.text,
-            multiplier=case.multiplier.label, sample=case.sample, outcome="infra", cause="worker_crash",
+            multiplier=case.multiplier.label, multiplier_factor=case.multiplier.factor, sample=case.sample,
+            outcome="infra", cause="worker_crash",
             message=message, allocation={}, enforcement="", backend=self.config.backend, resources={},
             attempts=attempt, finished_at=utc_now(), worker=worker).to_dict()
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -177,15 +177,31 @@ class CellSummary:
     infra_rate: Rate
 
 
-def multiplier_rank(label: str) -> float:
-    """Sort key for a multiplier label: "1x" -> 1.0, "1.5x" -> 1.5, "uncapped" -> inf."""
-    text = str(label).strip().lower()
-    if text == "uncapped":
+def multiplier_key(records: Iterable[Record]) -> Callable[[str], float]:
+    """A sort key for the multiplier labels of ``records``: each record's own number.
+
+    ``multiplier_factor`` holds it (null for uncapped, which ranks last). Records
+    of run directories older than that field carry only the label, so for them
+    alone the number is read from it ("1.5x" -> 1.5).
+    """
+    ranks: dict[str, float] = {}
+    for record in records:
+        if record["multiplier"] not in ranks:
+            ranks[record["multiplier"]] = _multiplier_number(record)
+    return ranks.__getitem__
+
+
+def _multiplier_number(record: Record) -> float:
+    if "multiplier_factor" in record:
+        factor = record["multiplier_factor"]
+        return math.inf if factor is None else float(factor)
+    label = str(record["multiplier"]).strip().lower()  # an older record
+    if label == "uncapped":
         return math.inf
     try:
-        return float(text.removesuffix("x"))
+        return float(label.removesuffix("x"))
     except ValueError:
-        raise ValueError(f"bad multiplier label {label!r}: expected e.g. 1x, 1.5x, 3x or uncapped") from None
+        raise ValueError(f"bad multiplier label {record['multiplier']!r}: expected e.g. 1x, 1.5x, 3x or uncapped") from None
 
 
 def summarize(records: Sequence[Record], confidence: float = 0.95) -> dict[tuple[str, str], CellSummary]:
@@ -194,7 +210,8 @@ def summarize(records: Sequence[Record], confidence: float = 0.95) -> dict[tuple
     for record in records:
         cells[(record["model"], record["multiplier"])].append(record)
     out: dict[tuple[str, str], CellSummary] = {}
-    for model, mult in sorted(cells, key=lambda key: (key[0], multiplier_rank(key[1]))):
+    rank = multiplier_key(records)
+    for model, mult in sorted(cells, key=lambda key: (key[0], rank(key[1]))):
         cell = cells[(model, mult)]
         per_task: dict[str, int] = defaultdict(int)
         for record in cell:
@@ -304,12 +321,13 @@ def cochran_armitage(groups: Sequence[tuple[int, int]], scores: Sequence[float] 
 
 def multiplier_trend(records: Iterable[Record], metric: str = "infra_rate") -> TrendTest:
     """Cochran–Armitage over the multipliers present in ``records`` (one model), rank scores."""
+    records = list(records)
     groups: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for record in records:
         k, m = _trial_counts(record, metric)
         groups[record["multiplier"]][0] += k
         groups[record["multiplier"]][1] += m
-    ordered = sorted(groups, key=multiplier_rank)
+    ordered = sorted(groups, key=multiplier_key(records))
     return cochran_armitage([(groups[m][0], groups[m][1]) for m in ordered])
 
 

@@ -244,7 +244,8 @@ class Trial:
         self.timing.total_s = self.timing.queued_s + self.timing.provision_s + body_s
         return TrialRecord(
             run_id=self.run_id, trial_id=self.trial_id, task_id=self.task.task_id, model=self.model,
-            multiplier=self.case.multiplier.label, sample=self.case.sample,
+            multiplier=self.case.multiplier.label, multiplier_factor=self.case.multiplier.factor,
+            sample=self.case.sample,
             outcome=verdict.outcome, cause=verdict.cause, message=verdict.message,
             allocation=allocation, enforcement=self.enforcement, backend=self.backend.name,
             resources={"peak_memory_bytes": evidence.peak_memory_bytes, "cpu_seconds": evidence.cpu_seconds,

@@ -20,7 +20,7 @@ from pytest_harnessbench.stats import (
     format_p,
     metric_rate,
     minimum_detectable_difference,
-    multiplier_rank,
+    multiplier_key,
     multiplier_trend,
     paired_comparison,
     summarize,
@@ -150,11 +150,14 @@ def test_summarize_orders_cells_and_counts():
     assert cell.score.value == 0.5 and cell.pass_rate.value == 0.5 and cell.infra_rate.k == 0
 
 
-def test_multiplier_rank():
-    labels = ["uncapped", "3x", "1x", "1.5x", "2"]
-    assert sorted(labels, key=multiplier_rank) == ["1x", "1.5x", "2", "3x", "uncapped"]
+def test_multipliers_are_ordered_by_the_records_numbers_and_older_records_by_their_labels():
+    new = [{"multiplier": label, "multiplier_factor": factor}
+           for label, factor in [("uncapped", None), ("3x", 3.0), ("1x", 1.0), ("1.5x", 1.5)]]
+    assert sorted(["uncapped", "3x", "1x", "1.5x"], key=multiplier_key(new)) == ["1x", "1.5x", "3x", "uncapped"]
+    old = [{"multiplier": label} for label in ["uncapped", "3x", "1x", "1.5x", "2"]]  # before multiplier_factor
+    assert sorted(["uncapped", "3x", "1x", "1.5x", "2"], key=multiplier_key(old)) == ["1x", "1.5x", "2", "3x", "uncapped"]
     with pytest.raises(ValueError, match="multiplier"):
-        multiplier_rank("lots")
+        multiplier_key([{"multiplier": "lots"}])
 
 
 # ---------------------------------------------------------------- two proportions
