@@ -190,6 +190,16 @@ def retries_line(records: Sequence[Record], superseded: Sequence[Record]) -> str
             "ended outside infra. The table counts each trial's last attempt; every attempt is in results.jsonl")
 
 
+def gate_lines(document: Mapping, pairs: Sequence[tuple[str, object]], *, baseline: str, compare=None) -> list[str]:
+    """The gate's decision (gate.json's ``status`` and ``blocks``) and one line per verdict, by multiplier."""
+    source = f" (baseline from {compare})" if compare else ""
+    lines = [f"gate vs {baseline}{source}: {document['status'].upper()} — exit status {int(document['blocks'])}"]
+    lines += [f"  @{mult}: {verdict.message}" for mult, verdict in pairs]
+    if not pairs:
+        lines.append("  no candidate shares tasks and multipliers with the baseline: nothing to decide")
+    return lines
+
+
 def infra_lines(final: Mapping[str, Record]) -> list[str]:
     """Each trial that ended in infra, by node id with its cause, as pytest lists failures."""
     infra = [(nodeid, r) for nodeid, r in final.items() if r["outcome"] == "infra"]

@@ -340,12 +340,9 @@ class Bench:
             document["status"], document["blocks"] = "inconclusive", True
         self.recorder.write_json("gate.json", document)
         self.gate_blocks = document["blocks"]
-        source = f" (baseline from {cfg.compare})" if cfg.compare else ""
-        lines = [f"gate vs {cfg.gate}{source}: {document['status'].upper()} — exit status {int(self.gate_blocks)}"]
-        lines += [f"  @{mult}: {v.message}" for mult, v in pairs]
-        if not verdicts:
-            lines.append("  no candidate shares tasks and multipliers with the baseline: nothing to decide")
-        return lines
+        from .report import gate_lines
+
+        return gate_lines(document, pairs, baseline=cfg.gate, compare=cfg.compare)
 
     def run_calibration(self, verbose: bool = False) -> list[str] | None:
         """Calibration block for the summary (and calibration.json); None unless --hb-calibrate."""
