@@ -313,3 +313,70 @@ def script_command(script: str, env: dict[str, str] | None = None, log: str | No
     if log:
         run = f"({run}) > {shlex.quote(log)} 2>&1"
     return f"chmod +x {shlex.quote(script)} && {run}"
+
+
+def oracle_command(task: HarborTask) -> str:
+    """What the oracle runs once ``solution/`` is at ``/solution`` (Harbor's OracleAgent)."""
+    env = {"DEBIAN_FRONTEND": "noninteractive", **task.solution_env}
+    return script_command(f"{SOLUTION_DIR}/solve.sh", env)
+
+
+# -- a trial of a Harbor task (duck-typed: ``trial`` is a trial.Trial, ``backend`` a sandbox.base.Backend) ----------
+
+
+def prepare(backend, task: HarborTask) -> tuple[str, str, dict[str, str]]:
+    """The image to run (``docker_image``, else ``environment/Dockerfile`` built and cached by content hash),
+    the workdir (the task's, else the image's own) and the environment variables.
+
+    Raises:
+        SandboxStartError: the build failed or ran past ``build_timeout_sec`` (an infra outcome).
+    """
+    image = task.docker_image
+    if image is None:
+        image = task.image_tag()
+        backend.build_image(str(task.environment_dir), image, task.build_timeout_s)
+    return image, task.workdir or backend.image_workdir(image), resolve_env(task.env)
+
+
+def upload(sandbox, source: Path, target: str) -> None:
+    """Copy a task directory's files into the sandbox under ``target`` (absolute)."""
+    for path in sorted(p for p in source.rglob("*") if p.is_file()):
+        sandbox.write_file(f"{target}/{path.relative_to(source).as_posix()}", path.read_bytes())
+
+
+def run(trial, task: HarborTask) -> None:
+    """The body of a Harbor task's trial: agent phase, then ``tests/`` in, ``tests/test.sh``, its reward.
+
+    ``solution/`` goes in only for the oracle, ``tests/`` only after the agent
+    phase, so no model can read either. Sets ``trial.rewards``.
+
+    Raises:
+        AssertionError: a reward key below 1 (failed/assertion).
+        VerifierFailed: the verifier timed out, or left no usable reward.
+    """
+    from .outcomes import VerifierFailed
+
+    sandbox = trial.sandbox
+    sandbox.exec(f"mkdir -p {AGENT_LOG_DIR} {VERIFIER_DIR}")
+    if trial.case.model.kind == "oracle":
+        upload(sandbox, task.solution_dir, SOLUTION_DIR)
+    trial.run_agent(task.instruction)
+    upload(sandbox, task.tests_dir, TESTS_DIR)
+    sandbox.exec(f"rm -f {REWARD_JSON} {REWARD_TXT}")
+    result = sandbox.exec(script_command(f"{TESTS_DIR}/test.sh", resolve_env(task.verifier_env),
+                                         log=f"{VERIFIER_DIR}/test-stdout.txt"), timeout=task.verifier_timeout_s)
+    if result.timed_out:
+        raise VerifierFailed("timeout", f"tests/test.sh ran past [verifier] timeout_sec = {task.verifier_timeout_s:g} s")
+    try:
+        rewards = parse_rewards(_read_or_none(sandbox, REWARD_JSON), _read_or_none(sandbox, REWARD_TXT))
+    except RewardError as exc:
+        raise VerifierFailed("verifier", f"{exc} (tests/test.sh exited {result.exit_code})") from None
+    trial.rewards = rewards
+    assert passed(rewards), f"reward {json.dumps(rewards)}: every key must be ≥ 1"
+
+
+def _read_or_none(sandbox, path: str) -> str | None:
+    try:
+        return sandbox.read_file(path)
+    except FileNotFoundError:
+        return None

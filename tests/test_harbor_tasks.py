@@ -144,3 +144,45 @@ def test_env_reference_without_value_or_default():
     with pytest.raises(HarborTaskError, match="HB_UNSET_VAR"):
         resolve_env({"X": "${HB_UNSET_VAR}"}, {})
     assert resolve_env({"X": "a-${V}-b"}, {"V": "1"}) == {"X": "a-1-b"}
+
+
+# ---------------------------------------------------------------- collection, through the plugin
+
+pytest_plugins = ["pytester"]
+
+MARKER_TASK = """
+import pytest
+
+@pytest.mark.task(cpus=1, memory="64Mi", timeout=30, solutions="echo done > out.txt")
+def test_marker(trial):
+    trial.run_agent("write out.txt")
+    assert trial.sandbox.read_file("out.txt").strip() == "done"
+"""
+
+
+def test_harbor_tasks_mix_with_marker_tasks_and_skip_on_local(pytester):
+    """Same models × multipliers × samples and id scheme; the local backend skips Harbor tasks with a reason."""
+    make_task(pytester.path, CURRENT, name="demo-task")
+    (pytester.path / "demo-task" / "tests" / "test_outputs.py").write_text("import not_installed_here\n")
+    pytester.makepyfile(test_marker=MARKER_TASK)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--co", "-q", "--models", "oracle,nop",
+                                           "--multipliers", "1,3", "--samples", "2")
+    result.stdout.fnmatch_lines(["demo-task/task.toml::demo-task[oracle@1x#1]", "demo-task/task.toml::demo-task[nop@3x#2]",
+                                 "test_marker.py::test_marker[nop@3x#2]", "16 tests collected*"])
+    assert "test_outputs" not in result.stdout.str()  # a task's own tests/ are not pytest's to collect
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-rs", "--models", "oracle", "--hb-out", "run")
+    result.assert_outcomes(passed=1, skipped=1)
+    result.stdout.fnmatch_lines(["*Harbor task: its environment is a container image; run it with --hb-backend docker*"])
+
+
+@pytest.mark.parametrize("toml, kwargs, expected", [
+    ('[environment]\nmemory = "2Q"\n', {}, "*bad/task.toml: [[]environment[]] memory: unknown unit*"),
+    (CURRENT, {"test_sh": False}, "*bad/tests/test.sh: missing*"),
+    ("[agent\n", {}, "*bad/task.toml: not valid TOML*"),
+    (CURRENT, {"solve_sh": False}, "*bad/solution/solve.sh is missing*"),
+])
+def test_malformed_task_directory_is_a_usage_error(pytester, toml, kwargs, expected):
+    make_task(pytester.path, toml, name="bad", **kwargs)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--models", "oracle")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: {expected}"])
