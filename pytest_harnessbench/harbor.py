@@ -100,6 +100,12 @@ class HarborTask:
         return f"{IMAGE_REPOSITORY}/{_docker_name(self.name)}:{content_hash(self.environment_dir)}"
 
 
+def is_task_id(task_id: str) -> bool:
+    """Whether a record's task is a Harbor task directory (collected as ``DIR/task.toml::NAME``)."""
+    function_id = task_id.split("[", 1)[0]
+    return function_id.rpartition("::")[0].rsplit("/", 1)[-1] == CONFIG
+
+
 def strip_canary(text: str) -> str:
     """Leading canary comment lines and the blank lines after them, removed (Harbor's ``strip_canary``)."""
     lines = text.split("\n")

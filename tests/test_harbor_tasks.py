@@ -186,3 +186,25 @@ def test_malformed_task_directory_is_a_usage_error(pytester, toml, kwargs, expec
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--models", "oracle")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"ERROR: {expected}"])
+
+
+def _record(task_id, model, mult, peak, declared=64 * 2**20, rewards=None):
+    return {"task_id": task_id, "model": model, "multiplier": mult, "rewards": rewards,
+            "allocation": {"guarantee": {"memory_bytes": declared}}, "resources": {"peak_memory_bytes": peak}}
+
+
+def test_summary_lists_harbor_tasks_over_their_declared_memory_and_reward_keys():
+    from pytest_harnessbench.report import over_declared_lines, reward_key_lines
+
+    records = [_record("suite/hungry/task.toml::hungry", "oracle", "1x", 64 * 2**20),
+               _record("suite/hungry/task.toml::hungry", "oracle", "3x", 120 * 2**20),
+               _record("suite/lean/task.toml::lean", "oracle", "3x", 10 * 2**20),
+               _record("test_x.py::test_marker", "oracle", "3x", 200 * 2**20)]  # a marker task: not listed
+    lines = over_declared_lines(records)
+    assert len(lines) == 2
+    assert "suite/hungry/task.toml::hungry  declared 64Mi, peak 120Mi (1.88×), over in 1/2 trials" in lines[1]
+    assert reward_key_lines(records, ["oracle"], ["1x", "3x"]) == []
+    records += [_record("m/task.toml::m", "oracle", "1x", 1, rewards={"parses": 1, "correct": 0}),
+                _record("m/task.toml::m", "oracle", "3x", 1, rewards={"parses": 1, "correct": 1})]
+    assert reward_key_lines(records, ["oracle"], ["1x", "3x"])[1:] == ["  oracle@1x: correct 0/1, parses 1/1",
+                                                                      "  oracle@3x: correct 1/1, parses 1/1"]
