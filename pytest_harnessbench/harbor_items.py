@@ -18,10 +18,30 @@ from .harbor import CONFIG, HarborTaskError, load_task
 SKIP_REASON = "Harbor task: its environment is a container image; run it with --hb-backend docker"
 
 
+def _is_task_dir(directory) -> bool:
+    """Holds task.toml, or looks like a task directory that lacks it (instruction.md and tests/test.sh)."""
+    return (directory / CONFIG).is_file() or (
+        (directory / "instruction.md").is_file() and (directory / "tests" / "test.sh").is_file())
+
+
 def in_task_dir(path) -> bool:
     """A path inside a Harbor task directory other than its task.toml (tests/, solution/, environment/, ...):
     never collected by pytest itself (Terminal-Bench's tests/test_outputs.py would be)."""
-    return path.name != CONFIG and (path.parent / CONFIG).is_file()
+    return path.name not in (CONFIG, "instruction.md") and _is_task_dir(path.parent)
+
+
+def collect(file_path, parent: pytest.Collector, bench, worker_error_prefix: str):
+    """The collector of a ``task.toml``; a task directory without one is a usage error; None for other files."""
+    if file_path.name == "instruction.md" and not (file_path.parent / CONFIG).exists() \
+            and _is_task_dir(file_path.parent):
+        message = f"{file_path.parent / CONFIG}: missing (a Harbor task directory needs one)"
+        if bench.worker is not None:  # xdist relays a collection error, not a UsageError
+            pytest.fail(f"{worker_error_prefix}{message}", pytrace=False)
+        bench.problems.append(message)
+        return None
+    if file_path.name != CONFIG:
+        return None
+    return HarborTaskModule.from_parent(parent, path=file_path, bench=bench, worker_error_prefix=worker_error_prefix)
 
 
 class HarborTaskModule(pytest.Module):

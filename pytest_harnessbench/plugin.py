@@ -237,11 +237,10 @@ class _XdistHooks:
 
 def pytest_collect_file(file_path, parent: pytest.Collector):
     """A Harbor task directory's ``task.toml`` (see harbor_items.py)."""
-    if file_path.name == "task.toml" and BENCH in parent.config.stash:
-        from .harbor_items import HarborTaskModule
+    if file_path.name in ("task.toml", "instruction.md") and BENCH in parent.config.stash:
+        from .harbor_items import collect
 
-        return HarborTaskModule.from_parent(parent, path=file_path, bench=parent.config.stash[BENCH],
-                                            worker_error_prefix=WORKER_USAGE_ERROR)
+        return collect(file_path, parent, parent.config.stash[BENCH], WORKER_USAGE_ERROR)
     return None
 
 

@@ -176,16 +176,20 @@ def test_harbor_tasks_mix_with_marker_tasks_and_skip_on_local(pytester):
 
 
 @pytest.mark.parametrize("toml, kwargs, expected", [
+    (None, {}, "*bad/task.toml: missing*"),
     ('[environment]\nmemory = "2Q"\n', {}, "*bad/task.toml: [[]environment[]] memory: unknown unit*"),
     (CURRENT, {"test_sh": False}, "*bad/tests/test.sh: missing*"),
     ("[agent\n", {}, "*bad/task.toml: not valid TOML*"),
     (CURRENT, {"solve_sh": False}, "*bad/solution/solve.sh is missing*"),
 ])
 def test_malformed_task_directory_is_a_usage_error(pytester, toml, kwargs, expected):
+    """Also under xdist, where workers collect (and tests/test_outputs.py is never imported)."""
     make_task(pytester.path, toml, name="bad", **kwargs)
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--models", "oracle")
-    assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines([f"ERROR: {expected}"])
+    (pytester.path / "bad" / "tests" / "test_outputs.py").write_text("import not_installed_here\n")
+    for xdist in ([], ["-n", "1"]):
+        result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--models", "oracle", *xdist)
+        assert result.ret == pytest.ExitCode.USAGE_ERROR, xdist
+        result.stderr.fnmatch_lines([f"ERROR: {expected}"])
 
 
 def _record(task_id, model, mult, peak, declared=64 * 2**20, rewards=None):
