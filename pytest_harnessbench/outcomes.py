@@ -37,6 +37,15 @@ class ModelGaveUp(Exception):
         self.cause = cause
 
 
+class VerifierFailed(Exception):
+    """A task's own verifier (a Harbor ``tests/test.sh``) gave no verdict: it timed out (``timeout``) or
+    left no usable reward (``verifier``). The model's failure, with that cause."""
+
+    def __init__(self, cause: str, message: str):
+        super().__init__(message)
+        self.cause = cause
+
+
 def _is_verification_failure(exc: BaseException) -> bool:
     """The model did not produce what the task checks for.
 
@@ -84,7 +93,8 @@ def classify(exc: BaseException | None, oom_kills: int = 0, stop_reason: str | N
     4. Any other ending with an OOM kill in the sandbox: infra/oom (the
        environment ended the attempt; a half-written output may make even a
        careful check raise), or failed/oom under ``--hb-oom-as failed``.
-    5. Any other exception that is not a verification failure (NameError,
+    5. A task's verifier that timed out or left no reward: failed, with that cause.
+       Any other exception that is not a verification failure (NameError,
        TypeError, ...): the task or plugin is broken — error/harness.
     6. A verification failure: failed, caused by the agent's timeout or step
        limit if it ran out of budget, ``gave_up`` if the model refused, else by
@@ -106,6 +116,8 @@ def classify(exc: BaseException | None, oom_kills: int = 0, stop_reason: str | N
     if oom_kills:
         oom_message = f"kernel OOM-killed {oom_kills} process(es) in the sandbox; {message}"
         return Verdict(FAILED if oom_as == FAILED else INFRA, "oom", oom_message)
+    if isinstance(exc, VerifierFailed):
+        return Verdict(FAILED, exc.cause, message)
     if not _is_verification_failure(exc):
         return Verdict(ERROR, "harness", message)
     if stop_reason in ("timeout", "step_limit", "gave_up"):

@@ -235,12 +235,28 @@ class _XdistHooks:
             report.user_properties.append((USER_PROPERTY, record))
 
 
+def pytest_collect_file(file_path, parent: pytest.Collector):
+    """A Harbor task directory's ``task.toml`` (see harbor_items.py)."""
+    if file_path.name in ("task.toml", "instruction.md") and BENCH in parent.config.stash:
+        from .harbor_items import collect
+
+        return collect(file_path, parent, parent.config.stash[BENCH], WORKER_USAGE_ERROR)
+    return None
+
+
+def pytest_ignore_collect(collection_path, config: pytest.Config) -> bool | None:
+    from .harbor_items import in_task_dir
+
+    return True if in_task_dir(collection_path) else None
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     marker = metafunc.definition.get_closest_marker("task")
     if marker is None or CASE_FIXTURE not in metafunc.fixturenames:
         return
     bench = metafunc.config.stash[BENCH]
-    task = bench.task(metafunc.definition.nodeid, metafunc.function.__name__, dict(marker.kwargs))
+    task = bench.task(metafunc.definition.nodeid, metafunc.function.__name__, dict(marker.kwargs),
+                      harbor_task=getattr(metafunc.function, "harbor_task", None))
     if task is None and bench.worker is not None:
         # xdist cannot relay a UsageError from a worker; a collection error it can (the controller's exit is 4).
         pytest.fail(f"{WORKER_USAGE_ERROR}{bench.problems[-1]}", pytrace=False)

@@ -39,6 +39,7 @@ class TrialRecord:
     started_at: str = ""
     finished_at: str = ""
     worker: str = "main"
+    rewards: dict | None = None  # a Harbor task's verifier rewards (reward.json kept whole), else None
     schema: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict:

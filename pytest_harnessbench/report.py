@@ -200,6 +200,53 @@ def gate_lines(document: Mapping, pairs: Sequence[tuple[str, object]], *, baseli
     return lines
 
 
+def over_declared_lines(records: Sequence[Record]) -> list[str]:
+    """Harbor tasks whose measured peak memory exceeds what their task.toml declares (the guarantee).
+
+    A trial at 1x cannot show it (the kernel stops it at the declaration);
+    higher multipliers and ``uncapped`` do.
+    """
+    from .harbor import is_task_id
+    from .resources import format_size
+
+    rows: dict[str, tuple[int, int, int, int]] = {}  # task -> declared, max peak, trials over, trials
+    for r in records:
+        declared = ((r.get("allocation") or {}).get("guarantee") or {}).get("memory_bytes")
+        peak = (r.get("resources") or {}).get("peak_memory_bytes")
+        if not is_task_id(r["task_id"]) or declared is None or peak is None:
+            continue
+        _, top, over, n = rows.get(r["task_id"], (declared, 0, 0, 0))
+        rows[r["task_id"]] = (declared, max(top, peak), over + (peak > declared), n + 1)
+    over = [(task, *row) for task, row in sorted(rows.items()) if row[1] > row[0]]
+    if not over:
+        return []
+    return ["Harbor tasks whose measured peak memory exceeds their declared memory (raise memory_mb, or expect "
+            "infra/oom at 1x):"] + [
+        f"  {task}  declared {format_size(declared)}, peak {format_size(top)} ({top / declared:.2f}×), "
+        f"over in {k}/{n} trials" for task, declared, top, k, n in over]
+
+
+def reward_key_lines(records: Sequence[Record], models: Sequence[str], multipliers: Sequence[str]) -> list[str]:
+    """Each reward key's pass rate (≥ 1) per model × multiplier, when some verifier wrote several keys."""
+    if not any(len(r.get("rewards") or {}) > 1 for r in records):
+        return []
+    cells: dict[tuple[str, str], Counter] = {}
+    totals: dict[tuple[str, str], Counter] = {}
+    for r in records:
+        for key, value in (r.get("rewards") or {}).items():
+            cell = (r["model"], r["multiplier"])
+            totals.setdefault(cell, Counter())[key] += 1
+            cells.setdefault(cell, Counter())[key] += value >= 1
+    lines = ["reward keys (trials with the key ≥ 1, of the trials whose verifier wrote it):"]
+    mults = _order({m for _, m in totals}, multipliers, key=stats.multiplier_key(records))
+    for model in _order({m for m, _ in totals}, models):
+        for mult in mults:
+            if (model, mult) in totals:
+                shown = ", ".join(f"{key} {cells[(model, mult)][key]}/{n}" for key, n in sorted(totals[(model, mult)].items()))
+                lines.append(f"  {model}@{mult}: {shown}")
+    return lines
+
+
 def infra_lines(final: Mapping[str, Record]) -> list[str]:
     """Each trial that ended in infra, by node id with its cause, as pytest lists failures."""
     infra = [(nodeid, r) for nodeid, r in final.items() if r["outcome"] == "infra"]
@@ -229,6 +276,8 @@ def render(records: Sequence[Record], *, models: Sequence[str] = (), multipliers
         lines.append("WARNING: rlimit enforcement caps virtual memory per command and does not limit CPU; "
                      "these limits are weaker than the kernel cgroup limits of a real sandbox")
     lines += usage_lines(records, models)
+    lines += reward_key_lines(records, models, multipliers)
+    lines += over_declared_lines(records)
     lines += comparison_lines(records, models, multipliers)
     lines.append(power_line(records))
     lines += list(gate_lines)

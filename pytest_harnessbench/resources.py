@@ -86,7 +86,7 @@ class Spec:
 
     cpus: float = 1.0
     memory_bytes: int = 512 * 1024**2
-    timeout_s: float = 120.0
+    timeout_s: float | None = 120.0  # None: no time limit (a Harbor task without [agent] timeout_sec)
     pids: int = DEFAULT_PIDS
 
     @classmethod
@@ -183,7 +183,7 @@ class Allocation:
                 memory_bytes=None if memory is None else int(memory),
                 pids=None if pids is None else int(pids),
             ),
-            timeout_s=limit("time", spec.timeout_s),
+            timeout_s=None if spec.timeout_s is None else limit("time", spec.timeout_s),
         )
 
     def to_dict(self) -> dict:

@@ -165,17 +165,21 @@ class Bench:
     def records_results(self) -> bool:
         return self.worker is None
 
-    def task(self, task_id: str, name: str, marker_kwargs: dict) -> Task | None:
-        """Parse a task's marker once; a bad one is kept in ``problems`` and gives None."""
+    def task(self, task_id: str, name: str, marker_kwargs: dict, harbor_task=None) -> Task | None:
+        """Parse a task's marker (or take a Harbor task directory) once; a bad one is kept in ``problems``
+        and gives None."""
         if task_id not in self.tasks:
             try:
-                task = Task.from_marker(task_id, name, marker_kwargs)
+                task = Task.from_marker(task_id, name, marker_kwargs) if harbor_task is None else \
+                    Task.from_harbor(task_id, harbor_task)
                 for model in self.config.models:
                     task.check_model(model)
                 check_fits(task.spec.cpus, task.spec.memory_bytes, self.config.capacity)
-                self._check_image(task.image)
+                if harbor_task is None or (task.image is not None and self.backend.runs_images):
+                    self._check_image(task.image)
             except (SpecError, ValueError, EnforcementUnavailable) as exc:
-                self.problems.append(f"{task_id}: @pytest.mark.task: {exc}")
+                where = "@pytest.mark.task" if harbor_task is None else "task.toml"
+                self.problems.append(f"{task_id}: {where}: {exc}")
                 return None
             self.tasks[task_id] = task
         return self.tasks[task_id]

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from functools import cached_property
 from datetime import datetime, timezone
 
+from . import harbor
 from .admission import Admission
 from .agents.providers import ModelRef, oracle_commands
 from .agents.trajectory import Trajectory, Usage
@@ -40,6 +41,14 @@ class Task:
     solutions: dict
     image: str | None = None
     network: bool = False
+    harbor: harbor.HarborTask | None = None  # a Harbor task directory, run by harbor.run
+
+    @classmethod
+    def from_harbor(cls, task_id: str, task: harbor.HarborTask) -> Task:
+        """A Harbor task directory: its declared resources are the spec, ``solution/solve.sh`` the oracle."""
+        solutions = {"default": harbor.oracle_command(task)} if task.has_solution else {}
+        return cls(task_id=task_id, name=task.name, spec=task.spec, solutions=solutions, image=task.docker_image,
+                   network=task.network, harbor=task)
 
     @classmethod
     def from_marker(cls, task_id: str, name: str, kwargs: dict) -> Task:
@@ -57,7 +66,12 @@ class Task:
 
     def check_model(self, model: ModelRef) -> None:
         """An oracle needs the solution it names. Raises SpecError."""
-        if model.kind == "oracle":
+        if model.kind == "oracle" and self.harbor is not None:
+            if model.argument:
+                raise SpecError(f"--models {model.text}: a Harbor task has one solution (solution/solve.sh); use oracle")
+            if not self.harbor.has_solution:
+                raise SpecError(f"--models {model.text}: {self.harbor.solution_dir / 'solve.sh'} is missing")
+        elif model.kind == "oracle":
             try:
                 oracle_commands(self.solutions, model.argument)
             except KeyError as exc:
@@ -150,6 +164,7 @@ class Trial:
         self.timing = Timing()
         self.started_at = utc_now()
         self._sandbox: Sandbox | None = None
+        self.rewards: dict[str, float] | None = None  # a Harbor verifier's rewards, kept whole in the record
 
     @property
     def sandbox(self) -> Sandbox:
@@ -170,8 +185,13 @@ class Trial:
         self.started_at = utc_now()  # admitted: the trial's own clock starts here
         start = time.monotonic()
         self.enforcement = self.backend.check()
-        self._sandbox = self.backend.provision(self.allocation, self.trial_id, image=self.task.image,
-                                               network=self.task.network)
+        if self.task.harbor is not None:  # its image (built from its Dockerfile, cached), workdir and env
+            image, workdir, env = harbor.prepare(self.backend, self.task.harbor)
+            self._sandbox = self.backend.provision(self.allocation, self.trial_id, image=image,
+                                                   network=self.task.network, workdir=workdir, env=env)
+        else:
+            self._sandbox = self.backend.provision(self.allocation, self.trial_id, image=self.task.image,
+                                                   network=self.task.network)
         self.timing.provision_s = time.monotonic() - start
 
     def run_agent(self, instruction: str) -> Trajectory:
@@ -250,7 +270,7 @@ class Trial:
             allocation=allocation, enforcement=self.enforcement, backend=self.backend.name,
             resources={"peak_memory_bytes": evidence.peak_memory_bytes, "cpu_seconds": evidence.cpu_seconds,
                        "oom_kills": evidence.oom_kills, "oom_source": evidence.oom_source, "notes": evidence.notes},
-            timing=self.timing, usage=self.usage(), attempts=self.attempt,
+            timing=self.timing, usage=self.usage(), attempts=self.attempt, rewards=self.rewards,
             started_at=self.started_at, finished_at=utc_now(),
             worker=self.worker,
         )

@@ -129,6 +129,7 @@ class Backend:
     """
 
     name: str
+    runs_images: bool = False  # whether tasks that bring their own container image (Harbor tasks) can run here
 
     @classmethod
     def from_config(cls, config: Config, run_id: str) -> Backend:
@@ -146,13 +147,29 @@ class Backend:
     def check_image(self, image: str | None) -> None:
         """Raise EnforcementUnavailable if a task's image cannot be used (backends without images: nothing to do)."""
 
-    def provision(self, allocation: Allocation, trial_id: str, image: str | None = None, network: bool = False) -> Sandbox:
+    def provision(self, allocation: Allocation, trial_id: str, image: str | None = None, network: bool = False,
+                  workdir: str | None = None, env: dict[str, str] | None = None) -> Sandbox:
         """Create a sandbox for one trial.
+
+        ``workdir`` (where commands run) and ``env`` (variables every command
+        sees) are for tasks that bring an image: None keeps the backend's own.
 
         Raises:
             SandboxStartError: it could not be created.
         """
         raise NotImplementedError
+
+    def build_image(self, context: str, tag: str, timeout_s: float) -> None:
+        """Build ``context``'s Dockerfile as ``tag`` unless an image of that tag exists (the tag is the cache key).
+
+        Raises:
+            SandboxStartError: the build failed or ran past ``timeout_s`` (the message ends with the build log's tail).
+        """
+        raise SandboxStartError(f"the {self.name} backend builds no images")
+
+    def image_workdir(self, image: str) -> str:
+        """The image's own WORKDIR (``/`` when it sets none)."""
+        raise SandboxStartError(f"the {self.name} backend runs no images")
 
     def describe(self) -> dict:
         """Facts about the backend for the harness card (versions, cgroup version, ...)."""

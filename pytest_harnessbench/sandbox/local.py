@@ -126,7 +126,11 @@ class LocalBackend(Backend):
             self._cgroups = cgroups.detect()
         return self._cgroups.enforcement
 
-    def provision(self, allocation: Allocation, trial_id: str, image: str | None = None, network: bool = False) -> LocalSandbox:
+    def provision(self, allocation: Allocation, trial_id: str, image: str | None = None, network: bool = False,
+                  workdir: str | None = None, env: dict[str, str] | None = None) -> LocalSandbox:
+        if workdir is not None or env:
+            raise SandboxStartError("the local backend runs commands in its own work directory, without a task's "
+                                    "workdir or env: use --hb-backend docker")
         enforcement = self.check()
         if self._watchdog is None:  # from now on this process has sandboxes that must die with it
             self._watchdog = watchdog.start(self.name, self.run_id)

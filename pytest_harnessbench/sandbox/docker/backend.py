@@ -12,6 +12,7 @@ from ..base import Backend, EnforcementUnavailable, SandboxError, SandboxStartEr
 from ..cgroups import HostCgroups, cpu_shares
 from .engine import (API_TIMEOUT_S, BUILD_HINT, CAP_ADD, DEFAULT_IMAGE, LABEL_OWNER, LABEL_RUN, LABEL_TRIAL,
                      REQUIRED_FEATURES, WORKDIR, docker_sdk, explain, owner_alive, owner_label, sanitize)
+from .build import ImageBuild
 from .sandbox import DockerSandbox
 
 if TYPE_CHECKING:
@@ -21,6 +22,7 @@ class DockerBackend(Backend):
     """Creates one container per trial on a Docker engine (``--hb-backend docker``)."""
 
     name = "docker"
+    runs_images = True
 
     def __init__(self, run_id: str) -> None:
         self.run_id = run_id
@@ -150,7 +152,38 @@ class DockerBackend(Backend):
             hint = BUILD_HINT if image == DEFAULT_IMAGE else "build or `docker load` it first (nothing is pulled)"
             raise EnforcementUnavailable(f"image {image} is not in the Docker engine: {hint}") from None
 
-    def provision(self, allocation: Allocation, trial_id: str, image: str | None = None, network: bool = False) -> DockerSandbox:
+    def build_image(self, context: str, tag: str, timeout_s: float) -> None:
+        """Build ``context``'s Dockerfile as ``tag`` (nothing pulled that is here), unless ``tag`` exists.
+
+        Intermediate containers go in every case; the layers of a failed or
+        timed-out build are removed, so no dangling image stays behind.
+
+        Raises:
+            SandboxStartError: the build failed or ran past ``timeout_s``; the message ends with the log's tail.
+        """
+        self.check()
+        docker = docker_sdk()
+        try:
+            self._api.inspect_image(tag)
+            return  # built before from the same content
+        except docker.errors.ImageNotFound:
+            pass
+        build = ImageBuild(docker, self._api.api_version, context, tag)
+        build.run(timeout_s)
+        if build.error is not None:
+            build.remove_layers(self._api)
+            raise SandboxStartError(f"image build of {tag} {build.error}; build log tail: {build.tail()}")
+
+    def image_workdir(self, image: str) -> str:
+        self.check()
+        try:
+            config = self._api.inspect_image(image).get("Config") or {}
+        except docker_sdk().errors.DockerException as exc:
+            raise SandboxStartError(f"cannot inspect image {image}: {explain(exc)}") from None
+        return config.get("WorkingDir") or "/"
+
+    def provision(self, allocation: Allocation, trial_id: str, image: str | None = None, network: bool = False,
+                  workdir: str | None = None, env: dict[str, str] | None = None) -> DockerSandbox:
         """Create and start the trial's container (nothing is ever pulled).
 
         Raises:
@@ -170,7 +203,8 @@ class DockerBackend(Backend):
             created = api.create_container(
                 image,
                 entrypoint=["sleep", "infinity"],  # replaces the image's entrypoint and CMD
-                working_dir=WORKDIR,
+                working_dir=workdir or WORKDIR,
+                environment=env or None,
                 labels=labels,
                 name=name,
                 host_config=api.create_host_config(**config),
@@ -195,7 +229,8 @@ class DockerBackend(Backend):
             except docker.errors.DockerException:
                 pass  # reap() removes it later
             raise
-        return DockerSandbox(self._api, self._stream_api, self._cgroups, container_id, name, image, enforcement, notes)
+        return DockerSandbox(self._api, self._stream_api, self._cgroups, container_id, name, image, enforcement, notes,
+                             workdir=workdir or WORKDIR)
 
     def reap(self, all_runs: bool = True, *, include_live: bool = False) -> int:
         """Remove containers carrying our labels; returns how many.

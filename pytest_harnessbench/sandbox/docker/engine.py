@@ -14,6 +14,7 @@ WORKDIR = "/task"
 LABEL_RUN = "harnessbench.run_id"
 LABEL_TRIAL = "harnessbench.trial_id"
 LABEL_OWNER = "harnessbench.owner"
+LABEL_IMAGE = "harnessbench.task_image"  # on images built from a task's Dockerfile (kept: the tag is a content hash)
 EXEC_TOKEN_VAR = "HARNESSBENCH_EXEC"  # marks every process a command started (inherited env)
 KILL_GRACE_S = 2.0  # after killing a timed-out command, how long its output stream may take to close
 API_TIMEOUT_S = 120.0  # for ordinary API calls; command output streams have none

@@ -43,14 +43,14 @@ class DockerSandbox:
     """One trial's container; implements the :class:`~.base.Sandbox` protocol."""
 
     def __init__(self, api: Any, stream_api: Any, host_cgroups: HostCgroups | None, container_id: str, name: str,
-                 image: str, enforcement: str, notes: list[str]) -> None:
+                 image: str, enforcement: str, notes: list[str], workdir: str = WORKDIR) -> None:
         """``api``: the engine client for ordinary calls; ``stream_api``: one without a read timeout, for output;
         ``host_cgroups``: where the engine puts containers' groups (None: not visible from here)."""
         self.id = container_id
         self.name = name
         self.image = image
         self.enforcement = enforcement
-        self.workdir = WORKDIR
+        self.workdir = workdir
         self._api = api
         self._stream_api = stream_api
         self._host_cgroups = host_cgroups
