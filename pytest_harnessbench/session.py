@@ -15,7 +15,7 @@ from pathlib import Path
 
 from . import __version__
 from .config import Config, ConfigError
-from .admission import Admission, check_fits
+from .admission import Admission
 from .paths import StateDirError, check_creatable
 from .records import TrialRecord, harness_card
 from .redact import Redactor
@@ -172,9 +172,7 @@ class Bench:
             try:
                 task = Task.from_marker(task_id, name, marker_kwargs) if harbor_task is None else \
                     Task.from_harbor(task_id, harbor_task)
-                for model in self.config.models:
-                    task.check_model(model)
-                check_fits(task.spec.cpus, task.spec.memory_bytes, self.config.capacity)
+                task.check(self.config.models, self.config.capacity)
                 if harbor_task is None or (task.image is not None and self.backend.runs_images):
                     self._check_image(task.image)
             except (SpecError, ValueError, EnforcementUnavailable) as exc:

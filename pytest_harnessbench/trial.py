@@ -10,12 +10,13 @@ from __future__ import annotations
 import hashlib
 import re
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from datetime import datetime, timezone
 
 from . import harbor
-from .admission import Admission
+from .admission import Admission, Capacity, check_fits
 from .agents.providers import ModelRef, oracle_commands
 from .agents.trajectory import Trajectory, Usage
 from .outcomes import classify
@@ -63,6 +64,15 @@ class Task:
             raise SpecError(f"solutions={solutions!r} must be a command, a list of commands or a dict of them")
         return cls(task_id=task_id, name=name, spec=Spec.from_marker(**kwargs), solutions=dict(solutions),
                    image=kwargs.get("image"), network=bool(kwargs.get("network", False)))
+
+    def check(self, models: Iterable[ModelRef], capacity: Capacity) -> None:
+        """Whether this task can run in this bake-off at all; raises SpecError or ValueError saying why not.
+
+        Every oracle model needs the solution it names, and the guarantee must fit the host's capacity.
+        """
+        for model in models:
+            self.check_model(model)
+        check_fits(self.spec.cpus, self.spec.memory_bytes, capacity)
 
     def check_model(self, model: ModelRef) -> None:
         """An oracle needs the solution it names. Raises SpecError."""
