@@ -169,10 +169,12 @@ class Trial:
             self._admitted = True
         self.started_at = utc_now()  # admitted: the trial's own clock starts here
         start = time.monotonic()
-        self.enforcement = self.backend.check()
-        self._sandbox = self.backend.provision(self.allocation, self.trial_id, image=self.task.image,
-                                               network=self.task.network)
-        self.timing.provision_s = time.monotonic() - start
+        try:
+            self.enforcement = self.backend.check()
+            self._sandbox = self.backend.provision(self.allocation, self.trial_id, image=self.task.image,
+                                                   network=self.task.network)
+        finally:  # also a start that failed: e.g. the time a pod waited to be scheduled
+            self.timing.provision_s = time.monotonic() - start
 
     def run_agent(self, instruction: str) -> Trajectory:
         """Run this trial's model in the harness's one agent; limits end it gracefully.
