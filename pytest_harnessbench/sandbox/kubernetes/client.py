@@ -80,16 +80,17 @@ def connect(namespace: str | None) -> Cluster:
     """
     kubernetes = sdk()
     config = kubernetes.config
+    # Read KUBECONFIG now: the client's own default is fixed when it is first imported.
+    kubeconfig = os.environ.get("KUBECONFIG") or os.path.expanduser("~/.kube/config")
     try:
-        contexts, current = config.list_kube_config_contexts()
-        api_client = config.new_client_from_config()
+        _, current = config.list_kube_config_contexts(config_file=kubeconfig)
+        api_client = config.new_client_from_config(config_file=kubeconfig)
         context = current.get("name", "")
         namespace = namespace or current.get("context", {}).get("namespace") or "default"
     except (config.ConfigException, OSError, TypeError) as exc:
         if not os.environ.get("KUBERNETES_SERVICE_HOST"):
-            where = os.environ.get("KUBECONFIG") or "~/.kube/config"
             raise EnforcementUnavailable(
-                f"no Kubernetes cluster configured ({where}: {' '.join(str(exc).split())[:120]}): "
+                f"no Kubernetes cluster configured ({kubeconfig}: {' '.join(str(exc).split())[:120]}): "
                 "point KUBECONFIG at a cluster's kubeconfig (kind, k3d, GKE, ...)"
             ) from None
         configuration = kubernetes.client.Configuration()

@@ -118,7 +118,6 @@ class KubernetesSandbox:
 
     def _failure(self, cause: BaseException | str) -> SandboxError:
         """A request failed: lost if the pod is (gone, evicted, OOM-killed...), else the refusal itself."""
-        self._snapshot()
         reading = self._reading()
         if reading is None:
             self._last_pod = PodReading("Gone", False, getattr(self._last_pod, "oom_kills", 0), 0,
