@@ -154,6 +154,16 @@ def test_reap_removes_dead_owners_pods_and_keeps_live_ones(standin):
     assert standin.pods == {} and standin.policies == {}
 
 
+def test_hb_reap_removes_a_dead_sessions_pods(standin, pytester):
+    dead = m.pod_manifest(name="hb-dead", allocation=allocation("1"), image=None, run_id="run-dead", trial_id="d",
+                          owner=f"{os.uname().nodename}:999999999-1", owner_token="999999999-1")
+    core().create_namespaced_pod("bench", dead)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--hb-backend", "kubernetes", "--hb-reap")
+    assert result.ret == 0
+    result.stderr.fnmatch_lines(["*kubernetes backend: removed 1 sandbox(es) left by sessions that died*"])
+    assert standin.pods == {}
+
+
 def test_exec_against_the_standin_is_a_sandbox_error_not_lost(standin):
     backend = KubernetesBackend("run-x")
     sandbox = backend.provision(allocation("1"), "t[x@1x#1]-aa", network=True)

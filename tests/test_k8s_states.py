@@ -1,4 +1,5 @@
-"""Pod states of the kubernetes backend, read from V1Pod/CoreV1Event objects as the API server returns them."""
+"""Pod states of the kubernetes backend, read from V1Pod/CoreV1Event objects as the API server returns them,
+and what comes back through exec (cgroup counters, exit status)."""
 
 import json
 
@@ -6,6 +7,7 @@ import pytest
 
 from pytest_harnessbench.outcomes import classify
 from pytest_harnessbench.sandbox.base import SandboxLostError, SandboxStartError
+from pytest_harnessbench.sandbox.kubernetes.sandbox import counters_evidence, exit_status, parse_counters
 from pytest_harnessbench.sandbox.kubernetes.states import read_pod, start_failure
 
 
@@ -122,3 +124,36 @@ def test_a_pod_that_ended_before_running_fails_the_start():
                                                            "message": 'exec: "sleep": not found'}}))
     assert start_failure(reading, 1, 300) == ('pod failed before it ran: task container terminated: '
                                               'StartError (exit code 128, exec: "sleep": not found)')
+
+
+# -- what comes back through exec: the cgroup script's lines and the stream's error channel ------------------
+
+
+def test_cgroup_v2_counters():
+    values = parse_counters("version 2\noom_kill 2\npeak 100663296\ncpu_usec 1500000\nmemory_max 268435456\n"
+                            "cpu_max 100000 100000\n")
+    assert values["memory_max"] == 268435456 and values["cpu_max"] == "100000 100000"
+    evidence = counters_evidence(values)
+    assert (evidence.oom_kills, evidence.peak_memory_bytes, evidence.cpu_seconds, evidence.oom_source) == (
+        2, 100663296, 1.5, "memory.events")
+
+
+def test_cgroup_v1_counters_and_unlimited():
+    values = parse_counters("version 1\noom_kill 0\npeak 4096\ncpu_nsec 2000000000\nmemory_max max\n")
+    evidence = counters_evidence(values)
+    assert (evidence.oom_kills, evidence.cpu_seconds, evidence.oom_source) == (0, 2.0, "memory.oom_control")
+    assert values["memory_max"] == "max"
+    assert counters_evidence(parse_counters("")) is None  # no cgroup visible in the container
+
+
+@pytest.mark.parametrize("channel, code", [
+    (b'{"metadata":{},"status":"Success"}', 0),
+    (b'{"metadata":{},"status":"Failure","message":"command terminated with non-zero exit code: error executing '
+     b'command [bash -c exit 3], exit code 3","reason":"NonZeroExitCode","details":{"causes":[{"reason":"ExitCode",'
+     b'"message":"3"}]}}', 3),
+    (b'{"status":"Failure","message":"container not found","reason":"InternalError"}', None),
+    (b"", None),
+    (b"not json", None),
+])
+def test_exit_status_from_the_error_channel(channel, code):
+    assert exit_status(channel) == code
