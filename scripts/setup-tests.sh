@@ -48,5 +48,6 @@ python3 -c "import playwright.sync_api, bokeh" || die "playwright or bokeh did n
 
 # --- Kubernetes backend (issue 16): the official client comes with the package's dependencies (step 1).
 # No cluster is installed (none can be, offline): tests/test_k8s_backend.py runs against its stand-in API
-# server, and its real-cluster tests run only when KUBECONFIG points at a cluster (marked may_skip).
+# server (whose exec runs commands under bubblewrap, installed above), and its real-cluster tests run only
+# when KUBECONFIG points at a cluster (marked may_skip).
 python3 -c "import kubernetes.client, kubernetes.stream, websocket" || die "the kubernetes client did not install"

@@ -11,10 +11,19 @@ client builds every request, parses every answer. It serves
   ``key`` or ``key=value``), delete; events (``fieldSelector=involvedObject.name=``);
 - NetworkPolicies: create, list, delete.
 
+- exec, only with ``exec_pods=True``: the WebSocket upgrade and the v5 channel
+  protocol (stdout 1, stderr 2, the exit ``Status`` on 3, stdin 0 and its close
+  signal), each command run on this host under bubblewrap with a per-pod
+  directory as ``/task`` (a read-only view of the host's ``/usr``, ``/etc`` and
+  ``/sys`` around it). That proves the client side of exec (the stream loop,
+  timeouts and the in-pod kill, tar over exec, exit codes, the output cap) —
+  not a kubelet's or container runtime's behaviour. Without it an exec request
+  is refused with 400, as a server without that subresource would.
+
 What it does NOT prove: scheduling, limits, QoS enforcement, eviction and OOM
-kills, NetworkPolicy enforcement, and exec/attach (the WebSocket channel
-protocol): an exec request is refused with 400. Those need a real cluster
-(tests/test_k8s_backend.py's ``real_cluster`` tests).
+kills, NetworkPolicy enforcement, a container's own cgroup (the bwrap "pod"
+sees the host's). Those need a real cluster (tests/test_k8s_backend.py's
+``real_cluster`` tests).
 
 ``mode`` decides what a new pod does: ``running`` (scheduled, container running
 at once) or ``unschedulable`` (Pending with ``PodScheduled=False`` and a
@@ -23,8 +32,14 @@ at once) or ``unschedulable`` (Pending with ``PodScheduled=False`` and a
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import re
+import shutil
+import struct
+import subprocess
+import tempfile
 import threading
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -100,8 +115,10 @@ def selected(obj: dict, selector: str) -> bool:
 class StandInCluster:
     """The server and its state; ``with StandInCluster() as cluster:`` serves on a free port."""
 
-    def __init__(self, mode: str = "running") -> None:
+    def __init__(self, mode: str = "running", exec_pods: bool = False) -> None:
         self.mode = mode
+        self.exec_pods = exec_pods
+        self.pod_dirs: dict[str, str] = {}  # pod name -> its /task on this host (exec_pods)
         self.pods: dict[tuple[str, str], dict] = {}
         self.policies: dict[tuple[str, str], dict] = {}
         self.created: list[dict] = []  # every pod body as received, in order
@@ -118,6 +135,8 @@ class StandInCluster:
     def __exit__(self, *exc) -> None:
         self.server.shutdown()
         self.server.server_close()
+        for directory in self.pod_dirs.values():
+            shutil.rmtree(directory, ignore_errors=True)
 
     def kubeconfig(self, path: Path, namespace: str = "bench") -> Path:
         """A kubeconfig whose current context points at this server (plain HTTP, a dummy token)."""
@@ -169,6 +188,15 @@ class StandInCluster:
 
             def _route(self, method: str) -> None:
                 url = urllib.parse.urlsplit(self.path)
+                if cluster.exec_pods and url.path.endswith("/exec") and \
+                        self.headers.get("Upgrade", "").lower() == "websocket":
+                    name = url.path.strip("/").split("/")[-2]
+                    with cluster.lock:
+                        directory = cluster.pod_dirs.get(name)
+                    if directory is not None:
+                        ExecSession(self, directory, urllib.parse.parse_qs(url.query)).run()
+                        self.close_connection = True
+                        return
                 query = {k: v[0] for k, v in urllib.parse.parse_qs(url.query).items()}
                 parts = url.path.strip("/").split("/")
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0) or 0)) or b"{}")
@@ -226,6 +254,8 @@ class StandInCluster:
             obj = json.loads(json.dumps(body))
             obj["metadata"].update(namespace=namespace, uid=f"uid-{len(self.created)}", creationTimestamp=NOW)
             if kind == "pods":
+                if self.exec_pods and self.mode == "running":
+                    self.pod_dirs[name] = tempfile.mkdtemp(prefix=f"standin-{name}-")
                 self.created.append(json.loads(json.dumps(body)))
                 self.created_in.append(namespace)
                 obj["status"] = self._pod_status(obj)
@@ -245,3 +275,117 @@ class StandInCluster:
                 self.deleted.append(rest[0])
             return 200, store.pop(key)
         return 405, status(405, "MethodNotAllowed", method)
+
+
+WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+V5 = "v5.channel.k8s.io"
+CLOSE_SIGNAL = 255  # v5: [255, channel] closes that channel
+
+
+def bwrap_argv(directory: str, command: list[str]) -> list[str]:
+    """Run ``command`` with ``directory`` as /task (its working directory) in a small read-only view of the host."""
+    return ["bwrap", "--ro-bind", "/usr", "/usr", "--symlink", "usr/bin", "/bin", "--symlink", "usr/lib", "/lib",
+            "--symlink", "usr/lib64", "/lib64", "--symlink", "usr/sbin", "/sbin", "--ro-bind", "/etc", "/etc",
+            "--proc", "/proc", "--dev", "/dev", "--ro-bind", "/sys", "/sys", "--bind", directory, "/task",
+            "--chdir", "/task", "--die-with-parent", *command]
+
+
+class ExecSession:
+    """One exec request as a WebSocket speaking the v5 channel protocol, over a bwrap'd local process."""
+
+    def __init__(self, handler, directory: str, query: dict) -> None:
+        self.handler, self.sock = handler, handler.connection
+        self.command = query.get("command", [])
+        self.stdin = query.get("stdin", ["false"])[0] == "true"
+        self.directory = directory
+        self.send_lock = threading.Lock()
+
+    def run(self) -> None:
+        key = self.handler.headers["Sec-WebSocket-Key"]
+        accept = base64.b64encode(hashlib.sha1((key + WS_GUID).encode()).digest()).decode()
+        self.handler.send_response(101, "Switching Protocols")
+        for header, value in (("Upgrade", "websocket"), ("Connection", "Upgrade"), ("Sec-WebSocket-Accept", accept),
+                              ("Sec-WebSocket-Protocol", V5)):
+            self.handler.send_header(header, value)
+        self.handler.end_headers()
+        self.handler.wfile.flush()
+        proc = subprocess.Popen(bwrap_argv(self.directory, self.command), stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        if not self.stdin:
+            proc.stdin.close()
+        else:
+            threading.Thread(target=self._feed, args=(proc,), daemon=True).start()
+        pumps = [threading.Thread(target=self._pump, args=(stream, channel), daemon=True)
+                 for stream, channel in ((proc.stdout, 1), (proc.stderr, 2))]
+        for pump in pumps:
+            pump.start()
+        for pump in pumps:
+            pump.join()
+        code = proc.wait()
+        status = {"metadata": {}, "status": "Success"} if code == 0 else {
+            "metadata": {}, "status": "Failure", "reason": "NonZeroExitCode",
+            "message": f"command terminated with non-zero exit code: exit code {code}",
+            "details": {"causes": [{"reason": "ExitCode", "message": str(code if code > 0 else 128 - code)}]}}
+        try:
+            self._send(3, json.dumps(status).encode())
+            self._frame(0x8, b"")  # close
+        except OSError:
+            pass  # the client went away (a timed-out command)
+
+    def _pump(self, stream, channel: int) -> None:
+        try:
+            for chunk in iter(lambda: stream.read1(65536), b""):
+                self._send(channel, chunk)
+        except OSError:
+            pass
+
+    def _feed(self, proc) -> None:
+        """Client frames: data for stdin (channel 0), v5's close signal, or the connection's close."""
+        try:
+            while True:
+                opcode, payload = self._read_frame()
+                if opcode == 0x8:
+                    break
+                if payload[:2] == bytes([CLOSE_SIGNAL, 0]):
+                    break
+                if payload[:1] == b"\x00":
+                    proc.stdin.write(payload[1:])
+                    proc.stdin.flush()
+        except (OSError, ValueError):
+            pass
+        finally:
+            try:
+                proc.stdin.close()
+            except OSError:
+                pass
+
+    def _send(self, channel: int, data: bytes) -> None:
+        self._frame(0x2, bytes([channel]) + data)
+
+    def _frame(self, opcode: int, payload: bytes) -> None:
+        n = len(payload)
+        header = bytes([0x80 | opcode]) + (bytes([n]) if n < 126 else
+                                           bytes([126]) + struct.pack(">H", n) if n < 1 << 16 else
+                                           bytes([127]) + struct.pack(">Q", n))
+        with self.send_lock:
+            self.sock.sendall(header + payload)
+
+    def _recv(self, n: int) -> bytes:
+        data = b""
+        while len(data) < n:
+            chunk = self.sock.recv(n - len(data))
+            if not chunk:
+                raise ValueError("connection closed")
+            data += chunk
+        return data
+
+    def _read_frame(self) -> tuple[int, bytes]:
+        b0, b1 = self._recv(2)
+        n = b1 & 0x7F
+        if n == 126:
+            n = struct.unpack(">H", self._recv(2))[0]
+        elif n == 127:
+            n = struct.unpack(">Q", self._recv(8))[0]
+        mask = self._recv(4) if b1 & 0x80 else b"\0\0\0\0"
+        payload = self._recv(n)
+        return b0 & 0x0F, bytes(b ^ mask[i % 4] for i, b in enumerate(payload))

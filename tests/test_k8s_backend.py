@@ -2,7 +2,9 @@
 
 Against the stand-in API server (tests/k8s_standin.py, a test double: there is
 no cluster on this machine): the manifests the client sends, QoS read back,
-the Pending -> infra/sandbox_start path with its waiting time, 422s, reaping.
+the Pending -> infra/sandbox_start path with its waiting time, 422s, reaping;
+with its bwrap'd "pods", the client side of exec (stream, timeout kill, output
+cap, tar over exec) and a whole bake-off.
 Against a real cluster (``KUBECONFIG`` pointing at one, e.g. kind or k3d, with
 the base image loaded): OOM at 1x and recovery uncapped, timeouts, files, reaping.
 """
@@ -172,6 +174,85 @@ def test_exec_against_the_standin_is_a_sandbox_error_not_lost(standin):
     assert type(info.value) is SandboxError
     sandbox.close()
     backend.close()
+
+
+# -- exec through the real client's WebSocket stream, against the stand-in's bwrap'd "pods" -------------------
+
+
+@pytest.fixture
+def exec_standin(tmp_path, monkeypatch):
+    with StandInCluster(exec_pods=True) as cluster:
+        monkeypatch.setenv("KUBECONFIG", str(cluster.kubeconfig(tmp_path / "kubeconfig")))
+        yield cluster
+
+
+@pytest.fixture
+def pod(exec_standin):
+    backend = KubernetesBackend("run-exec")
+    sandbox = backend.provision(allocation("1"), "t[x@1x#1]-aa", network=True)
+    yield sandbox
+    sandbox.close()
+    backend.close()
+
+
+def test_exec_streams_output_and_exit_codes(pod):
+    result = pod.exec("echo out; echo err >&2; pwd; exit 3", timeout=20)
+    assert (result.exit_code, result.stdout, result.stderr, result.timed_out) == (3, "out\n/task\n", "err\n", False)
+    assert pod.exec("true").exit_code == 0
+
+
+def test_exec_timeout_kills_every_process_of_the_command(pod):
+    result = pod.exec("sleep 40 & sleep 40; echo never", timeout=1)
+    assert result.timed_out and result.exit_code == 124 and result.duration_s < 5
+    assert pod.exec("ps -eo args | grep -c '^sleep 40' || true", timeout=20).stdout.strip() == "0"
+
+
+def test_exec_output_is_capped(pod):
+    from pytest_harnessbench.sandbox.base import CAPTURE_LIMIT
+
+    result = pod.exec(f"head -c {CAPTURE_LIMIT + 1000} /dev/zero | tr '\\0' a", timeout=60)
+    assert result.exit_code == 0 and result.stdout.startswith("a" * 1000)
+    assert result.stdout.endswith(f"[output cut at {CAPTURE_LIMIT} bytes]") and len(result.stdout) < CAPTURE_LIMIT + 100
+
+
+def test_files_go_by_tar_over_exec(pod):
+    data = bytes(range(256)) * 5000
+    pod.write_file("sub/data.bin", data)
+    assert pod.read_file("sub/data.bin", text=False) == data
+    assert pod.exec("sha256sum sub/data.bin", timeout=20).stdout.split()[0] == __import__("hashlib").sha256(data).hexdigest()
+    pod.write_file("note.txt", "héllo")
+    assert pod.read_file("note.txt") == "héllo"
+    with pytest.raises(FileNotFoundError):
+        pod.read_file("missing.txt")
+    with pytest.raises(IsADirectoryError):
+        pod.read_file("sub")
+
+
+def test_evidence_reads_the_cgroup_through_exec(pod):
+    evidence = pod.evidence()  # the stand-in's "pod" sees the host's root group: the source, not the numbers
+    assert evidence.oom_source.startswith("memory.") and evidence.peak_memory_bytes
+
+
+TASK_WITH_FILES = """
+import pytest
+
+@pytest.mark.task(cpus=0.5, memory="128Mi", timeout=60, solutions={"lean": "sort -n data.txt > sorted.txt"})
+def test_sort(trial):
+    trial.sandbox.write_file("data.txt", "3\\n1\\n2\\n")
+    trial.run_agent("Sort the integers in data.txt ascending, one per line, into sorted.txt.")
+    assert trial.sandbox.read_file("sorted.txt") == "1\\n2\\n3\\n"
+"""
+
+
+def test_a_bake_off_through_exec(exec_standin, pytester):
+    pytester.makepyfile(test_task=TASK_WITH_FILES)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--hb-backend", "kubernetes", "--models",
+                                           "oracle:lean,nop", "--hb-out", str(pytester.path / "run"))
+    result.assert_outcomes(passed=1, failed=1)
+    records = {r["model"]: r for r in RunDir(pytester.path / "run").records()}
+    assert (records["oracle:lean"]["outcome"], records["nop"]["outcome"], records["nop"]["cause"]) == (
+        "passed", "failed", "assertion")  # nop wrote no sorted.txt: a missing output is the model's failure
+    assert exec_standin.pods == {}
 
 
 # -- a real cluster: KUBECONFIG pointing at one, the base image available to its nodes -----------------------

@@ -153,18 +153,19 @@ class KubernetesSandbox:
 
         ws = self._open(argv, stdin=stdin_data is not None)
         out, err = bytearray(), bytearray()
-        cut = False
+        cut: set[int] = set()  # channels whose output went over the limit
 
         def drain() -> None:
-            nonlocal cut
             for channel, buffer in ((1, out), (2, err)):
                 chunk = ws.read_channel(channel)
                 if chunk:
                     room = len(chunk) if limit is None else max(0, limit - len(buffer))
-                    cut = cut or len(chunk) > room
+                    if len(chunk) > room:
+                        cut.add(channel)
                     buffer.extend(chunk[:room])
 
         deadline = None if timeout is None else time.monotonic() + max(timeout, 0.0)
+        timed_out = False
         try:
             if stdin_data is not None:
                 for start in range(0, len(stdin_data), STDIN_CHUNK):
@@ -173,6 +174,7 @@ class KubernetesSandbox:
             while ws.is_open():
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
+                    timed_out = True
                     return None, bytes(out), bytes(err), True
                 ws.update(timeout=1.0 if remaining is None else min(remaining, 1.0))
                 drain()
@@ -180,10 +182,11 @@ class KubernetesSandbox:
             code = exit_status(ws.read_channel(3))
         except (websocket.WebSocketException, *transport_errors()) as exc:
             raise self._failure(exc) from None
-        finally:
-            ws.close()
-        if cut:
-            err.extend(f"\n[output cut at {limit} bytes]".encode())
+        finally:  # a timed-out command's stream is still busy: drop it without waiting for the server's close
+            ws.close(timeout=0 if timed_out else 3)
+        for channel, buffer in ((1, out), (2, err)):
+            if channel in cut:
+                buffer.extend(f"\n[output cut at {limit} bytes]".encode())  # as the docker backend says it
         return code, bytes(out), bytes(err), False
 
     def exec(self, command: str, timeout: float | None = None) -> ExecResult:
