@@ -12,7 +12,6 @@ the base image loaded): OOM at 1x and recovery uncapped, timeouts, files, reapin
 from __future__ import annotations
 
 import os
-import textwrap
 
 import pytest
 

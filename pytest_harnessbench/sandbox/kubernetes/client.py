@@ -15,7 +15,7 @@ NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"  # in
 
 
 def sdk() -> Any:
-    """The ``kubernetes`` package (its import costs ~0.3 s: only when this backend is used)."""
+    """The ``kubernetes`` package (its import costs 0.3-0.5 s here: only when this backend is used)."""
     try:
         import kubernetes
     except ImportError:  # pragma: no cover - a declared dependency
