@@ -7,6 +7,7 @@ naming the value and what is accepted; the plugin turns it into a usage error.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -43,6 +44,13 @@ OPTIONS = (
            "comma list of kill-threshold multipliers ≥ 1 (1, 1.5, 3x) or 'uncapped'"),
     Option("samples", "--samples", "hb_samples", "1", "repeats per task × model × multiplier"),
     Option("backend", "--hb-backend", "hb_backend", "local", f"sandbox backend: {', '.join(BACKENDS)}"),
+    Option("k8s_namespace", "--hb-k8s-namespace", "hb_k8s_namespace", "",
+           "kubernetes backend: namespace for the trials' pods (default: the kube context's, else 'default')"),
+    Option("k8s_schedule_timeout", "--hb-k8s-schedule-timeout", "hb_k8s_schedule_timeout", "300",
+           "kubernetes backend: seconds a pod may stay Pending (unschedulable, image pull) before the trial is "
+           "infra/sandbox_start"),
+    Option("k8s_max_pods", "--hb-k8s-max-pods", "hb_k8s_max_pods", "0",
+           "kubernetes backend: at most this many pods of the run at once, across xdist workers (0: no cap)"),
     Option("scale", "--hb-scale", "hb_scale", ",".join(sorted(DEFAULT_SCALE)),
            f"what the multiplier scales: comma list of {', '.join(SCALABLE)}"),
     Option("out", "--hb-out", "hb_out", "", "run directory (default .harnessbench/runs/RUN_ID under the rootdir)"),
@@ -116,6 +124,9 @@ class Config:
     enforcement: str
     max_steps: int
     capacity: object = None  # admission.Capacity
+    k8s_namespace: str | None = None
+    k8s_schedule_timeout: float = 300.0
+    k8s_max_pods: int = 0
     model_params: dict = field(default_factory=dict)  # model text (or "*") -> {key: value}
     preflight_call: bool = False
     provider_retries: int = 2
@@ -216,6 +227,18 @@ def parse_choice(flag: str, text: str, choices: tuple[str, ...]) -> str:
     if value not in choices:
         raise ConfigError(f"{flag} {text!r} is not one of: {', '.join(choices)}")
     return value
+
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+
+
+def parse_namespace(text: str) -> str | None:
+    """A Kubernetes namespace name (a DNS-1123 label), or None for the kube context's."""
+    name = text.strip()
+    if name and not _DNS_LABEL.match(name):
+        raise ConfigError(f"--hb-k8s-namespace {text!r} is not a namespace name: lower-case letters, digits and "
+                          "'-', at most 63, e.g. harnessbench")
+    return name or None
 
 
 def parse_scale(text: str) -> frozenset[str]:
@@ -361,6 +384,10 @@ def build(value: Callable[[Option], str]) -> Config:
         samples=parse_number("--samples", raw["samples"], minimum=1),
         backend=parse_choice("--hb-backend", raw["backend"], BACKENDS),
         scale=parse_scale(raw["scale"]),
+        k8s_namespace=parse_namespace(raw["k8s_namespace"]),
+        k8s_schedule_timeout=parse_number("--hb-k8s-schedule-timeout", raw["k8s_schedule_timeout"], kind=float,
+                                          minimum=0.1, example="; use seconds, e.g. 300"),
+        k8s_max_pods=parse_number("--hb-k8s-max-pods", raw["k8s_max_pods"]),
         out=Path(raw["out"]) if raw["out"].strip() else None,
         oom_as=parse_choice("--hb-oom-as", raw["oom_as"], OOM_AS),
         enforcement=parse_choice("--hb-enforcement", raw["enforcement"], ENFORCEMENTS),

@@ -131,8 +131,8 @@ class Bench:
         except EnforcementUnavailable as exc:
             raise ConfigError(str(exc)) from None
         self._reaped = False  # leftovers of dead sessions are removed once, at the first check
-        try:
-            self.admission = Admission(config.capacity)
+        try:  # a backend whose sandboxes run elsewhere (a cluster's scheduler admits them) needs no host ledger
+            self.admission: Admission | None = Admission(config.capacity) if self.backend.host_admission else None
         except StateDirError as exc:
             raise ConfigError(str(exc)) from None
         self.agent_settings = AgentSettings(max_steps=config.max_steps, model_params=config.model_params,
@@ -172,7 +172,7 @@ class Bench:
             try:
                 task = Task.from_marker(task_id, name, marker_kwargs) if harbor_task is None else \
                     Task.from_harbor(task_id, harbor_task)
-                task.check(self.config.models, self.config.capacity)
+                task.check(self.config.models, self.config.capacity if self.admission is not None else None)
                 if harbor_task is None or (task.image is not None and self.backend.runs_images):
                     self._check_image(task.image)
             except (SpecError, ValueError, EnforcementUnavailable) as exc:

@@ -65,14 +65,16 @@ class Task:
         return cls(task_id=task_id, name=name, spec=Spec.from_marker(**kwargs), solutions=dict(solutions),
                    image=kwargs.get("image"), network=bool(kwargs.get("network", False)))
 
-    def check(self, models: Iterable[ModelRef], capacity: Capacity) -> None:
+    def check(self, models: Iterable[ModelRef], capacity: Capacity | None) -> None:
         """Whether this task can run in this bake-off at all; raises SpecError or ValueError saying why not.
 
-        Every oracle model needs the solution it names, and the guarantee must fit the host's capacity.
+        Every oracle model needs the solution it names, and the guarantee must fit the host's capacity
+        (None: no host ledger admits these trials, e.g. a cluster's scheduler does).
         """
         for model in models:
             self.check_model(model)
-        check_fits(self.spec.cpus, self.spec.memory_bytes, capacity)
+        if capacity is not None:
+            check_fits(self.spec.cpus, self.spec.memory_bytes, capacity)
 
     def check_model(self, model: ModelRef) -> None:
         """An oracle needs the solution it names. Raises SpecError."""
@@ -194,15 +196,17 @@ class Trial:
             self._admitted = True
         self.started_at = utc_now()  # admitted: the trial's own clock starts here
         start = time.monotonic()
-        self.enforcement = self.backend.check()
-        if self.task.harbor is not None:  # its image (built from its Dockerfile, cached), workdir and env
-            image, workdir, env = harbor.prepare(self.backend, self.task.harbor)
-            self._sandbox = self.backend.provision(self.allocation, self.trial_id, image=image,
-                                                   network=self.task.network, workdir=workdir, env=env)
-        else:
-            self._sandbox = self.backend.provision(self.allocation, self.trial_id, image=self.task.image,
-                                                   network=self.task.network)
-        self.timing.provision_s = time.monotonic() - start
+        try:
+            self.enforcement = self.backend.check()
+            if self.task.harbor is not None:  # its image (built from its Dockerfile, cached), workdir and env
+                image, workdir, env = harbor.prepare(self.backend, self.task.harbor)
+                self._sandbox = self.backend.provision(self.allocation, self.trial_id, image=image,
+                                                       network=self.task.network, workdir=workdir, env=env)
+            else:
+                self._sandbox = self.backend.provision(self.allocation, self.trial_id, image=self.task.image,
+                                                       network=self.task.network)
+        finally:  # also a start that failed: e.g. the time a pod waited to be scheduled
+            self.timing.provision_s = time.monotonic() - start
 
     def run_agent(self, instruction: str) -> Trajectory:
         """Run this trial's model in the harness's one agent; limits end it gracefully.

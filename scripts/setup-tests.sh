@@ -45,3 +45,9 @@ if ! command -v chromium >/dev/null; then
     { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } || die "apt-get install chromium failed"
 fi
 python3 -c "import playwright.sync_api, bokeh" || die "playwright or bokeh did not install"
+
+# --- Kubernetes backend (issue 16): the official client comes with the package's dependencies (step 1).
+# No cluster is installed (none can be, offline): tests/test_k8s_backend.py runs against its stand-in API
+# server (whose exec runs commands under bubblewrap, installed above), and its real-cluster tests run only
+# when KUBECONFIG points at a cluster (marked may_skip).
+python3 -c "import kubernetes.client, kubernetes.stream, websocket" || die "the kubernetes client did not install"

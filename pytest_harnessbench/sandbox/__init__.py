@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 BACKENDS: dict[str, str] = {
     "local": "local:LocalBackend",
     "docker": "docker:DockerBackend",
+    "kubernetes": "kubernetes:KubernetesBackend",
 }
 
 

@@ -130,6 +130,9 @@ class Backend:
 
     name: str
     runs_images: bool = False  # whether tasks that bring their own container image (Harbor tasks) can run here
+    #: Whether the session's host ledger (admission.py) admits this backend's trials. A backend whose
+    #: sandboxes run elsewhere (a cluster, with its own scheduler) sets it False.
+    host_admission: bool = True
 
     @classmethod
     def from_config(cls, config: Config, run_id: str) -> Backend:
