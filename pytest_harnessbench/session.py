@@ -256,12 +256,7 @@ class Bench:
 
     def key_of(self, nodeid: str) -> TrialKey | None:
         """The key of a trial from its node id alone (xdist's controller has no items), or None for other tests."""
-        params = nodeid.partition("[")[2].removesuffix("]")
-        # pytest joins parametrization ids with "-": ours is the whole id, or a run at its start or end.
-        cuts = [params] + [params[i + 1:] for i, c in enumerate(params) if c == "-"] + \
-               [params[:i] for i, c in enumerate(params) if c == "-"]
-        case = next((self._case_by_id[cut] for cut in cuts if cut in self._case_by_id), None)
-        return None if case is None else TrialKey.of(nodeid, case)
+        return TrialKey.find(nodeid, self._case_by_id)
 
     def crash_record(self, nodeid: str, worker: str, message: str) -> dict | None:
         """The record of a trial whose worker process died under it (``infra/worker_crash``)."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from datetime import datetime, timezone
@@ -140,6 +140,16 @@ class TrialKey:
         function_id, _, params = nodeid.partition("[")
         own_ids = params.removesuffix("]").replace(case.id, "", 1).strip("-")
         return cls(function_id, f"{function_id}[{own_ids}]" if own_ids else function_id, case)
+
+    @classmethod
+    def find(cls, nodeid: str, cases: Mapping[str, Case]) -> TrialKey | None:
+        """The key of a node id whose parameters hold one of ``cases`` (by case id); None for other tests."""
+        params = nodeid.partition("[")[2].removesuffix("]")
+        # pytest joins parametrization ids with "-": ours is the whole id, or a run at its start or end.
+        cuts = [params] + [params[i + 1:] for i, c in enumerate(params) if c == "-"] + \
+               [params[:i] for i, c in enumerate(params) if c == "-"]
+        case = next((cases[cut] for cut in cuts if cut in cases), None)
+        return None if case is None else cls.of(nodeid, case)
 
     @property
     def name(self) -> str:
