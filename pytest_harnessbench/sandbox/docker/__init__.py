@@ -27,7 +27,8 @@ touching the containers of sessions that are still alive (e.g. xdist siblings).
 """
 
 from .backend import DockerBackend
-from .engine import CAP_ADD, DEFAULT_IMAGE, LABEL_OWNER, LABEL_RUN, LABEL_TRIAL
+from ..container import CAP_ADD
+from .engine import DEFAULT_IMAGE, LABEL_OWNER, LABEL_RUN, LABEL_TRIAL
 from .sandbox import DockerSandbox
 
 __all__ = ["CAP_ADD", "DEFAULT_IMAGE", "LABEL_OWNER", "LABEL_RUN", "LABEL_TRIAL", "DockerBackend", "DockerSandbox"]

@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING, Any
 from .. import watchdog
 from ..base import Backend, EnforcementUnavailable, SandboxError, SandboxStartError
 from ..cgroups import HostCgroups, cpu_shares
-from .engine import (API_TIMEOUT_S, BUILD_HINT, CAP_ADD, DEFAULT_IMAGE, LABEL_OWNER, LABEL_RUN, LABEL_TRIAL,
-                     REQUIRED_FEATURES, WORKDIR, docker_sdk, explain, owner_alive, owner_label, sanitize)
+from ..container import CAP_ADD, owner_alive, owner_label
+from .engine import (API_TIMEOUT_S, BUILD_HINT, DEFAULT_IMAGE, LABEL_OWNER, LABEL_RUN, LABEL_TRIAL, REQUIRED_FEATURES,
+                     WORKDIR, docker_sdk, explain, sanitize)
 from .build import ImageBuild
 from .sandbox import DockerSandbox
 

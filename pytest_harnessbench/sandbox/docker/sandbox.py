@@ -13,7 +13,8 @@ from typing import Any
 from ..base import (CAPTURE_LIMIT, TIMEOUT_EXIT_CODE, Evidence, ExecResult, OutputMissingError, SandboxError,
                     SandboxLostError)
 from ..cgroups import ContainerCgroup, HostCgroups, kill
-from .engine import EXEC_TOKEN_VAR, KILL_GRACE_S, KILL_SCRIPT, WORKDIR, docker_sdk, explain, requests_error
+from ..container import EXEC_TOKEN_VAR, KILL_SCRIPT, one_file_tar
+from .engine import KILL_GRACE_S, WORKDIR, docker_sdk, explain, requests_error
 
 class _Capture:
     """A command's output stream, kept up to CAPTURE_LIMIT bytes (the local backend's cap)."""
@@ -234,13 +235,8 @@ class DockerSandbox:
         self._check_open()
         data = content.encode() if isinstance(content, str) else bytes(content)
         target = self._path(path)
-        buffer = io.BytesIO()
-        with tarfile.open(fileobj=buffer, mode="w") as tar:
-            member = tarfile.TarInfo(target.lstrip("/"))
-            member.size, member.mode, member.mtime = len(data), 0o644, int(time.time())
-            tar.addfile(member, io.BytesIO(data))
         try:
-            if not self._api.put_archive(self.id, "/", buffer.getvalue()):
+            if not self._api.put_archive(self.id, "/", one_file_tar(target, data)):
                 raise SandboxError(f"the engine did not write {target} in {self.name}")
         except docker_sdk().errors.NotFound as exc:
             raise self._lost(exc) from None

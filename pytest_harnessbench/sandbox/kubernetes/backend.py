@@ -8,7 +8,8 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from ..base import Backend, EnforcementUnavailable, SandboxError, SandboxStartError
-from .client import API_TIMEOUT_S, Cluster, api_error, connect, explain, owner_label, sdk, transport_errors
+from ..container import owner_alive, owner_label
+from .client import API_TIMEOUT_S, Cluster, api_error, connect, explain, sdk, transport_errors
 from .manifests import (ANNOTATION_OWNER, DEFAULT_IMAGE, LABEL_RUN, PIDS_NOTE, label_value,
                         network_policy_manifest, pod_manifest, pod_name)
 from .sandbox import KubernetesSandbox
@@ -21,12 +22,6 @@ if TYPE_CHECKING:
 ENFORCEMENT = "kubernetes-requests-limits"
 POLL_S = 0.5  # between looks at a starting pod
 MAX_PODS_POLL_S = 1.0
-
-
-def _owner_alive(owner: str) -> bool:
-    from ..docker.engine import owner_alive  # the same host:PID-START test as the docker backend's labels
-
-    return owner_alive(owner)
 
 
 class KubernetesBackend(Backend):
@@ -256,7 +251,7 @@ class KubernetesBackend(Backend):
     def _reapable(self, metadata: Any, include_live: bool) -> bool:
         labels, owner = metadata.labels or {}, (metadata.annotations or {}).get(ANNOTATION_OWNER, "")
         own = labels.get(LABEL_RUN) == label_value(self.run_id) and owner == self._owner
-        return own or include_live or not _owner_alive(owner)
+        return own or include_live or not owner_alive(owner)
 
     def close(self) -> None:
         """Delete whatever pods of this process an interrupt left behind; close the connection."""

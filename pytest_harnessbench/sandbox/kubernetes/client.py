@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,11 +46,6 @@ def explain(exc: BaseException) -> str:
     return " ".join((getattr(exc, "reason", None) or str(exc)).split())
 
 
-def owner_label() -> str:
-    """``host:PID-START``: the reaper's test of whether a pod's creator still runs (on this host)."""
-    from ...procs import owner_token
-
-    return f"{socket.gethostname()}:{owner_token()}"
 
 
 @dataclass

@@ -20,7 +20,7 @@ import hashlib
 import re
 
 from ...resources import Allocation
-from ..docker.engine import CAP_ADD  # the same minimal capability set as the docker backend
+from ..container import CAP_ADD  # the same minimal capability set as the docker backend
 
 DEFAULT_IMAGE = "harnessbench/python:3.11"
 WORKDIR = "/task"

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import io
 import json
 import posixpath
-import tarfile
 import time
 import uuid
 from typing import Any
 
 from ..base import (CAPTURE_LIMIT, TIMEOUT_EXIT_CODE, Evidence, ExecResult, OutputMissingError, SandboxError,
                     SandboxLostError)
-from ..docker.engine import EXEC_TOKEN_VAR, KILL_SCRIPT
+from ..container import EXEC_TOKEN_VAR, KILL_SCRIPT, one_file_tar
 from .client import API_TIMEOUT_S, Cluster, api_error, explain, transport_errors
 from .manifests import CONTAINER, PIDS_NOTE, WORKDIR, expected_qos
 from .states import PodReading, read_pod
@@ -231,13 +229,8 @@ class KubernetesSandbox:
         self._check_open()
         data = content.encode() if isinstance(content, str) else bytes(content)
         target = self._path(path)
-        buffer = io.BytesIO()
-        with tarfile.open(fileobj=buffer, mode="w") as tar:
-            member = tarfile.TarInfo(target.lstrip("/"))
-            member.size, member.mode, member.mtime = len(data), 0o644, int(time.time())
-            tar.addfile(member, io.BytesIO(data))
         code, _, err, timed_out = self._run(["tar", "-x", "-C", "/", "-f", "-"], API_TIMEOUT_S,
-                                            stdin_data=buffer.getvalue())
+                                            stdin_data=one_file_tar(target, data))
         if timed_out or code != 0:
             raise self._failure(f"tar -x of {target} ended with {code}: {_text(err)[:200]}")
 
