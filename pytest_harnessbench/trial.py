@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from functools import cached_property
 from datetime import datetime, timezone
 
+from . import metrics
 from .admission import Admission
 from .agents.providers import ModelRef, oracle_commands
 from .agents.trajectory import Trajectory, Usage
@@ -23,7 +24,8 @@ from .resources import Allocation, Multiplier, Spec, SpecError
 from .sandbox.base import Backend, Evidence, Sandbox, SandboxError
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._@#=+-]+")
-MARKER_KEYS = frozenset({"cpus", "memory", "timeout", "pids", "image", "network", "solutions"})
+MARKER_KEYS = frozenset({"cpus", "memory", "timeout", "pids", "image", "network", "solutions",
+                         "reference_tools", "match_mode", "gate_on"})
 
 
 def utc_now() -> str:
@@ -40,6 +42,9 @@ class Task:
     solutions: dict
     image: str | None = None
     network: bool = False
+    reference_tools: tuple = ()  # the expected tool-call path: names or (name, args)
+    match_mode: str = "strict"  # how trajectory_match compares the path with reference_tools
+    gate_on: dict = field(default_factory=dict)  # metric -> threshold a passed trial must also meet
 
     @classmethod
     def from_marker(cls, task_id: str, name: str, kwargs: dict) -> Task:
@@ -52,8 +57,18 @@ class Task:
             solutions = {"default": solutions}
         if not isinstance(solutions, dict):
             raise SpecError(f"solutions={solutions!r} must be a command, a list of commands or a dict of them")
+        reference_tools = kwargs.get("reference_tools") or []
+        match_mode = kwargs.get("match_mode", "strict")
+        try:
+            metrics.reference_document(reference_tools)
+        except metrics.MetricError as exc:
+            raise SpecError(str(exc)) from None
+        if match_mode not in metrics.MATCH_MODES:
+            raise SpecError(f"match_mode={match_mode!r} must be one of {', '.join(metrics.MATCH_MODES)}")
         return cls(task_id=task_id, name=name, spec=Spec.from_marker(**kwargs), solutions=dict(solutions),
-                   image=kwargs.get("image"), network=bool(kwargs.get("network", False)))
+                   image=kwargs.get("image"), network=bool(kwargs.get("network", False)),
+                   reference_tools=tuple(reference_tools), match_mode=match_mode,
+                   gate_on=_gate_on(kwargs.get("gate_on") or {}, bool(reference_tools)))
 
     def check_model(self, model: ModelRef) -> None:
         """An oracle needs the solution it names. Raises SpecError."""
@@ -62,6 +77,16 @@ class Task:
                 oracle_commands(self.solutions, model.argument)
             except KeyError as exc:
                 raise SpecError(f"--models {model.text}: {exc.args[0]}") from None
+
+
+def _gate_on(gate_on, has_reference: bool) -> dict:
+    """``gate_on={"trajectory_match": 1, "steps": 10}``: metric names to numbers. Raises SpecError."""
+    if not isinstance(gate_on, dict) or not all(
+            isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool) for k, v in gate_on.items()):
+        raise SpecError(f"gate_on={gate_on!r} must map metric names to numbers, e.g. gate_on={{'trajectory_match': 1}}")
+    if "trajectory_match" in gate_on and not has_reference:
+        raise SpecError("gate_on trajectory_match needs reference_tools=[...] on the task")
+    return dict(gate_on)
 
 
 @dataclass(frozen=True)
@@ -148,6 +173,7 @@ class Trial:
         self.enforcement = ""
         self.trajectories: list[Trajectory] = []
         self.timing = Timing()
+        self.metrics: dict[str, float] = {}  # from trial.evaluate; the built-in ones are added at finish
         self.started_at = utc_now()
         self._sandbox: Sandbox | None = None
 
@@ -206,6 +232,39 @@ class Trial:
         finally:
             self.timing.agent_s += time.monotonic() - start
 
+    def evaluate(self, reference_tools, *, mode: str = "strict", args: str = "given", name: str | None = None) -> float:
+        """Score this trial's tool-call path against ``reference_tools`` (agentevals); recorded as a metric.
+
+        ``mode``: strict, unordered, subset or superset; ``args``: given (the
+        arguments the reference names must match), exact or ignore. The metric is
+        ``name`` (default ``trajectory_<mode>``), 1.0 or 0.0; it never changes the
+        outcome unless the task gates on it. Raises MetricError for a bad mode or reference.
+        """
+        reference = metrics.reference_document(reference_tools)
+        score = metrics.trajectory_match(self._document(), reference, mode, args)
+        self.metrics[name or f"trajectory_{mode}"] = score
+        return score
+
+    def _document(self) -> dict:
+        return {"trajectories": [t.to_dict() for t in self.trajectories]}
+
+    def _all_metrics(self) -> tuple[dict, dict]:
+        """(metrics, missing): built-in ones, the task's trajectory_match, then the body's evaluate calls."""
+        if not self.trajectories:
+            missing = dict.fromkeys(self.task.gate_on, "the agent did not run")
+            return dict(self.metrics), missing
+        document = self._document()
+        values = metrics.builtin_metrics(document)
+        missing = {}
+        if self.task.reference_tools:
+            try:
+                values["trajectory_match"] = metrics.trajectory_match(
+                    document, metrics.reference_document(self.task.reference_tools), self.task.match_mode)
+            except Exception as exc:  # a metric never ends a trial; it is missing, with its cause
+                missing["trajectory_match"] = f"{type(exc).__name__}: {exc}"
+        values.update(self.metrics)
+        return values, missing
+
     @property
     def stop_reason(self) -> str | None:
         return self.trajectories[-1].stop_reason if self.trajectories else None
@@ -239,7 +298,9 @@ class Trial:
                 allocation["applied"] = self._sandbox.applied_limits()
             except SandboxError as exc:
                 allocation["applied"] = {"error": str(exc)}
-        verdict = classify(exc, evidence.oom_kills, self.stop_reason, oom_as)
+        values, missing = self._all_metrics()
+        verdict = metrics.gate_verdict(classify(exc, evidence.oom_kills, self.stop_reason, oom_as),
+                                       values, self.task.gate_on, missing)
         self.timing.verify_s = max(0.0, body_s - self.timing.agent_s)
         self.timing.total_s = self.timing.queued_s + self.timing.provision_s + body_s
         return TrialRecord(
@@ -249,7 +310,7 @@ class Trial:
             allocation=allocation, enforcement=self.enforcement, backend=self.backend.name,
             resources={"peak_memory_bytes": evidence.peak_memory_bytes, "cpu_seconds": evidence.cpu_seconds,
                        "oom_kills": evidence.oom_kills, "oom_source": evidence.oom_source, "notes": evidence.notes},
-            timing=self.timing, usage=self.usage(), attempts=self.attempt,
+            timing=self.timing, usage=self.usage(), metrics=values, metrics_missing=missing, attempts=self.attempt,
             started_at=self.started_at, finished_at=utc_now(),
             worker=self.worker,
         )
