@@ -173,6 +173,63 @@ def usage_lines(records: Sequence[Record], models: Sequence[str]) -> list[str]:
     return ["usage:"] + _table(header, body)
 
 
+def _number(x: float) -> str:
+    return f"{x:.2f}" if abs(x) < 1000 else f"{x:,.0f}"
+
+
+def _metric_names(records: Sequence[Record]) -> list[str]:
+    """Every metric some record carries: the built-in ones first, then the rest by name."""
+    from .metrics import BUILTIN
+
+    names = {name for r in records for name in r.get("metrics") or {}}
+    return [m for m in BUILTIN if m in names] + sorted(names - set(BUILTIN))
+
+
+def metric_lines(records: Sequence[Record], models: Sequence[str], multipliers: Sequence[str]) -> list[str]:
+    """Each metric's mean per model × multiplier with its 95% t interval over tasks."""
+    body = []
+    for metric in _metric_names(records):
+        first = True
+        for model in _order({r["model"] for r in records}, models):
+            mine = [r for r in records if r["model"] == model]
+            for mult in _order({r["multiplier"] for r in mine}, multipliers, key=stats.multiplier_rank):
+                mean = stats.metric_mean([r for r in mine if r["multiplier"] == mult], metric)
+                if not mean.trials:
+                    continue
+                interval = "-" if mean.low is None else f"{_number(mean.low)}–{_number(mean.high)}"
+                body.append([metric if first else "", model, mult, _number(mean.value), interval, str(mean.tasks),
+                             str(mean.trials)])
+                first = False
+    if not body:
+        return []
+    header = ["metric", "model", "mult", "mean", "95% CI", "tasks", "trials"]
+    return (["metrics (mean of per-task means, t interval over tasks; passed and failed trials only):"]
+            + _table(header, body, right=(3, 5, 6)))
+
+
+def metric_comparison_lines(records: Sequence[Record], models: Sequence[str], multipliers: Sequence[str]) -> list[str]:
+    """Each metric, model B − model A paired by task at each multiplier; p adjusted by Benjamini–Hochberg."""
+    present_models = _order({r["model"] for r in records}, models)
+    present_mults = sorted(_order({r["multiplier"] for r in records}, multipliers), key=stats.multiplier_rank)
+    rows, pvalues = [], []
+    for metric in _metric_names(records):
+        for mult in present_mults:
+            for a, b in combinations(present_models, 2):
+                pick = lambda model: [r for r in records if r["model"] == model and r["multiplier"] == mult]  # noqa: E731
+                pair = stats.paired_metric_comparison(pick(a), pick(b), metric)
+                if pair.tasks >= 2:
+                    rows.append([f"@{mult}", metric, f"{b} − {a}", str(pair.tasks),
+                                 f"{pair.difference:+.2f} [{pair.low:+.2f}, {pair.high:+.2f}]"])
+                    pvalues.append(pair.pvalue)
+    if not rows:
+        return []
+    for row, p in zip(rows, stats.benjamini_hochberg(pvalues)):
+        row.append(stats.verdict(p, None))
+    header = ["mult", "metric", "B − A", "tasks", "difference [95% CI]", "verdict"]
+    return (["metric comparisons (paired by task, in the metric's units; t over tasks, p adjusted by BH):"]
+            + _table(header, rows, right=(3,)))
+
+
 def power_line(records: Sequence[Record]) -> str:
     tasks = len({r["task_id"] for r in records})
     per_cell = Counter((r["task_id"], r["model"], r["multiplier"]) for r in records)
@@ -222,6 +279,8 @@ def render(records: Sequence[Record], *, models: Sequence[str] = (), multipliers
     lines += usage_lines(records, models)
     lines += comparison_lines(records, models, multipliers)
     lines.append(power_line(records))
+    lines += metric_lines(records, models, multipliers)
+    lines += metric_comparison_lines(records, models, multipliers)
     lines += list(gate_lines)
     if run_dir:
         lines.append(f"run directory: {run_dir}")
