@@ -55,6 +55,9 @@ OPTIONS = (
     Option("model_params", "--hb-model-param", "hb_model_params", "",
            "MODEL:KEY=VALUE passed to the model's constructor (repeatable; '*' for every provider model), "
            "e.g. openai:gpt-5.1:temperature=0 or openai:local:base_url=http://127.0.0.1:8000/v1", repeated=True),
+    Option("judge", "--hb-judge", "hb_judge", "",
+           "LLM-as-judge (openevals task completion) of every trial, recorded as metric 'judge': a provider:model "
+           "string, preflighted like --models"),
     Option("preflight_call", "--hb-preflight-call", "hb_preflight_call", "false",
            "before any trial, make one tiny request to every provider model", flag_only=True),
     Option("provider_retries", "--hb-provider-retries", "hb_provider_retries", "2",
@@ -118,6 +121,7 @@ class Config:
     max_steps: int
     capacity: object = None  # admission.Capacity
     model_params: dict = field(default_factory=dict)  # model text (or "*") -> {key: value}
+    judge: ModelRef | None = None  # --hb-judge: scores every trial, never part of the outcome unless gated on
     preflight_call: bool = False
     provider_retries: int = 2
     provider_backoff: float = 1.0
@@ -225,6 +229,18 @@ def parse_scale(text: str) -> frozenset[str]:
     if unknown:
         raise ConfigError(f"--hb-scale: {unknown[0]!r} is not one of: {', '.join(SCALABLE)}")
     return frozenset(items)
+
+
+def parse_judge(text: str) -> ModelRef | None:
+    if not text.strip():
+        return None
+    try:
+        judge = parse_model(text)
+    except ModelSpecError as exc:
+        raise ConfigError(f"--hb-judge: {exc}") from None
+    if judge.kind != "provider":
+        raise ConfigError(f"--hb-judge {text.strip()!r}: a judge is a provider model, e.g. openai:gpt-5.1")
+    return judge
 
 
 def parse_model_params(text: str, models: tuple[ModelRef, ...]) -> dict:
@@ -356,6 +372,7 @@ def build(value: Callable[[Option], str]) -> Config:
     """Build the Config; ``value(option)`` gives the raw text (CLI, else ini, else default)."""
     raw = {opt.name: value(opt) for opt in OPTIONS}
     models, multipliers = parse_models(raw["models"]), parse_multipliers(raw["multipliers"])
+    judge = parse_judge(raw["judge"])
     return Config(
         models=models,
         multipliers=multipliers,
@@ -367,7 +384,8 @@ def build(value: Callable[[Option], str]) -> Config:
         enforcement=parse_choice("--hb-enforcement", raw["enforcement"], ENFORCEMENTS),
         max_steps=parse_number("--hb-max-steps", raw["max_steps"], minimum=1),
         capacity=parse_capacity_option(raw["capacity"]),
-        model_params=parse_model_params(raw["model_params"], models),
+        model_params=parse_model_params(raw["model_params"], models + ((judge,) if judge else ())),
+        judge=judge,
         preflight_call=parse_bool("--hb-preflight-call", raw["preflight_call"]),
         provider_retries=parse_number("--hb-provider-retries", raw["provider_retries"]),
         provider_backoff=parse_number("--hb-provider-backoff", raw["provider_backoff"], kind=float),

@@ -20,6 +20,7 @@ BUILTIN = ("steps", "tool_calls", "failed_tool_calls", "tokens", "wall_s")
 LOWER_IS_BETTER = frozenset(BUILTIN)
 MATCH_MODES = ("strict", "unordered", "subset", "superset")
 ARGS_MODES = ("given", "exact", "ignore")
+JUDGE = "judge"  # the LLM-as-judge metric (--hb-judge): 1.0 if the judge found the task completed
 GATE_CAUSE = "trajectory"  # failed/trajectory: verification held, the path the task gates on did not
 
 
@@ -124,6 +125,34 @@ def trajectory_match(document: Mapping, reference: Mapping, mode: str = "strict"
         evaluator = create_trajectory_match_evaluator(trajectory_match_mode=mode, tool_args_match_mode=args)
     with tracing_context(enabled=False):  # evaluators are @traceable; runs are exported from the run directory
         result = evaluator(outputs=openai_messages(document), reference_outputs=openai_messages(reference))
+    return float(bool(result["score"]))
+
+
+def conversation(document: Mapping) -> list[dict]:
+    """The whole exchange as OpenAI-style messages: each instruction, its tool calls and results, the final answer."""
+    messages: list[dict] = []
+    for run in document.get("trajectories") or []:
+        messages.append({"role": "user", "content": run.get("instruction", "")})
+        messages += openai_messages({"trajectories": [run]})
+        answers = [m.get("data", {}).get("content") for m in run.get("messages") or [] if m.get("type") == "ai"]
+        if answers and isinstance(answers[-1], str) and answers[-1]:
+            messages.append({"role": "assistant", "content": answers[-1]})
+    return messages
+
+
+def judge_outcome(chat_model, document: Mapping) -> float:
+    """1.0 if the judge model finds every request of the conversation completed, else 0.0 (openevals).
+
+    Uses openevals' task-completion rubric on :func:`conversation`. Provider
+    faults propagate: the caller records the metric as missing, never as 0.
+    """
+    from langsmith import tracing_context
+    from openevals.llm import create_llm_as_judge
+    from openevals.prompts import TASK_COMPLETION_PROMPT
+
+    evaluator = create_llm_as_judge(prompt=TASK_COMPLETION_PROMPT, judge=chat_model, feedback_key=JUDGE)
+    with tracing_context(enabled=False):
+        result = evaluator(outputs=conversation(document))
     return float(bool(result["score"]))
 
 

@@ -111,6 +111,7 @@ class AgentSettings:
     retries: int = 2  # provider retries per model call, done by the harness
     backoff_s: float = 1.0
     prices: dict = field(default_factory=dict)  # model text -> {"input_per_1m": $, "output_per_1m": $}
+    judge: ModelRef | None = None  # scores every trial's outcome (metric "judge")
 
 
 def make_cases(models, multipliers, samples: int) -> list[Case]:
@@ -262,8 +263,20 @@ class Trial:
                     document, metrics.reference_document(self.task.reference_tools), self.task.match_mode)
             except Exception as exc:  # a metric never ends a trial; it is missing, with its cause
                 missing["trajectory_match"] = f"{type(exc).__name__}: {exc}"
+        if self.agent.judge is not None:
+            self._judge(document, values, missing)
         values.update(self.metrics)
         return values, missing
+
+    def _judge(self, document: dict, values: dict, missing: dict) -> None:
+        """The judge's score, or why there is none: a judge that failed is no evidence either way (never a 0)."""
+        from .agents.providers import fault_text, make_judge_model
+
+        try:
+            values[metrics.JUDGE] = metrics.judge_outcome(
+                make_judge_model(self.agent.judge, self.agent.model_params), document)
+        except Exception as exc:
+            missing[metrics.JUDGE] = f"judge {self.agent.judge.text} failed: {fault_text(exc)}"
 
     @property
     def stop_reason(self) -> str | None:

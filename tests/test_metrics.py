@@ -5,6 +5,7 @@ import pytest
 from pytest_harnessbench.metrics import (
     MetricError,
     builtin_metrics,
+    conversation,
     gate_verdict,
     higher_is_better,
     openai_messages,
@@ -108,3 +109,15 @@ def test_gate_on_with_a_missing_metric_fails_and_says_why():
 def test_gate_on_never_touches_a_trial_that_did_not_pass():
     for verdict in (Verdict("failed", "assertion", "x"), Verdict("infra", "oom", "y"), Verdict("error", "harness")):
         assert gate_verdict(verdict, {"trajectory_match": 0.0}, {"trajectory_match": 1}) == verdict
+
+
+def test_the_judge_reads_the_whole_conversation_in_openai_messages():
+    doc = document([call("bash", {"command": "ls"}, 0)])
+    run = doc["trajectories"][0]
+    run["instruction"] = "List the files."
+    run["messages"] = [{"type": "human", "data": {"content": "List the files."}},
+                       {"type": "ai", "data": {"content": ""}}, {"type": "tool", "data": {"content": "a b"}},
+                       {"type": "ai", "data": {"content": "Listed them."}}]
+    messages = conversation(doc)
+    assert [m["role"] for m in messages] == ["user", "assistant", "tool", "assistant"]
+    assert messages[0]["content"] == "List the files." and messages[-1]["content"] == "Listed them."
