@@ -100,6 +100,12 @@ def _given_arguments_agree(one: dict, other: dict) -> bool:
     return all(one[key] == other[key] for key in one.keys() & other.keys())
 
 
+def recorded_reference(document: Mapping) -> list[tuple[str, dict]]:
+    """A recorded trial's tool-call path as ``reference_tools`` entries (``harnessbench reference``)."""
+    return [(c["name"], dict(c.get("args") or {}))
+            for run in document.get("trajectories") or [] for c in run.get("tool_calls") or []]
+
+
 def trajectory_match(document: Mapping, reference: Mapping, mode: str = "strict", args: str = "given") -> float:
     """1.0 if the trial's tool-call path matches ``reference`` in ``mode``, else 0.0 (agentevals).
 

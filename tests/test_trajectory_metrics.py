@@ -113,3 +113,19 @@ def test_the_gate_decides_on_a_metric_in_its_own_units(pytester):
     strict = run(pytester, *args, "--hb-gate-margin", "steps:+0.5,trajectory_match:-0", "--hb-out", "run2")
     strict.stdout.fnmatch_lines(["gate vs oracle:lean: FAIL*", "*steps fail:*", "*trajectory_match fail:*"])
     assert strict.ret == 1
+
+
+def test_a_recorded_path_becomes_a_reference_for_the_marker(pytester, capsys):
+    from pytest_harnessbench.__main__ import main
+
+    pytester.makepyfile(test_tasks=TASKS)
+    run(pytester, "--models", "oracle:lean,oracle:heavy", "--multipliers", "uncapped")
+    with pytest.raises(SystemExit) as several:
+        main(["reference", str(pytester.path / "run")])
+    assert several.value.code == 2 and "name one" in capsys.readouterr().err
+    assert main(["reference", f"{pytester.path / 'run'}::oracle:heavy"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("# test_tasks.py::test_scored (oracle:heavy, ")
+    assert lines[1] == ("reference_tools=[('bash', {'command': 'ls /nonexistent-dir'}), "
+                        "('bash', {'command': 'echo 42 > answer.txt'})]")
+    assert len(lines) == 2  # the gated task failed for oracle:heavy: no passed trial, no path
