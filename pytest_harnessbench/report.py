@@ -185,30 +185,29 @@ def _metric_names(records: Sequence[Record]) -> list[str]:
     return [m for m in BUILTIN if m in names] + sorted(names - set(BUILTIN))
 
 
-def metric_lines(records: Sequence[Record], models: Sequence[str], multipliers: Sequence[str]) -> list[str]:
-    """Each metric's mean per model × multiplier with its 95% t interval over tasks."""
-    body = []
+METRIC_HEADER = ["metric", "model", "mult", "mean", "95% CI", "tasks", "trials"]
+METRIC_COMPARISON_HEADER = ["mult", "metric", "B − A", "tasks", "difference [95% CI]", "verdict"]
+
+
+def metric_rows(records: Sequence[Record], models: Sequence[str], multipliers: Sequence[str]) -> list[list[str]]:
+    """Each metric's mean per model × multiplier with its 95% t interval over tasks (METRIC_HEADER)."""
+    rows = []
     for metric in _metric_names(records):
-        first = True
         for model in _order({r["model"] for r in records}, models):
             mine = [r for r in records if r["model"] == model]
             for mult in _order({r["multiplier"] for r in mine}, multipliers, key=stats.multiplier_rank):
                 mean = stats.metric_mean([r for r in mine if r["multiplier"] == mult], metric)
-                if not mean.trials:
-                    continue
-                interval = "-" if mean.low is None else f"{_number(mean.low)}–{_number(mean.high)}"
-                body.append([metric if first else "", model, mult, _number(mean.value), interval, str(mean.tasks),
-                             str(mean.trials)])
-                first = False
-    if not body:
-        return []
-    header = ["metric", "model", "mult", "mean", "95% CI", "tasks", "trials"]
-    return (["metrics (mean of per-task means, t interval over tasks; passed and failed trials only):"]
-            + _table(header, body, right=(3, 5, 6)))
+                if mean.trials:
+                    interval = "-" if mean.low is None else f"{_number(mean.low)}–{_number(mean.high)}"
+                    rows.append([metric, model, mult, _number(mean.value), interval, str(mean.tasks),
+                                 str(mean.trials)])
+    return rows
 
 
-def metric_comparison_lines(records: Sequence[Record], models: Sequence[str], multipliers: Sequence[str]) -> list[str]:
-    """Each metric, model B − model A paired by task at each multiplier; p adjusted by Benjamini–Hochberg."""
+def metric_comparison_rows(records: Sequence[Record], models: Sequence[str],
+                           multipliers: Sequence[str]) -> list[list[str]]:
+    """Each metric, model B − model A paired by task at each multiplier, p adjusted by Benjamini–Hochberg
+    (METRIC_COMPARISON_HEADER)."""
     present_models = _order({r["model"] for r in records}, models)
     present_mults = sorted(_order({r["multiplier"] for r in records}, multipliers), key=stats.multiplier_rank)
     rows, pvalues = [], []
@@ -221,13 +220,24 @@ def metric_comparison_lines(records: Sequence[Record], models: Sequence[str], mu
                     rows.append([f"@{mult}", metric, f"{b} − {a}", str(pair.tasks),
                                  f"{pair.difference:+.2f} [{pair.low:+.2f}, {pair.high:+.2f}]"])
                     pvalues.append(pair.pvalue)
-    if not rows:
-        return []
     for row, p in zip(rows, stats.benjamini_hochberg(pvalues)):
         row.append(stats.verdict(p, None))
-    header = ["mult", "metric", "B − A", "tasks", "difference [95% CI]", "verdict"]
-    return (["metric comparisons (paired by task, in the metric's units; t over tasks, p adjusted by BH):"]
-            + _table(header, rows, right=(3,)))
+    return rows
+
+
+def metric_lines(records: Sequence[Record], models: Sequence[str], multipliers: Sequence[str]) -> list[str]:
+    """The metric table (each metric's name on its first row only), then the paired comparisons."""
+    lines = []
+    rows = metric_rows(records, models, multipliers)
+    if rows:
+        shown = [[""] + row[1:] if i and row[0] == rows[i - 1][0] else row for i, row in enumerate(rows)]
+        lines += (["metrics (mean of per-task means, t interval over tasks; passed and failed trials only):"]
+                  + _table(METRIC_HEADER, shown, right=(3, 5, 6)))
+    comparisons = metric_comparison_rows(records, models, multipliers)
+    if comparisons:
+        lines += (["metric comparisons (paired by task, in the metric's units; t over tasks, p adjusted by BH):"]
+                  + _table(METRIC_COMPARISON_HEADER, comparisons, right=(3,)))
+    return lines
 
 
 def power_line(records: Sequence[Record]) -> str:
@@ -280,7 +290,6 @@ def render(records: Sequence[Record], *, models: Sequence[str] = (), multipliers
     lines += comparison_lines(records, models, multipliers)
     lines.append(power_line(records))
     lines += metric_lines(records, models, multipliers)
-    lines += metric_comparison_lines(records, models, multipliers)
     lines += list(gate_lines)
     if run_dir:
         lines.append(f"run directory: {run_dir}")
