@@ -21,6 +21,7 @@ from .agents.trajectory import Trajectory, Usage
 from .outcomes import classify
 from .records import Timing, TrialRecord
 from .resources import Allocation, Multiplier, Spec, SpecError
+from .stats import METRIC_OUTCOMES
 from .sandbox.base import Backend, Evidence, Sandbox, SandboxError
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._@#=+-]+")
@@ -249,8 +250,11 @@ class Trial:
     def _document(self) -> dict:
         return {"trajectories": [t.to_dict() for t in self.trajectories]}
 
-    def _all_metrics(self) -> tuple[dict, dict]:
-        """(metrics, missing): built-in ones, the task's trajectory_match, then the body's evaluate calls."""
+    def _all_metrics(self, judge: bool) -> tuple[dict, dict]:
+        """(metrics, missing): built-in ones, the task's trajectory_match, the judge's, the body's evaluate calls.
+
+        ``judge``: whether to ask the judge (not for infra and error trials, which no summary counts).
+        """
         if not self.trajectories:
             missing = dict.fromkeys(self.task.gate_on, "the agent did not run")
             return dict(self.metrics), missing
@@ -263,7 +267,7 @@ class Trial:
                     document, metrics.reference_document(self.task.reference_tools), self.task.match_mode)
             except Exception as exc:  # a metric never ends a trial; it is missing, with its cause
                 missing["trajectory_match"] = f"{type(exc).__name__}: {exc}"
-        if self.agent.judge is not None:
+        if judge and self.agent.judge is not None:
             self._judge(document, values, missing)
         values.update(self.metrics)
         return values, missing
@@ -311,9 +315,9 @@ class Trial:
                 allocation["applied"] = self._sandbox.applied_limits()
             except SandboxError as exc:
                 allocation["applied"] = {"error": str(exc)}
-        values, missing = self._all_metrics()
-        verdict = metrics.gate_verdict(classify(exc, evidence.oom_kills, self.stop_reason, oom_as),
-                                       values, self.task.gate_on, missing)
+        verdict = classify(exc, evidence.oom_kills, self.stop_reason, oom_as)
+        values, missing = self._all_metrics(judge=verdict.outcome in METRIC_OUTCOMES)
+        verdict = metrics.gate_verdict(verdict, values, self.task.gate_on, missing)
         self.timing.verify_s = max(0.0, body_s - self.timing.agent_s)
         self.timing.total_s = self.timing.queued_s + self.timing.provision_s + body_s
         return TrialRecord(

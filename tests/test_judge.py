@@ -12,7 +12,9 @@ from scripted_openai import ScriptedOpenAI  # noqa: E402
 TASK = '''
 import pytest
 
-@pytest.mark.task(timeout=20, solutions="echo 42 > answer.txt")
+HOG = "python3 -c 'x = bytearray(150 << 20); x[::4096] = b\\"1\\" * len(x[::4096])'"
+
+@pytest.mark.task(timeout=20, memory="64Mi", solutions={"lean": "echo 42 > answer.txt", "heavy": HOG})
 def test_answer(trial):
     trial.run_agent("Write 42 to answer.txt.")
     assert trial.sandbox.read_file("answer.txt").strip() == "42"
@@ -30,10 +32,10 @@ def judged(pytester, monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     pytester.makepyfile(test_task=TASK)
 
-    def run(server, *args, key="test-key"):
+    def run(server, *args, key="test-key", models="oracle"):
         params = [f"openai:judge:base_url={server.base_url}"] + ([f"openai:judge:api_key={key}"] if key else [])
         flags = [arg for p in params for arg in ("--hb-model-param", p)]
-        result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--models", "oracle", "--hb-out", "run",
+        result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--models", models, "--hb-out", "run",
                                                "--hb-judge", "openai:judge", *flags, *args)
         lines = (pytester.path / "run" / "results.jsonl").read_text().splitlines() if result.ret != 4 else []
         return result, [json.loads(line) for line in lines]
@@ -61,6 +63,14 @@ def test_a_failing_judge_leaves_the_metric_missing_with_its_cause_never_zero(jud
     assert "judge" not in record["metrics"]
     assert record["metrics_missing"]["judge"].startswith("judge openai:judge failed: ")
     assert "503" in record["metrics_missing"]["judge"]
+
+
+def test_infra_trials_are_not_judged(judged):
+    with ScriptedOpenAI({"judge": [verdict(True)]}) as server:
+        result, (record,) = judged(server, models="oracle:heavy")
+        asked = [r for r in server.chat_requests if r.model == "judge"]
+    assert (record["outcome"], record["cause"]) == ("infra", "oom")
+    assert asked == [] and "judge" not in record["metrics"] and record["metrics"]["steps"] == 2
 
 
 def test_the_judge_is_preflighted_like_the_models(judged):
