@@ -189,14 +189,22 @@ METRIC_HEADER = ["metric", "model", "mult", "mean", "95% CI", "tasks", "trials"]
 METRIC_COMPARISON_HEADER = ["mult", "metric", "B − A", "tasks", "difference [95% CI]", "verdict"]
 
 
+def _metric_cells(records: Sequence[Record]) -> dict[tuple[str, str], dict[str, dict[str, list[float]]]]:
+    """(model, multiplier) -> metric -> task -> values: grouped once for every row and comparison."""
+    cells: dict[tuple[str, str], list[Record]] = {}
+    for r in records:
+        cells.setdefault((r["model"], r["multiplier"]), []).append(r)
+    return {key: stats.per_task_metrics(cell) for key, cell in cells.items()}
+
+
 def metric_rows(records: Sequence[Record], models: Sequence[str], multipliers: Sequence[str]) -> list[list[str]]:
     """Each metric's mean per model × multiplier with its 95% t interval over tasks (METRIC_HEADER)."""
+    cells = _metric_cells(records)
     rows = []
     for metric in _metric_names(records):
-        for model in _order({r["model"] for r in records}, models):
-            mine = [r for r in records if r["model"] == model]
-            for mult in _order({r["multiplier"] for r in mine}, multipliers, key=stats.multiplier_rank):
-                mean = stats.metric_mean([r for r in mine if r["multiplier"] == mult], metric)
+        for model in _order({m for m, _ in cells}, models):
+            for mult in _order({x for m, x in cells if m == model}, multipliers, key=stats.multiplier_rank):
+                mean = stats.mean_over_tasks(metric, cells[(model, mult)].get(metric, {}))
                 if mean.trials:
                     interval = "-" if mean.low is None else f"{_number(mean.low)}–{_number(mean.high)}"
                     rows.append([metric, model, mult, _number(mean.value), interval, str(mean.tasks),
@@ -208,14 +216,15 @@ def metric_comparison_rows(records: Sequence[Record], models: Sequence[str],
                            multipliers: Sequence[str]) -> list[list[str]]:
     """Each metric, model B − model A paired by task at each multiplier, p adjusted by Benjamini–Hochberg
     (METRIC_COMPARISON_HEADER)."""
-    present_models = _order({r["model"] for r in records}, models)
-    present_mults = sorted(_order({r["multiplier"] for r in records}, multipliers), key=stats.multiplier_rank)
+    cells = _metric_cells(records)
+    present_models = _order({m for m, _ in cells}, models)
+    present_mults = sorted(_order({x for _, x in cells}, multipliers), key=stats.multiplier_rank)
     rows, pvalues = [], []
     for metric in _metric_names(records):
         for mult in present_mults:
             for a, b in combinations(present_models, 2):
-                pick = lambda model: [r for r in records if r["model"] == model and r["multiplier"] == mult]  # noqa: E731
-                pair = stats.paired_metric_comparison(pick(a), pick(b), metric)
+                pair = stats.paired_tasks_comparison(metric, cells.get((a, mult), {}).get(metric, {}),
+                                                     cells.get((b, mult), {}).get(metric, {}))
                 if pair.tasks >= 2:
                     rows.append([f"@{mult}", metric, f"{b} − {a}", str(pair.tasks),
                                  f"{pair.difference:+.2f} [{pair.low:+.2f}, {pair.high:+.2f}]"])
@@ -225,8 +234,10 @@ def metric_comparison_rows(records: Sequence[Record], models: Sequence[str],
     return rows
 
 
-def metric_lines(records: Sequence[Record], models: Sequence[str], multipliers: Sequence[str]) -> list[str]:
-    """The metric table (each metric's name on its first row only), then the paired comparisons."""
+def metric_lines(records: Sequence[Record], models: Sequence[str], multipliers: Sequence[str],
+                 verbose: bool = False) -> list[str]:
+    """The metric table (each metric's name on its first row only), then the paired comparisons that differ
+    (all of them if ``verbose``)."""
     lines = []
     rows = metric_rows(records, models, multipliers)
     if rows:
@@ -234,9 +245,12 @@ def metric_lines(records: Sequence[Record], models: Sequence[str], multipliers: 
         lines += (["metrics (mean of per-task means, t interval over tasks; passed and failed trials only):"]
                   + _table(METRIC_HEADER, shown, right=(3, 5, 6)))
     comparisons = metric_comparison_rows(records, models, multipliers)
-    if comparisons:
+    differ = comparisons if verbose else [row for row in comparisons if row[-1].startswith("differs")]
+    if differ:
         lines += (["metric comparisons (paired by task, in the metric's units; t over tasks, p adjusted by BH):"]
-                  + _table(METRIC_COMPARISON_HEADER, comparisons, right=(3,)))
+                  + _table(METRIC_COMPARISON_HEADER, differ, right=(3,)))
+    if len(differ) < len(comparisons):
+        lines.append(f"metric comparisons within noise: {len(comparisons) - len(differ)} (-v shows them)")
     return lines
 
 
@@ -289,7 +303,7 @@ def render(records: Sequence[Record], *, models: Sequence[str] = (), multipliers
     lines += usage_lines(records, models)
     lines += comparison_lines(records, models, multipliers)
     lines.append(power_line(records))
-    lines += metric_lines(records, models, multipliers)
+    lines += metric_lines(records, models, multipliers, verbose)
     lines += list(gate_lines)
     if run_dir:
         lines.append(f"run directory: {run_dir}")

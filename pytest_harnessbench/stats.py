@@ -17,6 +17,7 @@ Conventions:
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -483,14 +484,28 @@ def paired_comparison(
 METRIC_OUTCOMES = ("passed", "failed")
 
 
+def per_task_metrics(records: Iterable[Record]) -> dict[str, dict[str, list[float]]]:
+    """metric -> task_id -> its values over the task's passed/failed trials, in one pass over the records."""
+    values: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for record in records:
+        if record["outcome"] in METRIC_OUTCOMES:
+            for metric, value in (record.get("metrics") or {}).items():
+                if value is not None:
+                    values[metric][record["task_id"]].append(float(value))
+    return {metric: dict(by_task) for metric, by_task in values.items()}
+
+
 def per_task_metric(records: Iterable[Record], metric: str) -> dict[str, list[float]]:
     """task_id -> the metric's values over the task's passed/failed trials that recorded it."""
-    values: dict[str, list[float]] = defaultdict(list)
-    for record in records:
-        value = (record.get("metrics") or {}).get(metric)
-        if value is not None and record["outcome"] in METRIC_OUTCOMES:
-            values[record["task_id"]].append(float(value))
-    return dict(values)
+    return per_task_metrics(records).get(metric, {})
+
+
+@functools.lru_cache(maxsize=None)
+def _t_quantile(confidence: float, df: int) -> float:
+    """Two-sided t quantile (cached: the summary asks for the same few hundreds of times)."""
+    from scipy import stats
+
+    return float(stats.t.ppf(0.5 + confidence / 2.0, df))
 
 
 def _t_interval(values: Sequence[float], confidence: float) -> tuple[float, float]:
@@ -498,11 +513,9 @@ def _t_interval(values: Sequence[float], confidence: float) -> tuple[float, floa
     n = len(values)
     if n < 2:
         return (-math.inf, math.inf)
-    from scipy import stats
-
     mean = sum(values) / n
     sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
-    half = float(stats.t.ppf(0.5 + confidence / 2.0, n - 1)) * sd / math.sqrt(n)
+    half = _t_quantile(confidence, n - 1) * sd / math.sqrt(n)
     return (mean - half, mean + half)
 
 
@@ -523,8 +536,12 @@ class MetricMean:
 
 def metric_mean(records: Iterable[Record], metric: str, confidence: float = 0.95) -> MetricMean:
     """One metric over a set of records (normally one model × multiplier cell), clustered by task."""
+    return mean_over_tasks(metric, per_task_metric(records, metric), confidence)
+
+
+def mean_over_tasks(metric: str, by_task: Mapping[str, Sequence[float]], confidence: float = 0.95) -> MetricMean:
+    """:func:`metric_mean` of values already grouped by task (``per_task_metrics``)."""
     _check_confidence(confidence)
-    by_task = per_task_metric(records, metric)
     task_means = [sum(v) / len(v) for v in by_task.values()]
     trials = sum(len(v) for v in by_task.values())
     if not task_means:
@@ -546,8 +563,14 @@ def paired_metric_comparison(records_a: Iterable[Record], records_b: Iterable[Re
     moved by exactly the same amount, as deterministic models do). Fewer than
     two tasks: the interval is (−inf, inf) and p = 1.
     """
+    return paired_tasks_comparison(metric, per_task_metric(records_a, metric), per_task_metric(records_b, metric),
+                                   confidence)
+
+
+def paired_tasks_comparison(metric: str, values_a: Mapping[str, Sequence[float]],
+                            values_b: Mapping[str, Sequence[float]], confidence: float = 0.95) -> PairedComparison:
+    """:func:`paired_metric_comparison` of values already grouped by task (``per_task_metrics``)."""
     _check_confidence(confidence)
-    values_a, values_b = per_task_metric(records_a, metric), per_task_metric(records_b, metric)
     tasks = sorted(values_a.keys() & values_b.keys())
     unpaired = len(values_a.keys() ^ values_b.keys())
     n = len(tasks)
