@@ -73,3 +73,17 @@ def test_metrics_are_summarised_per_model_and_multiplier_and_compared_paired_by_
 def test_records_without_metrics_print_no_metric_block():
     lines = render([record("a", "1x", "passed"), record("b", "1x", "passed")], models=["a", "b"], multipliers=["1x"])
     assert not any(line.startswith("metrics") for line in lines)
+
+
+def test_metric_comparisons_within_noise_are_counted_and_shown_with_verbose():
+    records = []
+    for t, (a, b) in enumerate([(2, 3), (3, 2), (4, 4)]):
+        for model, steps in (("a", a), ("b", b)):
+            r = record(model, "1x", "passed", task=f"t{t}")
+            r["metrics"] = {"steps": steps}
+            records.append(r)
+    lines = render(records, models=["a", "b"], multipliers=["1x"])
+    assert "metric comparisons within noise: 1 (-v shows them)" in lines
+    assert not any(line.startswith("metric comparisons (") for line in lines)
+    wide = render(records, models=["a", "b"], multipliers=["1x"], verbose=True)
+    assert any(line.startswith("@1x") and line.endswith("within noise (p=1.0)") for line in wide)
