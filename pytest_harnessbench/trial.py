@@ -248,7 +248,10 @@ class Trial:
         return score
 
     def _document(self) -> dict:
-        return {"trajectories": [t.to_dict() for t in self.trajectories]}
+        """What metrics read of the trajectories, in the shape of trials/*.json, without copying them."""
+        return {"trajectories": [{"instruction": t.instruction, "messages": t.messages, "duration_s": t.duration_s,
+                                  "tool_calls": [vars(c) for c in t.tool_calls], "usage": vars(t.usage)}
+                                 for t in self.trajectories]}
 
     def _all_metrics(self, judge: bool) -> tuple[dict, dict]:
         """(metrics, missing): built-in ones, the task's trajectory_match, the judge's, the body's evaluate calls.
