@@ -179,10 +179,9 @@ def _trial_rows(records: Sequence[Record]) -> list[list]:
 
 def _metrics_html(records: Sequence[Record], models: Sequence[str], mults: Sequence[str]) -> str:
     """The metric means and their paired comparisons, the same rows as the terminal summary."""
-    rows = report.metric_rows(records, models, mults)
+    rows, comparisons = report.metric_tables(records, models, mults)
     if not rows:
         return "<p>no trial metrics recorded</p>"
-    comparisons = report.metric_comparison_rows(records, models, mults)
     return (_table(report.METRIC_HEADER, rows)
             + (_table(report.METRIC_COMPARISON_HEADER, comparisons) if comparisons else ""))
 

@@ -197,11 +197,17 @@ def _metric_cells(records: Sequence[Record]) -> dict[tuple[str, str], dict[str, 
     return {key: stats.per_task_metrics(cell) for key, cell in cells.items()}
 
 
-def metric_rows(records: Sequence[Record], models: Sequence[str], multipliers: Sequence[str]) -> list[list[str]]:
+def metric_tables(records: Sequence[Record], models: Sequence[str],
+                  multipliers: Sequence[str]) -> tuple[list[list[str]], list[list[str]]]:
+    """(metric rows, metric comparison rows), from the records grouped once."""
+    cells, names = _metric_cells(records), _metric_names(records)
+    return _metric_rows(cells, names, models, multipliers), _metric_comparison_rows(cells, names, models, multipliers)
+
+
+def _metric_rows(cells, names: list[str], models: Sequence[str], multipliers: Sequence[str]) -> list[list[str]]:
     """Each metric's mean per model × multiplier with its 95% t interval over tasks (METRIC_HEADER)."""
-    cells = _metric_cells(records)
     rows = []
-    for metric in _metric_names(records):
+    for metric in names:
         for model in _order({m for m, _ in cells}, models):
             for mult in _order({x for m, x in cells if m == model}, multipliers, key=stats.multiplier_rank):
                 mean = stats.mean_over_tasks(metric, cells[(model, mult)].get(metric, {}))
@@ -212,15 +218,14 @@ def metric_rows(records: Sequence[Record], models: Sequence[str], multipliers: S
     return rows
 
 
-def metric_comparison_rows(records: Sequence[Record], models: Sequence[str],
-                           multipliers: Sequence[str]) -> list[list[str]]:
+def _metric_comparison_rows(cells, names: list[str], models: Sequence[str],
+                            multipliers: Sequence[str]) -> list[list[str]]:
     """Each metric, model B − model A paired by task at each multiplier, p adjusted by Benjamini–Hochberg
     (METRIC_COMPARISON_HEADER)."""
-    cells = _metric_cells(records)
     present_models = _order({m for m, _ in cells}, models)
     present_mults = sorted(_order({x for _, x in cells}, multipliers), key=stats.multiplier_rank)
     rows, pvalues = [], []
-    for metric in _metric_names(records):
+    for metric in names:
         for mult in present_mults:
             for a, b in combinations(present_models, 2):
                 pair = stats.paired_tasks_comparison(metric, cells.get((a, mult), {}).get(metric, {}),
@@ -239,12 +244,11 @@ def metric_lines(records: Sequence[Record], models: Sequence[str], multipliers: 
     """The metric table (each metric's name on its first row only), then the paired comparisons that differ
     (all of them if ``verbose``)."""
     lines = []
-    rows = metric_rows(records, models, multipliers)
+    rows, comparisons = metric_tables(records, models, multipliers)
     if rows:
         shown = [[""] + row[1:] if i and row[0] == rows[i - 1][0] else row for i, row in enumerate(rows)]
         lines += (["metrics (mean of per-task means, t interval over tasks; passed and failed trials only):"]
                   + _table(METRIC_HEADER, shown, right=(3, 5, 6)))
-    comparisons = metric_comparison_rows(records, models, multipliers)
     differ = comparisons if verbose else [row for row in comparisons if row[-1].startswith("differs")]
     if differ:
         lines += (["metric comparisons (paired by task, in the metric's units; t over tasks, p adjusted by BH):"]
