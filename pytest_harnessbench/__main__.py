@@ -48,7 +48,8 @@ def _parser() -> argparse.ArgumentParser:
         "reference", help="print recorded tool-call paths as reference_tools=[...] for task markers",
         description="Per task, the tool calls of MODEL's first passed trial in RUN_DIR, as a reference_tools=[...] "
                     "argument for @pytest.mark.task (trajectory_match scores later runs against it).")
-    reference.add_argument("source", metavar="RUN_DIR[::MODEL]", help="the run directory, and the model if it has several")
+    reference.add_argument("source", metavar="RUN_DIR[::MODEL]",
+                           help="the run directory, and the model if it has several")
     return parser
 
 

@@ -107,8 +107,8 @@ def test_the_gate_decides_on_a_metric_in_its_own_units(pytester):
     args = ["--models", "oracle:lean,oracle:heavy", "--multipliers", "uncapped", "--hb-gate", "oracle:lean"]
     lenient = run(pytester, *args, "--hb-gate-margin", "steps:+1")
     lenient.stdout.fnmatch_lines(["gate vs oracle:lean: PASS*",
-                                  "*steps pass: oracle:heavy vs oracle:lean: 3.00 vs 2.00, +1.00 (95% CI +1.00 to +1.00,"
-                                  " 2 tasks), margin +1"])
+                                  "*steps pass: oracle:heavy vs oracle:lean: 3.00 vs 2.00, +1.00 "
+                                  "(95% CI +1.00 to +1.00, 2 tasks), margin +1"])
     assert lenient.ret == 0
     strict = run(pytester, *args, "--hb-gate-margin", "steps:+0.5,trajectory_match:-0", "--hb-out", "run2")
     strict.stdout.fnmatch_lines(["gate vs oracle:lean: FAIL*", "*steps fail:*", "*trajectory_match fail:*"])
