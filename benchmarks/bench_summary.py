@@ -2,7 +2,8 @@
 
 Records have the shape of results.jsonl (DESIGN.md §6) and realistic outcomes:
 per-task difficulty, per-model skill, infra (mostly ``oom``) falling from ~6% at
-1x to ~0.5% uncapped, a few harness errors. Three matrices:
+1x to ~0.5% uncapped, a few harness errors, and six trial metrics each (the five
+built-in ones and a trajectory match). Three matrices:
 
 - 30,000 records: 100 tasks x 5 models x 6 multipliers x 10 samples (the target);
 - 1,000 records: 20 tasks x 5 models x 2 multipliers x 5 samples (100 trials per cell);
@@ -84,6 +85,9 @@ def make_records(tasks: int, models: list[str], multipliers: list[str], samples:
                                    "verify_s": 0.5, "total_s": agent_s + 0.6},
                         "usage": {"model_calls": rng.randint(1, 30), "tool_calls": rng.randint(0, 40),
                                   "input_tokens": rng.randint(1000, 90000), "output_tokens": rng.randint(100, 9000)},
+                        "metrics": {"steps": rng.randint(1, 30), "tool_calls": rng.randint(0, 40),
+                                    "failed_tool_calls": rng.randint(0, 5), "tokens": rng.randint(1100, 99000),
+                                    "wall_s": round(agent_s, 3), "trajectory_match": float(rng.random() < 0.5)},
                         "attempts": 1, "started_at": "2026-01-01T00:00:00.000+00:00",
                         "finished_at": "2026-01-01T00:01:00.000+00:00", "worker": f"gw{rng.randint(0, 7)}", "schema": 1,
                     })

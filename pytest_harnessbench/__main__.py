@@ -7,6 +7,8 @@
 - ``report RUN_DIR -o PATH.html`` writes the HTML report of a run directory.
 - ``calibrate RUN_DIR`` prints the recommended kill threshold and memory
   headroom, and writes ``calibration.json`` to the run directory.
+- ``reference RUN_DIR[::MODEL]`` prints, per task, the tool-call path of the
+  model's first passed trial as a ``reference_tools=[...]`` marker argument.
 """
 
 from __future__ import annotations
@@ -42,7 +44,39 @@ def _parser() -> argparse.ArgumentParser:
                                                 "calibration.json to RUN_DIR.")
     calibrate.add_argument("run_dir", metavar="RUN_DIR", type=Path, help="the run directory (--hb-out)")
     calibrate.add_argument("-v", "--verbose", action="store_true", help="also list every task's headroom")
+    reference = commands.add_parser(
+        "reference", help="print recorded tool-call paths as reference_tools=[...] for task markers",
+        description="Per task, the tool calls of MODEL's first passed trial in RUN_DIR, as a reference_tools=[...] "
+                    "argument for @pytest.mark.task (trajectory_match scores later runs against it).")
+    reference.add_argument("source", metavar="RUN_DIR[::MODEL]",
+                           help="the run directory, and the model if it has several")
     return parser
+
+
+def _reference(parser: argparse.ArgumentParser, source: str) -> int:
+    from .metrics import recorded_reference
+
+    run_dir, _, model = source.partition("::")
+    run = _run_dir(parser, "reference", Path(run_dir), results=True)
+    records = run.latest()
+    models = sorted({r["model"] for r in records})
+    if model and model not in models:
+        parser.exit(2, f"harnessbench reference: error: {run_dir} has no trials of {model!r} "
+                       f"(it has: {', '.join(models)})\n")
+    if not model and len(models) > 1:
+        parser.exit(2, f"harnessbench reference: error: {run_dir} holds several models ({', '.join(models)}); "
+                       f"name one: {run_dir}::MODEL\n")
+    model = model or models[0]
+    passed = {}
+    for record in records:
+        if record["model"] == model and record["outcome"] == "passed":
+            passed.setdefault(record["task_id"], record)
+    if not passed:
+        parser.exit(1, f"harnessbench reference: {model} passed no trial in {run_dir}: no path to recommend\n")
+    for task_id, record in passed.items():
+        print(f"# {task_id} ({model}, {record['trial_id']})")
+        print(f"reference_tools={recorded_reference(run.trajectory(record))!r}")
+    return 0
 
 
 def _run_dir(parser: argparse.ArgumentParser, command: str, run_dir: Path, *, results: bool = False):
@@ -94,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(lines(document, args.verbose)))
         print(f"written: {run.path / 'calibration.json'}")
         return 0
+    if args.command == "reference":
+        return _reference(parser, args.source)
     raise AssertionError(args.command)  # argparse accepts only the commands above
 
 

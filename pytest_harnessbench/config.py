@@ -63,6 +63,9 @@ OPTIONS = (
     Option("model_params", "--hb-model-param", "hb_model_params", "",
            "MODEL:KEY=VALUE passed to the model's constructor (repeatable; '*' for every provider model), "
            "e.g. openai:gpt-5.1:temperature=0 or openai:local:base_url=http://127.0.0.1:8000/v1", repeated=True),
+    Option("judge", "--hb-judge", "hb_judge", "",
+           "LLM-as-judge (openevals task completion) of every trial, recorded as metric 'judge': a provider:model "
+           "string, preflighted like --models"),
     Option("preflight_call", "--hb-preflight-call", "hb_preflight_call", "false",
            "before any trial, make one tiny request to every provider model", flag_only=True),
     Option("provider_retries", "--hb-provider-retries", "hb_provider_retries", "2",
@@ -98,7 +101,8 @@ OPTIONS = (
     Option("gate_at", "--hb-gate-at", "hb_gate_at", "", "gate at this multiplier only (default: every multiplier)"),
     Option("gate_margin", "--hb-gate-margin", "hb_gate_margin", "score:3pt",
            "allowed worsening per metric, e.g. score:3pt,infra_rate:2pt (metrics: score = passed/all trials, "
-           "pass_rate excludes infra, infra_rate)"),
+           "pass_rate excludes infra, infra_rate) or a trial metric in its own units, e.g. steps:+2, "
+           "trajectory_match:-0.1"),
     Option("gate_alpha", "--hb-gate-alpha", "hb_gate_alpha", "0.05", "gate significance level (two-sided interval at 1-alpha)"),
     Option("gate_strict", "--hb-gate-strict", "hb_gate_strict", "false", "an inconclusive gate fails the run",
            flag_only=True),
@@ -128,6 +132,7 @@ class Config:
     k8s_schedule_timeout: float = 300.0
     k8s_max_pods: int = 0
     model_params: dict = field(default_factory=dict)  # model text (or "*") -> {key: value}
+    judge: ModelRef | None = None  # --hb-judge: scores every trial, never part of the outcome unless gated on
     preflight_call: bool = False
     provider_retries: int = 2
     provider_backoff: float = 1.0
@@ -247,6 +252,18 @@ def parse_scale(text: str) -> frozenset[str]:
     if unknown:
         raise ConfigError(f"--hb-scale: {unknown[0]!r} is not one of: {', '.join(SCALABLE)}")
     return frozenset(items)
+
+
+def parse_judge(text: str) -> ModelRef | None:
+    if not text.strip():
+        return None
+    try:
+        judge = parse_model(text)
+    except ModelSpecError as exc:
+        raise ConfigError(f"--hb-judge: {exc}") from None
+    if judge.kind != "provider":
+        raise ConfigError(f"--hb-judge {text.strip()!r}: a judge is a provider model, e.g. openai:gpt-5.1")
+    return judge
 
 
 def parse_model_params(text: str, models: tuple[ModelRef, ...]) -> dict:
@@ -378,6 +395,7 @@ def build(value: Callable[[Option], str]) -> Config:
     """Build the Config; ``value(option)`` gives the raw text (CLI, else ini, else default)."""
     raw = {opt.name: value(opt) for opt in OPTIONS}
     models, multipliers = parse_models(raw["models"]), parse_multipliers(raw["multipliers"])
+    judge = parse_judge(raw["judge"])
     return Config(
         models=models,
         multipliers=multipliers,
@@ -393,7 +411,8 @@ def build(value: Callable[[Option], str]) -> Config:
         enforcement=parse_choice("--hb-enforcement", raw["enforcement"], ENFORCEMENTS),
         max_steps=parse_number("--hb-max-steps", raw["max_steps"], minimum=1),
         capacity=parse_capacity_option(raw["capacity"]),
-        model_params=parse_model_params(raw["model_params"], models),
+        model_params=parse_model_params(raw["model_params"], models + ((judge,) if judge else ())),
+        judge=judge,
         preflight_call=parse_bool("--hb-preflight-call", raw["preflight_call"]),
         provider_retries=parse_number("--hb-provider-retries", raw["provider_retries"]),
         provider_backoff=parse_number("--hb-provider-backoff", raw["provider_backoff"], kind=float),

@@ -12,6 +12,13 @@ paired t interval, widened where it would collapse to zero width:
 - lower-is-better metric (infra_rate): the mirror image,
   pass if high ≤ +margin, fail if low > +margin, else inconclusive.
 
+A trial metric (``record["metrics"]``: steps, tokens, trajectory_match, ...)
+is gated the same way, its margin in the metric's own units (``steps:+2``:
+at most two more steps a task), the difference from
+``stats.paired_metric_comparison`` (the paired t interval over tasks; passed
+and failed trials only). Costs (steps, tool calls, tokens, time) are
+lower-is-better, scores higher-is-better (``metrics.higher_is_better``).
+
 Because the interval is two-sided at 1 − α, each one-sided call ("pass" or
 "fail") is wrong at most α/2 of the time when its premise is false (about:
 the interval is approximate; benchmarks/gate_false_pass.py measures it).
@@ -29,34 +36,41 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pytest_harnessbench.stats import Record, metric_rate, paired_comparison
+from pytest_harnessbench import metrics
+from pytest_harnessbench.stats import Record, metric_rate, paired_comparison, paired_metric_comparison, per_task_metric
 
-#: metric -> True when higher is better
+#: rate -> True when higher is better; any other name is a trial metric (metrics.higher_is_better)
 METRIC_DIRECTION: dict[str, bool] = {"pass_rate": True, "score": True, "infra_rate": False}
 
-_MARGIN_RE = re.compile(r"^(?P<metric>[a-z_]+):(?P<number>\d+(?:\.\d*)?|\.\d+)(?P<unit>pts?|%)$")
+_MARGIN_RE = re.compile(r"^(?P<metric>[a-z_]+):(?P<sign>[+-]?)(?P<number>\d+(?:\.\d*)?|\.\d+)(?P<unit>pts?|%)?$")
 _ACCEPTED = (
-    "expected METRIC:NUMBERpt (or NUMBER%, both meaning percentage points), "
-    f"METRIC one of {', '.join(METRIC_DIRECTION)}, e.g. pass_rate:3pt,infra_rate:2pt"
+    "expected RATE:NUMBERpt (or NUMBER%, both meaning percentage points), "
+    f"RATE one of {', '.join(METRIC_DIRECTION)}, e.g. pass_rate:3pt,infra_rate:2pt; or a trial metric in its "
+    "own units, + for a cost (steps, tool_calls, failed_tool_calls, tokens, wall_s), - for a score: "
+    "steps:+2,trajectory_match:-0.1"
 )
 
 
 @dataclass(frozen=True)
 class Margin:
-    """How much worse the candidate may be on ``metric``, in percentage points."""
+    """How much worse the candidate may be on ``metric``: percentage points, or the metric's units if ``absolute``."""
 
     metric: str
     points: float
+    absolute: bool = False
 
     @property
-    def fraction(self) -> float:
-        return self.points / 100.0
+    def threshold(self) -> float:
+        """The margin on the scale the difference is measured in (a fraction for rates)."""
+        return self.points if self.absolute else self.points / 100.0
 
     @property
     def higher_is_better(self) -> bool:
-        return METRIC_DIRECTION[self.metric]
+        return METRIC_DIRECTION[self.metric] if not self.absolute else metrics.higher_is_better(self.metric)
 
     def __str__(self) -> str:
+        if self.absolute:
+            return f"{self.metric}:{'-' if self.higher_is_better else '+'}{self.points:g}"
         return f"{self.metric}:{self.points:g}pt"
 
 
@@ -74,15 +88,32 @@ def parse_margins(text: str) -> list[Margin]:
         if match is None:
             raise ValueError(f"bad gate margin {piece!r}: {_ACCEPTED}")
         metric = match["metric"]
-        if metric not in METRIC_DIRECTION:
-            raise ValueError(f"bad gate margin {piece!r}: unknown metric {metric!r}; {_ACCEPTED}")
         if any(m.metric == metric for m in margins):
             raise ValueError(f"bad gate margin {piece!r}: metric {metric!r} given twice; {_ACCEPTED}")
-        points = float(match["number"])
-        if points > 100:
-            raise ValueError(f"bad gate margin {piece!r}: more than 100 points; {_ACCEPTED}")
-        margins.append(Margin(metric=metric, points=points))
+        margins.append(_rate_margin(piece, match) if metric in METRIC_DIRECTION else _metric_margin(piece, match))
     return margins
+
+
+def _rate_margin(piece: str, match: re.Match) -> Margin:
+    if match["sign"] or not match["unit"]:
+        raise ValueError(f"bad gate margin {piece!r}: a rate's margin is points, e.g. {match['metric']}:3pt; "
+                         f"{_ACCEPTED}")
+    points = float(match["number"])
+    if points > 100:
+        raise ValueError(f"bad gate margin {piece!r}: more than 100 points; {_ACCEPTED}")
+    return Margin(metric=match["metric"], points=points)
+
+
+def _metric_margin(piece: str, match: re.Match) -> Margin:
+    metric = match["metric"]
+    if match["unit"]:
+        raise ValueError(f"bad gate margin {piece!r}: {metric!r} is no rate ({', '.join(METRIC_DIRECTION)}); "
+                         f"a trial metric's margin is in its own units, no pt or %; {_ACCEPTED}")
+    worse = "+" if not metrics.higher_is_better(metric) else "-"
+    if match["sign"] and match["sign"] != worse:
+        raise ValueError(f"bad gate margin {piece!r}: {metric} gets worse with {worse}, so its margin is "
+                         f"{metric}:{worse}{match['number']}; {_ACCEPTED}")
+    return Margin(metric=metric, points=float(match["number"]), absolute=True)
 
 
 Status = Literal["pass", "fail", "inconclusive"]
@@ -125,14 +156,17 @@ class GateVerdict:
         who = ""
         if self.candidate_model or self.baseline_model:
             who = f"{self.candidate_model or 'candidate'} vs {self.baseline_model or 'baseline'}: "
-        margin = f"margin {'-' if self.margin.higher_is_better else '+'}{self.margin.points:g} pts"
+        margin = f"margin {'-' if self.margin.higher_is_better else '+'}{self.margin.points:g}"
+        margin += "" if self.margin.absolute else " pts"
         if self.not_compared:
             return f"{self.metric} {self.status}: {who}{self.not_compared}; {margin} (nothing to compare: blocks)"
-        text = (
-            f"{self.metric} {self.status}: {who}{100 * self.candidate:.1f}% vs {100 * self.baseline:.1f}%, "
-            f"{100 * self.difference:+.1f} pts ({level}% CI {100 * self.low:+.1f} to {100 * self.high:+.1f}, "
-            f"{self.tasks} tasks), {margin}"
-        )
+        if self.margin.absolute:
+            values = (f"{self.candidate:.2f} vs {self.baseline:.2f}, {self.difference:+.2f} "
+                      f"({level}% CI {self.low:+.2f} to {self.high:+.2f}")
+        else:
+            values = (f"{100 * self.candidate:.1f}% vs {100 * self.baseline:.1f}%, {100 * self.difference:+.1f} pts "
+                      f"({level}% CI {100 * self.low:+.1f} to {100 * self.high:+.1f}")
+        text = f"{self.metric} {self.status}: {who}{values}, {self.tasks} tasks), {margin}"
         if self.status == "inconclusive" and self.strict:
             text += " (strict: blocks)"
         return text
@@ -149,6 +183,7 @@ class GateVerdict:
             "high": self.high,
             "confidence": 1 - self.alpha,
             "margin_points": self.margin.points,
+            "margin_units": "metric" if self.margin.absolute else "points",
             "tasks": self.tasks,
             "candidate_model": self.candidate_model,
             "baseline_model": self.baseline_model,
@@ -172,12 +207,21 @@ def _own_rate(side: str, records: Sequence[Record], metric: str) -> tuple[str, f
     return f"{side} has no valid trial ({infra}/{len(records)} infra)", None
 
 
+def _own_mean(side: str, records: Sequence[Record], metric: str) -> tuple[str, float | None]:
+    """One side's mean of a trial metric over its trials that recorded it, in words and as a number."""
+    values = [v for task_values in per_task_metric(records, metric).values() for v in task_values]
+    if not values:
+        return f"{side} has no passed or failed trial with metric {metric}", None
+    return f"{side} {sum(values) / len(values):.2f} (mean of {len(values)})", sum(values) / len(values)
+
+
 def _not_compared(
-    baseline_records: Sequence[Record], candidate_records: Sequence[Record], metric: str
+    baseline_records: Sequence[Record], candidate_records: Sequence[Record], margin: Margin
 ) -> tuple[str, float | None, float | None]:
     """Why no task could be paired, in words (a side without a valid trial first); each side's own rate."""
-    candidate_words, candidate = _own_rate("candidate", candidate_records, metric)
-    baseline_words, baseline = _own_rate("baseline", baseline_records, metric)
+    own = _own_mean if margin.absolute else _own_rate
+    candidate_words, candidate = own("candidate", candidate_records, margin.metric)
+    baseline_words, baseline = own("baseline", baseline_records, margin.metric)
     if candidate is None:
         return f"{candidate_words}, {baseline_words}", candidate, baseline
     if baseline is None:
@@ -188,14 +232,14 @@ def _not_compared(
 def classify(low: float, high: float, margin: Margin) -> Status:
     """pass / fail / inconclusive for an interval of candidate − baseline."""
     if margin.higher_is_better:
-        if low >= -margin.fraction:
+        if low >= -margin.threshold:
             return "pass"
-        if high < -margin.fraction:
+        if high < -margin.threshold:
             return "fail"
     else:
-        if high <= margin.fraction:
+        if high <= margin.threshold:
             return "pass"
-        if low > margin.fraction:
+        if low > margin.threshold:
             return "fail"
     return "inconclusive"
 
@@ -215,10 +259,11 @@ def decide(
     """
     baseline_records = list(baseline_records)
     candidate_records = list(candidate_records)
-    comparison = paired_comparison(baseline_records, candidate_records, margin.metric, 1 - alpha)
+    compare = paired_metric_comparison if margin.absolute else paired_comparison
+    comparison = compare(baseline_records, candidate_records, margin.metric, 1 - alpha)
     not_compared, candidate, baseline = "", comparison.mean_b, comparison.mean_a
     if comparison.tasks == 0:
-        not_compared, candidate, baseline = _not_compared(baseline_records, candidate_records, margin.metric)
+        not_compared, candidate, baseline = _not_compared(baseline_records, candidate_records, margin)
     return GateVerdict(
         metric=margin.metric,
         candidate=candidate,

@@ -177,6 +177,15 @@ def _trial_rows(records: Sequence[Record]) -> list[list]:
     return rows
 
 
+def _metrics_html(records: Sequence[Record], models: Sequence[str], mults: Sequence[str]) -> str:
+    """The metric means and their paired comparisons, the same rows as the terminal summary."""
+    rows, comparisons = report.metric_tables(records, models, mults)
+    if not rows:
+        return "<p>no trial metrics recorded</p>"
+    return (_table(report.METRIC_HEADER, rows)
+            + (_table(report.METRIC_COMPARISON_HEADER, comparisons) if comparisons else ""))
+
+
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
@@ -228,6 +237,7 @@ def render(records: Sequence[Record], *, models: Sequence[str] = (), multipliers
         rates=divs["rates"], outcomes=divs["outcomes"], peaks=divs.get("peaks", "<p>no peak memory recorded</p>"),
         comparisons=_table(["comparison", "verdict"], comparisons) if comparisons else "<p>nothing to compare</p>",
         power=html.escape(report.power_line(records)), gate=gate_html or "<p>no gate in this run</p>",
+        metrics=_metrics_html(records, models, mults),
         calibration=_table(["model", "ceiling", "why"], cal_rows),
         headroom=_table(["task", "model", "median peak/spec", "95% need", "99% need", "trials", "OOM-killed",
                          "spec below median peak"], room_rows),
@@ -279,6 +289,8 @@ pre {{ background: #f7f7f7; padding: .6em; overflow: auto; max-height: 30em; }}
 <h2>Comparisons</h2>
 {comparisons}
 <p>{power}</p>
+<h2>Metrics</h2>
+{metrics}
 <h2>Gate</h2>
 {gate}
 <h2>Trials</h2>

@@ -42,7 +42,8 @@ def _raw_value(config: pytest.Config, opt: Option) -> str:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
-        "markers", "task(cpus=1, memory='512Mi', timeout=120, pids=1024, image=None, network=False, solutions=None): "
+        "markers", "task(cpus=1, memory='512Mi', timeout=120, pids=1024, image=None, network=False, solutions=None, "
+        "reference_tools=None, match_mode='strict', gate_on=None): "
         "a harnessbench task, run for every model × multiplier × sample (use the `trial` fixture)")
     if config.option.help or config.option.version:
         return  # nothing to run: no session, no preflight
@@ -364,6 +365,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     exc = call.excinfo.value if call.excinfo is not None else None
     record = bench.finish_trial(current, exc, call.duration if call.when == "call" else 0.0)
     report.user_properties.append((USER_PROPERTY, record))
+    if report.passed and record["outcome"] != "passed":  # verified, but a metric the task gates on missed
+        report.outcome = "failed"
+        report.longrepr = f"{record['outcome']}/{record['cause']}: {record['message']}"
     if _is_fatal(exc):  # auth or model-not-found mid-run: stop cleanly, keep what finished
         item.session.shouldstop = f"harnessbench: {record['model']}: {record['message']}; stopping the session"
     elif call.when == "setup":

@@ -35,6 +35,8 @@ class TrialRecord:
     resources: dict  # peak_memory_bytes, cpu_seconds, oom_kills
     timing: Timing = field(default_factory=Timing)
     usage: dict = field(default_factory=dict)  # model_calls, tool_calls, input_tokens, output_tokens
+    metrics: dict = field(default_factory=dict)  # name -> number: how the agent worked (metrics.py)
+    metrics_missing: dict = field(default_factory=dict)  # name -> why a metric asked for has no value
     attempts: int = 1
     started_at: str = ""
     finished_at: str = ""

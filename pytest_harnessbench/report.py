@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 from itertools import combinations
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 from . import stats
 
@@ -172,6 +172,93 @@ def usage_lines(records: Sequence[Record], models: Sequence[str]) -> list[str]:
     return ["usage:"] + _table(header, body)
 
 
+def _number(x: float) -> str:
+    return f"{x:.2f}" if abs(x) < 1000 else f"{x:,.0f}"
+
+
+def _metric_names(records: Sequence[Record]) -> list[str]:
+    """Every metric some record carries: the built-in ones first, then the rest by name."""
+    from .metrics import BUILTIN
+
+    names = {name for r in records for name in r.get("metrics") or {}}
+    return [m for m in BUILTIN if m in names] + sorted(names - set(BUILTIN))
+
+
+METRIC_HEADER = ["metric", "model", "mult", "mean", "95% CI", "tasks", "trials"]
+METRIC_COMPARISON_HEADER = ["mult", "metric", "B − A", "tasks", "difference [95% CI]", "verdict"]
+
+
+def _metric_cells(records: Sequence[Record]) -> dict[tuple[str, str], dict[str, dict[str, list[float]]]]:
+    """(model, multiplier) -> metric -> task -> values: grouped once for every row and comparison."""
+    cells: dict[tuple[str, str], list[Record]] = {}
+    for r in records:
+        cells.setdefault((r["model"], r["multiplier"]), []).append(r)
+    return {key: stats.per_task_metrics(cell) for key, cell in cells.items()}
+
+
+def metric_tables(records: Sequence[Record], models: Sequence[str],
+                  multipliers: Sequence[str]) -> tuple[list[list[str]], list[list[str]]]:
+    """(metric rows, metric comparison rows), from the records grouped once."""
+    cells, names, rank = _metric_cells(records), _metric_names(records), stats.multiplier_key(records)
+    return (_metric_rows(cells, names, models, multipliers, rank),
+            _metric_comparison_rows(cells, names, models, multipliers, rank))
+
+
+def _metric_rows(cells, names: list[str], models: Sequence[str], multipliers: Sequence[str],
+                 rank: Callable[[str], float]) -> list[list[str]]:
+    """Each metric's mean per model × multiplier with its 95% t interval over tasks (METRIC_HEADER)."""
+    rows = []
+    for metric in names:
+        for model in _order({m for m, _ in cells}, models):
+            for mult in _order({x for m, x in cells if m == model}, multipliers, key=rank):
+                mean = stats.mean_over_tasks(metric, cells[(model, mult)].get(metric, {}))
+                if mean.trials:
+                    interval = "-" if mean.low is None else f"{_number(mean.low)}–{_number(mean.high)}"
+                    rows.append([metric, model, mult, _number(mean.value), interval, str(mean.tasks),
+                                 str(mean.trials)])
+    return rows
+
+
+def _metric_comparison_rows(cells, names: list[str], models: Sequence[str], multipliers: Sequence[str],
+                            rank: Callable[[str], float]) -> list[list[str]]:
+    """Each metric, model B − model A paired by task at each multiplier, p adjusted by Benjamini–Hochberg
+    (METRIC_COMPARISON_HEADER)."""
+    present_models = _order({m for m, _ in cells}, models)
+    present_mults = sorted({x for _, x in cells}, key=rank)
+    rows, pvalues = [], []
+    for metric in names:
+        for mult in present_mults:
+            for a, b in combinations(present_models, 2):
+                pair = stats.paired_tasks_comparison(metric, cells.get((a, mult), {}).get(metric, {}),
+                                                     cells.get((b, mult), {}).get(metric, {}))
+                if pair.tasks >= 2:
+                    rows.append([f"@{mult}", metric, f"{b} − {a}", str(pair.tasks),
+                                 f"{pair.difference:+.2f} [{pair.low:+.2f}, {pair.high:+.2f}]"])
+                    pvalues.append(pair.pvalue)
+    for row, p in zip(rows, stats.benjamini_hochberg(pvalues)):
+        row.append(stats.verdict(p, None))
+    return rows
+
+
+def metric_lines(records: Sequence[Record], models: Sequence[str], multipliers: Sequence[str],
+                 verbose: bool = False) -> list[str]:
+    """The metric table (each metric's name on its first row only), then the paired comparisons that differ
+    (all of them if ``verbose``)."""
+    lines = []
+    rows, comparisons = metric_tables(records, models, multipliers)
+    if rows:
+        shown = [[""] + row[1:] if i and row[0] == rows[i - 1][0] else row for i, row in enumerate(rows)]
+        lines += (["metrics (mean of per-task means, t interval over tasks; passed and failed trials only):"]
+                  + _table(METRIC_HEADER, shown, right=(3, 5, 6)))
+    differ = comparisons if verbose else [row for row in comparisons if row[-1].startswith("differs")]
+    if differ:
+        lines += (["metric comparisons (paired by task, in the metric's units; t over tasks, p adjusted by BH):"]
+                  + _table(METRIC_COMPARISON_HEADER, differ, right=(3,)))
+    if len(differ) < len(comparisons):
+        lines.append(f"metric comparisons within noise: {len(comparisons) - len(differ)} (-v shows them)")
+    return lines
+
+
 def power_line(records: Sequence[Record]) -> str:
     tasks = len({r["task_id"] for r in records})
     per_cell = Counter((r["task_id"], r["model"], r["multiplier"]) for r in records)
@@ -280,6 +367,7 @@ def render(records: Sequence[Record], *, models: Sequence[str] = (), multipliers
     lines += over_declared_lines(records)
     lines += comparison_lines(records, models, multipliers)
     lines.append(power_line(records))
+    lines += metric_lines(records, models, multipliers, verbose)
     lines += list(gate_lines)
     if run_dir:
         lines.append(f"run directory: {run_dir}")

@@ -137,7 +137,7 @@ class Bench:
             raise ConfigError(str(exc)) from None
         self.agent_settings = AgentSettings(max_steps=config.max_steps, model_params=config.model_params,
                                             retries=config.provider_retries, backoff_s=config.provider_backoff,
-                                            prices=config.prices)
+                                            prices=config.prices, judge=config.judge)
         self.cases: list[Case] = make_cases(config.models, config.multipliers, config.samples)
         self._case_by_id = {case.id: case for case in self.cases}
         self.tasks: dict[str, Task] = {}
@@ -155,7 +155,7 @@ class Bench:
         """Provider models must be ready before any trial starts. Raises ConfigError."""
         from .agents.providers import ModelSpecError, preflight
 
-        for model in self.config.models:
+        for model in (*self.config.models, *filter(None, [self.config.judge])):
             try:
                 preflight(model, self.config.model_params, call=self.config.preflight_call)
             except ModelSpecError as exc:

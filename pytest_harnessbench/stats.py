@@ -17,6 +17,7 @@ Conventions:
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -491,6 +492,124 @@ def paired_comparison(
         method=method,
         unpaired_tasks=unpaired,
     )
+
+
+# --------------------------------------------------------------------------
+# Numeric trial metrics (``record["metrics"]``: steps, tokens, trajectory match, ...)
+
+#: Trials whose metrics describe the model's work: infra and error trials were ended by
+#: the environment or a bug, so their step counts and times measure those, not the model.
+METRIC_OUTCOMES = ("passed", "failed")
+
+
+def per_task_metrics(records: Iterable[Record]) -> dict[str, dict[str, list[float]]]:
+    """metric -> task_id -> its values over the task's passed/failed trials, in one pass over the records."""
+    values: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for record in records:
+        if record["outcome"] in METRIC_OUTCOMES:
+            for metric, value in (record.get("metrics") or {}).items():
+                if value is not None:
+                    values[metric][record["task_id"]].append(float(value))
+    return {metric: dict(by_task) for metric, by_task in values.items()}
+
+
+def per_task_metric(records: Iterable[Record], metric: str) -> dict[str, list[float]]:
+    """task_id -> the metric's values over the task's passed/failed trials that recorded it."""
+    return per_task_metrics(records).get(metric, {})
+
+
+@functools.lru_cache(maxsize=None)
+def _t_quantile(confidence: float, df: int) -> float:
+    """Two-sided t quantile (cached: the summary asks for the same few hundreds of times)."""
+    from scipy import stats
+
+    return float(stats.t.ppf(0.5 + confidence / 2.0, df))
+
+
+def _t_interval(values: Sequence[float], confidence: float) -> tuple[float, float]:
+    """mean ± t·s/√n, the t on n − 1 df; (−inf, inf) for fewer than two values."""
+    n = len(values)
+    if n < 2:
+        return (-math.inf, math.inf)
+    mean = sum(values) / n
+    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
+    half = _t_quantile(confidence, n - 1) * sd / math.sqrt(n)
+    return (mean - half, mean + half)
+
+
+@dataclass(frozen=True)
+class MetricMean:
+    """A metric's mean over tasks (each task's trials averaged first) and its t interval over tasks.
+
+    ``low``/``high`` are None with fewer than two tasks: nothing to say how far the mean may be off.
+    """
+
+    metric: str
+    value: float
+    low: float | None
+    high: float | None
+    tasks: int
+    trials: int
+
+
+def metric_mean(records: Iterable[Record], metric: str, confidence: float = 0.95) -> MetricMean:
+    """One metric over a set of records (normally one model × multiplier cell), clustered by task."""
+    return mean_over_tasks(metric, per_task_metric(records, metric), confidence)
+
+
+def mean_over_tasks(metric: str, by_task: Mapping[str, Sequence[float]], confidence: float = 0.95) -> MetricMean:
+    """:func:`metric_mean` of values already grouped by task (``per_task_metrics``)."""
+    _check_confidence(confidence)
+    task_means = [sum(v) / len(v) for v in by_task.values()]
+    trials = sum(len(v) for v in by_task.values())
+    if not task_means:
+        return MetricMean(metric, 0.0, None, None, 0, 0)
+    value = sum(task_means) / len(task_means)
+    if len(task_means) < 2:
+        return MetricMean(metric, value, None, None, 1, trials)
+    low, high = _t_interval(task_means, confidence)
+    return MetricMean(metric, value, low, high, len(task_means), trials)
+
+
+def paired_metric_comparison(records_a: Iterable[Record], records_b: Iterable[Record], metric: str,
+                             confidence: float = 0.95) -> PairedComparison:
+    """Model B − model A on a numeric metric, paired by task (B − A), in the metric's own units.
+
+    Each task's trials are averaged per model; the paired t test and interval
+    run over the per-task differences. Unlike pass rates these values lie on no
+    lattice, so the plain t interval is used (it has zero width when every task
+    moved by exactly the same amount, as deterministic models do). Fewer than
+    two tasks: the interval is (−inf, inf) and p = 1.
+    """
+    return paired_tasks_comparison(metric, per_task_metric(records_a, metric), per_task_metric(records_b, metric),
+                                   confidence)
+
+
+def paired_tasks_comparison(metric: str, values_a: Mapping[str, Sequence[float]],
+                            values_b: Mapping[str, Sequence[float]], confidence: float = 0.95) -> PairedComparison:
+    """:func:`paired_metric_comparison` of values already grouped by task (``per_task_metrics``)."""
+    _check_confidence(confidence)
+    tasks = sorted(values_a.keys() & values_b.keys())
+    unpaired = len(values_a.keys() ^ values_b.keys())
+    n = len(tasks)
+    if n == 0:
+        return PairedComparison(metric, 0, 0.0, 0.0, 0.0, 0.0, -math.inf, math.inf, confidence, 1.0, "none", unpaired)
+    means_a = [sum(values_a[t]) / len(values_a[t]) for t in tasks]
+    means_b = [sum(values_b[t]) / len(values_b[t]) for t in tasks]
+    diffs = [b - a for a, b in zip(means_a, means_b)]
+    mean = sum(diffs) / n
+    sd = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (n - 1)) if n > 1 else 0.0
+    low, high = _t_interval(diffs, confidence)
+    if n < 2:
+        pvalue = 1.0
+    elif sd == 0.0:
+        pvalue = 1.0 if mean == 0.0 else 0.0
+    else:
+        from scipy import stats
+
+        pvalue = float(2.0 * stats.t.sf(abs(mean) / (sd / math.sqrt(n)), n - 1))
+    return PairedComparison(metric, n, sum(means_a) / n, sum(means_b) / n, mean, sd, low, high, confidence,
+                            min(1.0, pvalue), "paired-t", unpaired)
 
 
 # --------------------------------------------------------------------------

@@ -15,17 +15,19 @@ from dataclasses import dataclass, field, replace
 from functools import cached_property
 from datetime import datetime, timezone
 
-from . import harbor
+from . import harbor, metrics
 from .admission import Admission, Capacity, check_fits
 from .agents.providers import ModelRef, oracle_commands
 from .agents.trajectory import Trajectory, Usage
 from .outcomes import classify
 from .records import Timing, TrialRecord
 from .resources import Allocation, Multiplier, Spec, SpecError
+from .stats import METRIC_OUTCOMES
 from .sandbox.base import Backend, Evidence, Sandbox, SandboxError
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._@#=+-]+")
-MARKER_KEYS = frozenset({"cpus", "memory", "timeout", "pids", "image", "network", "solutions"})
+MARKER_KEYS = frozenset({"cpus", "memory", "timeout", "pids", "image", "network", "solutions",
+                         "reference_tools", "match_mode", "gate_on"})
 
 
 def utc_now() -> str:
@@ -43,6 +45,9 @@ class Task:
     image: str | None = None
     network: bool = False
     harbor: harbor.HarborTask | None = None  # a Harbor task directory, run by harbor.run
+    reference_tools: tuple = ()  # the expected tool-call path: names or (name, args)
+    match_mode: str = "strict"  # how trajectory_match compares the path with reference_tools
+    gate_on: dict = field(default_factory=dict)  # metric -> threshold a passed trial must also meet
 
     @classmethod
     def from_harbor(cls, task_id: str, task: harbor.HarborTask) -> Task:
@@ -62,8 +67,18 @@ class Task:
             solutions = {"default": solutions}
         if not isinstance(solutions, dict):
             raise SpecError(f"solutions={solutions!r} must be a command, a list of commands or a dict of them")
+        reference_tools = kwargs.get("reference_tools") or []
+        match_mode = kwargs.get("match_mode", "strict")
+        try:
+            metrics.reference_document(reference_tools)
+        except metrics.MetricError as exc:
+            raise SpecError(str(exc)) from None
+        if match_mode not in metrics.MATCH_MODES:
+            raise SpecError(f"match_mode={match_mode!r} must be one of {', '.join(metrics.MATCH_MODES)}")
         return cls(task_id=task_id, name=name, spec=Spec.from_marker(**kwargs), solutions=dict(solutions),
-                   image=kwargs.get("image"), network=bool(kwargs.get("network", False)))
+                   image=kwargs.get("image"), network=bool(kwargs.get("network", False)),
+                   reference_tools=tuple(reference_tools), match_mode=match_mode,
+                   gate_on=_gate_on(kwargs.get("gate_on") or {}, bool(reference_tools)))
 
     def check(self, models: Iterable[ModelRef], capacity: Capacity | None) -> None:
         """Whether this task can run in this bake-off at all; raises SpecError or ValueError saying why not.
@@ -90,6 +105,16 @@ class Task:
                 raise SpecError(f"--models {model.text}: {exc.args[0]}") from None
 
 
+def _gate_on(gate_on, has_reference: bool) -> dict:
+    """``gate_on={"trajectory_match": 1, "steps": 10}``: metric names to numbers. Raises SpecError."""
+    if not isinstance(gate_on, dict) or not all(
+            isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool) for k, v in gate_on.items()):
+        raise SpecError(f"gate_on={gate_on!r} must map metric names to numbers, e.g. gate_on={{'trajectory_match': 1}}")
+    if "trajectory_match" in gate_on and not has_reference:
+        raise SpecError("gate_on trajectory_match needs reference_tools=[...] on the task")
+    return dict(gate_on)
+
+
 @dataclass(frozen=True)
 class Case:
     """One parametrization of a task: the id reads ``model@multiplier#sample``."""
@@ -112,6 +137,7 @@ class AgentSettings:
     retries: int = 2  # provider retries per model call, done by the harness
     backoff_s: float = 1.0
     prices: dict = field(default_factory=dict)  # model text -> {"input_per_1m": $, "output_per_1m": $}
+    judge: ModelRef | None = None  # scores every trial's outcome (metric "judge")
 
 
 def make_cases(models, multipliers, samples: int) -> list[Case]:
@@ -184,6 +210,7 @@ class Trial:
         self.enforcement = ""
         self.trajectories: list[Trajectory] = []
         self.timing = Timing()
+        self.metrics: dict[str, float] = {}  # from trial.evaluate; the built-in ones are added at finish
         self.started_at = utc_now()
         self._sandbox: Sandbox | None = None
         self.rewards: dict[str, float] | None = None  # a Harbor verifier's rewards, kept whole in the record
@@ -250,6 +277,57 @@ class Trial:
         finally:
             self.timing.agent_s += time.monotonic() - start
 
+    def evaluate(self, reference_tools, *, mode: str = "strict", args: str = "given", name: str | None = None) -> float:
+        """Score this trial's tool-call path against ``reference_tools`` (agentevals); recorded as a metric.
+
+        ``mode``: strict, unordered, subset or superset; ``args``: given (the
+        arguments the reference names must match), exact or ignore. The metric is
+        ``name`` (default ``trajectory_<mode>``), 1.0 or 0.0; it never changes the
+        outcome unless the task gates on it. Raises MetricError for a bad mode or reference.
+        """
+        reference = metrics.reference_document(reference_tools)
+        score = metrics.trajectory_match(self._document(), reference, mode, args)
+        self.metrics[name or f"trajectory_{mode}"] = score
+        return score
+
+    def _document(self) -> dict:
+        """What metrics read of the trajectories, in the shape of trials/*.json, without copying them."""
+        return {"trajectories": [{"instruction": t.instruction, "messages": t.messages, "duration_s": t.duration_s,
+                                  "tool_calls": [vars(c) for c in t.tool_calls], "usage": vars(t.usage)}
+                                 for t in self.trajectories]}
+
+    def _all_metrics(self, judge: bool) -> tuple[dict, dict]:
+        """(metrics, missing): built-in ones, the task's trajectory_match, the judge's, the body's evaluate calls.
+
+        ``judge``: whether to ask the judge (not for infra and error trials, which no summary counts).
+        """
+        if not self.trajectories:
+            missing = dict.fromkeys(self.task.gate_on, "the agent did not run")
+            return dict(self.metrics), missing
+        document = self._document()
+        values = metrics.builtin_metrics(document)
+        missing = {}
+        if self.task.reference_tools:
+            try:
+                values["trajectory_match"] = metrics.trajectory_match(
+                    document, metrics.reference_document(self.task.reference_tools), self.task.match_mode)
+            except Exception as exc:  # a metric never ends a trial; it is missing, with its cause
+                missing["trajectory_match"] = f"{type(exc).__name__}: {exc}"
+        if judge and self.agent.judge is not None:
+            self._judge(document, values, missing)
+        values.update(self.metrics)
+        return values, missing
+
+    def _judge(self, document: dict, values: dict, missing: dict) -> None:
+        """The judge's score, or why there is none: a judge that failed is no evidence either way (never a 0)."""
+        from .agents.providers import fault_text, make_judge_model
+
+        try:
+            values[metrics.JUDGE] = metrics.judge_outcome(
+                make_judge_model(self.agent.judge, self.agent.model_params), document)
+        except Exception as exc:
+            missing[metrics.JUDGE] = f"judge {self.agent.judge.text} failed: {fault_text(exc)}"
+
     @property
     def stop_reason(self) -> str | None:
         return self.trajectories[-1].stop_reason if self.trajectories else None
@@ -284,6 +362,8 @@ class Trial:
             except SandboxError as exc:
                 allocation["applied"] = {"error": str(exc)}
         verdict = classify(exc, evidence.oom_kills, self.stop_reason, oom_as)
+        values, missing = self._all_metrics(judge=verdict.outcome in METRIC_OUTCOMES)
+        verdict = metrics.gate_verdict(verdict, values, self.task.gate_on, missing)
         self.timing.verify_s = max(0.0, body_s - self.timing.agent_s)
         self.timing.total_s = self.timing.queued_s + self.timing.provision_s + body_s
         return TrialRecord(
@@ -294,7 +374,8 @@ class Trial:
             allocation=allocation, enforcement=self.enforcement, backend=self.backend.name,
             resources={"peak_memory_bytes": evidence.peak_memory_bytes, "cpu_seconds": evidence.cpu_seconds,
                        "oom_kills": evidence.oom_kills, "oom_source": evidence.oom_source, "notes": evidence.notes},
-            timing=self.timing, usage=self.usage(), attempts=self.attempt, rewards=self.rewards,
+            timing=self.timing, usage=self.usage(), metrics=values, metrics_missing=missing,
+            attempts=self.attempt, rewards=self.rewards,
             started_at=self.started_at, finished_at=utc_now(),
             worker=self.worker,
         )

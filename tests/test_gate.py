@@ -45,7 +45,7 @@ def test_parse_margins():
     assert parse_margins("PASS_RATE:.5pt") == [Margin("pass_rate", 0.5)]
     margin = parse_margins("infra_rate:2pt")[0]
     assert str(margin) == "infra_rate:2pt"
-    assert margin.fraction == pytest.approx(0.02) and not margin.higher_is_better
+    assert margin.threshold == pytest.approx(0.02) and not margin.higher_is_better
     assert PASS_RATE.higher_is_better
 
 
@@ -58,7 +58,9 @@ def test_parse_margins():
         ("pass_rate:0.03", "pass_rate:0.03"),
         ("pass_rate:-3pt", "pass_rate:-3pt"),
         ("pass_rate:abcpt", "pass_rate:abcpt"),
-        ("accuracy:3pt", "accuracy:3pt"),
+        ("accuracy:3pt", "accuracy:3pt"),  # a metric in its own units takes no pt or %
+        ("steps:-2", "steps:-2"),  # fewer steps are better: the margin allows more, +2
+        ("trajectory_match:+0.1", "trajectory_match:+0.1"),
         ("pass_rate:3pt,", ""),
         ("pass_rate:3pt;infra_rate:2pt", "pass_rate:3pt;infra_rate:2pt"),
         ("pass_rate:3pt,pass_rate:2pt", "pass_rate:2pt"),
@@ -73,7 +75,15 @@ def test_parse_margins_errors_name_the_piece_and_what_is_accepted(text, bad_piec
     assert "\n" not in message
     if bad_piece:
         assert repr(bad_piece) in message
-    assert "pass_rate, score, infra_rate" in message and "pass_rate:3pt" in message
+    assert "pass_rate, score, infra_rate" in message and "pass_rate:3pt" in message and "steps:+2" in message
+
+
+def test_parse_metric_margins_in_the_metrics_own_units():
+    steps, match = parse_margins("steps:+2,trajectory_match:-0.5")
+    assert (steps.metric, steps.points, steps.absolute, steps.higher_is_better) == ("steps", 2.0, True, False)
+    assert steps.threshold == 2.0 and str(steps) == "steps:+2"
+    assert (match.threshold, match.higher_is_better, str(match)) == (0.5, True, "trajectory_match:-0.5")
+    assert parse_margins("tokens:500") == [Margin("tokens", 500.0, absolute=True)]
 
 
 # ---------------------------------------------------------------- classification
@@ -98,6 +108,33 @@ def test_classify(low, high, margin, status):
 
 
 # ---------------------------------------------------------------- decide
+
+
+def metric_records(model: str, steps_by_task: dict[str, list[float]]) -> list[dict]:
+    return [dict(rec(t, "passed", model, i + 1), metrics={"steps": v})
+            for t, values in steps_by_task.items() for i, v in enumerate(values)]
+
+
+def test_decide_on_a_metric_pairs_tasks_in_the_metrics_units():
+    base = metric_records("base", {f"t{i}": [3 + i % 3, 4 + i % 3] for i in range(12)})
+    same = metric_records("cand", {f"t{i}": [3 + i % 3, 5 + i % 3] for i in range(12)})  # +0.5 steps a task
+    verdict = decide(base, same, Margin("steps", 2.0, absolute=True))
+    assert (verdict.status, verdict.tasks, verdict.difference) == ("pass", 12, 0.5)
+    assert verdict.message == ("steps pass: cand vs base: 5.00 vs 4.50, +0.50 (95% CI +0.50 to +0.50, 12 tasks), "
+                               "margin +2")
+    slower = metric_records("cand", {f"t{i}": [8 + i % 2, 9] for i in range(12)})
+    assert decide(base, slower, Margin("steps", 2.0, absolute=True)).status == "fail"
+    noisy = metric_records("cand", {f"t{i}": [1 + 6 * (i % 2)] for i in range(12)})
+    assert decide(base[:8], noisy[:4], Margin("steps", 2.0, absolute=True)).status == "inconclusive"  # 4 tasks
+
+
+def test_a_metric_no_trial_recorded_is_not_compared_and_blocks():
+    base = metric_records("base", {"t1": [3], "t2": [4]})
+    cand = [dict(r, model="cand", metrics={}) for r in base]
+    verdict = decide(base, cand, Margin("trajectory_match", 0.0, absolute=True))
+    assert verdict.status == "inconclusive" and verdict.blocks
+    assert "candidate has no passed or failed trial with metric trajectory_match" in verdict.message
+    assert verdicts_to_json([verdict])["verdicts"][0]["margin_units"] == "metric"
 
 
 def test_decide_identical_deterministic_models_pass_only_on_a_suite_large_enough_to_show_it():

@@ -96,3 +96,6 @@ def test_the_report_of_a_real_bake_off_opens_offline_with_plots_filters_and_traj
     assert not dialog.is_visible()
     # the calibration table made it into the page
     assert "too few trials" in page.locator("table", has_text="ceiling").inner_text()
+    # the trial metrics: each metric's mean per model × multiplier, the same rows as the terminal summary
+    metrics = page.locator("table", has_text="trials").filter(has_text="95% CI").first.inner_text()
+    assert "steps" in metrics and "failed_tool_calls" in metrics and "oracle:lean" in metrics

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from pytest_harnessbench.export.langsmith import (ExportResult, enabled, endpoint, export_run, item_name, load_run,
-                                                  trial_runs)
+                                                  trial_feedback, trial_runs)
 from pytest_harnessbench.redact import Redactor
 
 SECRET = "sk-test-1234567890"
@@ -282,12 +282,16 @@ def test_export_sends_project_traces_nested_runs_and_feedback(run_dir, fake_lang
     for item in fake_langsmith.feedback():
         feedback[(item["run_id"], item["key"])] = item
         assert item["session_id"] == session_id and item["trace_id"] == item["run_id"]
-    assert len(feedback) == 3 * len(records)
+    assert len(feedback) == sum(3 + len(r["metrics"]) for r in records)
     for record in records:
         root_id = roots[item_name(record)]["id"]
         assert feedback[(root_id, "outcome")]["value"] == record["outcome"]
         assert feedback[(root_id, "passed")]["score"] == (record["outcome"] == "passed")
         assert feedback[(root_id, "infra_error")]["score"] == (record["outcome"] == "infra")
+        # and each of the trial's metrics, as a score under its own name
+        assert record["metrics"]["steps"] == record["usage"]["model_calls"]
+        for name, value in record["metrics"].items():
+            assert feedback[(root_id, name)]["score"] == value
 
     # the echoed secret never left the machine; the API key went only into its header
     bodies = b"".join(fake_langsmith.bodies())
@@ -336,7 +340,7 @@ def test_dead_endpoint_costs_seconds_and_upload_later_sends_every_trial(run_dir,
         assert done.stdout.strip().splitlines() == [f"LangSmith: 6/6 trials uploaded to project {result.project}"]
         roots = [r for r in server.runs().values() if not r.get("parent_run_id")]
         assert sorted(r["name"] for r in roots) == sorted(item_name(r) for r in records_of(run_dir))
-        assert len(server.feedback()) == 18
+        assert len(server.feedback()) == sum(3 + len(r["metrics"]) for r in records_of(run_dir))
         assert SECRET.encode() not in b"".join(server.bodies())
     finally:
         server.close()
@@ -525,3 +529,12 @@ def test_a_dead_endpoint_costs_about_nothing_and_is_reported_in_one_line(pyteste
     result.stdout.fnmatch_lines(["LangSmith: 0/6 trials uploaded — endpoint unreachable*kept in*dead*"])
     assert with_dead < without + 8  # generous: the bound is about one second of import and probe
     assert len((pytester.path / "dead" / "results.jsonl").read_text().splitlines()) == 6
+
+
+def test_a_missing_metric_is_feedback_without_a_score_and_with_its_cause():
+    record = {"outcome": "passed", "cause": None, "message": "", "metrics": {"steps": 2, "trajectory_match": 0.0},
+              "metrics_missing": {"judge": "judge openai:j failed: OpenAIAPIError 503"}}
+    feedback = dict(trial_feedback(record, Redactor({})))
+    assert list(feedback) == ["outcome", "passed", "infra_error", "steps", "trajectory_match", "judge"]
+    assert feedback["steps"] == {"score": 2} and feedback["trajectory_match"] == {"score": 0.0}
+    assert feedback["judge"] == {"comment": "missing: judge openai:j failed: OpenAIAPIError 503"}

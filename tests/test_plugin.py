@@ -137,8 +137,11 @@ def test_summary_table(suite):
 
 
 def _summary(stdout_lines):
+    """The outcome table and enforcement line; the metric tables after them hold timings, which differ per run."""
     start = next(i for i, line in enumerate(stdout_lines) if line.startswith("=") and " harnessbench " in line)
-    return [line for line in stdout_lines[start + 1:] if line.startswith(("model", "oracle", "nop", "-", "enforcement"))]
+    end = next((i for i, line in enumerate(stdout_lines) if line.startswith("metrics (")), len(stdout_lines))
+    return [line for line in stdout_lines[start + 1:end]
+            if line.startswith(("model", "oracle", "nop", "-", "enforcement"))]
 
 
 def _run_dir_of(result) -> Path:
@@ -424,7 +427,8 @@ def test_x(trial):
 
 
 @pytest.mark.parametrize("marker, message", [
-    ('memroy="1Gi"', "*unknown key memroy=...; a task accepts cpus, image, memory, network, pids, solutions, timeout*"),
+    ('memroy="1Gi"', "*unknown key memroy=...; a task accepts cpus, gate_on, image, match_mode, memory, network, "
+                     "pids, reference_tools, solutions, timeout*"),
     ('storage="1Gi"', "*unknown key storage=...*"),
 ])
 def test_misspelt_marker_keys_are_usage_errors(pytester, marker, message):

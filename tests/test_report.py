@@ -47,3 +47,43 @@ def test_the_table_fits_100_columns_and_keeps_every_figure_verbose_prints_one_li
     wide = render(records, models=["oracle:lean", "oracle:heavy"], multipliers=["1x", "3x", "uncapped"], verbose=True)
     assert any(line.startswith("oracle:heavy") and "18 (oom:18)" in line and "100.0% [82.4–100.0] (18/18) ±0.0" in line
                for line in wide)
+
+
+def test_metrics_are_summarised_per_model_and_multiplier_and_compared_paired_by_task():
+    records = []
+    for t, (lean, heavy) in enumerate([(2, 3), (2, 4), (3, 5)]):
+        for model, steps in (("oracle:lean", lean), ("oracle:heavy", heavy)):
+            r = record(model, "1x", "passed", task=f"t{t}")
+            r["metrics"] = {"steps": steps, "trajectory_match": float(model == "oracle:lean")}
+            records.append(r)
+    records.append(record("oracle:heavy", "3x", "infra", "oom"))  # no metrics: no row
+    lines = render(records, models=["oracle:lean", "oracle:heavy"], multipliers=["1x", "3x"])
+    assert max(map(len, lines)) <= 100
+    start = lines.index(next(line for line in lines if line.startswith("metrics (")))
+    assert lines[start + 1].split() == ["metric", "model", "mult", "mean", "95%", "CI", "tasks", "trials"]
+    assert lines[start + 3].split() == ["steps", "oracle:lean", "1x", "2.33", "0.90–3.77", "3", "3"]
+    assert lines[start + 4].split() == ["oracle:heavy", "1x", "4.00", "1.52–6.48", "3", "3"]
+    assert lines[start + 5].split() == ["trajectory_match", "oracle:lean", "1x", "1.00", "1.00–1.00", "3", "3"]
+    start = lines.index(next(line for line in lines if line.startswith("metric comparisons (")))
+    assert lines[start + 3].split() == ["@1x", "steps", "oracle:heavy", "−", "oracle:lean", "3", "+1.67",
+                                        "[+0.23,", "+3.10]", "differs", "(p=0.038)"]
+    assert lines[start + 4].split()[1] == "trajectory_match" and lines[start + 4].endswith("differs (p<0.0001)")
+
+
+def test_records_without_metrics_print_no_metric_block():
+    lines = render([record("a", "1x", "passed"), record("b", "1x", "passed")], models=["a", "b"], multipliers=["1x"])
+    assert not any(line.startswith("metrics") for line in lines)
+
+
+def test_metric_comparisons_within_noise_are_counted_and_shown_with_verbose():
+    records = []
+    for t, (a, b) in enumerate([(2, 3), (3, 2), (4, 4)]):
+        for model, steps in (("a", a), ("b", b)):
+            r = record(model, "1x", "passed", task=f"t{t}")
+            r["metrics"] = {"steps": steps}
+            records.append(r)
+    lines = render(records, models=["a", "b"], multipliers=["1x"])
+    assert "metric comparisons within noise: 1 (-v shows them)" in lines
+    assert not any(line.startswith("metric comparisons (") for line in lines)
+    wide = render(records, models=["a", "b"], multipliers=["1x"], verbose=True)
+    assert any(line.startswith("@1x") and line.endswith("within noise (p=1.0)") for line in wide)

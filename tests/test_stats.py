@@ -375,3 +375,50 @@ def test_minimum_detectable_difference_formula():
     assert minimum_detectable_difference(4, 2.0) == 1.0
     with pytest.raises(ValueError):
         fallback_difference_sd(0)
+
+
+# --------------------------------------------------------------------------
+# Numeric trial metrics (steps, tokens, trajectory match, ...)
+
+
+def metric_rec(task: str, value, *, model: str = "m", outcome: str = "passed", sample: int = 1) -> dict:
+    record = rec(task, outcome, model=model, sample=sample)
+    record["metrics"] = {} if value is None else {"steps": value}
+    return record
+
+
+def test_metric_mean_is_the_mean_of_task_means_with_a_t_interval_over_tasks():
+    records = [metric_rec("a", 2), metric_rec("a", 4, sample=2), metric_rec("b", 5), metric_rec("c", 9)]
+    mean = stats.metric_mean(records, "steps")
+    task_means = [3, 5, 9]
+    assert (mean.tasks, mean.trials) == (3, 4)
+    assert mean.value == pytest.approx(sum(task_means) / 3)
+    half = sps.t.ppf(0.975, 2) * sps.tstd(task_means) / math.sqrt(3)
+    assert (mean.low, mean.high) == pytest.approx((mean.value - half, mean.value + half))
+
+
+def test_metric_mean_leaves_out_infra_error_and_trials_without_the_metric():
+    records = [metric_rec("a", 2), metric_rec("b", 100, outcome="infra"), metric_rec("c", 100, outcome="error"),
+               metric_rec("d", None), metric_rec("e", 4, outcome="failed")]
+    mean = stats.metric_mean(records, "steps")
+    assert (mean.value, mean.tasks, mean.trials) == (3, 2, 2)
+    one = stats.metric_mean([metric_rec("a", 2)], "steps")
+    assert (one.value, one.low, one.high) == (2, None, None)
+    assert stats.metric_mean([], "steps").tasks == 0
+
+
+def test_paired_metric_comparison_pairs_tasks_and_tests_their_differences():
+    a = [metric_rec(t, v, model="a") for t, v in (("t1", 2), ("t2", 3), ("t3", 4), ("t4", 9))]
+    b = [metric_rec(t, v, model="b") for t, v in (("t1", 3), ("t2", 5), ("t3", 4), ("t5", 1))]
+    pair = stats.paired_metric_comparison(a, b, "steps")
+    diffs = [1, 2, 0]
+    assert (pair.tasks, pair.unpaired_tasks, pair.method) == (3, 2, "paired-t")
+    assert pair.difference == pytest.approx(1.0) and (pair.mean_a, pair.mean_b) == pytest.approx((3, 4))
+    assert pair.pvalue == pytest.approx(sps.ttest_1samp(diffs, 0).pvalue)
+    low, high = sps.t.interval(0.95, 2, loc=1.0, scale=sps.sem(diffs))
+    assert (pair.low, pair.high) == pytest.approx((low, high))
+
+
+def test_paired_metric_comparison_with_fewer_than_two_tasks_bounds_nothing():
+    pair = stats.paired_metric_comparison([metric_rec("t1", 2, model="a")], [metric_rec("t1", 5, model="b")], "steps")
+    assert (pair.tasks, pair.difference, pair.low, pair.high, pair.pvalue) == (1, 3, -math.inf, math.inf, 1.0)

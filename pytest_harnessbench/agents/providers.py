@@ -186,6 +186,13 @@ def make_chat_model(ref: ModelRef, context: ModelContext, params: dict[str, dict
     return init_chat_model(ref.argument, **provider_kwargs(ref, params or {}, timeout_s, own_retries=True))
 
 
+def make_judge_model(ref: ModelRef, params: dict[str, dict], timeout_s: float = 60.0):
+    """The LLM-as-judge's chat model: the user's parameters, the client's own retries (nothing counts them)."""
+    from langchain.chat_models import init_chat_model
+
+    return init_chat_model(ref.argument, **provider_kwargs(ref, params, timeout_s, own_retries=False))
+
+
 def preflight(ref: ModelRef, params: dict[str, dict], call: bool = False) -> None:
     """Check a provider model can run before any trial starts.
 
@@ -215,11 +222,11 @@ def preflight(ref: ModelRef, params: dict[str, dict], call: bool = False) -> Non
         try:
             model.invoke("Reply with the single word OK.")
         except Exception as exc:
-            raise ModelSpecError(f"model {ref.text}: the preflight request failed: {_fault_text(exc)}; "
+            raise ModelSpecError(f"model {ref.text}: the preflight request failed: {fault_text(exc)}; "
                                  "check the key, the model name and the base_url") from None
 
 
-def _fault_text(exc: BaseException) -> str:
+def fault_text(exc: BaseException) -> str:
     status = getattr(exc, "status_code", None)
     message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     return f"{type(exc).__name__}" + (f" {status}" if status else "") + (f": {message}" if message else "")
@@ -237,7 +244,7 @@ def translate_fault(exc: BaseException) -> BaseException | None:
 
     from ..outcomes import ModelGaveUp, ProviderError, ProviderFatal
 
-    text = _fault_text(exc)
+    text = fault_text(exc)
     if isinstance(exc, lc.ContextOverflowError) or getattr(exc, "code", None) == "context_length_exceeded":
         return ModelGaveUp("context_overflow", text)
     if isinstance(exc, (lc.ModelAuthenticationError, lc.ModelPermissionDeniedError, lc.ModelNotFoundError)):

@@ -14,7 +14,8 @@ What arrives in LangSmith:
   are reconstructed: the agent starts after queueing and provisioning, tool calls
   take their recorded durations and the model calls share the rest;
 - feedback on every root run: ``outcome`` (value), ``passed`` and ``infra_error``
-  (scores 1/0).
+  (scores 1/0), and one score per trial metric (steps, trajectory_match, judge, ...;
+  a missing metric with its cause as the comment).
 
 Run and feedback ids are uuid5 of the run id and trial id (and attempt), so
 uploading a run twice sends the same ids again and creates no duplicates (the
@@ -49,7 +50,7 @@ NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://pypi.org/project/pytest-harn
 PROBE_TIMEOUT_S = 2.0  # GET /info before anything else: a dead endpoint costs at most this
 CONNECT_TIMEOUT_S = 2.0
 READ_TIMEOUT_S = 10.0
-WORKERS = 8  # trials sent at once (each: one multipart request, three feedback requests)
+WORKERS = 8  # trials sent at once (each: one multipart request, a feedback request per outcome key and metric)
 HISTORY_BUDGET = 32_000  # characters of earlier message content repeated in each model call's inputs
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -200,6 +201,25 @@ def load_run(run_dir: Path) -> _RunData:
 
 
 # ---------------------------------------------------------------- building runs
+
+
+def trial_feedback(record: Mapping, redactor: Redactor) -> list[tuple[str, dict]]:
+    """(key, create_feedback arguments) for one trial: its outcome, then each metric.
+
+    ``outcome`` (value), ``passed`` and ``infra_error`` (1/0) carry the outcome
+    with its cause as the comment; every metric is a score under its own name; a
+    metric that is missing (a judge that failed) is sent with no score and its
+    cause as the comment, never as a 0.
+    """
+    outcome = record.get("outcome")
+    comment = redactor.redact_text(f"{outcome}/{record.get('cause')}: {record.get('message', '')}".rstrip(": "))
+    feedback = [("outcome", {"value": outcome, "comment": comment}),
+                ("passed", {"score": int(outcome == "passed"), "comment": comment}),
+                ("infra_error", {"score": int(outcome == "infra"), "comment": comment})]
+    feedback += [(name, {"score": value}) for name, value in (record.get("metrics") or {}).items()]
+    feedback += [(name, {"comment": redactor.redact_text(f"missing: {cause}")})
+                 for name, cause in (record.get("metrics_missing") or {}).items()]
+    return feedback
 
 
 def _uuid(run_id: str, *parts: object) -> uuid.UUID:
@@ -584,10 +604,7 @@ class _Export:
                 raise errors[0]
             self.fail(_status(errors[0]) or f"{trial.key}: runs not accepted: {_short(errors[0])}")
             return False
-        outcome = trial.record.get("outcome")
-        feedback = (("outcome", {"value": outcome}), ("passed", {"score": int(outcome == "passed")}),
-                    ("infra_error", {"score": int(outcome == "infra")}))
-        for key, value in feedback:
+        for key, value in trial_feedback(trial.record, self.redactor):
             if self.stop.is_set() or self.left() <= 0:
                 self.timed_out = self.timed_out or self.left() <= 0
                 return False
@@ -595,8 +612,6 @@ class _Export:
                 self.client.create_feedback(
                     run_id=root_id, trace_id=root_id, key=key, session_id=session_id,
                     feedback_id=_uuid(self.run.run_id, trial.key, "feedback", key), start_time=start_time,
-                    comment=self.redactor.redact_text(f"{outcome}/{trial.record.get('cause')}: "
-                                                      f"{trial.record.get('message', '')}".rstrip(": ")),
                     source_info={"source": "pytest-harnessbench"}, stop_after_attempt=1, **value)
             except ls_utils.LangSmithConflictError:
                 pass  # already there: an earlier upload of the same run
