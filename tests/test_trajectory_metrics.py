@@ -55,7 +55,7 @@ def test_example_suite_lean_and_heavy_take_different_paths(pytester):
     for record in run_dir.latest():
         assert {k: record["metrics"][k] for k in ("steps", "tool_calls", "failed_tool_calls", "tokens")} == {
             "steps": 2, "tool_calls": 1, "failed_tool_calls": 0, "tokens": 0}
-        assert 0 < record["metrics"]["wall_s"] <= record["timing"]["agent_s"]
+        assert 0 < record["metrics"]["wall_s"] <= record["timing"]["agent_s"] + 0.0005  # wall_s is rounded to ms
         document = run_dir.trajectory(record)
         scores[record["model"]] = {mode: metrics.trajectory_match(document, reference, mode)
                                    for mode in metrics.MATCH_MODES}
