@@ -322,10 +322,12 @@ def _interrupt_after(pytester, seconds, *args):
 
 def test_ctrl_c_keeps_finished_records_and_prints_their_summary(pytester, tmp_path, monkeypatch):
     pytester.makepyfile(test_resumable=RESUMABLE)
-    code, out = _interrupt_after(pytester, 3, "--hb-out", "run", "--models", "oracle:lean")
+    # 12 trials, interrupted after 3: a trial is surely still running (with only one left, an idle machine
+    # sometimes finished it and was in its session-end hooks when the signal came: exit 1 in CI).
+    code, out = _interrupt_after(pytester, 3, "--hb-out", "run", "--models", "oracle:lean", "--samples", "3")
     assert code == 2 and "KeyboardInterrupt" in out
     finished = records(pytester)
-    assert 3 <= len(finished) < 4
+    assert 3 <= len(finished) < 12
     assert re.search(rf"^oracle:lean +1x +{len(finished)} ", out, re.M)  # the summary of what finished
     assert f"PARTIAL RUN: interrupted; {len(finished)} trial(s) recorded" in out and "--hb-resume" in out
     assert not any(work_root().glob("*/*"))  # the running sandbox was torn down
