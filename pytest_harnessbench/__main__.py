@@ -58,17 +58,12 @@ def _reference(parser: argparse.ArgumentParser, source: str) -> int:
 
     run_dir, _, model = source.partition("::")
     run = _run_dir(parser, "reference", Path(run_dir), results=True)
-    records = run.latest()
-    models = sorted({r["model"] for r in records})
-    if model and model not in models:
-        parser.exit(2, f"harnessbench reference: error: {run_dir} has no trials of {model!r} "
-                       f"(it has: {', '.join(models)})\n")
-    if not model and len(models) > 1:
-        parser.exit(2, f"harnessbench reference: error: {run_dir} holds several models ({', '.join(models)}); "
-                       f"name one: {run_dir}::MODEL\n")
-    model = model or models[0]
+    try:
+        model = run.model(model, f"{run_dir}::MODEL")
+    except ValueError as exc:
+        parser.exit(2, f"harnessbench reference: error: {exc}\n")
     passed = {}
-    for record in records:
+    for record in run.latest():
         if record["model"] == model and record["outcome"] == "passed":
             passed.setdefault(record["task_id"], record)
     if not passed:

@@ -102,6 +102,19 @@ class RunDir:
         """One record per trial, its last attempt."""
         return latest(self.records())
 
+    def model(self, named: str, spell: str) -> str:
+        """The model a ``RUN_DIR[::MODEL]`` source means: ``named``, or the run's only model.
+
+        ``spell`` shows how to name one (e.g. ``replay:RUN_DIR::MODEL``). Raises
+        ValueError if the run has no records of ``named``, or several models and none named.
+        """
+        models = sorted({r["model"] for r in self.latest()})
+        if named and named not in models:
+            raise ValueError(f"{self.path} has no records of {named!r} (it has: {', '.join(models) or 'none'})")
+        if not named and len(models) > 1:
+            raise ValueError(f"{self.path} holds several models ({', '.join(models)}); name one: {spell}")
+        return named or models[0]
+
     def card(self) -> dict | None:
         return self.document(CARD)
 

@@ -87,14 +87,12 @@ def _check_replay_source(text: str, source: str) -> None:
     if not run_dir or not RunDir(run_dir).has_results:
         raise ModelSpecError(f"model {text!r}: replay needs an earlier run directory (with {RESULTS}): "
                              "replay:RUN_DIR or replay:RUN_DIR::MODEL")
-    records = RunDir(run_dir).latest()
-    models = sorted({r["model"] for r in records})
-    if model and model not in models:
-        raise ModelSpecError(f"model {text!r}: {run_dir} has no records of {model!r} (it has: {', '.join(models)})")
-    if not model and len(models) > 1:
-        raise ModelSpecError(f"model {text!r}: {run_dir} holds several models ({', '.join(models)}); "
-                             f"name one: replay:{run_dir}::MODEL")
-    multipliers = sorted({r["multiplier"] for r in records if r["model"] == (model or models[0])})
+    run = RunDir(run_dir)
+    try:
+        model = run.model(model, f"replay:{run_dir}::MODEL")
+    except ValueError as exc:
+        raise ModelSpecError(f"model {text!r}: {exc}") from None
+    multipliers = sorted({r["multiplier"] for r in run.latest() if r["model"] == model})
     if len(multipliers) > 1:
         raise ModelSpecError(f"model {text!r}: {run_dir} recorded it at several multipliers ({', '.join(multipliers)}); "
                              "replay a run recorded at one multiplier")
