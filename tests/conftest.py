@@ -7,7 +7,10 @@ so a fresh ``TMPDIR`` is a fresh machine as far as the plugin can tell.
 """
 
 import os
+import shutil
+import sys
 import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -22,6 +25,22 @@ def fresh_tmpdir(tmp_path_factory, monkeypatch):
     # The pytest runs a test starts skip LangSmith's own pytest plugin: ~1 s of imports each, and no test uses it.
     monkeypatch.setenv("PYTEST_ADDOPTS", "-p no:langsmith_plugin")
     return tmpdir
+
+
+EXAMPLE_SUITE = Path(__file__).resolve().parent.parent / "example_suite"
+
+
+@pytest.fixture
+def sort_numbers_task(pytester):
+    """The example suite's sort task copied into the pytester directory; returns its module (LEAN, HEAVY...)."""
+    for name in ("_tasks.py", "conftest.py", "test_sort_numbers.py"):
+        shutil.copy(EXAMPLE_SUITE / name, pytester.path / name)
+    sys.path.insert(0, str(EXAMPLE_SUITE))
+    try:
+        import test_sort_numbers
+    finally:
+        sys.path.remove(str(EXAMPLE_SUITE))
+    return test_sort_numbers
 
 
 def _strict() -> bool:

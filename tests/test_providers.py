@@ -213,18 +213,10 @@ def test_answer(trial):
     assert outcomes == {"uncapped": ("passed", None), "1x": ("infra", "oom")}
 
 
-def test_an_example_suite_task_is_solved_through_the_provider_path(pytester, tmp_path, monkeypatch):
-    import shutil
-
+def test_an_example_suite_task_is_solved_through_the_provider_path(pytester, tmp_path, monkeypatch,
+                                                                   sort_numbers_task):
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    suite = Path(__file__).resolve().parent.parent / "example_suite"
-    for name in ("_tasks.py", "conftest.py", "test_sort_numbers.py"):
-        shutil.copy(suite / name, pytester.path / name)
-    sys.path.insert(0, str(suite))
-    try:
-        import test_sort_numbers as task  # the task's own lean solution, served by the "provider"
-    finally:
-        sys.path.remove(str(suite))
+    task = sort_numbers_task  # the task's own lean solution, served by the "provider"
     with ScriptedOpenAI([{"solve_with": "bash", "commands": [task.LEAN]}]) as server:
         result = pytester.runpytest_subprocess(
             "-p", "no:cacheprovider", "test_sort_numbers.py",

@@ -1,15 +1,9 @@
 """Trajectory metrics end to end: recorded per trial, scored with agentevals, gating only when asked."""
 
-import shutil
-import sys
-from pathlib import Path
-
 import pytest
 
 from pytest_harnessbench import metrics
 from pytest_harnessbench.store import RunDir
-
-EXAMPLE_SUITE = Path(__file__).resolve().parent.parent / "example_suite"
 
 TASKS = '''
 import pytest
@@ -39,14 +33,8 @@ def by_trial(pytester) -> dict:
     return {(r["task_id"].rsplit("::", 1)[1], r["model"]): r for r in RunDir(pytester.path / "run").latest()}
 
 
-def test_example_suite_lean_and_heavy_take_different_paths(pytester):
-    for name in ("_tasks.py", "conftest.py", "test_sort_numbers.py"):
-        shutil.copy(EXAMPLE_SUITE / name, pytester.path / name)
-    sys.path.insert(0, str(EXAMPLE_SUITE))
-    try:
-        import test_sort_numbers as task
-    finally:
-        sys.path.remove(str(EXAMPLE_SUITE))
+def test_example_suite_lean_and_heavy_take_different_paths(pytester, sort_numbers_task):
+    task = sort_numbers_task
     result = run(pytester, "test_sort_numbers.py", "--models", "oracle:lean,oracle:heavy", "--multipliers", "uncapped")
     result.assert_outcomes(passed=2)
     run_dir = RunDir(pytester.path / "run")
