@@ -291,10 +291,8 @@ class Trial:
         return score
 
     def _document(self) -> dict:
-        """What metrics read of the trajectories, in the shape of trials/*.json, without copying them."""
-        return {"trajectories": [{"instruction": t.instruction, "messages": t.messages, "duration_s": t.duration_s,
-                                  "tool_calls": [vars(c) for c in t.tool_calls], "usage": vars(t.usage)}
-                                 for t in self.trajectories]}
+        """The trajectories as trials/*.json stores them and the metrics read them (messages shared, not copied)."""
+        return {"trajectories": [t.to_dict() for t in self.trajectories]}
 
     def _all_metrics(self, judge: bool) -> tuple[dict, dict]:
         """(metrics, missing): built-in ones, the task's trajectory_match, the judge's, the body's evaluate calls.
@@ -381,7 +379,7 @@ class Trial:
         )
 
     def trajectory_document(self, record: dict) -> dict:
-        return {"record": record, "trajectories": [t.to_dict() for t in self.trajectories]}
+        return {"record": record, **self._document()}
 
     def close(self) -> None:
         try:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 # Why the agent loop ended.
 COMPLETED = "completed"  # the model answered without asking for more tools
@@ -45,4 +45,5 @@ class Trajectory:
     harness: dict = field(default_factory=dict)  # factory, system-prompt and tool-set hashes as the model saw them
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """JSON-ready, sharing the message list rather than deep-copying it (it is only read or dumped)."""
+        return {**vars(self), "tool_calls": [dict(vars(c)) for c in self.tool_calls], "usage": dict(vars(self.usage))}
