@@ -322,8 +322,9 @@ def parse_resume(raw: dict) -> dict:
     resume = Path(raw["resume"])
     if not RunDir(resume).has_results:
         raise ConfigError(f"--hb-resume {resume}: no {RESULTS} there; name the run directory to continue")
-    if raw["out"].strip():
-        raise ConfigError("--hb-resume appends to the run directory it names; drop --hb-out")
+    if raw["out"].strip() and Path(raw["out"].strip()).resolve() != resume.resolve():
+        raise ConfigError(f"--hb-resume {resume} appends to the run directory it names; drop --hb-out "
+                          f"{raw['out'].strip()} (or name the same directory)")
     return {"resume": resume, "resume_retry": retry}
 
 

@@ -52,10 +52,11 @@ def pytest_configure(config: pytest.Config) -> None:
 
     try:
         settings = build(lambda opt: _raw_value(config, opt))
-        bench = open_bench(settings, config.rootpath, handed=getattr(config, "workerinput", {}).get(WORKER_INPUT),
-                           worker=getattr(config, "workerinput", {}).get("workerid"),
+        bench = open_bench(settings, config.rootpath, ini_dir=config.inipath and config.inipath.parent,
+                           handed=getattr(config, "workerinput", {}).get(WORKER_INPUT), worker=getattr(config, "workerinput", {}).get("workerid"),
                            concurrency=getattr(config.option, "numprocesses", None) or 1,
-                           args=list(config.invocation_params.args), preflight=not config.option.collectonly)
+                           args=list(config.invocation_params.args), cwd=config.invocation_params.dir,
+                           preflight=not config.option.collectonly)
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[BENCH] = bench
@@ -82,9 +83,9 @@ def _stop(session: pytest.Session, reason: str) -> None:
 
 
 def _stopped(session: pytest.Session) -> str | None:
-    """Why the session was stopped early (by us, -x, a worker), or None."""
+    """Why the session was stopped early (by us, -x or --maxfail, a worker), or None."""
     dsession = session.config.pluginmanager.get_plugin("dsession")
-    return str(session.shouldstop or (dsession is not None and dsession.shouldstop) or "") or None
+    return str(session.shouldstop or session.shouldfail or (dsession is not None and dsession.shouldstop) or "") or None
 
 
 def _bake_off_configured(config: pytest.Config) -> bool:
@@ -207,8 +208,12 @@ class _XdistHooks:
     def pytest_xdist_node_collection_finished(self, node, ids) -> None:
         if not self.collected:  # every worker collects the same items
             self.collected = True
-            found = (self.bench.key_of(nodeid) for nodeid in ids)
-            self.recorder.expect(key.case for key in filter(None, found))
+            keys = list(filter(None, map(self.bench.key_of, ids)))
+            self.recorder.expect(key.case for key in keys)
+            try:
+                _write_lines(self.recorder.config, self.bench.check_task_ids({key.task_id for key in keys}))
+            except ConfigError:
+                pass  # the workers found it too, and relay it as a usage error
 
     def pytest_configure_node(self, node) -> None:
         node.workerinput[WORKER_INPUT] = self.bench.handover()
@@ -273,15 +278,20 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     if bench.problems:
         raise pytest.UsageError("\n".join(bench.problems))
     trials = [item for item in items if CASE_FIXTURE in getattr(item, "fixturenames", ())]
-    from .trial import TrialKey
-
     for item in trials:  # a trial's identity, computed once
-        item.stash[KEY] = TrialKey.of(item.nodeid, item.callspec.params[CASE_FIXTURE])
+        item.stash[KEY] = bench.key(item.nodeid, item.callspec.params[CASE_FIXTURE])
     if trials:
         try:
             bench.check_backend()
+            notes = bench.check_task_ids({item.stash[KEY].task_id for item in trials})
         except ConfigError as exc:
-            raise pytest.UsageError(str(exc)) from None
+            if bench.worker is None:
+                raise pytest.UsageError(str(exc)) from None
+            _relay_usage_error(session, str(exc))
+            items[:] = []
+            return
+        if bench.worker is None:  # under xdist the controller says it (_XdistHooks)
+            _write_lines(config, notes)
         if not config.option.collectonly:  # LangChain's ~1 s import here, not inside the first trial's timing
             from .agents import harness  # noqa: F401
     if bench.resume is not None:
@@ -290,6 +300,18 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
             done = set(map(id, finished))
             items[:] = [item for item in items if id(item) not in done]
             config.hook.pytest_deselected(items=finished)
+
+
+def _relay_usage_error(session: pytest.Session, message: str) -> None:
+    """From an xdist worker: a usage error as the collection error the controller turns into exit 4."""
+    report = pytest.CollectReport(session.nodeid, "failed", f"{WORKER_USAGE_ERROR}{message}", [])
+    session.ihook.pytest_collectreport(report=report)
+
+
+def _write_lines(config: pytest.Config, lines) -> None:
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    for line in lines if reporter is not None else ():
+        reporter.write_line(line)
 
 
 @pytest.fixture

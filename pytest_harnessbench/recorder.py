@@ -20,9 +20,9 @@ class Recorder:
     """The run directory's writer for one session; ``make_card(finished_at)`` builds the harness card."""
 
     def __init__(self, run_dir: Path, redactor: Redactor, make_card: Callable[[str | None], dict],
-                 previous: list[dict] | None = None):
+                 previous: list[dict] | None = None, store: RunStore | None = None):
         self.run_dir = Path(run_dir)
-        self.store = RunStore(run_dir)
+        self.store = store or RunStore(run_dir)
         self.redactor = redactor
         self.records: list[dict] = list(previous or [])  # every attempt, as in results.jsonl
         self.storage_error: str | None = None

@@ -8,6 +8,8 @@ the records and the run store.
 from __future__ import annotations
 
 import secrets
+import shlex
+import sys
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -23,11 +25,13 @@ from .resources import SpecError
 from .sandbox import make_backend
 from .sandbox.base import EnforcementUnavailable
 from .recorder import Recorder
-from .store import RESULTS, RunDir
-from .trial import AgentSettings, Case, Task, Trial, TrialKey, make_cases, utc_now
+from .store import RESULTS, RunDir, RunDirBusy, RunStore
+from .trial import AgentSettings, Case, SuiteRoot, Task, Trial, TrialKey, make_cases, utc_now
 
 
 STOP_AFTER_BROKEN_SETUPS = 3
+RUN_DIR_FLAGS = ("--hb-out", "--hb-resume")  # options naming the run directory itself
+RUN_DIR_PREFIXES = tuple(f"{flag}=" for flag in RUN_DIR_FLAGS)
 
 
 def new_run_id() -> str:
@@ -62,13 +66,16 @@ class Resume:
 
 def resolve_run_dir(config: Config, rootpath: Path, run_id: str) -> Path:
     """``--hb-out`` (relative to where pytest was started, like every path option) or
-    ``ROOTDIR/.harnessbench/runs/RUN_ID``. Raises ConfigError on a used directory."""
+    ``ROOTDIR/.harnessbench/runs/RUN_ID``."""
     if config.out is None:
         return rootpath / ".harnessbench" / "runs" / run_id
-    run_dir = config.out.resolve()
-    if RunDir(run_dir).has_results:
+    return config.out.resolve()
+
+
+def check_unused(config: Config) -> None:
+    """A new run's ``--hb-out`` must not hold an earlier run. Raises ConfigError."""
+    if config.out is not None and RunDir(config.out).has_results:
         raise ConfigError(f"--hb-out {config.out}: already holds {RESULTS} of an earlier run; choose a new directory")
-    return run_dir
 
 
 #: Settings that define the experiment: a resumed run must keep them, or its records would mix two experiments.
@@ -87,8 +94,66 @@ def check_resumable(settings: Config, card: dict) -> None:
                               f"{shown(now[key])}; resume with the same settings, or start a new run")
 
 
-def open_bench(settings: Config, rootpath: Path, *, handed: dict | None = None, worker: str | None = None,
-               concurrency: int = 1, args: list[str] | None = None, preflight: bool = True) -> Bench:
+def match_task_ids(source: str, there: set[str], here: set[str]) -> str | None:
+    """How an earlier run's task ids (``source``: the option that names it) match the ones collected here.
+
+    Returns a line for a partial match, None for a full one (or nothing to match).
+
+    Raises:
+        ConfigError: none match: a run of another suite, or of this one under other task ids.
+    """
+    if not there or not here:
+        return None
+    matched, new = here & there, here - there
+    if not matched:
+        raise ConfigError(f"{source}: none of its {len(there)} task id(s) match the {len(here)} collected here "
+                          f"(there: {_some(there)}; here: {_some(here)}); run the suite that run was made with")
+    if not new:
+        return None
+    return f"{source}: {len(matched)} of {len(here)} collected task(s) match that run's, {len(new)} new: {_some(new)}"
+
+
+def _some(ids: set[str], shown: int = 2) -> str:
+    first = sorted(ids)[:shown]
+    return ", ".join(first) + (f", ... ({len(ids) - shown} more)" if len(ids) > shown else "")
+
+
+def resume_command(args: list[str], cwd: Path, run_dir: Path) -> str:
+    """The command that finishes an interrupted run: the same arguments, from the same directory, by the same
+    Python, with ``--hb-resume RUN_DIR`` in place of any ``--hb-out`` or earlier ``--hb-resume``."""
+    kept, value_follows = [], False
+    for arg in args:
+        if not value_follows and arg not in RUN_DIR_FLAGS and not arg.startswith(RUN_DIR_PREFIXES):
+            kept.append(arg)
+        value_follows = arg in RUN_DIR_FLAGS and not value_follows
+    command = [sys.executable, "-m", "pytest", *kept, "--hb-resume", str(cwd / run_dir)]
+    return f"cd {shlex.quote(str(cwd))} && {shlex.join(command)}"
+
+
+def own(store: RunStore, named: str, missing_ok: bool = False) -> None:
+    """Hold the run directory's lock for this session's life; only the process that records takes it.
+
+    ``named``: the directory as the user gave it, for the message. With
+    ``missing_ok``, a directory that cannot be created is left to
+    :meth:`Bench.check_backend`, which reports it once trials are sure to run (a
+    session that runs none needs no run directory).
+
+    Raises:
+        ConfigError: another live session holds it, or (without ``missing_ok``) it cannot be created.
+    """
+    try:
+        store.lock()
+    except RunDirBusy as exc:
+        raise ConfigError(f"{named}: {exc}") from None
+    except OSError as exc:
+        if not missing_ok:
+            raise ConfigError(f"cannot create the run directory at {store.path} ({exc.strerror or exc}); "
+                              "choose a writable --hb-out") from None
+
+
+def open_bench(settings: Config, rootpath: Path, *, ini_dir: Path | None = None, handed: dict | None = None,
+               worker: str | None = None, concurrency: int = 1, args: list[str] | None = None,
+               cwd: Path | None = None, preflight: bool = True) -> Bench:
     """The session for this process: a new run, a resumed one, or (on an xdist worker) the controller's.
 
     Raises:
@@ -99,17 +164,23 @@ def open_bench(settings: Config, rootpath: Path, *, handed: dict | None = None, 
     if handed is not None:
         run_id, run_dir = handed["run_id"], Path(handed["run_dir"])
         resume = handed["resume"] and Resume.from_json(handed["resume"])
-    elif settings.resume is not None:
-        earlier = RunDir(settings.resume)
-        check_resumable(settings, earlier.card() or {})
-        run_dir, previous = settings.resume, earlier.records()
-        resume = Resume.load(previous, settings.resume_retry)
-        run_id = resume.run_id
     else:
         run_id = new_run_id()
-        run_dir = resolve_run_dir(settings, rootpath, run_id)
+        run_dir = settings.resume or resolve_run_dir(settings, rootpath, run_id)
+    store = RunStore(run_dir)
+    if handed is None and preflight and (settings.out or settings.resume):
+        flag = "--hb-resume" if settings.resume else "--hb-out"
+        own(store, f"{flag} {settings.resume or settings.out}", missing_ok=True)  # first: the checks below can't race
+    if handed is None and settings.resume is not None:
+        earlier = RunDir(settings.resume)
+        check_resumable(settings, earlier.card() or {})
+        previous = earlier.records()
+        resume = Resume.load(previous, settings.resume_retry)
+        run_id = resume.run_id
+    elif handed is None:
+        check_unused(settings)
     bench = Bench(settings, run_id, run_dir, worker=worker if handed is not None else None, concurrency=concurrency,
-                  args=args, resume=resume, previous=previous)
+                  args=args, cwd=cwd, resume=resume, previous=previous, suite=SuiteRoot(rootpath, ini_dir), store=store)
     if bench.worker is None and preflight:
         bench.preflight()
     return bench
@@ -117,14 +188,16 @@ def open_bench(settings: Config, rootpath: Path, *, handed: dict | None = None, 
 
 class Bench:
     def __init__(self, config: Config, run_id: str, run_dir: Path, *, worker: str | None = None,
-                 concurrency: int = 1, args: list[str] | None = None, resume: Resume | None = None,
-                 previous: list[dict] | None = None):
+                 concurrency: int = 1, args: list[str] | None = None, cwd: Path | None = None,
+                 resume: Resume | None = None, previous: list[dict] | None = None, suite: SuiteRoot | None = None, store: RunStore | None = None):
         self.config = config
+        self.suite = suite or SuiteRoot(Path.cwd())  # what task ids are relative to
         self.run_id = run_id
         self.run_dir = run_dir
         self.worker = worker  # xdist worker id, None in the process that records
         self.concurrency = concurrency
         self.args = args or []
+        self.cwd = cwd or Path.cwd()  # where pytest was started: the args' relative paths start there
         self.started_at = utc_now()
         try:
             self.backend = make_backend(config, run_id)
@@ -146,7 +219,7 @@ class Bench:
         self.resume = resume
         # Secrets (from the environment or given as model parameters) never reach the run directory or LangSmith.
         self.recorder = Recorder(run_dir, Redactor.from_environ().with_params(config.model_params), self._card,
-                                 previous)
+                                 previous, store)
         self.gate_blocks = False
         self._started: Counter = Counter()  # trial id -> attempts started by this process
         self._broken_setups = 0  # trials in a row that could not be provisioned, by a harness error
@@ -165,9 +238,14 @@ class Bench:
     def records_results(self) -> bool:
         return self.worker is None
 
-    def task(self, task_id: str, name: str, marker_kwargs: dict, harbor_task=None) -> Task | None:
+    def task(self, nodeid: str, name: str, marker_kwargs: dict, harbor_task=None) -> Task | None:
         """Parse a task's marker (or take a Harbor task directory) once; a bad one is kept in ``problems``
-        and gives None."""
+        and gives None. ``nodeid``: the test function's, as pytest has it."""
+        try:
+            task_id = self.suite.node_id(nodeid)
+        except SpecError as exc:
+            self.problems.append(str(exc))
+            return None
         if task_id not in self.tasks:
             try:
                 task = Task.from_marker(task_id, name, marker_kwargs) if harbor_task is None else \
@@ -199,6 +277,8 @@ class Bench:
             check_creatable(self.run_dir, "run directory", "choose a writable --hb-out")
         except StateDirError as exc:
             raise ConfigError(str(exc)) from None
+        if self.records_results:
+            own(self.recorder.store, str(self.run_dir))
         try:
             enforcement = self.backend.check()
         except (EnforcementUnavailable, StateDirError) as exc:
@@ -256,7 +336,37 @@ class Bench:
 
     def key_of(self, nodeid: str) -> TrialKey | None:
         """The key of a trial from its node id alone (xdist's controller has no items), or None for other tests."""
-        return TrialKey.find(nodeid, self._case_by_id)
+        try:
+            return TrialKey.find(nodeid, self._case_by_id, self.suite)
+        except SpecError:  # two test files share a task id: the workers report it as a usage error
+            return None
+
+    def earlier_task_ids(self) -> dict[str, set[str]]:
+        """The task ids of every earlier run this session reads trials from, by the option that names it."""
+        sources = {}
+        if self.config.resume is not None:
+            sources[f"--hb-resume {self.config.resume}"] = (self.config.resume, None)
+        if self.config.compare is not None:
+            sources[f"--hb-compare {self.config.compare}"] = (self.config.compare, self.config.gate)
+        for model in self.config.models:
+            if model.kind == "replay":
+                run_dir, _, named = model.argument.partition("::")
+                sources[f"--models {model.text}"] = (Path(run_dir), named or None)
+        return {source: {r["task_id"] for r in RunDir(path).latest() if model in (None, r["model"])}
+                for source, (path, model) in sources.items()}
+
+    def check_task_ids(self, collected: set[str]) -> list[str]:
+        """Lines for earlier runs whose tasks match the collected ones only in part (issue 27).
+
+        Raises:
+            ConfigError: an earlier run none of whose task ids were collected here.
+        """
+        lines = (match_task_ids(source, there, collected) for source, there in self.earlier_task_ids().items())
+        return [line for line in lines if line]
+
+    def key(self, nodeid: str, case: Case) -> TrialKey:
+        """The key of a collected trial (raises SpecError if two test files would share its task id)."""
+        return TrialKey.of(nodeid, case, self.suite)
 
     def crash_record(self, nodeid: str, worker: str, message: str) -> dict | None:
         """The record of a trial whose worker process died under it (``infra/worker_crash``)."""
@@ -306,14 +416,14 @@ class Bench:
         return export_run(self.run_dir, project=self.config.langsmith_project, timeout_s=self.config.langsmith_timeout)
 
     def partial_line(self, interrupted: str | None) -> str | None:
-        """Why this run is incomplete and how to finish it; None when it ran to its end."""
+        """Why this run is incomplete and the command that finishes it; None when it ran to its end."""
         storage_error = self.recorder.storage_error
         reason = storage_error or interrupted
         if reason is None:
             return None
         fix = "free some space, then run" if storage_error else "run"
-        return (f"PARTIAL RUN: {reason}; {len(self.recorder.latest())} trial(s) recorded. To finish it, {fix} "
-                f"the same command with --hb-resume {self.run_dir}")
+        return (f"PARTIAL RUN: {reason}; {len(self.recorder.latest())} trial(s) recorded. To finish it, {fix}: "
+                f"{resume_command(self.args, self.cwd, self.run_dir)}")
 
     def run_gate(self) -> list[str] | None:
         """Gate verdicts as summary lines (and gate.json); None when no gate is configured.
@@ -375,6 +485,7 @@ class Bench:
                             backend=backend_info, concurrency=self.concurrency, plugin_version=__version__,
                             args=self.args)
         card["finished_at"] = finished_at
+        card["suite"] = self.suite.describe()
         if self.resume is not None:
             # Keep the original run's start; list every resumption.
             earlier = RunDir(self.run_dir).card() or {}

@@ -15,6 +15,11 @@ from pathlib import Path
 RESULTS = "results.jsonl"
 CARD = "harness.json"
 TRIALS = "trials"
+LOCK = "session.lock"
+
+
+class RunDirBusy(OSError):
+    """Another live session holds the run directory; the message names its pid and host."""
 
 
 def _dump(path: Path, data: dict) -> None:
@@ -32,6 +37,36 @@ class RunStore:
     def __init__(self, path: Path):
         self.path = Path(path)
         self._results = None
+        self._lock: int | None = None  # the descriptor holding LOCK, while this session owns the directory
+
+    def lock(self) -> None:
+        """Own the run directory for this session's life (creating it): one session writes a run at a time.
+
+        An ``flock`` on ``session.lock``, which dies with its holder (a killed session
+        never locks anyone out) and is not inherited by child processes; the file
+        says who holds it, for the message. xdist workers never take it.
+
+        Raises:
+            RunDirBusy: another live session holds it.
+            OSError: the directory cannot be created.
+        """
+        import fcntl
+        import socket
+
+        if self._lock is not None:
+            return
+        self.path.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _holder(fd)
+            os.close(fd)
+            raise RunDirBusy(f"{self.path} is in use by another session ({holder}); wait for it to end, "
+                             "or choose another run directory") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"pid {os.getpid()} on host {socket.gethostname()}\n".encode())
+        self._lock = fd
 
     def write_card(self, card: dict) -> None:
         self.write_json(CARD, card)
@@ -63,6 +98,21 @@ class RunStore:
         if self._results is not None:
             self._results.close()
             self._results = None
+        if self._lock is not None:
+            os.close(self._lock)  # releases the flock; the file stays (removing it would race a new holder)
+            self._lock = None
+
+
+def _holder(fd: int, attempts: int = 20) -> str:
+    """Who holds a lock file, as its holder wrote it (a holder that just took it may not have written yet)."""
+    import time
+
+    for _ in range(attempts):
+        text = os.pread(fd, 200, 0).decode(errors="replace").strip()
+        if text:
+            return text
+        time.sleep(0.01)
+    return "its pid and host not yet written"
 
 
 def trajectory_key(record: dict) -> str:

@@ -8,11 +8,13 @@ it (before teardown, while the sandbox's kernel counters are still readable).
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from functools import cached_property
+from pathlib import Path
 from datetime import datetime, timezone
 
 from . import harbor, metrics
@@ -26,6 +28,7 @@ from .stats import METRIC_OUTCOMES
 from .sandbox.base import Backend, Evidence, Sandbox, SandboxError
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._@#=+-]+")
+_DROPPED = re.compile(r"(?:[^\w]|[\x00-\x7f])+")  # within an unsafe run: all but non-ASCII letters and digits
 MARKER_KEYS = frozenset({"cpus", "memory", "timeout", "pids", "image", "network", "solutions",
                          "reference_tools", "match_mode", "gate_on"})
 
@@ -144,6 +147,57 @@ def make_cases(models, multipliers, samples: int) -> list[Case]:
     return [Case(model, mult, k) for model in models for mult in multipliers for k in range(1, samples + 1)]
 
 
+class SuiteRoot:
+    """Where task ids start: the same suite gives the same ids from any working directory (issue 27).
+
+    pytest's node ids are relative to its rootdir, which moves with the working
+    directory and with every existing path on the command line (an option's value
+    written after a space, ``--hb-resume /tmp/runs/r1``, counts too). Task ids are
+    relative to the suite's own root instead: the ini file's directory when the
+    test file lies under it, else the file's package root (the directory above
+    its outermost package, as pytest's default import mode finds it; for a Harbor
+    ``task.toml``, the directory above its task directory).
+    """
+
+    def __init__(self, rootdir: Path, ini_dir: Path | None = None):
+        self.rootdir = Path(rootdir)
+        self.ini_dir = None if ini_dir is None else Path(ini_dir)
+        self._ids: dict[str, str] = {}  # node id's file part -> its path from the suite's root
+        self._files: dict[str, Path] = {}  # that path -> the file it came from: two files may not share one
+
+    def describe(self) -> dict:
+        """For the harness card: what the task ids are relative to."""
+        return {"ini_dir": self.ini_dir and str(self.ini_dir),
+                "task_ids": "relative to ini_dir, else to each test file's package root"}
+
+    def node_id(self, nodeid: str) -> str:
+        """A pytest node id with its file part relative to the suite's root instead of the rootdir.
+
+        Raises:
+            SpecError: two test files give the same path (same names in directories without __init__.py).
+        """
+        file_part, sep, rest = nodeid.partition("::")
+        if file_part not in self._ids:
+            path = Path(os.path.normpath(self.rootdir / file_part))
+            suite_path = path.relative_to(self._anchor(path)).as_posix()
+            other = self._files.setdefault(suite_path, path)
+            if other != path:
+                raise SpecError(f"{other} and {path} would share the task id {suite_path}: add a pytest.ini (or "
+                                "[tool.pytest.ini_options]) at the suite's root, or an __init__.py to each directory")
+            self._ids[file_part] = suite_path
+        return self._ids[file_part] + sep + rest
+
+    def _anchor(self, path: Path) -> Path:
+        if self.ini_dir is not None and path.is_relative_to(self.ini_dir):
+            return self.ini_dir
+        if path.name == harbor.CONFIG:
+            return path.parent.parent
+        directory = path.parent
+        while (directory / "__init__.py").is_file() and directory != directory.parent:
+            directory = directory.parent
+        return directory
+
+
 @dataclass(frozen=True)
 class TrialKey:
     """Who a trial is: its task and case. Computed once per pytest item (kept in ``item.stash``).
@@ -158,24 +212,25 @@ class TrialKey:
     case: Case
 
     @classmethod
-    def of(cls, nodeid: str, case: Case) -> TrialKey:
+    def of(cls, nodeid: str, case: Case, suite: SuiteRoot) -> TrialKey:
         """The one reader of trial node ids: ``path::name[params]``, our case id among the params.
 
-        pytest joins parametrization ids with ``-``: the user's own stay, ours is cut out.
+        The path is made relative to the suite's root (see :class:`SuiteRoot`). pytest
+        joins parametrization ids with ``-``: the user's own stay, ours is cut out.
         """
-        function_id, _, params = nodeid.partition("[")
+        function_id, _, params = suite.node_id(nodeid).partition("[")
         own_ids = params.removesuffix("]").replace(case.id, "", 1).strip("-")
         return cls(function_id, f"{function_id}[{own_ids}]" if own_ids else function_id, case)
 
     @classmethod
-    def find(cls, nodeid: str, cases: Mapping[str, Case]) -> TrialKey | None:
+    def find(cls, nodeid: str, cases: Mapping[str, Case], suite: SuiteRoot) -> TrialKey | None:
         """The key of a node id whose parameters hold one of ``cases`` (by case id); None for other tests."""
         params = nodeid.partition("[")[2].removesuffix("]")
         # pytest joins parametrization ids with "-": ours is the whole id, or a run at its start or end.
         cuts = [params] + [params[i + 1:] for i, c in enumerate(params) if c == "-"] + \
                [params[:i] for i, c in enumerate(params) if c == "-"]
         case = next((cases[cut] for cut in cuts if cut in cases), None)
-        return None if case is None else cls.of(nodeid, case)
+        return None if case is None else cls.of(nodeid, case, suite)
 
     @property
     def name(self) -> str:
@@ -183,9 +238,18 @@ class TrialKey:
 
     @cached_property
     def trial_id(self) -> str:
-        """Readable, filename-safe and stable across runs (resume matches on it)."""
+        """Readable, filename-safe and stable across runs (resume matches on it).
+
+        Letters and digits beyond ASCII are kept; other characters outside the safe
+        set become ``_``. Where that drops a non-ASCII character, a digest of the
+        case id follows, so that models differing only there never share a file.
+        """
+        readable = f"{self.name}[{self.case.id}]"
+        safe = _UNSAFE.sub(lambda run: _DROPPED.sub("_", run.group()), readable)
         digest = hashlib.sha1(self.task_id.encode()).hexdigest()[:6]
-        return _UNSAFE.sub("_", f"{self.name}[{self.case.id}]") + f"-{digest}"
+        if sum(not c.isascii() for c in safe) < sum(not c.isascii() for c in readable):
+            digest += "-" + hashlib.sha1(self.case.id.encode()).hexdigest()[:6]
+        return f"{safe}-{digest}"
 
 
 class Trial:
