@@ -32,8 +32,18 @@ def state_root() -> Path:
     """``<TMPDIR>/harnessbench-<uid>``: per user, so one user's directory never blocks another's.
 
     Raises:
-        StateDirError: no usable temporary directory at all (Python tries TMPDIR, then /tmp and others).
+        StateDirError: TMPDIR is set but unusable (Python's ``tempfile`` would silently
+            fall back to /tmp, and state would land where the user did not put it), or
+            no usable temporary directory at all.
     """
+    tmpdir = os.environ.get("TMPDIR")
+    if tmpdir:
+        try:
+            with tempfile.TemporaryFile(dir=tmpdir):
+                pass
+        except OSError as exc:
+            raise StateDirError(f"TMPDIR={tmpdir} cannot hold files ({exc.strerror or exc}); "
+                                "set TMPDIR to a writable directory with free space") from None
     try:
         return Path(tempfile.gettempdir()) / f"harnessbench-{os.getuid()}"
     except FileNotFoundError as exc:
