@@ -179,11 +179,25 @@ def open_bench(settings: Config, rootpath: Path, *, ini_dir: Path | None = None,
         run_id = resume.run_id
     elif handed is None:
         check_unused(settings)
-    bench = Bench(settings, run_id, run_dir, worker=worker if handed is not None else None, concurrency=concurrency,
-                  args=args, cwd=cwd, resume=resume, previous=previous, suite=SuiteRoot(rootpath, ini_dir), store=store)
-    if bench.worker is None and preflight:
-        bench.preflight()
+    problems = preflight_problems(settings) if handed is None and preflight else []
+    try:
+        bench = Bench(settings, run_id, run_dir, worker=worker if handed is not None else None,
+                      concurrency=concurrency, args=args, cwd=cwd, resume=resume, previous=previous,
+                      suite=SuiteRoot(rootpath, ini_dir), store=store)
+    except ConfigError as exc:  # e.g. the backend's refusal: said together with the models' problems
+        raise ConfigError("\n".join([str(exc), *problems])) from None
+    if problems:
+        raise ConfigError("\n".join(problems))
     return bench
+
+
+def preflight_problems(settings: Config) -> list[str]:
+    """Every problem of every provider model (and the judge) before any trial starts, all at once."""
+    from .agents.providers import preflight
+
+    models = (*settings.models, *filter(None, [settings.judge]))
+    return [problem for model in models
+            for problem in preflight(model, settings.model_params, call=settings.preflight_call)]
 
 
 class Bench:
@@ -223,16 +237,6 @@ class Bench:
         self.gate_blocks = False
         self._started: Counter = Counter()  # trial id -> attempts started by this process
         self._broken_setups = 0  # trials in a row that could not be provisioned, by a harness error
-
-    def preflight(self) -> None:
-        """Provider models must be ready before any trial starts. Raises ConfigError."""
-        from .agents.providers import ModelSpecError, preflight
-
-        for model in (*self.config.models, *filter(None, [self.config.judge])):
-            try:
-                preflight(model, self.config.model_params, call=self.config.preflight_call)
-            except ModelSpecError as exc:
-                raise ConfigError(str(exc)) from None
 
     @property
     def records_results(self) -> bool:

@@ -191,37 +191,37 @@ def make_judge_model(ref: ModelRef, params: dict[str, dict], timeout_s: float = 
     return init_chat_model(ref.argument, **provider_kwargs(ref, params, timeout_s, own_retries=False))
 
 
-def preflight(ref: ModelRef, params: dict[str, dict], call: bool = False) -> None:
-    """Check a provider model can run before any trial starts.
+def preflight(ref: ModelRef, params: dict[str, dict], call: bool = False) -> list[str]:
+    """Every reason a provider model cannot run yet, one line each naming the model and the fix (none: ready).
 
     The provider's package must import and its key must be set (or given as
-    ``api_key``); with ``call``, one tiny request must succeed.
-
-    Raises:
-        ModelSpecError: one line naming the model and the fix.
+    ``api_key``); with ``call``, one tiny request must succeed. All of them at
+    once: a user should not need one run per missing piece.
     """
     if ref.kind != "provider":
-        return
+        return []
+    problems = []
     kwargs = provider_kwargs(ref, params, 30.0, own_retries=False)
     keys = CREDENTIALS.get(ref.provider, ())
     if keys and "api_key" not in kwargs and not any(os.environ.get(k) for k in keys):
-        raise ModelSpecError(f"model {ref.text}: no credential: set {' or '.join(keys)} "
-                             f"(or --hb-model-param {ref.text}:api_key=...)")
+        problems.append(f"model {ref.text}: no credential: set {' or '.join(keys)} "
+                        f"(or --hb-model-param {ref.text}:api_key=...)")
     try:
         from langchain.chat_models import init_chat_model
 
         model = init_chat_model(ref.argument, **kwargs)
     except ImportError as exc:
-        raise ModelSpecError(f"model {ref.text}: its LangChain integration is not installed ({exc}); "
-                             f"pip install langchain-{ref.provider.replace('_', '-')}") from None
-    except Exception as exc:  # unknown provider, bad parameter
-        raise ModelSpecError(f"model {ref.text}: cannot be built: {type(exc).__name__}: {exc}") from None
-    if call:
+        return problems + [f"model {ref.text}: its LangChain integration is not installed ({exc}); "
+                           f"pip install langchain-{ref.provider.replace('_', '-')}"]
+    except Exception as exc:  # unknown provider, bad parameter (or the missing key, already said)
+        return problems or [f"model {ref.text}: cannot be built: {type(exc).__name__}: {exc}"]
+    if call and not problems:
         try:
             model.invoke("Reply with the single word OK.")
         except Exception as exc:
-            raise ModelSpecError(f"model {ref.text}: the preflight request failed: {fault_text(exc)}; "
-                                 "check the key, the model name and the base_url") from None
+            problems.append(f"model {ref.text}: the preflight request failed: {fault_text(exc)}; "
+                            "check the key, the model name and the base_url")
+    return problems
 
 
 def fault_text(exc: BaseException) -> str:
