@@ -19,7 +19,7 @@ from pathlib import Path
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m pytest_harnessbench",
+    parser = argparse.ArgumentParser(prog="harnessbench",
                                      description="pytest-harnessbench utilities")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     upload = commands.add_parser(
@@ -40,7 +40,7 @@ def _parser() -> argparse.ArgumentParser:
     calibrate = commands.add_parser("calibrate", help="recommend the kill threshold from a run's multiplier sweep",
                                     description="Per model, the smallest multiplier whose infra rate is significantly "
                                                 "below 1x's while the pass rate excluding infra stays within noise; "
-                                                "per task, the memory headroom 95%%/99%% of trials needed. Writes "
+                                                "per task, the memory headroom 95%/99% of trials needed. Writes "
                                                 "calibration.json to RUN_DIR.")
     calibrate.add_argument("run_dir", metavar="RUN_DIR", type=Path, help="the run directory (--hb-out)")
     calibrate.add_argument("-v", "--verbose", action="store_true", help="also list every task's headroom")

@@ -3,6 +3,8 @@
 import re
 from pathlib import Path
 
+import pytest
+
 from pytest_harnessbench.calibrate import calibrate, lines, recommend
 
 MIB = 1024**2
@@ -84,3 +86,16 @@ def test_infra_that_falls_only_where_the_score_moves_is_no_band():
 def test_a_sweep_without_1x_cannot_decide():
     rec = recommend([record("t", "3x", "passed", 10), record("t", "uncapped", "passed", 10)], "oracle:heavy")
     assert rec.status == "cannot_decide" and "needs trials at 1x" in rec.reason
+
+
+def test_the_command_line_help_names_the_installed_command_and_prints_percent_signs(capsys):
+    """Issue 21: `harnessbench --help` said `usage: python -m pytest_harnessbench`, calibrate's help `95%%`."""
+    from pytest_harnessbench.__main__ import main
+
+    for argv in (["--help"], ["calibrate", "--help"]):
+        with pytest.raises(SystemExit) as done:
+            main(argv)
+        assert done.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: harnessbench ") and "usage: harnessbench calibrate " in out
+    assert "95%/99%" in " ".join(out.split()) and "%%" not in out
