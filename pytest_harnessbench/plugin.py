@@ -120,6 +120,7 @@ class _RecorderHooks:
         self.session: pytest.Session | None = None
         self.export = None
         self.other_failures = 0  # failures of tests that are not trials: a gate never hides them
+        self.subset_line = _subset_line(config)
 
     def expect(self, cases) -> None:
         self.progress.expect((case.model.text, case.multiplier.label) for case in cases)
@@ -183,7 +184,7 @@ class _RecorderHooks:
                            gate_lines=self.gate_lines or (), superseded=bench.recorder.earlier_attempts(),
                            verbose=self.config.option.verbose > 0):
             terminalreporter.write_line(line)
-        for line in [*(self.calibration_lines or ()), *filter(None, [self.report_line])]:
+        for line in [*(self.calibration_lines or ()), *filter(None, [self.report_line, self.subset_line])]:
             terminalreporter.write_line(line)
         if self.export is not None:
             terminalreporter.write_line(self.export.summary())
@@ -194,6 +195,15 @@ class _RecorderHooks:
 
             for line in infra_lines(self.final):
                 terminalreporter.write_line(line)
+
+
+def _subset_line(config: pytest.Config) -> str | None:
+    """``--lf`` with failures on record runs only those (under xdist too: the workers read the same cache)."""
+    cache = getattr(config, "cache", None)
+    if not config.getoption("lf", False) or cache is None or not cache.get("cache/lastfailed", {}):
+        return None
+    return ("subset: --lf ran only the tests that failed last time; the table covers those trials, "
+            "not the whole bake-off")
 
 
 class _XdistHooks:

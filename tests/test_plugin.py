@@ -627,3 +627,24 @@ def test_sigkill_of_the_session_leaves_no_sandbox_process_behind(pytester, xdist
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_a_last_failed_rerun_says_its_table_covers_a_subset(pytester):
+    """Issue 21: an --lf rerun's table looked like the whole bake-off's."""
+    pytester.makepyfile(test_two='''
+import pytest
+
+@pytest.mark.parametrize("n", range(2))
+@pytest.mark.task(memory="64Mi", solutions="test $(cat n.txt) = 1 && echo ok > out.txt")
+def test_step(trial, n):
+    trial.sandbox.write_file("n.txt", str(n))
+    trial.run_agent("Write ok.")
+    assert trial.sandbox.read_file("out.txt").strip() == "ok"
+''')
+    first = pytester.runpytest_subprocess("--models", "oracle", "--hb-out", "r1")
+    first.assert_outcomes(passed=1, failed=1)
+    rerun = pytester.runpytest_subprocess("--models", "oracle", "--hb-out", "r2", "--lf")
+    rerun.assert_outcomes(failed=1)
+    subset = "subset: --lf ran only the tests that failed last time; the table covers those trials, not the whole*"
+    rerun.stdout.fnmatch_lines([subset])
+    assert "subset:" not in first.stdout.str()
