@@ -8,6 +8,9 @@ import sys
 
 import pytest
 
+from pytest_harnessbench.config import ConfigError
+from pytest_harnessbench.session import match_task_ids
+
 STEPS = '''
 import pytest
 
@@ -68,6 +71,27 @@ def test_a_resume_against_a_run_of_another_suite_is_refused(pytester, workers):
             "(there: test_alpha.py::test_alpha[0], test_alpha.py::test_alpha[1]; "
             "here: test_beta.py::test_beta[0], test_beta.py::test_beta[1])") in refused.stderr.str()
     assert len(records(pytester.path / "r1")) == 2  # nothing ran
+
+
+@pytest.mark.parametrize("args, source", [(["--hb-gate", "oracle", "--hb-compare", "r1"], "--hb-compare r1"),
+                                          (["--models", "replay:r1"], "--models replay:r1")])
+def test_a_compare_or_replay_against_a_run_of_another_suite_is_refused(pytester, args, source):
+    suite(pytester, "a", name="alpha")
+    suite(pytester, "b", name="beta")
+    hb(pytester, "a", "--hb-out", "r1")
+    refused = hb(pytester, "b", "--hb-out", "r2", *args)
+    assert refused.ret == pytest.ExitCode.USAGE_ERROR
+    refused.stderr.fnmatch_lines([f"ERROR: {source}: none of its 2 task id(s) match the 2 collected here*"])
+
+
+def test_match_task_ids_names_both_sides_or_the_new_ones():
+    assert match_task_ids("--hb-resume r", {"a", "b"}, {"a", "b"}) is None
+    assert match_task_ids("--hb-resume r", set(), {"a"}) is None  # nothing recorded yet: nothing to match
+    assert match_task_ids("--hb-resume r", {"a", "b"}, {"a", "c", "d", "e"}) == \
+        "--hb-resume r: 1 of 4 collected task(s) match that run's, 3 new: c, d, ... (1 more)"
+    with pytest.raises(ConfigError, match=r"^--hb-compare r: none of its 1 task id\(s\) match the 1 collected here "
+                                          r"\(there: a; here: z\)"):
+        match_task_ids("--hb-compare r", {"a"}, {"z"})
 
 
 def test_a_partial_match_is_reported_and_the_new_tasks_run(pytester):
