@@ -52,8 +52,9 @@ def pytest_configure(config: pytest.Config) -> None:
 
     try:
         settings = build(lambda opt: _raw_value(config, opt))
+        workerinput = getattr(config, "workerinput", {})
         bench = open_bench(settings, config.rootpath, ini_dir=config.inipath and config.inipath.parent,
-                           handed=getattr(config, "workerinput", {}).get(WORKER_INPUT), worker=getattr(config, "workerinput", {}).get("workerid"),
+                           handed=workerinput.get(WORKER_INPUT), worker=workerinput.get("workerid"),
                            concurrency=getattr(config.option, "numprocesses", None) or 1,
                            args=list(config.invocation_params.args), cwd=config.invocation_params.dir,
                            preflight=not config.option.collectonly)

@@ -203,7 +203,8 @@ def preflight_problems(settings: Config) -> list[str]:
 class Bench:
     def __init__(self, config: Config, run_id: str, run_dir: Path, *, worker: str | None = None,
                  concurrency: int = 1, args: list[str] | None = None, cwd: Path | None = None,
-                 resume: Resume | None = None, previous: list[dict] | None = None, suite: SuiteRoot | None = None, store: RunStore | None = None):
+                 resume: Resume | None = None, previous: list[dict] | None = None, suite: SuiteRoot | None = None,
+                 store: RunStore | None = None):
         self.config = config
         self.suite = suite or SuiteRoot(Path.cwd())  # what task ids are relative to
         self.run_id = run_id
@@ -369,7 +370,7 @@ class Bench:
         return [line for line in lines if line]
 
     def key(self, nodeid: str, case: Case) -> TrialKey:
-        """The key of a collected trial (raises SpecError if two test files would share its task id)."""
+        """The key of a collected trial (its task, parsed by :meth:`task`, already has its id)."""
         return TrialKey.of(nodeid, case, self.suite)
 
     def crash_record(self, nodeid: str, worker: str, message: str) -> dict | None:
