@@ -245,8 +245,10 @@ class TrialKey:
         case id follows, so that models differing only there never share a file.
         """
         readable = f"{self.name}[{self.case.id}]"
-        safe = _UNSAFE.sub(lambda run: _DROPPED.sub("_", run.group()), readable)
         digest = hashlib.sha1(self.task_id.encode()).hexdigest()[:6]
+        if readable.isascii():  # the common case, and the ids of runs made before non-ASCII was kept
+            return f"{_UNSAFE.sub('_', readable)}-{digest}"
+        safe = _UNSAFE.sub(lambda run: _DROPPED.sub("_", run.group()), readable)
         if sum(not c.isascii() for c in safe) < sum(not c.isascii() for c in readable):
             digest += "-" + hashlib.sha1(self.case.id.encode()).hexdigest()[:6]
         return f"{safe}-{digest}"
