@@ -221,6 +221,11 @@ class _XdistHooks:
             self.collected = True
             keys = list(filter(None, map(self.bench.key_of, ids)))
             self.recorder.expect(key.case for key in keys)
+            if keys:
+                try:  # before anything is scheduled; a UsageError here still tears the workers down
+                    self.bench.own_run_dir()
+                except ConfigError as exc:
+                    raise pytest.UsageError(str(exc)) from None
             try:
                 _write_lines(self.recorder.config, self.bench.check_task_ids({key.task_id for key in keys}))
             except ConfigError:

@@ -130,25 +130,21 @@ def resume_command(args: list[str], cwd: Path, run_dir: Path) -> str:
     return f"cd {shlex.quote(str(cwd))} && {shlex.join(command)}"
 
 
-def own(store: RunStore, named: str, missing_ok: bool = False) -> None:
-    """Hold the run directory's lock for this session's life; only the process that records takes it.
+def own(store: RunStore, named: str) -> None:
+    """Hold the run directory's lock (creating the directory) for this session's life.
 
-    ``named``: the directory as the user gave it, for the message. With
-    ``missing_ok``, a directory that cannot be created is left to
-    :meth:`Bench.check_backend`, which reports it once trials are sure to run (a
-    session that runs none needs no run directory).
+    Only the process that records takes it. ``named``: the directory as the user gave it, for the message.
 
     Raises:
-        ConfigError: another live session holds it, or (without ``missing_ok``) it cannot be created.
+        ConfigError: another live session holds it, or it cannot be created.
     """
     try:
         store.lock()
     except RunDirBusy as exc:
         raise ConfigError(f"{named}: {exc}") from None
     except OSError as exc:
-        if not missing_ok:
-            raise ConfigError(f"cannot create the run directory at {store.path} ({exc.strerror or exc}); "
-                              "choose a writable --hb-out") from None
+        raise ConfigError(f"cannot create the run directory at {store.path} ({exc.strerror or exc}); "
+                          "choose a writable --hb-out") from None
 
 
 def open_bench(settings: Config, rootpath: Path, *, ini_dir: Path | None = None, handed: dict | None = None,
@@ -168,9 +164,10 @@ def open_bench(settings: Config, rootpath: Path, *, ini_dir: Path | None = None,
         run_id = new_run_id()
         run_dir = settings.resume or resolve_run_dir(settings, rootpath, run_id)
     store = RunStore(run_dir)
-    if handed is None and preflight and (settings.out or settings.resume):
-        flag = "--hb-resume" if settings.resume else "--hb-out"
-        own(store, f"{flag} {settings.resume or settings.out}", missing_ok=True)  # first: the checks below can't race
+    if handed is None and preflight and Path(run_dir).is_dir():
+        # A busy directory is refused at once; a new one is created and locked once trials are sure to run
+        # (Bench.own_run_dir): a session that runs none leaves nothing behind.
+        own(store, _named(settings, run_dir))
     if handed is None and settings.resume is not None:
         earlier = RunDir(settings.resume)
         check_resumable(settings, earlier.card() or {})
@@ -189,6 +186,13 @@ def open_bench(settings: Config, rootpath: Path, *, ini_dir: Path | None = None,
     if problems:
         raise ConfigError("\n".join(problems))
     return bench
+
+
+def _named(settings: Config, run_dir: Path) -> str:
+    """The run directory as the user named it, for messages."""
+    if settings.resume or settings.out:
+        return f"--hb-resume {settings.resume}" if settings.resume else f"--hb-out {settings.out}"
+    return f"run directory {run_dir}"
 
 
 def preflight_problems(settings: Config) -> list[str]:
@@ -282,8 +286,7 @@ class Bench:
             check_creatable(self.run_dir, "run directory", "choose a writable --hb-out")
         except StateDirError as exc:
             raise ConfigError(str(exc)) from None
-        if self.records_results:
-            own(self.recorder.store, str(self.run_dir))
+        self.own_run_dir()
         try:
             enforcement = self.backend.check()
         except (EnforcementUnavailable, StateDirError) as exc:
@@ -292,6 +295,17 @@ class Bench:
             self._reaped = True
             self.backend.reap()  # what sessions that died left behind
         return enforcement
+
+    def own_run_dir(self) -> None:
+        """In the process that records: lock the run directory (creating it), then check it holds no other run.
+
+        Raises:
+            ConfigError: another live session holds it, or another run finished there since this one started.
+        """
+        if self.records_results:
+            own(self.recorder.store, _named(self.config, self.run_dir))
+            if self.resume is None:
+                check_unused(self.config)
 
     def reap(self) -> int:
         """``--hb-reap``: remove the sandboxes that sessions which died left behind; returns how many."""
