@@ -75,8 +75,8 @@ OPTIONS = (
     Option("prices", "--hb-prices", "hb_prices", "",
            "JSON price table for cost estimates: {MODEL: {input_per_1m: USD, output_per_1m: USD}}"),
     Option("allow_host_exec", "--hb-allow-host-exec", "hb_allow_host_exec", "false",
-           "let provider models run commands on this host with the local backend when the filesystem cannot be "
-           "isolated (no bubblewrap)", flag_only=True),
+           "let provider and replay models run commands unconfined on this host with the local backend when they "
+           "cannot be confined (no bubblewrap or user namespaces)", flag_only=True),
     Option("capacity", "--hb-capacity", "hb_capacity", "",
            "admission control: host capacity shared by concurrent trials, e.g. cpus=2,memory=20Gi (default: this machine)"),
     Option("progress", "--hb-progress", "hb_progress", "30",

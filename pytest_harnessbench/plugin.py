@@ -186,6 +186,8 @@ class _RecorderHooks:
             terminalreporter.write_line(line)
         if self.export is not None:
             terminalreporter.write_line(self.export.summary())
+        for line in bench.backend.warnings():
+            terminalreporter.write_line(line, red=True, bold=True)
         if self.partial_line:
             terminalreporter.write_line(self.partial_line, yellow=True, bold=True)
         if terminalreporter.hasopt("f"):  # listed wherever pytest lists failures (-rf, -ra, the default)
