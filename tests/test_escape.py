@@ -59,6 +59,9 @@ def _backend(name: str):
         reason = confine.unavailable_reason()
         if reason:
             pytest.skip(f"commands cannot be confined here: {reason}")
+        if os.geteuid() != 0 and not Path("/sys/fs/cgroup/cgroup.controllers").exists():
+            # A normal user on cgroup v1 has no delegated group: such a user runs with rlimit enforcement.
+            return LocalBackend(run_id, enforcement="rlimit", confined=True)
         return LocalBackend(run_id, confined=True)
     reason = _docker_unavailable()
     if reason:
@@ -215,6 +218,8 @@ def test_cannot_raise_its_own_limits(box):
 
 
 def test_a_fork_bomb_is_contained(box):
+    if box.enforcement == "rlimit":
+        pytest.skip("rlimit enforcement has no pids limit: a fork bomb is bounded only by the command's timeout")
     result = box.exec("bomb() { bomb | bomb & }; bomb; sleep 3", timeout=20)
     assert result.duration_s < 20 + 10  # the call came back: the bomb neither hung the command nor the host
     assert box.exec("echo alive").stdout.strip() == "alive"
@@ -294,3 +299,70 @@ def test_file_tools_refuse_links_fifos_and_paths_out(tmp_path):
     finally:
         box.close()
         backend.close()
+
+
+# --- the same suite as a normal user -------------------------------------------------------------------------
+
+USER_ID = 1000
+
+
+def _expose(paths: list[Path]) -> str:
+    """Shell lines that make each path below a parent others cannot enter (pyenv's /root/.pyenv) reachable.
+
+    The parent becomes an empty tmpfs holding only the children needed. Run in a mount namespace of the
+    test's own: the host's mounts are untouched.
+    """
+    hidden: dict[Path, set[str]] = {}
+    for path in paths:
+        for parent in reversed(path.parents):
+            if parent != Path("/") and not parent.stat().st_mode & 0o001:
+                hidden.setdefault(parent, set()).add(path.relative_to(parent).parts[0])
+                break
+    lines = []
+    for parent, children in hidden.items():
+        lines.append(f"mkdir -p /mnt/hidden{parent} && mount --bind {parent} /mnt/hidden{parent} && "
+                     f"mount -t tmpfs -o mode=0755 tmpfs {parent}")
+        lines += [f"mkdir -p {parent}/{child} && mount --bind /mnt/hidden{parent}/{child} {parent}/{child}"
+                  for child in sorted(children)]
+    return "\n".join(lines)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="switching to a normal user needs root")
+def test_the_suite_holds_as_a_normal_user():
+    """The local and docker cases again as uid 1000 (in the docker group), from a pytest of that user.
+
+    As a normal user on this cgroup v1 host the local backend runs with rlimit enforcement (nothing is
+    delegated); the cgroup v2 guest (tests/test_cgroup_v2_guest.py) runs the local cases as a delegated user.
+    """
+    import grp
+    import sys
+
+    repo = Path(__file__).resolve().parent.parent
+    try:
+        groups = f"--groups={grp.getgrnam('docker').gr_gid}"
+    except KeyError:
+        groups = "--clear-groups"
+    home = Path(tempfile.mkdtemp(prefix="hb-user-", dir="/tmp"))  # pytest keeps its own tmp dirs 0700
+    os.chown(home, USER_ID, USER_ID)
+    script = home / "as-user.sh"
+    script.write_text(f"""set -e
+mount --make-rprivate /
+{_expose([Path(sys.executable), Path(sys.prefix), Path(sys.base_prefix), repo])}
+cd {repo}
+exec setpriv --reuid={USER_ID} --regid={USER_ID} {groups} env -u PYTEST_XDIST_WORKER TMPDIR={home} HOME={home} \\
+    PYTHONPATH={repo} {sys.executable} -m pytest -p no:cacheprovider -p no:xdist -q -rA --junitxml={home}/junit.xml \\
+    tests/test_escape.py -k "(local or docker or file_tools) and not normal_user"
+""")
+    try:
+        result = subprocess.run(["unshare", "-m", "sh", str(script)], capture_output=True, text=True, timeout=600)
+        junit = (home / "junit.xml").read_text() if (home / "junit.xml").exists() else "<testsuite/>"
+    finally:
+        shutil.rmtree(home)
+    tail = (result.stdout + result.stderr)[-4000:]
+    assert result.returncode == 0, tail
+    import xml.etree.ElementTree as ET
+
+    cases = {case.get("name"): [child.tag for child in case] for case in ET.fromstring(junit).iter("testcase")}
+    passed = {name for name, children in cases.items() if not children}
+    assert {f"test_cannot_read_a_host_process_environment[{b}]" for b in BACKENDS} <= passed, tail
+    assert len(passed) >= 2 * 8 + 2 - 1, tail  # every case but the fork bomb under rlimit
