@@ -1,4 +1,4 @@
-"""The pure parsing of benchmarks/bench_harbor.py (the benchmark itself runs Harbor by hand, not in CI)."""
+"""The pure parsing of benchmarks/bench_harbor.py and scripts/harbor_offline.py (both run by hand, not in CI)."""
 
 import tomllib
 
@@ -48,3 +48,11 @@ def test_agreement_counts_passes_and_the_ratio_is_of_medians():
     other = Row("u", "oracle", harbor=[Trial(None, 13.0, "error: RuntimeError")], ours=[Trial({}, 3.0, "passed")])
     assert not other.agree
     assert ratio_summary([row, other]) == {"harbor_median_s": 14.0, "ours_median_s": 2.0, "ratio": 7.0}
+
+
+def test_offline_preparation_points_every_from_line_at_the_offline_image():
+    from scripts.harbor_offline import point_from_lines_at
+
+    dockerfile = "FROM ubuntu:24.04\nRUN apt-get update\nfrom --platform=linux/amd64 python:3.13-slim AS build\nWORKDIR /app\n"
+    assert point_from_lines_at(dockerfile, "offline:1") == \
+        "FROM offline:1\nRUN apt-get update\nfrom offline:1 AS build\nWORKDIR /app\n"
