@@ -328,7 +328,7 @@ def _verdicts(trials: list[Trial]) -> str:
 
 
 def table(rows: list[Row]) -> list[str]:
-    header = ("task", "agent", "harbor verdict", "ours verdict", "harbor s", "ours s", "ratio", "agree")
+    header = ("task", "agent", "harbor verdict", "ours verdict", "harbor s", "ours s", "harbor/ours", "agree")
     body = []
     for row in rows:
         h, o = row.median_seconds("harbor"), row.median_seconds("ours")
@@ -376,7 +376,7 @@ def main() -> int:
     ratio = summary["ratio"]
     print(f"verdicts agree on {agreed} of {len(rows)} (task, agent) pairs; median trial: harbor "
           f"{_seconds(summary['harbor_median_s'])} s, ours {_seconds(summary['ours_median_s'])} s, "
-          f"ratio {'-' if ratio is None else f'{ratio:.1f}'}")
+          f"harbor/ours {'-' if ratio is None else f'{ratio:.1f}'}")
     output = run_dir / "bench_harbor.json"
     output.write_text(json.dumps({"harbor_version": HARBOR_VERSION, "dataset": str(args.dataset),
                                   "agents": agents, "samples": args.samples, "summary": summary,
