@@ -76,6 +76,7 @@ class Trial:
     seconds: float | None
     verdict: str  # "passed", or why not: "reward 0", "infra/oom", "error: RuntimeError", ...
     detail: str = ""  # the error's message, when there is one
+    teardown_s: float | None = None  # Harbor: from its verifier's end to the trial's end (stopping, removing)
 
     @property
     def passed(self) -> bool:
@@ -110,10 +111,9 @@ def harbor_network_public(task_toml: str) -> str:
 
 def harbor_trial(result: dict) -> Trial:
     """A Harbor ``result.json``: rewards, its trial clock, and the verdict by the plugin's rule."""
-    started, finished = result.get("started_at"), result.get("finished_at")
-    seconds = None
-    if started and finished:
-        seconds = (datetime.fromisoformat(finished) - datetime.fromisoformat(started)).total_seconds()
+    finished = result.get("finished_at")
+    seconds = _interval(result.get("started_at"), finished)
+    teardown = _interval((result.get("verifier") or {}).get("finished_at"), finished)
     rewards = (result.get("verifier_result") or {}).get("rewards")
     exception = result.get("exception_info")
     detail = (exception or {}).get("exception_message", "").strip()
@@ -123,7 +123,13 @@ def harbor_trial(result: dict) -> Trial:
         verdict = f"error: {exception.get('exception_type', 'unknown')}"
     else:
         verdict = "no reward"
-    return Trial(rewards=rewards or None, seconds=seconds, verdict=verdict, detail=detail)
+    return Trial(rewards=rewards or None, seconds=seconds, verdict=verdict, detail=detail, teardown_s=teardown)
+
+
+def _interval(start: str | None, end: str | None) -> float | None:
+    if not start or not end:
+        return None
+    return (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
 
 
 def our_trial(record: dict) -> tuple[str, str, Trial]:
@@ -148,13 +154,15 @@ def _rewards_text(rewards: dict[str, float]) -> str:
 
 
 def ratio_summary(rows: list[Row]) -> dict:
-    """Median seconds per trial on each side over every trial that has a clock, and Harbor / ours."""
+    """Median seconds per trial on each side over every trial that has a clock, and Harbor / ours;
+    also Harbor's median teardown (the part of its trial after the verifier ended)."""
     harbor = [t.seconds for r in rows for t in r.harbor if t.seconds is not None]
     ours = [t.seconds for r in rows for t in r.ours if t.seconds is not None]
-    if not harbor or not ours:
-        return {"harbor_median_s": None, "ours_median_s": None, "ratio": None}
-    h, o = statistics.median(harbor), statistics.median(ours)
-    return {"harbor_median_s": h, "ours_median_s": o, "ratio": h / o if o else None}
+    teardown = [t.teardown_s for r in rows for t in r.harbor if t.teardown_s is not None]
+    h = statistics.median(harbor) if harbor else None
+    o = statistics.median(ours) if ours else None
+    return {"harbor_median_s": h, "ours_median_s": o, "ratio": h / o if h and o else None,
+            "harbor_teardown_median_s": statistics.median(teardown) if teardown else None}
 
 
 # -- set-up -----------------------------------------------------------------------------------------
@@ -376,7 +384,8 @@ def main() -> int:
     ratio = summary["ratio"]
     print(f"verdicts agree on {agreed} of {len(rows)} (task, agent) pairs; median trial: harbor "
           f"{_seconds(summary['harbor_median_s'])} s, ours {_seconds(summary['ours_median_s'])} s, "
-          f"harbor/ours {'-' if ratio is None else f'{ratio:.1f}'}")
+          f"harbor/ours {'-' if ratio is None else f'{ratio:.1f}'}; of Harbor's trial, a median "
+          f"{_seconds(summary['harbor_teardown_median_s'])} s after its verifier ended (stopping and removing)")
     output = run_dir / "bench_harbor.json"
     output.write_text(json.dumps({"harbor_version": HARBOR_VERSION, "dataset": str(args.dataset),
                                   "agents": agents, "samples": args.samples, "summary": summary,

@@ -17,10 +17,11 @@ def test_no_network_tasks_are_made_public_for_harbor_and_nothing_else_changes():
 
 def test_a_harbor_result_gives_rewards_its_trial_clock_and_the_plugins_verdict():
     result = {"started_at": "2026-12-06T03:53:47.031017Z", "finished_at": "2026-12-06T03:54:01.208254Z",
+              "verifier": {"finished_at": "2026-12-06T03:53:50.794513Z"},
               "verifier_result": {"rewards": {"reward": 1.0}}, "exception_info": None}
     trial = harbor_trial(result)
     assert trial.passed and trial.rewards == {"reward": 1.0}
-    assert abs(trial.seconds - 14.177237) < 1e-6
+    assert abs(trial.seconds - 14.177237) < 1e-6 and abs(trial.teardown_s - 10.413741) < 1e-6
     two_keys = harbor_trial({**result, "verifier_result": {"rewards": {"parses": 1.0, "correct": 0.0}}})
     assert not two_keys.passed and two_keys.verdict == "reward correct=0,parses=1"
 
@@ -47,7 +48,8 @@ def test_agreement_counts_passes_and_the_ratio_is_of_medians():
     assert row.agree  # neither passed: the verdicts agree though the causes differ
     other = Row("u", "oracle", harbor=[Trial(None, 13.0, "error: RuntimeError")], ours=[Trial({}, 3.0, "passed")])
     assert not other.agree
-    assert ratio_summary([row, other]) == {"harbor_median_s": 14.0, "ours_median_s": 2.0, "ratio": 7.0}
+    assert ratio_summary([row, other]) == {"harbor_median_s": 14.0, "ours_median_s": 2.0, "ratio": 7.0,
+                                           "harbor_teardown_median_s": None}
 
 
 def test_offline_preparation_points_every_from_line_at_the_offline_image():
