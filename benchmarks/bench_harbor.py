@@ -29,8 +29,11 @@ started_at``), ours the record's ``timing.total_s``; neither includes the
 process start-up. A verdict passes when every reward key is >= 1 on both sides.
 
 Prints one row per task and agent (rewards, median seconds per trial, ratio,
-agreement), the median trial time of each side and their ratio, and writes
-everything to ``HOME/runs/<stamp>/bench_harbor.json`` (path printed last).
+agreement), the median trial time of each side and their ratio, Harbor's
+median teardown (its trial clock after the verifier ended), the message of
+every trial that ended in an error, and writes everything to
+``HOME/runs/<stamp>/bench_harbor.json`` (path printed last). Exit status 1 when
+a verdict disagrees, 2 when the set-up fails.
 """
 
 from __future__ import annotations
