@@ -184,8 +184,11 @@ def find_python(explicit: str | None) -> str:
             candidates += sorted(glob.glob(f"{pyenv_root}/versions/3.1[2-9].*/bin/python3"), reverse=True)
         candidates += [p for p in (shutil.which("python3.13"), shutil.which("python3.12")) if p]
     for python in candidates:
-        probe = subprocess.run([python, "-c", "import sys; print(sys.version_info >= (3, 12))"],
-                               capture_output=True, text=True)
+        try:
+            probe = subprocess.run([python, "-c", "import sys; print(sys.version_info >= (3, 12))"],
+                                   capture_output=True, text=True)
+        except OSError:  # not there, not executable
+            continue
         if probe.stdout.strip() == "True":
             return python
     raise SetupError("no Python >= 3.12 found for Harbor: install one (e.g. pyenv install 3.12) "
@@ -210,6 +213,16 @@ class HarborInstall:
     def environ(self) -> dict[str, str]:
         return {**os.environ, "DOCKER_CONFIG": str(self.docker_config), "HARBOR_TELEMETRY": "0",
                 "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+
+
+def check_docker() -> None:
+    """Raises:
+        SetupError: no docker CLI, or no engine answering it.
+    """
+    if shutil.which("docker") is None:
+        raise SetupError("docker CLI not found: install it and start an engine (see .ci/docker-setup.sh)")
+    if subprocess.run(["docker", "info"], capture_output=True).returncode != 0:
+        raise SetupError("the Docker engine does not answer `docker info`: start it (see .ci/docker-setup.sh)")
 
 
 def ensure_harbor(home: Path, python: str | None) -> HarborInstall:
@@ -308,6 +321,7 @@ def run_ours(task: Path, agents: list[str], samples: int, out: Path) -> list[dic
 
 
 def bench(install: HarborInstall, tasks: list[Path], agents: list[str], samples: int, run_dir: Path) -> list[Row]:
+    """Task by task: Harbor's trials of every agent and sample, then the plugin's session on the same copy."""
     rows: list[Row] = []
     for task in tasks:
         task_rows = {agent: Row(task=task.name, agent=agent) for agent in agents}
@@ -371,6 +385,7 @@ def main() -> int:
     if not set(agents) <= {"oracle", "nop"} or args.samples < 1:
         parser.error("--agents takes oracle and/or nop (the agents both sides have); --samples must be >= 1")
     try:
+        check_docker()
         install = ensure_harbor(args.home, args.python)
         run_dir = args.home / "runs" / time.strftime("%Y%m%dT%H%M%S")
         tasks = stage(args.dataset.resolve(), run_dir / "tasks")
