@@ -26,7 +26,7 @@ from pytest_harnessbench.sandbox.cgroups import DELEGATE_COMMAND
 
 REPO = Path(__file__).resolve().parent.parent
 UML = shutil.which("linux.uml")
-GUEST_TIMEOUT_S = 240
+GUEST_TIMEOUT_S = 480
 TESTS = "tests/test_local_sandbox.py tests/test_escape.py"
 # The tests of TESTS that create cgroups (the others are filesystem and rlimit tests), and the escape suite's
 # local cases: confinement as a normal user (bubblewrap without privileges) on cgroup v2.
