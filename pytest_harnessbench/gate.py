@@ -168,8 +168,8 @@ class GateVerdict:
             values = (f"{100 * self.candidate:.1f}% vs {100 * self.baseline:.1f}%, {100 * self.difference:+.1f} pts "
                       f"({level}% CI {100 * self.low:+.1f} to {100 * self.high:+.1f}")
         text = f"{self.metric} {self.status}: {who}{values}, {self.tasks} tasks), {margin}"
-        if self.status == "inconclusive" and self.strict:
-            text += " (strict: blocks)"
+        if self.status == "inconclusive":
+            text += " (a regression beyond the margin was NOT ruled out" + ("; blocks)" if self.strict else ")")
         return text
 
     def to_dict(self) -> dict[str, Any]:
@@ -310,11 +310,24 @@ def gate_blocks(verdicts: Sequence[GateVerdict]) -> bool:
     return any(v.blocks for v in verdicts)
 
 
+#: The session's exit status when the gate blocks without a failed verdict (inconclusive under
+#: --hb-gate-strict or in CI, or nothing compared): distinct from 1, a failed verdict (README).
+INCONCLUSIVE_EXIT_STATUS = 6
+
+
+def exit_status(verdicts: Sequence[GateVerdict]) -> int:
+    """1 if a verdict fails, 6 if one blocks otherwise (inconclusive), else 0."""
+    if any(v.status == "fail" for v in verdicts):
+        return 1
+    return INCONCLUSIVE_EXIT_STATUS if gate_blocks(verdicts) else 0
+
+
 def verdicts_to_json(verdicts: Sequence[GateVerdict]) -> dict[str, Any]:
     """A json.dumps-able dict: overall status, whether it blocks, and each verdict."""
     return {
         "status": overall_status(verdicts),
         "blocks": gate_blocks(verdicts),
+        "exit_status": exit_status(verdicts),
         "verdicts": [v.to_dict() for v in verdicts],
     }
 

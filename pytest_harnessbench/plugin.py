@@ -121,7 +121,13 @@ class _RecorderHooks:
         self.other_failures = 0  # failures of tests that are not trials: a gate never hides them
 
     def expect(self, cases) -> None:
+        """The collected trials: progress counts them; the gate says what they can decide, before the first."""
+        cases = list(cases)
         self.progress.expect((case.model.text, case.multiplier.label) for case in cases)
+        terminal = self.config.pluginmanager.get_plugin("terminalreporter")
+        for line in self.bench.plan_gate(cases):
+            if terminal is not None:
+                terminal.write_line(line)
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         """Also runs after a usage error in collection (pytest calls it in a ``finally``)."""
