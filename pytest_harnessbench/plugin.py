@@ -42,7 +42,7 @@ def _raw_value(config: pytest.Config, opt: Option) -> str:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
-        "markers", "task(cpus=1, memory='512Mi', timeout=120, pids=1024, image=None, network=False, solutions=None, "
+        "markers", "task(cpus=1, memory='512Mi', timeout=120, verify_timeout=timeout, pids=1024, image=None, network=False, solutions=None, "
         "reference_tools=None, match_mode='strict', gate_on=None): "
         "a harnessbench task, run for every model × multiplier × sample (use the `trial` fixture)")
     if config.option.help or config.option.version:
@@ -350,6 +350,16 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
             hook.pytest_runtest_logreport(report=report)
         hook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
     return True
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item):
+    """A trial's body runs under its clock: a phase past its budget ends as failed/timeout (deadline.py)."""
+    current = item.stash.get(TRIAL, None)
+    if current is None:
+        return (yield)
+    with current.clock.watching():
+        return (yield)
 
 
 @pytest.hookimpl(wrapper=True)
