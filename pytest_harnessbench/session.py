@@ -216,7 +216,10 @@ class Bench:
 
     def handover(self) -> dict:
         """What an xdist worker needs from the controller to join this run."""
-        return {"run_id": self.run_id, "run_dir": str(self.run_dir), "resume": self.resume and self.resume.to_json()}
+        import os
+
+        return {"run_id": self.run_id, "run_dir": str(self.run_dir), "resume": self.resume and self.resume.to_json(),
+                "controller_pid": os.getpid()}
 
     def exit_status(self, current: int, other_failures: int) -> int:
         """With a gate, the exit status is the gate's: trial failures alone don't fail the run.
