@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -46,7 +47,8 @@ class Termination:
         self._previous = None
 
     def install(self) -> None:
-        self._previous = signal.signal(signal.SIGTERM, self._on_sigterm)
+        if _in_main_thread():  # only there can Python handle signals (pytest.main() may run in a thread)
+            self._previous = signal.signal(signal.SIGTERM, self._on_sigterm)
 
     def uninstall(self) -> None:
         if self._previous is not None:
@@ -90,10 +92,14 @@ def die_with_parent(parent_pid: int) -> None:
 def deferred_interrupts() -> Iterator[list[int]]:
     """Hold SIGINT and SIGTERM until the block is done; yields the list of signals that came meanwhile."""
     came: list[int] = []
-    signums = (signal.SIGINT, signal.SIGTERM)
+    signums = (signal.SIGINT, signal.SIGTERM) if _in_main_thread() else ()
     previous = {signum: signal.signal(signum, lambda signum, frame: came.append(signum)) for signum in signums}
     try:
         yield came
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+def _in_main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()

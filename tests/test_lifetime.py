@@ -132,3 +132,30 @@ def test_ctrl_c_in_the_session_end_hooks_exits_as_interrupted(pytester):
     assert proc.returncode == 2, out
     assert "Traceback" not in out and "interrupted while the session was ending" in out
     assert json.loads((pytester.path / "run" / "harness.json").read_text())["finished_at"]
+
+
+def test_sigterm_raises_terminated_in_the_main_thread():
+    from pytest_harnessbench.lifetime import Terminated, Termination
+
+    before = signal.getsignal(signal.SIGTERM)
+    termination = Termination(has_workers=lambda: False)
+    termination.install()
+    try:
+        with pytest.raises(Terminated):
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)
+        assert termination.received
+    finally:
+        termination.uninstall()
+    assert signal.getsignal(signal.SIGTERM) == before
+
+
+def test_the_last_cleanup_finishes_when_ctrl_c_or_sigterm_lands_in_it():
+    from pytest_harnessbench.lifetime import deferred_interrupts
+
+    with deferred_interrupts() as came:
+        os.kill(os.getpid(), signal.SIGINT)
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.2)  # the handlers run here; neither ends the block
+    assert sorted(came) == [signal.SIGINT, signal.SIGTERM]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
