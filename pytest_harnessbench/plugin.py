@@ -43,7 +43,8 @@ def _raw_value(config: pytest.Config, opt: Option) -> str:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
-        "markers", "task(cpus=1, memory='512Mi', timeout=120, verify_timeout=timeout, pids=1024, image=None, network=False, solutions=None, "
+        "markers", "task(cpus=1, memory='512Mi', timeout=120, verify_timeout=timeout, pids=1024, image=None, "
+        "network=False, solutions=None, "
         "reference_tools=None, match_mode='strict', gate_on=None): "
         "a harnessbench task, run for every model × multiplier × sample (use the `trial` fixture)")
     if config.option.help or config.option.version:

@@ -7,6 +7,7 @@ the records and the run store.
 
 from __future__ import annotations
 
+import os
 import secrets
 from collections import Counter
 from dataclasses import dataclass
@@ -216,8 +217,6 @@ class Bench:
 
     def handover(self) -> dict:
         """What an xdist worker needs from the controller to join this run."""
-        import os
-
         return {"run_id": self.run_id, "run_dir": str(self.run_dir), "resume": self.resume and self.resume.to_json(),
                 "controller_pid": os.getpid()}
 

@@ -137,7 +137,8 @@ def test_a_stuck_verifier_is_a_timeout_and_the_session_goes_on(pytester):
                for line in (pytester.path / "run" / "results.jsonl").read_text().splitlines()}
     for name, budget in (("test_stuck_in_python", 3), ("test_stuck_in_a_command", 2)):
         record = records[name]
-        assert (record["outcome"], record["cause"], record["timing"]["timeout_phase"]) == ("failed", "timeout", "verify")
+        assert (record["outcome"], record["cause"]) == ("failed", "timeout")
+        assert record["timing"]["timeout_phase"] == "verify"
         assert f"verify_timeout = {budget} s" in record["message"]
         assert record["allocation"]["verify_timeout_s"] == budget
     assert records["test_next"]["outcome"] == "passed"
