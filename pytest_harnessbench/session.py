@@ -7,6 +7,7 @@ the records and the run store.
 
 from __future__ import annotations
 
+import os
 import secrets
 from collections import Counter
 from collections.abc import Iterable
@@ -218,7 +219,8 @@ class Bench:
 
     def handover(self) -> dict:
         """What an xdist worker needs from the controller to join this run."""
-        return {"run_id": self.run_id, "run_dir": str(self.run_dir), "resume": self.resume and self.resume.to_json()}
+        return {"run_id": self.run_id, "run_dir": str(self.run_dir), "resume": self.resume and self.resume.to_json(),
+                "controller_pid": os.getpid()}
 
     def exit_status(self, current: int, other_failures: int) -> int:
         """With a gate, the exit status is the gate's: trial failures alone don't fail the run.
