@@ -1,7 +1,17 @@
 """Local sandbox overhead: provision + exec + evidence + teardown vs a bare subprocess.run.
 
-Both paths run the same command, interleaved in one process so machine noise
-hits them alike. Prints medians and the ratio sandbox / bare.
+All paths run the same command, interleaved in one process so machine noise
+hits them alike. Prints medians and ratios:
+
+- bare: ``subprocess.run(["/bin/bash", "-c", command])``;
+- sandbox: the local backend as the built-in models get it (cgroup, network
+  namespace, work directory);
+- confined: the local backend as a session with a provider or replay model gets
+  it (the same, with every command under bubblewrap: sandbox/confine.py);
+- previous bwrap: the same trial with the bubblewrap command line used before
+  issue 28 (read-only host ``/``, private ``/tmp``, no network namespace of its
+  own for PIDs or users), kept here as the baseline for its target: confinement
+  may cost at most 2 ms per trial more than that.
 
     python benchmarks/bench_local_sandbox.py [--rounds 200] [--command true]
 """
@@ -14,7 +24,28 @@ import subprocess
 import time
 
 from pytest_harnessbench.resources import Allocation, Multiplier, Spec
-from pytest_harnessbench.sandbox.local import LocalBackend
+from pytest_harnessbench.sandbox import confine
+from pytest_harnessbench.sandbox.local import LocalBackend, LocalSandbox
+
+TARGET_MS = 2.0
+
+
+class PreviousBwrap(confine.Confinement):
+    """The command line of the local backend's bubblewrap mode before issue 28 (the baseline)."""
+
+    def __enter__(self) -> PreviousBwrap:
+        return self
+
+    @property
+    def argv(self) -> list[str]:
+        return ["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
+                "--bind", self.workdir, self.workdir, "--chdir", self.workdir, "--die-with-parent",
+                "--unshare-net", "--"]
+
+
+class PreviousBwrapSandbox(LocalSandbox):
+    def _confinement(self):
+        return PreviousBwrap(self.workdir, self.confined_etc)
 
 
 def bare(command: str) -> float:
@@ -23,11 +54,15 @@ def bare(command: str) -> float:
     return time.perf_counter() - start
 
 
-def sandboxed(backend: LocalBackend, allocation: Allocation, command: str) -> float:
+def trial(backend: LocalBackend, allocation: Allocation, command: str, previous: bool = False) -> float:
     start = time.perf_counter()
     box = backend.provision(allocation, "bench")
+    if previous:
+        box.__class__ = PreviousBwrapSandbox
+        box._env = confine.environment(box.workdir, box.workdir / ".tmp")
     try:
-        assert box.exec(command).exit_code == 0
+        result = box.exec(command)
+        assert result.exit_code == 0, result
         box.evidence()
     finally:
         box.close()
@@ -39,21 +74,33 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=200)
     parser.add_argument("--command", default="true")
     args = parser.parse_args()
-    backend = LocalBackend("bench")
-    enforcement = backend.check()
+    reason = confine.unavailable_reason()
+    if reason:
+        raise SystemExit(f"bench_local_sandbox: commands cannot be confined here: {reason}")
+    plain, confined = LocalBackend("bench"), LocalBackend("bench-confined", confined=True)
+    enforcement = plain.check()
+    confined.check()
     allocation = Allocation.of(Spec.from_marker(cpus=1, memory="256Mi"), Multiplier.parse("1"))
-    for _ in range(10):  # warm-up
-        bare(args.command), sandboxed(backend, allocation, args.command)
-    ours, base = [], []
-    for _ in range(args.rounds):
-        base.append(bare(args.command))
-        ours.append(sandboxed(backend, allocation, args.command))
-    backend.close()
-    mb, mo = statistics.median(base), statistics.median(ours)
+    runs = {"bare": lambda: bare(args.command),
+            "sandbox": lambda: trial(plain, allocation, args.command),
+            "confined": lambda: trial(confined, allocation, args.command),
+            "previous bwrap": lambda: trial(confined, allocation, args.command, previous=True)}
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for round_ in range(args.rounds + 10):  # 10 rounds of warm-up
+        order = list(runs) if round_ % 2 else list(reversed(runs))
+        for name in order:
+            elapsed = runs[name]()
+            if round_ >= 10:
+                times[name].append(elapsed)
+    plain.close()
+    confined.close()
+    median = {name: statistics.median(values) * 1000 for name, values in times.items()}
     print(f"command: {args.command!r}, rounds: {args.rounds}, enforcement: {enforcement}")
-    print(f"bare subprocess.run:                          median {mb * 1000:7.2f} ms")
-    print(f"sandbox provision+exec+evidence+teardown:     median {mo * 1000:7.2f} ms")
-    print(f"ratio sandbox / bare: {mo / mb:.2f}  (overhead {1000 * (mo - mb):.2f} ms per trial)")
+    for name in runs:
+        print(f"{name + ':':<16} median {median[name]:7.2f} ms  (ratio to bare {median[name] / median['bare']:.2f})")
+    extra = median["confined"] - median["previous bwrap"]
+    print(f"confined - previous bwrap: {extra:+.2f} ms per trial (target <= {TARGET_MS:.0f} ms: "
+          f"{'met' if extra <= TARGET_MS else 'NOT met'})")
 
 
 if __name__ == "__main__":

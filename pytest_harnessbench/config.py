@@ -7,6 +7,7 @@ naming the value and what is accepted; the plugin turns it into a usage error.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,8 +76,8 @@ OPTIONS = (
     Option("prices", "--hb-prices", "hb_prices", "",
            "JSON price table for cost estimates: {MODEL: {input_per_1m: USD, output_per_1m: USD}}"),
     Option("allow_host_exec", "--hb-allow-host-exec", "hb_allow_host_exec", "false",
-           "let provider models run commands on this host with the local backend when the filesystem cannot be "
-           "isolated (no bubblewrap)", flag_only=True),
+           "let provider and replay models run commands unconfined on this host with the local backend when they "
+           "cannot be confined (no bubblewrap or user namespaces)", flag_only=True),
     Option("capacity", "--hb-capacity", "hb_capacity", "",
            "admission control: host capacity shared by concurrent trials, e.g. cpus=2,memory=20Gi (default: this machine)"),
     Option("progress", "--hb-progress", "hb_progress", "30",
@@ -104,8 +105,11 @@ OPTIONS = (
            "pass_rate excludes infra, infra_rate) or a trial metric in its own units, e.g. steps:+2, "
            "trajectory_match:-0.1"),
     Option("gate_alpha", "--hb-gate-alpha", "hb_gate_alpha", "0.05", "gate significance level (two-sided interval at 1-alpha)"),
-    Option("gate_strict", "--hb-gate-strict", "hb_gate_strict", "false", "an inconclusive gate fails the run",
+    Option("gate_strict", "--hb-gate-strict", "hb_gate_strict", "false",
+           "an inconclusive gate fails the run (exit status 6); the default where the CI variable is set",
            flag_only=True),
+    Option("gate_accept_inconclusive", "--hb-gate-accept-inconclusive", "hb_gate_accept_inconclusive", "false",
+           "an inconclusive gate exits 0 even where the CI variable is set", flag_only=True),
     Option("compare", "--hb-compare", "hb_compare", "",
            "gate against the baseline model's records in this earlier run directory instead of this run's"),
     Option("report", "--hb-report", "hb_report", "",
@@ -150,7 +154,8 @@ class Config:
     gate_at: Multiplier | None = None
     gate_margins: tuple = ()
     gate_alpha: float = 0.05
-    gate_strict: bool = False
+    gate_strict: bool = False  # an inconclusive verdict blocks: --hb-gate-strict, or CI set (gate_strict_why)
+    gate_strict_why: str = ""
     compare: Path | None = None
     report: Path | None = None
     calibrate: bool = False
@@ -174,7 +179,8 @@ class Config:
             "gate": None if self.gate is None else {
                 "baseline": self.gate, "at": self.gate_at and self.gate_at.label,
                 "margins": [str(m) for m in self.gate_margins], "alpha": self.gate_alpha,
-                "strict": self.gate_strict, "compare": self.compare and str(self.compare)},
+                "strict": self.gate_strict, "strict_why": self.gate_strict_why,
+                "compare": self.compare and str(self.compare)},
         }
 
 
@@ -347,7 +353,8 @@ def parse_gate(raw: dict, models: tuple[ModelRef, ...], multipliers: tuple[Multi
         raise ConfigError(f"--hb-gate-margin: {exc}") from None
     alpha = parse_number("--hb-gate-alpha", raw["gate_alpha"], kind=float, minimum=1e-9, below=0.5,
                          example="; use e.g. 0.05")
-    strict = parse_bool("--hb-gate-strict", raw["gate_strict"])
+    strict, why = _inconclusive_blocks(parse_bool("--hb-gate-strict", raw["gate_strict"]),
+                                       parse_bool("--hb-gate-accept-inconclusive", raw["gate_accept_inconclusive"]))
     gate_at = None
     if raw["gate_at"].strip():
         at = parse_multipliers(raw["gate_at"])
@@ -366,7 +373,23 @@ def parse_gate(raw: dict, models: tuple[ModelRef, ...], multipliers: tuple[Multi
     elif baseline not in [m.text for m in models]:
         raise ConfigError(f"--hb-gate {baseline!r} is not one of --models ({', '.join(m.text for m in models)})")
     return {"gate": baseline, "gate_at": gate_at, "gate_margins": margins, "gate_alpha": alpha,
-            "gate_strict": strict, "compare": compare}
+            "gate_strict": strict, "gate_strict_why": why, "compare": compare}
+
+
+def in_ci(environ=os.environ) -> bool:
+    """The ``CI`` variable is set, as GitHub Actions, GitLab, Buildkite, Jenkins (via plugins) and others set it."""
+    return environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def _inconclusive_blocks(strict: bool, accept: bool) -> tuple[bool, str]:
+    """Whether an inconclusive gate fails the run, and why: in CI nobody reads a verdict line, only the status."""
+    if strict and accept:
+        raise ConfigError("--hb-gate-strict and --hb-gate-accept-inconclusive contradict each other: give one")
+    if strict:
+        return True, "--hb-gate-strict"
+    if in_ci() and not accept:
+        return True, "CI is set"
+    return False, ""
 
 
 def _check_compare_run(compare: Path, baseline: str) -> None:

@@ -31,6 +31,7 @@ so nothing may pass.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -167,8 +168,8 @@ class GateVerdict:
             values = (f"{100 * self.candidate:.1f}% vs {100 * self.baseline:.1f}%, {100 * self.difference:+.1f} pts "
                       f"({level}% CI {100 * self.low:+.1f} to {100 * self.high:+.1f}")
         text = f"{self.metric} {self.status}: {who}{values}, {self.tasks} tasks), {margin}"
-        if self.status == "inconclusive" and self.strict:
-            text += " (strict: blocks)"
+        if self.status == "inconclusive":
+            text += " (a regression beyond the margin was NOT ruled out" + ("; blocks)" if self.strict else ")")
         return text
 
     def to_dict(self) -> dict[str, Any]:
@@ -309,11 +310,24 @@ def gate_blocks(verdicts: Sequence[GateVerdict]) -> bool:
     return any(v.blocks for v in verdicts)
 
 
+#: The session's exit status when the gate blocks without a failed verdict (inconclusive under
+#: --hb-gate-strict or in CI, or nothing compared): distinct from 1, a failed verdict (README).
+INCONCLUSIVE_EXIT_STATUS = 6
+
+
+def exit_status(verdicts: Sequence[GateVerdict]) -> int:
+    """1 if a verdict fails, 6 if one blocks otherwise (inconclusive), else 0."""
+    if any(v.status == "fail" for v in verdicts):
+        return 1
+    return INCONCLUSIVE_EXIT_STATUS if gate_blocks(verdicts) else 0
+
+
 def verdicts_to_json(verdicts: Sequence[GateVerdict]) -> dict[str, Any]:
     """A json.dumps-able dict: overall status, whether it blocks, and each verdict."""
     return {
         "status": overall_status(verdicts),
         "blocks": gate_blocks(verdicts),
+        "exit_status": exit_status(verdicts),
         "verdicts": [v.to_dict() for v in verdicts],
     }
 
@@ -345,3 +359,90 @@ def evaluate(
             if base and cand:
                 verdicts += [(mult, v) for v in decide_all(base, cand, margins, alpha, strict)]
     return verdicts
+
+
+# --- what a run can decide, before it starts -------------------------------------------------------------
+
+#: Planning assumptions (README, "Statistics and the CI gate"): task pass probabilities spread uniformly over
+#: 0.2-0.95 (a mixed suite), whose mean of p(1 - p) is this; and a candidate's effect varying from task to
+#: task with this standard deviation (a fraction). benchmarks/gate_power.py simulates the gate under them.
+PLAN_MEAN_P_Q = 0.1975
+PLAN_EFFECT_SD = 0.10
+PLAN_POWER = 0.80
+
+
+@dataclass(frozen=True)
+class GatePlan:
+    """What a gate on ``tasks`` × ``samples`` can decide on a rate margin, before any trial runs.
+
+    ``detectable`` is the smallest true regression (a fraction) it fails with probability ``power``;
+    ``tasks_needed`` / ``samples_needed`` would let it fail a regression of twice the margin (None: no
+    number of samples does, the task-to-task spread alone is too wide).
+    """
+
+    margin: Margin
+    tasks: int
+    samples: int
+    detectable: float
+    tasks_needed: int
+    samples_needed: int | None
+    alpha: float
+    power: float = PLAN_POWER
+
+    @property
+    def line(self) -> str:
+        points = 100 * self.detectable
+        twice = 2 * self.margin.points
+        if self.samples_needed is None:
+            more = f"{self.tasks_needed} tasks × {self.samples} samples would"
+        else:
+            more = (f"{self.tasks_needed} tasks × {self.samples} samples or {self.tasks} tasks × "
+                    f"{self.samples_needed} samples would")
+        return (f"gate plan ({self.margin.metric}): {self.tasks} tasks × {self.samples} samples can fail a "
+                f"regression of ≥ {points:.0f} pts at {100 * self.power:.0f}% power; the margin is "
+                f"{self.margin.points:g} pts: expect INCONCLUSIVE for smaller ones ({more} fail ≥ {twice:g} pts)")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"metric": self.margin.metric, "margin_points": self.margin.points, "tasks": self.tasks,
+                "samples": self.samples, "power": self.power, "alpha": self.alpha,
+                "detectable_points": round(100 * self.detectable, 1),
+                "for_twice_the_margin": {"tasks": self.tasks_needed, "samples": self.samples_needed},
+                "assumptions": {"mean_p_times_1_minus_p": PLAN_MEAN_P_Q, "effect_sd_points": 100 * PLAN_EFFECT_SD},
+                "line": self.line}
+
+
+def _task_sd(samples: int) -> float:
+    """SD of one task's difference of pass rates under the planning assumptions (both sides sampled)."""
+    return math.sqrt(PLAN_EFFECT_SD ** 2 + 2 * PLAN_MEAN_P_Q / samples)
+
+
+def _detectable(tasks: int, samples: int, margin: float, alpha: float, power: float) -> float:
+    """margin + (t_{1-α/2, n-1} + z_power) · sd / √n: the fail verdict's power is ``power`` there.
+
+    The gate fails when the interval's upper end lies below −margin; the mean difference is about normal
+    with sd/√n, its upper end t·s/√n above it (s ≈ sd).
+    """
+    from statistics import NormalDist
+
+    from .stats import _t_quantile
+
+    if tasks < 2:
+        return math.inf
+    spread = _task_sd(samples) / math.sqrt(tasks)
+    return margin + (_t_quantile(1 - alpha, tasks - 1) + NormalDist().inv_cdf(power)) * spread
+
+
+def plan(margin: Margin, tasks: int, samples: int, alpha: float = 0.05, power: float = PLAN_POWER) -> GatePlan:
+    """What the gate can decide on ``margin`` (a rate margin) with ``tasks`` × ``samples``."""
+    threshold, target = margin.threshold, 2 * margin.threshold
+    tasks_needed = 2
+    while _detectable(tasks_needed, samples, threshold, alpha, power) > target and tasks_needed < 10**6:
+        tasks_needed = math.ceil(tasks_needed * 1.1)
+    samples_needed: int | None = samples
+    while _detectable(tasks, samples_needed, threshold, alpha, power) > target:
+        samples_needed += 1
+        if samples_needed > 1000:
+            samples_needed = None
+            break
+    return GatePlan(margin, tasks, samples, min(1.0, _detectable(tasks, samples, threshold, alpha, power)),
+                    tasks_needed, samples_needed, alpha, power)

@@ -10,7 +10,8 @@ are Harbor's own (``harbor==0.25.0``), each with the file it comes from:
   strings (``"2G"``, ``"512M"``, ``"100K"``: G = 1024 MB, K = 1/1024 MB) onto
   ``memory_mb``/``storage_mb`` and refuses a conflict between the two;
   ``build_timeout_sec`` defaults to 600, ``[agent] timeout_sec`` to none (no
-  limit), ``[verifier] timeout_sec`` to 600; ``network_mode`` defaults to
+  limit), ``[verifier] timeout_sec`` to 600 (our ``verify_timeout``: the
+  verify phase's budget); ``network_mode`` defaults to
   ``public`` (the legacy ``allow_internet`` maps onto it).
 - ``models/task/task.py``: ``strip_canary`` drops leading ``<!-- ...canary... -->``
   or ``# ...canary...`` lines of ``instruction.md`` and the blank lines after them.
@@ -195,16 +196,17 @@ def load_task(path: Path) -> HarborTask:
     instruction_path = task_dir / "instruction.md"
     if not instruction_path.is_file():
         raise HarborTaskError(f"{instruction_path}: missing (the instruction given to the agent)")
+    verifier_timeout = float(_number(verifier, "timeout_sec", lambda k: f"{config_path}: [verifier] {k}",
+                                     default=DEFAULT_VERIFIER_TIMEOUT_S))
     spec = Spec(cpus=float(cpus), memory_bytes=(memory_mb or Spec.memory_bytes // 2**20) * 2**20,
-                timeout_s=None if agent_timeout is None else float(agent_timeout))
+                timeout_s=None if agent_timeout is None else float(agent_timeout), verify_timeout_s=verifier_timeout)
     return HarborTask(
         path=task_dir, name=task_dir.name, instruction=strip_canary(instruction_path.read_text()), spec=spec,
         docker_image=docker_image, workdir=environment.get("workdir"), network=network_mode == "public",
         env=_string_table(environment, "env", where), solution_env=_string_table(solution, "env", where),
         verifier_env=_string_table(verifier, "env", lambda k: f"{config_path}: [verifier] {k}"),
         build_timeout_s=float(_number(environment, "build_timeout_sec", where, default=DEFAULT_BUILD_TIMEOUT_S)),
-        verifier_timeout_s=float(_number(verifier, "timeout_sec", lambda k: f"{config_path}: [verifier] {k}",
-                                         default=DEFAULT_VERIFIER_TIMEOUT_S)),
+        verifier_timeout_s=verifier_timeout,
         declared={"cpus": cpus if "cpus" in environment else None, "memory_mb": memory_mb, "storage_mb": storage_mb,
                   "schema_version": str(data.get("schema_version", data.get("version", "")))},
     )

@@ -46,6 +46,21 @@ class VerifierFailed(Exception):
         self.cause = cause
 
 
+AGENT_PHASE, VERIFY_PHASE = "agent", "verify"
+
+
+class TrialTimeout(BaseException):
+    """A phase of the trial ran past its budget: the agent's ``timeout`` or the body's ``verify_timeout``.
+
+    A BaseException, like pytest's own outcomes, so that a task body's
+    ``except Exception`` cannot swallow it. The model's failure (``failed/timeout``).
+    """
+
+    def __init__(self, phase: str = VERIFY_PHASE, message: str = "the trial ran past its time budget"):
+        super().__init__(message)
+        self.phase = phase
+
+
 def _is_verification_failure(exc: BaseException) -> bool:
     """The model did not produce what the task checks for.
 
@@ -93,7 +108,8 @@ def classify(exc: BaseException | None, oom_kills: int = 0, stop_reason: str | N
     4. Any other ending with an OOM kill in the sandbox: infra/oom (the
        environment ended the attempt; a half-written output may make even a
        careful check raise), or failed/oom under ``--hb-oom-as failed``.
-    5. A task's verifier that timed out or left no reward: failed, with that cause.
+    5. A phase that ran past its budget (TrialTimeout): failed/timeout. A
+       task's verifier that timed out or left no reward: failed, with that cause.
        Any other exception that is not a verification failure (NameError,
        TypeError, ...): the task or plugin is broken — error/harness.
     6. A verification failure: failed, caused by the agent's timeout or step
@@ -116,6 +132,8 @@ def classify(exc: BaseException | None, oom_kills: int = 0, stop_reason: str | N
     if oom_kills:
         oom_message = f"kernel OOM-killed {oom_kills} process(es) in the sandbox; {message}"
         return Verdict(FAILED if oom_as == FAILED else INFRA, "oom", oom_message)
+    if isinstance(exc, TrialTimeout):
+        return Verdict(FAILED, "timeout", message)
     if isinstance(exc, VerifierFailed):
         return Verdict(FAILED, exc.cause, message)
     if not _is_verification_failure(exc):
@@ -123,3 +141,12 @@ def classify(exc: BaseException | None, oom_kills: int = 0, stop_reason: str | N
     if stop_reason in ("timeout", "step_limit", "gave_up"):
         return Verdict(FAILED, stop_reason, message)
     return Verdict(FAILED, "assertion", message)
+
+
+def timeout_phase(exc: BaseException | None, verdict: Verdict) -> str | None:
+    """Which phase a ``failed/timeout`` trial ran out of time in (``agent`` or ``verify``); None for other verdicts."""
+    if verdict.cause != "timeout":
+        return None
+    if isinstance(exc, TrialTimeout):
+        return exc.phase
+    return VERIFY_PHASE if isinstance(exc, VerifierFailed) else AGENT_PHASE

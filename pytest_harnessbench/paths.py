@@ -5,6 +5,7 @@
     <TMPDIR>/harnessbench-<uid>/      state_root(): created here, never removed
         admission/                    the admission ledger (admission.py)
         work/                         the local backend's trial directories (sandbox/local.py)
+        confine/                      the local backend's /etc trees for confined commands (sandbox/local.py)
 
 Run directories (results) live under the project, ``.harnessbench/runs/``,
 and belong to ``store.py``. No component's cleanup walks a directory another

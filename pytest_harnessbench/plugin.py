@@ -13,6 +13,7 @@ from .records import USER_PROPERTY
 BENCH = pytest.StashKey["Bench"]()
 TRIAL = pytest.StashKey["Trial"]()
 KEY = pytest.StashKey["TrialKey"]()
+TERMINATION = pytest.StashKey["Termination"]()
 CASE_FIXTURE = "hb_case"
 WORKER_USAGE_ERROR = "harnessbench usage error: "  # how a worker's collection error says it is one
 WORKER_INPUT = "harnessbench"  # run id, run directory and resume state, from the xdist controller
@@ -42,7 +43,8 @@ def _raw_value(config: pytest.Config, opt: Option) -> str:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
-        "markers", "task(cpus=1, memory='512Mi', timeout=120, pids=1024, image=None, network=False, solutions=None, "
+        "markers", "task(cpus=1, memory='512Mi', timeout=120, verify_timeout=timeout, pids=1024, image=None, "
+        "network=False, solutions=None, "
         "reference_tools=None, match_mode='strict', gate_on=None): "
         "a harnessbench task, run for every model × multiplier × sample (use the `trial` fixture)")
     if config.option.help or config.option.version:
@@ -61,6 +63,7 @@ def pytest_configure(config: pytest.Config) -> None:
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[BENCH] = bench
+    _handle_termination(config)
     if settings.reap and bench.records_results:
         _reap_and_exit(bench)
     if bench.records_results and getattr(config.option, "numprocesses", None) and _bake_off_configured(config):
@@ -73,6 +76,19 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(recorder, "harnessbench-recorder")
         if config.pluginmanager.hasplugin("xdist"):
             config.pluginmanager.register(_XdistHooks(bench, recorder), "harnessbench-xdist")
+
+
+def _handle_termination(config: pytest.Config) -> None:
+    """SIGTERM ends the session as Ctrl-C does; an xdist worker dies with its controller (lifetime.py)."""
+    from .lifetime import Termination, die_with_parent
+
+    handed = getattr(config, "workerinput", {}).get(WORKER_INPUT)
+    if handed is not None:  # SIGTERM kills a worker outright: its sandbox watchdog removes its sandboxes
+        die_with_parent(handed["controller_pid"])
+        return
+    termination = Termination(has_workers=lambda: config.pluginmanager.get_plugin("dsession") is not None)
+    termination.install()
+    config.stash[TERMINATION] = termination
 
 
 def _stop(session: pytest.Session, reason: str) -> None:
@@ -124,7 +140,13 @@ class _RecorderHooks:
         self.subset_line = _subset_line(config)
 
     def expect(self, cases) -> None:
+        """The collected trials: progress counts them; the gate says what they can decide, before the first."""
+        cases = list(cases)
         self.progress.expect((case.model.text, case.multiplier.label) for case in cases)
+        terminal = self.config.pluginmanager.get_plugin("terminalreporter")
+        for line in self.bench.plan_gate(cases):
+            if terminal is not None:
+                terminal.write_line(line)
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         """Also runs after a usage error in collection (pytest calls it in a ``finally``)."""
@@ -164,7 +186,7 @@ class _RecorderHooks:
         """With a gate, the exit status is the gate's: trial failures alone don't fail the run."""
         if not self.bench.recorder.records:
             return
-        interrupted = _stopped(session) or ("interrupted" if session.exitstatus == pytest.ExitCode.INTERRUPTED
+        interrupted = _stopped(session) or (self._interruption() if session.exitstatus == pytest.ExitCode.INTERRUPTED
                                             else None)
         self.partial_line = self.bench.partial_line(interrupted)
         self.gate_lines = self.bench.run_gate()
@@ -172,6 +194,10 @@ class _RecorderHooks:
         self.report_line = self.bench.write_report()
         session.exitstatus = self.bench.exit_status(session.exitstatus, self.other_failures)
         self.export = self.bench.export()
+
+    def _interruption(self) -> str:
+        termination = self.config.stash.get(TERMINATION, None)
+        return "terminated by SIGTERM" if termination is not None and termination.received else "interrupted"
 
     def pytest_terminal_summary(self, terminalreporter) -> None:
         if not self.bench.recorder.records:
@@ -189,6 +215,8 @@ class _RecorderHooks:
             terminalreporter.write_line(line)
         if self.export is not None:
             terminalreporter.write_line(self.export.summary())
+        for line in bench.backend.warnings():
+            terminalreporter.write_line(line, red=True, bold=True)
         if self.partial_line:
             terminalreporter.write_line(self.partial_line, yellow=True, bold=True)
         if terminalreporter.hasopt("f"):  # listed wherever pytest lists failures (-rf, -ra, the default)
@@ -391,6 +419,16 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
 
 
 @pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item):
+    """A trial's body runs under its clock: a phase past its budget ends as failed/timeout (deadline.py)."""
+    current = item.stash.get(TRIAL, None)
+    if current is None:
+        return (yield)
+    with current.clock.watching():
+        return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     report = yield
     current = item.stash.get(TRIAL, None)
@@ -443,8 +481,29 @@ def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config):
     return None
 
 
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_sessionfinish(session: pytest.Session):
+    """Ctrl-C (or SIGTERM) landing in the session-end hooks: the run was interrupted (exit 2), not crashed (exit 1)."""
+    try:
+        return (yield)
+    except KeyboardInterrupt:
+        pytest.exit("interrupted while the session was ending; the records are in the run directory",
+                    returncode=pytest.ExitCode.INTERRUPTED)
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
+    """The last cleanup (sandboxes, the card's finished_at) is not cut short by another Ctrl-C or SIGTERM."""
+    from .lifetime import deferred_interrupts
+
     bench = config.stash.get(BENCH, None)
     if bench is not None:
-        bench.finish()
+        with deferred_interrupts() as came:
+            bench.finish()
         del config.stash[BENCH]
+        recorder = config.pluginmanager.get_plugin("harnessbench-recorder")
+        if came and recorder is not None and recorder.session is not None:  # pytest returns its status after this
+            recorder.session.exitstatus = pytest.ExitCode.INTERRUPTED
+    termination = config.stash.get(TERMINATION, None)
+    if termination is not None:
+        termination.uninstall()
+        del config.stash[TERMINATION]

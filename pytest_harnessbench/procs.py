@@ -86,6 +86,14 @@ def token_alive(token: str) -> bool:
     return owner_alive({"pid": pid, "start": start or None, "host": _HOST})
 
 
+def children(pid: int) -> list[int]:
+    """The pids of ``pid``'s child processes (from each thread's ``/proc/PID/task/TID/children``)."""
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        found += [int(child) for child in (read_text(task / "children") or "").split()]
+    return found
+
+
 def cgroup_mounts() -> dict[str, Path]:
     """Where cgroups are mounted: each v1 controller (and mount option) by name, the v2 hierarchy under ``""``."""
     mounts: dict[str, Path] = {}

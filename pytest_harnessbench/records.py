@@ -15,6 +15,7 @@ class Timing:
     agent_s: float = 0.0
     verify_s: float = 0.0  # time in the test body outside the agent: set-up and verification
     total_s: float = 0.0
+    timeout_phase: str | None = None  # "agent" or "verify": where a failed/timeout trial ran out of time
 
 
 @dataclass

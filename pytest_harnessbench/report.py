@@ -280,7 +280,7 @@ def retries_line(records: Sequence[Record], superseded: Sequence[Record]) -> str
 def gate_lines(document: Mapping, pairs: Sequence[tuple[str, object]], *, baseline: str, compare=None) -> list[str]:
     """The gate's decision (gate.json's ``status`` and ``blocks``) and one line per verdict, by multiplier."""
     source = f" (baseline from {compare})" if compare else ""
-    lines = [f"gate vs {baseline}{source}: {document['status'].upper()} — exit status {int(document['blocks'])}"]
+    lines = [f"gate vs {baseline}{source}: {document['status'].upper()} — exit status {document['exit_status']}"]
     lines += [f"  @{mult}: {verdict.message}" for mult, verdict in pairs]
     if not pairs:
         lines.append("  no candidate shares tasks and multipliers with the baseline: nothing to decide")

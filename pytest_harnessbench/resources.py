@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 SCALABLE = ("cpu", "memory", "pids", "time")
 DEFAULT_SCALE = frozenset({"cpu", "memory"})
 DEFAULT_PIDS = 1024
+DEFAULT_VERIFY_TIMEOUT_S = 600.0  # for a task with neither verify_timeout nor timeout (Harbor's verifier default)
 
 _SIZE_UNITS = {
     "": 1,
@@ -88,6 +89,12 @@ class Spec:
     memory_bytes: int = 512 * 1024**2
     timeout_s: float | None = 120.0  # None: no time limit (a Harbor task without [agent] timeout_sec)
     pids: int = DEFAULT_PIDS
+    verify_timeout_s: float | None = None  # None: as long as timeout_s (see verify_budget_s)
+
+    @property
+    def verify_budget_s(self) -> float:
+        """Seconds the test body may spend outside the agent: ``verify_timeout``, by default the ``timeout``."""
+        return self.verify_timeout_s or self.timeout_s or DEFAULT_VERIFY_TIMEOUT_S
 
     @classmethod
     def from_marker(cls, **kwargs) -> Spec:
@@ -103,6 +110,7 @@ class Spec:
             memory_bytes=parse_size(kwargs.get("memory", cls.memory_bytes)),
             timeout_s=parse_duration(kwargs.get("timeout", cls.timeout_s)),
             pids=pids,
+            verify_timeout_s=None if kwargs.get("verify_timeout") is None else parse_duration(kwargs["verify_timeout"]),
         )
 
 
@@ -166,6 +174,7 @@ class Allocation:
     guarantee: Resources
     limit: Resources
     timeout_s: float | None
+    verify_timeout_s: float = DEFAULT_VERIFY_TIMEOUT_S
 
     @classmethod
     def of(cls, spec: Spec, multiplier: Multiplier, scale: frozenset[str] = DEFAULT_SCALE) -> Allocation:
@@ -184,6 +193,7 @@ class Allocation:
                 pids=None if pids is None else int(pids),
             ),
             timeout_s=None if spec.timeout_s is None else limit("time", spec.timeout_s),
+            verify_timeout_s=limit("time", spec.verify_budget_s),
         )
 
     def to_dict(self) -> dict:
@@ -191,4 +201,5 @@ class Allocation:
             "guarantee": self.guarantee.to_dict(),
             "limit": self.limit.to_dict(),
             "timeout_s": self.timeout_s,
+            "verify_timeout_s": self.verify_timeout_s,
         }

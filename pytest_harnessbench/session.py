@@ -7,10 +7,12 @@ the records and the run store.
 
 from __future__ import annotations
 
+import os
 import secrets
 import shlex
 import sys
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -239,7 +241,8 @@ class Bench:
         # Secrets (from the environment or given as model parameters) never reach the run directory or LangSmith.
         self.recorder = Recorder(run_dir, Redactor.from_environ().with_params(config.model_params), self._card,
                                  previous, store)
-        self.gate_blocks = False
+        self.gate_exit = 0  # the gate's exit status (gate.exit_status), once it ran
+        self.gate_plans: list = []  # what the gate can decide (gate.GatePlan), from the collected trials
         self._started: Counter = Counter()  # trial id -> attempts started by this process
         self._broken_setups = 0  # trials in a row that could not be provisioned, by a harness error
 
@@ -315,7 +318,8 @@ class Bench:
 
     def handover(self) -> dict:
         """What an xdist worker needs from the controller to join this run."""
-        return {"run_id": self.run_id, "run_dir": str(self.run_dir), "resume": self.resume and self.resume.to_json()}
+        return {"run_id": self.run_id, "run_dir": str(self.run_dir), "resume": self.resume and self.resume.to_json(),
+                "controller_pid": os.getpid()}
 
     def exit_status(self, current: int, other_failures: int) -> int:
         """With a gate, the exit status is the gate's: trial failures alone don't fail the run.
@@ -325,7 +329,7 @@ class Bench:
         """
         if self.config.gate is None or current not in (0, 1):
             return current
-        return 1 if self.gate_blocks or other_failures else 0
+        return 1 if other_failures else self.gate_exit
 
     def skip(self, trial_id: str) -> bool:
         return self.resume is not None and trial_id in self.resume.done
@@ -444,10 +448,33 @@ class Bench:
         return (f"PARTIAL RUN: {reason}; {len(self.recorder.latest())} trial(s) recorded. To finish it, {fix}: "
                 f"{resume_command(self.args, self.cwd, self.run_dir)}")
 
+    def plan_gate(self, cases: Iterable[Case]) -> list[str]:
+        """Before the first trial: what the gate can decide with the collected tasks × samples (and gate.json).
+
+        Rate margins only: a trial metric's spread is unknown before the run.
+        """
+        cfg = self.config
+        if cfg.gate is None:
+            return []
+        from .gate import INCONCLUSIVE_EXIT_STATUS, plan
+
+        per_cell = Counter((case.model.text, case.multiplier.label) for case in cases if case.sample == 1)
+        tasks = max(per_cell.values(), default=0)
+        self.gate_plans = [plan(m, tasks, cfg.samples, cfg.gate_alpha) for m in cfg.gate_margins if not m.absolute]
+        lines = [p.line for p in self.gate_plans]
+        if cfg.gate_strict:
+            lines.append(f"gate: an INCONCLUSIVE verdict fails this run, exit status {INCONCLUSIVE_EXIT_STATUS} "
+                         f"({cfg.gate_strict_why})")
+        else:
+            lines.append("gate: an INCONCLUSIVE verdict exits 0 here (no CI variable); --hb-gate-strict makes it "
+                         f"exit {INCONCLUSIVE_EXIT_STATUS}")
+        self.recorder.write_json("gate.json", {"status": "planned", "plan": [p.to_dict() for p in self.gate_plans]})
+        return lines
+
     def run_gate(self) -> list[str] | None:
         """Gate verdicts as summary lines (and gate.json); None when no gate is configured.
 
-        Sets ``gate_blocks``: whether the run's exit status must be 1.
+        Sets ``gate_exit``: the run's exit status as the gate decides it (0, 1 or 6).
         """
         cfg = self.config
         if cfg.gate is None:
@@ -463,9 +490,12 @@ class Bench:
         for entry, (mult, _) in zip(document["verdicts"], pairs):
             entry["multiplier"] = mult
         if not verdicts:  # nothing could be compared: that decides nothing, and blocks
-            document["status"], document["blocks"] = "inconclusive", True
+            from .gate import INCONCLUSIVE_EXIT_STATUS
+
+            document.update(status="inconclusive", blocks=True, exit_status=INCONCLUSIVE_EXIT_STATUS)
+        document["plan"] = [p.to_dict() for p in self.gate_plans]
         self.recorder.write_json("gate.json", document)
-        self.gate_blocks = document["blocks"]
+        self.gate_exit = document["exit_status"]
         from .report import gate_lines
 
         return gate_lines(document, pairs, baseline=cfg.gate, compare=cfg.compare)

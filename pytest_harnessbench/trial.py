@@ -21,7 +21,8 @@ from . import harbor, metrics
 from .admission import Admission, Capacity, check_fits
 from .agents.providers import ModelRef, oracle_commands
 from .agents.trajectory import Trajectory, Usage
-from .outcomes import classify
+from .deadline import BoundedSandbox, TrialClock
+from .outcomes import classify, timeout_phase
 from .records import Timing, TrialRecord
 from .resources import Allocation, Multiplier, Spec, SpecError
 from .stats import METRIC_OUTCOMES
@@ -29,7 +30,7 @@ from .sandbox.base import Backend, Evidence, Sandbox, SandboxError
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._@#=+-]+")
 _DROPPED = re.compile(r"(?:[^\w]|[\x00-\x7f])+")  # within an unsafe run: all but non-ASCII letters and digits
-MARKER_KEYS = frozenset({"cpus", "memory", "timeout", "pids", "image", "network", "solutions",
+MARKER_KEYS = frozenset({"cpus", "memory", "timeout", "verify_timeout", "pids", "image", "network", "solutions",
                          "reference_tools", "match_mode", "gate_on"})
 
 
@@ -279,13 +280,15 @@ class Trial:
         self.metrics: dict[str, float] = {}  # from trial.evaluate; the built-in ones are added at finish
         self.started_at = utc_now()
         self._sandbox: Sandbox | None = None
+        self.clock = TrialClock(self.allocation.verify_timeout_s)
         self.rewards: dict[str, float] | None = None  # a Harbor verifier's rewards, kept whole in the record
 
     @property
-    def sandbox(self) -> Sandbox:
+    def sandbox(self) -> BoundedSandbox:
+        """The trial's sandbox; each command is bounded by what is left of the current phase (deadline.py)."""
         if self._sandbox is None:
             raise RuntimeError("the trial's sandbox is not provisioned")
-        return self._sandbox
+        return BoundedSandbox(self._sandbox, self.clock)
 
     def provision(self) -> None:
         """Wait for admission, then create the sandbox.
@@ -333,8 +336,10 @@ class Trial:
         trajectory = Trajectory(model=self.model, instruction=instruction)
         self.trajectories.append(trajectory)  # kept, partial or not, whatever happens below
         try:
-            return run_agent(model, trajectory, self.sandbox, timeout_s=budget, max_steps=self.agent.max_steps,
-                             factory=self.agent_factory, retries=self.agent.retries, backoff_s=self.agent.backoff_s)
+            with self.clock.agent_phase(budget):  # the harness bounds its own tool calls by this budget
+                return run_agent(model, trajectory, self._sandbox, timeout_s=budget, max_steps=self.agent.max_steps,
+                                 factory=self.agent_factory, retries=self.agent.retries,
+                                 backoff_s=self.agent.backoff_s)
         except Exception as exc:
             fault = translate_fault(exc)
             if fault is not None:
@@ -428,6 +433,7 @@ class Trial:
         verdict = classify(exc, evidence.oom_kills, self.stop_reason, oom_as)
         values, missing = self._all_metrics(judge=verdict.outcome in METRIC_OUTCOMES)
         verdict = metrics.gate_verdict(verdict, values, self.task.gate_on, missing)
+        self.timing.timeout_phase = timeout_phase(exc, verdict)
         self.timing.verify_s = max(0.0, body_s - self.timing.agent_s)
         self.timing.total_s = self.timing.queued_s + self.timing.provision_s + body_s
         return TrialRecord(

@@ -15,11 +15,17 @@ from pathlib import Path
 import pytest
 
 
+# Whether this suite runs under CI, read once: every test's pytest runs see no CI variable (the gate's default
+# depends on it, tests/test_gate_e2e.py sets it where it tests that).
+_IN_CI = bool(os.environ.get("CI"))
+
+
 @pytest.fixture(autouse=True)
 def fresh_tmpdir(tmp_path_factory, monkeypatch):
     tmpdir = tmp_path_factory.mktemp("TMPDIR")
     monkeypatch.setenv("TMPDIR", str(tmpdir))
     monkeypatch.setattr(tempfile, "tempdir", None)  # gettempdir() caches its answer
+    monkeypatch.delenv("CI", raising=False)
     for name in ("HARNESSBENCH_WORK_ROOT", "HARNESSBENCH_ADMISSION_DIR", "HARNESSBENCH_CGROUP_ROOT"):
         monkeypatch.delenv(name, raising=False)
     # The pytest runs a test starts skip LangSmith's own pytest plugin: ~1 s of imports each, and no test uses it.
@@ -48,7 +54,7 @@ def _strict() -> bool:
 
     A test that may legitimately skip on CI's machine says so with ``@pytest.mark.may_skip(reason)``.
     """
-    return bool(os.environ.get("CI"))
+    return _IN_CI
 
 
 def pytest_configure(config):

@@ -26,11 +26,17 @@ from pytest_harnessbench.sandbox.cgroups import DELEGATE_COMMAND
 
 REPO = Path(__file__).resolve().parent.parent
 UML = shutil.which("linux.uml")
-GUEST_TIMEOUT_S = 240
-TESTS = "tests/test_local_sandbox.py"
-# The tests of TESTS that create cgroups (the others are filesystem and rlimit tests).
+GUEST_TIMEOUT_S = 480
+TESTS = "tests/test_local_sandbox.py tests/test_escape.py"
+# The tests of TESTS that create cgroups (the others are filesystem and rlimit tests), and the escape suite's
+# local cases: confinement as a normal user (bubblewrap without privileges) on cgroup v2.
 CGROUP_TESTS = ("hog or cpu_limit or pids_limit or timeout_kills or (close and not rlimit) or interrupt "
-                "or cannot_enter or reap_removes or v2 or four_trials")
+                "or cannot_enter or reap_removes or v2 or four_trials or (escape and (local or file_tools))")
+ESCAPE_TESTS = {f"test_{name}[local]" for name in (
+    "cannot_read_a_host_process_environment", "cannot_read_files_outside_its_work_dir",
+    "cannot_read_another_trials_work_dir", "cannot_reach_host_sockets", "holds_no_admin_capability_and_cannot_write_the_host",
+    "cannot_signal_host_processes", "cannot_raise_its_own_limits", "a_fork_bomb_is_contained")} | {
+    "test_file_tools_cannot_be_raced_out_of_the_work_dir", "test_file_tools_refuse_links_fifos_and_paths_out"}
 # The bake-off once per phase: serial as root; under xdist as the user (workers born in the session leaf).
 BAKE_OFF = "test_four_trials_classify_the_same_on_every_cgroup_version"
 DESELECT = {"root": f"{TESTS}::{BAKE_OFF}[2]", "user": f"{TESTS}::{BAKE_OFF}[0]"}
@@ -39,7 +45,7 @@ MUST_PASS = {"test_hog_is_killed_at_1x_and_the_kernel_counts_it", "test_same_hog
              "test_cpu_limit_throttles_a_busy_loop", "test_pids_limit", f"{LEAF}[variable]",
              "test_v2_limits_as_the_kernel_holds_them", "test_v2_polled_peak_where_the_kernel_has_no_memory_peak",
              "test_close_removes_group_and_directory_also_with_running_processes",
-             "test_reap_removes_only_names_of_its_own_pattern_and_counts_sandboxes"}
+             "test_reap_removes_only_names_of_its_own_pattern_and_counts_sandboxes"} | ESCAPE_TESTS
 MUST_PASS_IN = {"root": MUST_PASS | {f"{BAKE_OFF}[0]"}, "user": MUST_PASS | {f"{BAKE_OFF}[2]", f"{LEAF}[itself]"}}
 MAY_SKIP = {"root": {f"{LEAF}[itself]"}, "user": set()}  # root's groups go elsewhere unless told
 

@@ -186,7 +186,7 @@ def test_decide_too_little_data_is_inconclusive_and_strict_blocks():
     strict = decide(base, cand, PASS_RATE, strict=True)
     assert lenient.status == strict.status == "inconclusive"
     assert not lenient.blocks and strict.blocks
-    assert "strict: blocks" in strict.message
+    assert "NOT ruled out; blocks" in strict.message and "NOT ruled out)" in lenient.message
     one_task = decide(base[:1], cand[:1], Margin("pass_rate", 100.0))
     assert one_task.status == "inconclusive" and one_task.tasks == 1
     nothing = decide([], [], PASS_RATE)
@@ -243,7 +243,7 @@ def test_verdicts_to_json():
     assert first["metric"] == "pass_rate" and first["margin_points"] == 3.0 and first["confidence"] == 0.95
     assert first["message"] == verdicts[0].message
     assert data["verdicts"][1]["difference"] == pytest.approx(0.5)
-    assert verdicts_to_json([]) == {"status": "pass", "blocks": False, "verdicts": []}
+    assert verdicts_to_json([]) == {"status": "pass", "blocks": False, "exit_status": 0, "verdicts": []}
 
 
 def test_overall_status_keeps_inconclusive_label_under_strict():
@@ -321,3 +321,19 @@ def test_small_suites_rarely_pass_a_worse_candidate_or_fail_an_equal_one(difficu
                  for tasks in TASKS for samples in SAMPLES]
         assert max(rates) <= allowed(half_alpha, gates), (delta, rates)
         assert sum(rates) / len(rates) <= allowed(half_alpha, gates * len(rates)), (delta, rates)
+
+
+def test_the_plan_names_the_regression_the_gate_fails_four_times_in_five():
+    """gate.plan's figure against the gate itself, simulated under the plan's assumptions (benchmarks/gate_power.py)."""
+    from collections import Counter
+
+    from benchmarks.gate_power import MARGIN, simulate
+    from pytest_harnessbench.gate import plan
+
+    figure = plan(MARGIN, 40, 3)
+    assert 0.19 < figure.detectable < 0.21  # 3 + (t + z) · sd / √40 points
+    rng = random.Random(7)
+    statuses = Counter(decide(*simulate(rng, 40, 3, figure.detectable, 0.10), MARGIN).status for _ in range(300))
+    assert 0.72 <= statuses["fail"] / 300 <= 0.88
+    smaller = plan(MARGIN, 89, 3)
+    assert smaller.detectable < figure.detectable and "89 tasks × 3 samples" in smaller.line

@@ -44,13 +44,26 @@ def test_much_worse_candidate_fails_with_exit_1(pytester, tmp_path, monkeypatch)
     assert verdict["status"] == "fail" and verdict["multiplier"] == "1x"
 
 
-def test_tiny_suite_is_inconclusive_exit_0_unless_strict(pytester, tmp_path, monkeypatch):
+def test_tiny_suite_is_inconclusive_exit_0_unless_strict_or_in_ci(pytester, tmp_path, monkeypatch):
     lenient = run_gate(pytester, tmp_path, monkeypatch, 1, "oracle:lean,oracle:broken")
-    lenient.stdout.fnmatch_lines(["*gate vs oracle:lean: INCONCLUSIVE — exit status 0*"])
+    lenient.stdout.fnmatch_lines(["*gate plan (score): 1 tasks × 1 samples can fail a regression of ≥ 100 pts*",
+                                  "*gate: an INCONCLUSIVE verdict exits 0 here (no CI variable)*",
+                                  "*gate vs oracle:lean: INCONCLUSIVE — exit status 0*",
+                                  "*NOT ruled out)*"])
+    assert lenient.stdout.str().index("gate plan") < lenient.stdout.str().index("test_gate_suite.py")
     assert lenient.ret == 0  # the candidate's failed trials do not fail a gated run
-    strict = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--hb-out", "run2", "--models",
-                                           "oracle:lean,oracle:broken", "--hb-gate", "oracle:lean", "--hb-gate-strict")
-    assert strict.ret == 1
+    args = ["-p", "no:cacheprovider", "--models", "oracle:lean,oracle:broken", "--hb-gate", "oracle:lean"]
+    strict = pytester.runpytest_subprocess(*args, "--hb-out", "run2", "--hb-gate-strict")
+    assert strict.ret == 6  # distinct from a failed gate's 1
+    monkeypatch.setenv("CI", "true")  # as GitHub Actions, GitLab and Buildkite set it
+    in_ci = pytester.runpytest_subprocess(*args, "--hb-out", "run3")
+    in_ci.stdout.fnmatch_lines(["*gate: an INCONCLUSIVE verdict fails this run, exit status 6 (CI is set)*",
+                                "*gate vs oracle:lean: INCONCLUSIVE — exit status 6*"])
+    assert in_ci.ret == 6
+    gate = json.loads((pytester.path / "run3" / "gate.json").read_text())
+    assert gate["exit_status"] == 6 and gate["plan"][0]["detectable_points"] == 100.0
+    accepted = pytester.runpytest_subprocess(*args, "--hb-out", "run4", "--hb-gate-accept-inconclusive")
+    assert accepted.ret == 0
 
 
 def test_candidate_without_a_valid_trial_does_not_pass_silently(pytester, tmp_path, monkeypatch):
@@ -63,10 +76,10 @@ def test_candidate_without_a_valid_trial_does_not_pass_silently(pytester, tmp_pa
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--hb-out", "run2", "--models",
                                            "oracle:lean,oracle:hog", "--hb-gate", "oracle:lean",
                                            "--hb-gate-margin", "pass_rate:3pt")
-    result.stdout.fnmatch_lines(["*gate vs oracle:lean: INCONCLUSIVE — exit status 1*",
+    result.stdout.fnmatch_lines(["*gate vs oracle:lean: INCONCLUSIVE — exit status 6*",
                                  "*@1x: pass_rate inconclusive: oracle:hog vs oracle:lean: candidate has no valid "
                                  "trial (6/6 infra), baseline 100.0% (6/6)*"])
-    assert result.ret == 1
+    assert result.ret == 6
 
 
 def test_compare_against_an_earlier_run(pytester, tmp_path, monkeypatch):

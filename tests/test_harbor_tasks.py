@@ -65,6 +65,7 @@ def test_current_keys(tmp_path, monkeypatch):
     assert (task.spec.cpus, task.spec.memory_bytes, task.spec.timeout_s) == (2.0, 512 * 2**20, 300.0)
     assert (task.workdir, task.network, task.docker_image) == ("/app", False, None)
     assert (task.build_timeout_s, task.verifier_timeout_s) == (60.0, 120.0)
+    assert task.spec.verify_timeout_s == 120.0  # [verifier] timeout_sec is the verify phase's budget
     assert task.verifier_env == {"MODE": "strict"}
     assert resolve_env(task.env, {}) == {"TOKEN": "none"}
     assert task.declared["storage_mb"] == 1024

@@ -1,6 +1,6 @@
 import pytest
 
-from pytest_harnessbench.outcomes import ProviderError, classify
+from pytest_harnessbench.outcomes import ProviderError, TrialTimeout, VerifierFailed, classify, timeout_phase
 from pytest_harnessbench.sandbox.base import OutputMissingError, SandboxLostError, SandboxStartError
 
 
@@ -26,6 +26,17 @@ def test_pytest_fail_is_a_model_failure():
 def test_budget_exhaustion_names_the_budget():
     assert pair(classify(AssertionError(), stop_reason="timeout")) == ("failed", "timeout")
     assert pair(classify(AssertionError(), stop_reason="step_limit")) == ("failed", "step_limit")
+
+
+def test_a_phase_past_its_budget_is_a_timeout_with_the_phase():
+    stuck = TrialTimeout("verify", "the verify phase ran past verify_timeout = 5 s")
+    assert pair(classify(stuck)) == ("failed", "timeout")
+    assert timeout_phase(stuck, classify(stuck)) == "verify"
+    assert timeout_phase(None, classify(AssertionError(), stop_reason="timeout")) == "agent"
+    harbor = VerifierFailed("timeout", "tests/test.sh ran past [verifier] timeout_sec = 2 s")
+    assert timeout_phase(harbor, classify(harbor)) == "verify"
+    assert timeout_phase(None, classify(AssertionError())) is None
+    assert not isinstance(stuck, Exception)  # a body's `except Exception` cannot swallow it
 
 
 def test_oom_turns_a_failure_into_infra_unless_counted_as_failed():

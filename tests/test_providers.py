@@ -171,26 +171,42 @@ def hb_agent_factory():
     assert harness["factory"].endswith("production_agent")
 
 
-def test_provider_commands_cannot_write_outside_their_work_dir_on_the_local_backend(pytester, bake):
+def test_provider_commands_are_confined_on_the_local_backend(pytester, bake, monkeypatch):
+    """The model's own command probes the host; the full escape suite is tests/test_escape.py."""
+    canary = f"sk-canary-{pytester.path.name}"
+    monkeypatch.setenv("HB_CANARY_API_KEY", canary)  # in the controller's environment, as a provider key is
     private = Path("/tmp") / f"hb-private-{pytester.path.name}"
     escape = {"solve_with": "bash", "commands": [
-        f"echo 42 > answer.txt; touch /usr/hb-escape 2>&1; echo hi > {private} && cat {private}"]}
+        f"echo 42 > answer.txt; touch /usr/hb-escape 2>&1; echo hi > {private} && cat {private}; "
+        "cat /proc/*/environ; grep CapEff /proc/self/status; id -u"]}
     with ScriptedOpenAI([escape]) as server:
         result = bake(server)
     result.assert_outcomes(passed=1)
     output = trajectory(pytester, records(pytester)[0])["tool_calls"][0]["output"]
     assert "Read-only file system" in output and not Path("/usr/hb-escape").exists()
     assert "hi" in output and not private.exists()  # /tmp inside is private to the command
+    assert canary not in output
+    assert "CapEff:\t0000000000000000" in output and "\n1000\n" in output
+    card = json.loads((pytester.path / "run" / "harness.json").read_text())
+    assert card["backend"]["filesystem"].startswith("bubblewrap")
 
 
-def test_without_isolation_a_provider_model_on_the_local_backend_needs_explicit_consent(monkeypatch, tmp_path):
-    monkeypatch.setattr("pytest_harnessbench.sandbox.local.can_isolate_filesystem", lambda: False)
-    values = {"models": "openai:gpt-5.1"}
+@pytest.mark.parametrize("model", ["openai:gpt-5.1", "replay:{prior}"])
+def test_without_confinement_a_model_writing_commands_on_the_local_backend_needs_explicit_consent(
+        monkeypatch, tmp_path, model):
+    (tmp_path / "prior").mkdir()
+    (tmp_path / "prior" / "results.jsonl").write_text(json.dumps({"model": "openai:gpt-5.1", "trial_id": "t", "task_id": "t.py::t", "multiplier": "1x", "sample": 1, "outcome": "passed", "cause": ""}) + "\n")
+    model = model.format(prior=tmp_path / "prior")
+    monkeypatch.setattr("pytest_harnessbench.sandbox.confine.unavailable_reason", lambda: "bubblewrap is not installed")
+    values = {"models": model}
     settings = build(lambda opt: values.get(opt.name, opt.default))
-    with pytest.raises(ConfigError, match="would run on this host unisolated.*--hb-allow-host-exec"):
+    with pytest.raises(ConfigError, match="cannot be confined on this host \\(bubblewrap is not installed\\).*"
+                                          "--hb-allow-host-exec"):
         session_module.Bench(settings, "r", tmp_path)
     consented = build(lambda opt: {**values, "allow_host_exec": "true"}.get(opt.name, opt.default))
-    assert session_module.Bench(consented, "r", tmp_path).backend.isolate_fs is False
+    backend = session_module.Bench(consented, "r", tmp_path).backend
+    assert backend.confined is False and "--hb-allow-host-exec" in backend.describe()["filesystem"]
+    assert "UNCONFINED" in backend.warnings()[0]
 
 
 def test_replay_reproduces_at_the_original_multiplier_and_flips_at_another(pytester, tmp_path, monkeypatch):

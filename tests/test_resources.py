@@ -75,6 +75,17 @@ def test_uncapped_has_no_limit_on_scaled_resources():
     assert a.guarantee.memory_bytes == 100 * MI and a.timeout_s == 30
 
 
+def test_verify_timeout_defaults_to_the_timeout_and_scales_with_time():
+    assert Allocation.of(Spec.from_marker(timeout=30), Multiplier.parse("2")).verify_timeout_s == 30
+    explicit = Allocation.of(Spec.from_marker(timeout=30, verify_timeout="2m"), Multiplier.parse("1"))
+    assert explicit.verify_timeout_s == 120
+    assert Allocation.of(Spec(timeout_s=None), Multiplier.parse("1")).verify_timeout_s == 600  # Harbor's default
+    scaled = Allocation.of(Spec.from_marker(timeout=30, verify_timeout=10), Multiplier.parse("3"), frozenset({"time"}))
+    assert (scaled.timeout_s, scaled.verify_timeout_s) == (90, 30)
+    with pytest.raises(SpecError, match="duration"):
+        Spec.from_marker(verify_timeout="soon")
+
+
 def test_scale_time_and_pids():
     spec = Spec.from_marker(timeout=30, pids=10)
     a = Allocation.of(spec, Multiplier.parse("2"), frozenset({"time", "pids"}))

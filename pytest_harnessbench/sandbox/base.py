@@ -178,6 +178,10 @@ class Backend:
         """Facts about the backend for the harness card (versions, cgroup version, ...)."""
         raise NotImplementedError
 
+    def warnings(self) -> list[str]:
+        """What the user must know about this backend's isolation, printed under the summary (none by default)."""
+        return []
+
     def reap(self) -> int:
         """Remove the sandboxes of creators that died (crashed sessions, killed workers); returns how many."""
         raise NotImplementedError

@@ -1,11 +1,14 @@
 """The embedded default backend: a working directory and a kernel cgroup per trial.
 
 No daemon is needed. Commands run with ``bash -c`` on the host, inside the
-trial's cgroup(s) and, when the machine allows it, in a network namespace of
-their own that has no interfaces. The filesystem is isolated only with
-bubblewrap (``isolate_fs``: read-only host, private work dir and /tmp); without
-it the working directory is private by convention only (see the README's
-safety section).
+trial's cgroup(s). When a model that writes its own commands takes part (a
+provider model, or a replay of one), every command is confined with bubblewrap
+(confine.py: its own user, PID, network and other namespaces, no capabilities,
+a seccomp filter, a minimal read-only filesystem with only the trial's work
+directory writable); the backend refuses such models where that is impossible
+unless the user passed ``--hb-allow-host-exec``. The built-in models run the
+task author's own commands: those run unconfined, in a network namespace of
+their own that has no interfaces when the machine allows it.
 
 Without cgroup access the backend refuses to run unless the user opted into
 ``rlimit`` enforcement, where RLIMIT_AS caps each command's address space: a
@@ -14,6 +17,7 @@ weaker limit (virtual, not resident memory; no CPU cap), reported as such.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import re
@@ -30,7 +34,8 @@ from ..paths import state_root, writable_dir
 from ..procs import owner_token, token_alive
 from ..redact import looks_secret
 from ..resources import Allocation
-from . import cgroups, watchdog
+from . import cgroups, confine, watchdog
+from .beneath import open_beneath
 from .base import (CAPTURE_LIMIT, Backend, TIMEOUT_EXIT_CODE, EnforcementUnavailable, Evidence, ExecResult, OutputMissingError,
                    SandboxLostError, SandboxPathError, SandboxStartError)
 
@@ -55,20 +60,14 @@ def _network_isolation_works() -> bool:
         return False
 
 
-def can_isolate_filesystem() -> bool:
-    """bubblewrap is installed and works here (it needs mount namespaces)."""
-    if shutil.which("bwrap") is None:
-        return False
-    probe = ["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", "true"]
-    try:
-        return subprocess.run(probe, capture_output=True, timeout=10).returncode == 0
-    except (OSError, subprocess.SubprocessError):
-        return False
-
-
 def work_root() -> Path:
     """This backend's own directory of trial directories, ``<tmp>/harnessbench-<uid>/work`` (see paths.py)."""
     return state_root() / "work"
+
+
+def confine_root() -> Path:
+    """This backend's own directory of confined sandboxes' ``/etc`` trees, one per process (see paths.py)."""
+    return state_root() / "confine"
 
 
 def _children(directory: Path) -> list[Path]:
@@ -80,35 +79,47 @@ def _children(directory: Path) -> list[Path]:
 
 
 class LocalBackend(Backend):
-    """Creates :class:`LocalSandbox` es; ``enforcement`` is ``cgroup`` (default) or ``rlimit``."""
+    """Creates :class:`LocalSandbox` es; ``enforcement`` is ``cgroup`` (default) or ``rlimit``.
+
+    ``confined``: every command runs under bubblewrap (confine.py); ``host_exec_consent``: a model that
+    writes its own commands runs unconfined because the user said so (``--hb-allow-host-exec``).
+    """
 
     name = "local"
 
-    def __init__(self, run_id: str, enforcement: str = "cgroup", isolate_fs: bool = False):
+    def __init__(self, run_id: str, enforcement: str = "cgroup", confined: bool = False,
+                 host_exec_consent: bool = False):
         self.run_id = run_id
         self.mode = enforcement
-        self.isolate_fs = isolate_fs
+        self.confined = confined
+        self.host_exec_consent = host_exec_consent
         self._cgroups: cgroups.Cgroups | None = None
         self._isolate_network: bool | None = None
         self._watchdog = None
+        self._etc: Path | None = None  # confined sandboxes' /etc, made on first use (confine.prepare_etc)
 
     @classmethod
     def from_config(cls, config: Config, run_id: str) -> LocalBackend:
-        """Provider models write the commands we run, and on this backend they run on the host.
+        """A model that writes its own commands (provider, replay) gets them confined, or the user must opt out.
 
-        Their commands get a read-only host filesystem (bubblewrap) or, failing
-        that, the user must opt in to host execution.
+        Every trial of such a session is confined, the built-in models' too, so
+        that all models of one bake-off meet the same sandbox.
 
         Raises:
-            EnforcementUnavailable: neither is possible.
+            EnforcementUnavailable: confinement is impossible here and ``--hb-allow-host-exec`` was not given.
         """
-        providers = [m.text for m in config.models if m.kind == "provider"]
-        isolate_fs = bool(providers) and can_isolate_filesystem()
-        if providers and not isolate_fs and not config.allow_host_exec:
+        untrusted = [m.text for m in config.models if m.kind in ("provider", "replay")]
+        if not untrusted:
+            return cls(run_id, config.enforcement)
+        reason = confine.unavailable_reason()
+        if reason is None:
+            return cls(run_id, config.enforcement, confined=True)
+        if not config.allow_host_exec:
             raise EnforcementUnavailable(
-                f"--models {providers[0]}: a provider model's commands would run on this host unisolated "
-                "(bubblewrap not available); use --hb-backend docker, install bubblewrap, or pass --hb-allow-host-exec")
-        return cls(run_id, config.enforcement, isolate_fs)
+                f"--models {untrusted[0]}: its commands cannot be confined on this host ({reason}); install "
+                "bubblewrap and allow unprivileged user namespaces, use --hb-backend docker, or pass "
+                "--hb-allow-host-exec to run them unconfined on this host")
+        return cls(run_id, config.enforcement, host_exec_consent=True)
 
     def check(self) -> str:
         """The enforcement method.
@@ -144,12 +155,25 @@ class LocalBackend(Backend):
                 group = self._create_group(f"{self.run_id}.{workdir.name}", allocation)
             return LocalSandbox(workdir, allocation, enforcement, group,
                                 isolate_network=bool(self._isolate_network) and not network,
-                                isolate_fs=self.isolate_fs)
+                                confined_etc=self._confined_etc(), network=network)
         except BaseException:
             if group is not None:
                 group.remove()
             shutil.rmtree(workdir, ignore_errors=True)
             raise
+
+    def _confined_etc(self) -> Path | None:
+        """The ``/etc`` tree of this process's confined sandboxes (None: not confined), named like a sandbox."""
+        if not self.confined:
+            return None
+        if self._etc is None:
+            try:
+                confine_root().mkdir(parents=True, exist_ok=True)
+                self._etc = confine.prepare_etc(Path(tempfile.mkdtemp(prefix=f"{owner_token()}.etc.",
+                                                                      dir=confine_root())))
+            except OSError as exc:
+                raise SandboxStartError(f"cannot prepare the confined sandboxes' /etc: {exc}") from exc
+        return self._etc
 
     def _create_group(self, name: str, allocation: Allocation) -> cgroups.Group:
         limit, guarantee = allocation.limit, allocation.guarantee
@@ -164,11 +188,24 @@ class LocalBackend(Backend):
     def describe(self) -> dict:
         info = {"backend": "local", "kernel": platform.release(), "enforcement": self.check(),
                 "network_isolation": "netns" if self._isolate_network else "none",
-                "filesystem": "bubblewrap: read-only host, private work dir and /tmp" if self.isolate_fs
-                else "host (commands can write outside their work dir)"}
+                "filesystem": self._isolation()}
         if self.mode == "rlimit":
             info["weaker_limits"] = "RLIMIT_AS caps virtual memory per command; CPU and pids are not limited"
         return info
+
+    def _isolation(self) -> str:
+        if self.confined:
+            return ("bubblewrap: own user (uid 1000), pid, ipc, uts, net, cgroup namespaces, no capabilities, "
+                    "seccomp; read-only /usr and /etc basics, private /tmp, only the work dir writable")
+        if self.host_exec_consent:
+            return "NONE: --hb-allow-host-exec, model-written commands run on this host as this user"
+        return "host (built-in models only: the task's own commands, unconfined)"
+
+    def warnings(self) -> list[str]:
+        if not self.host_exec_consent:
+            return []
+        return ["WARNING: --hb-allow-host-exec: model-written commands ran UNCONFINED on this host as this user "
+                "(they could read its files and keys); install bubblewrap or use --hb-backend docker"]
 
     def reap(self, own: bool = False) -> int:
         """Remove sandboxes whose creating process died (a killed worker or session).
@@ -211,6 +248,11 @@ class LocalBackend(Backend):
                     shutil.rmtree(workdir, ignore_errors=True)
                     removed.add(workdir.name)
             _remove_if_empty(run_dir)
+        for etc in _children(confine_root()):  # not sandboxes: not counted
+            if leftover(etc.name):
+                shutil.rmtree(etc, ignore_errors=True)
+        if own:
+            self._etc = None
         return len(removed)
 
     def close(self) -> None:
@@ -261,21 +303,25 @@ class LocalSandbox:
     """One trial's working directory and cgroup on this host."""
 
     def __init__(self, workdir: Path, allocation: Allocation, enforcement: str,
-                 group: cgroups.Group | None, isolate_network: bool, isolate_fs: bool = False):
+                 group: cgroups.Group | None, isolate_network: bool, confined_etc: Path | None = None,
+                 network: bool = False):
         self.workdir = workdir
         self.allocation = allocation
         self.enforcement = enforcement
         self.group = group
         self.isolate_network = isolate_network
-        self.isolate_fs = isolate_fs
+        self.confined_etc = confined_etc  # confined (every command under bubblewrap) with this /etc, or not
+        self.network = network  # the task asked for network access
         self._suspected_ooms = 0
         self._groups: list[int] = []  # process groups of our commands: without a cgroup, close() kills these
         self._closed = False
         tmp = workdir / ".tmp"
         tmp.mkdir()
-        # The agent's commands see the host environment minus anything that looks like a secret.
-        host_env = {k: v for k, v in os.environ.items() if not looks_secret(k)}
-        self._env = {**host_env, "HOME": str(workdir), "TMPDIR": str(tmp), "PWD": str(workdir)}
+        if confined_etc is not None:
+            self._env = confine.environment(workdir, tmp)
+        else:  # the task's own commands see the host environment minus anything that looks like a secret
+            host_env = {k: v for k, v in os.environ.items() if not looks_secret(k)}
+            self._env = {**host_env, "HOME": str(workdir), "TMPDIR": str(tmp), "PWD": str(workdir)}
 
     def exec(self, command: str, timeout: float | None = None) -> ExecResult:
         """Run ``command``; returns when its shell exits, even if it left processes running.
@@ -286,10 +332,12 @@ class LocalSandbox:
         """
         start = time.monotonic()
         with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-            proc = subprocess.Popen(
-                self._argv(command), cwd=self.workdir, env=self._env,
-                stdin=subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True,
-            )
+            with self._confinement() as confinement:
+                proc = subprocess.Popen(
+                    self._argv(command, confinement), cwd=self.workdir, env=self._env,
+                    stdin=subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True,
+                    pass_fds=confinement.fds if confinement else (),
+                )
             self._groups.append(proc.pid)
             timed_out = False
             try:
@@ -308,19 +356,22 @@ class LocalSandbox:
         return ExecResult(code, stdout.decode(errors="replace"), stderr.decode(errors="replace"),
                           time.monotonic() - start, timed_out)
 
-    def _argv(self, command: str) -> list[str]:
+    def _confinement(self) -> confine.Confinement | contextlib.nullcontext:
+        if self.confined_etc is None:
+            return contextlib.nullcontext()
+        return confine.Confinement(self.workdir, self.confined_etc, network=self.network)
+
+    def _argv(self, command: str, confinement: confine.Confinement | None) -> list[str]:
         """``bash -c command`` behind a shell prologue that applies the limits, then execs it.
 
-        The prologue, not a ``preexec_fn``, enters the cgroup (or sets the rlimit):
-        without a ``preexec_fn`` Python starts the child with vfork, several ms
-        cheaper from a large process, and safe while other threads run.
+        The prologue, not a ``preexec_fn``, enters the cgroup (or sets the rlimit)
+        before bubblewrap starts, so the confined command inherits it: without a
+        ``preexec_fn`` Python starts the child with vfork, several ms cheaper from
+        a large process, and safe while other threads run.
         """
         argv = ["/bin/bash", "-c", command]
-        if self.isolate_fs:
-            work = str(self.workdir)
-            argv = ["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
-                    "--bind", work, work, "--chdir", work, "--die-with-parent",
-                    *(["--unshare-net"] if self.isolate_network else []), *argv]
+        if confinement is not None:
+            argv = [*confinement.argv, *argv]
         elif self.isolate_network:
             argv = ["unshare", "--net", "--", *argv]
         return ["/bin/sh", "-c", self._prologue, "sh", *argv]
@@ -343,31 +394,22 @@ class LocalSandbox:
             pass
         proc.wait()
 
-    def _path(self, path: str) -> Path:
-        """``path`` inside the working directory; anything resolving outside it is refused.
-
-        Raises:
-            SandboxPathError: an absolute path, ``..`` or a symlink leading out.
-        """
-        target = (self.workdir / path).resolve()
-        if not target.is_relative_to(self.workdir.resolve()):
-            raise SandboxPathError(f"{path}: outside the sandbox's working directory")
-        return target
-
     def write_file(self, path: str, content: str | bytes) -> None:
-        target = self._path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(content, str):
-            target.write_text(content)
-        else:
-            target.write_bytes(content)
+        """Raises: SandboxPathError: the path leaves the working directory or passes a link (beneath.py)."""
+        data = content.encode() if isinstance(content, str) else content
+        fd = open_beneath(self.workdir, path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, make_parents=True)
+        with open(fd, "wb") as file:
+            file.write(data)
 
     def read_file(self, path: str, text: bool = True) -> str | bytes:
-        target = self._path(path)
+        """Raises: OutputMissingError: no such file; SandboxPathError: outside, through a link, not a file."""
         try:
-            return target.read_text() if text else target.read_bytes()
+            fd = open_beneath(self.workdir, path, os.O_RDONLY)
         except (FileNotFoundError, IsADirectoryError) as exc:
             raise OutputMissingError(f"{path} does not exist in the sandbox") from exc
+        with open(fd, "rb") as file:
+            data = file.read()
+        return data.decode() if text else data
 
     def applied_limits(self) -> dict:
         """What the kernel enforces for this sandbox (read back, not echoed from the request)."""

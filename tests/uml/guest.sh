@@ -14,6 +14,7 @@ CG=/sys/fs/cgroup
 USER_ID=1000
 AS_USER="setpriv --reuid=$USER_ID --regid=$USER_ID --clear-groups"
 mount -t tmpfs -o mode=0755 tmpfs /mnt  # guest-only scratch space (fast, unlike hostfs)
+mount -t tmpfs -o mode=1777 tmpfs /var/tmp  # hostfs keeps the host's owner on every file: uid 1000 could not write
 echo "+memory +cpu +pids" >$CG/cgroup.subtree_control
 
 run_tests() {  # PHASE DESELECT [PREFIX]: TESTS -k SELECTION with a fresh TMPDIR; then the groups left
