@@ -301,13 +301,13 @@ def test_preflight_lists_every_problem_of_every_model_at_once(monkeypatch, tmp_p
     """Issue 21: anthropic:... took three runs to learn that bubblewrap, the key and langchain-anthropic were missing."""
     for name in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY"):
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setattr("pytest_harnessbench.sandbox.local.can_isolate_filesystem", lambda: False)  # no bubblewrap
+    monkeypatch.setattr("pytest_harnessbench.sandbox.confine.unavailable_reason", lambda: "bubblewrap is not installed")
     settings = build(lambda opt: {"models": "openai:gpt-5.1,anthropic:claude-x"}.get(opt.name, opt.default))
     with pytest.raises(ConfigError) as refused:
         session_module.open_bench(settings, tmp_path)
     lines = str(refused.value).splitlines()
     assert len(lines) == 4
-    assert "would run on this host unisolated" in lines[0]
+    assert "cannot be confined on this host (bubblewrap is not installed)" in lines[0]
     assert lines[1:3] == [
         "model openai:gpt-5.1: no credential: set OPENAI_API_KEY (or --hb-model-param openai:gpt-5.1:api_key=...)",
         "model anthropic:claude-x: no credential: set ANTHROPIC_API_KEY "
