@@ -206,12 +206,15 @@ def metric_tables(records: Sequence[Record], models: Sequence[str],
 
 def _metric_rows(cells, names: list[str], models: Sequence[str], multipliers: Sequence[str],
                  rank: Callable[[str], float]) -> list[list[str]]:
-    """Each metric's mean per model × multiplier with its 95% t interval over tasks (METRIC_HEADER)."""
+    """Each metric's mean per model × multiplier with its 95% t interval over tasks, within the metric's range
+    (METRIC_HEADER)."""
+    from .metrics import metric_range
+
     rows = []
     for metric in names:
         for model in _order({m for m, _ in cells}, models):
             for mult in _order({x for m, x in cells if m == model}, multipliers, key=rank):
-                mean = stats.mean_over_tasks(metric, cells[(model, mult)].get(metric, {}))
+                mean = stats.mean_over_tasks(metric, cells[(model, mult)].get(metric, {}), bounds=metric_range(metric))
                 if mean.trials:
                     interval = "-" if mean.low is None else f"{_number(mean.low)}–{_number(mean.high)}"
                     rows.append([metric, model, mult, _number(mean.value), interval, str(mean.tasks),

@@ -1,6 +1,6 @@
 """The terminal summary, built from plain records: no pytest run needed."""
 
-from pytest_harnessbench.report import render
+from pytest_harnessbench.report import metric_tables, render
 
 
 def record(model, mult, outcome, cause=None, task="t1", sample=1, message="", enforcement="cgroup-v1"):
@@ -87,3 +87,15 @@ def test_metric_comparisons_within_noise_are_counted_and_shown_with_verbose():
     assert not any(line.startswith("metric comparisons (") for line in lines)
     wide = render(records, models=["a", "b"], multipliers=["1x"], verbose=True)
     assert any(line.startswith("@1x") and line.endswith("within noise (p=1.0)") for line in wide)
+
+
+def test_metric_intervals_stay_within_the_metric_range():
+    """Issue 21: ``wall_s 5.41 [-5.57, 16.39]``; a mean of seconds is never negative, a score never above 1."""
+    records = []
+    for t, (wall_s, match) in enumerate([(0.2, 1.0), (0.3, 1.0), (15.0, 0.0)]):
+        r = record("a", "1x", "passed", task=f"t{t}")
+        r["metrics"] = {"wall_s": wall_s, "trajectory_match": match}
+        records.append(r)
+    rows, _ = metric_tables(records, ["a"], ["1x"])
+    intervals = {row[0]: row[4] for row in rows}
+    assert intervals == {"wall_s": "0.00–26.32", "trajectory_match": "0.00–1.00"}
