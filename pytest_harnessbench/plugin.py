@@ -255,14 +255,17 @@ def pytest_ignore_collect(collection_path, config: pytest.Config) -> bool | None
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     marker = metafunc.definition.get_closest_marker("task")
-    if marker is None or CASE_FIXTURE not in metafunc.fixturenames:
+    if marker is None:
         return
     bench = metafunc.config.stash[BENCH]
+    uses_trial = CASE_FIXTURE in metafunc.fixturenames
     task = bench.task(metafunc.definition.nodeid, metafunc.function.__name__, dict(marker.kwargs),
-                      harbor_task=getattr(metafunc.function, "harbor_task", None))
+                      harbor_task=getattr(metafunc.function, "harbor_task", None), uses_trial=uses_trial)
     if task is None and bench.worker is not None:
         # xdist cannot relay a UsageError from a worker; a collection error it can (the controller's exit is 4).
         pytest.fail(f"{WORKER_USAGE_ERROR}{bench.problems[-1]}", pytrace=False)
+    if not uses_trial:
+        return
     cases = bench.cases if task is not None else []
     metafunc.parametrize(CASE_FIXTURE, cases, ids=[c.id for c in cases], indirect=True)
 

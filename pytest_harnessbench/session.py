@@ -165,9 +165,15 @@ class Bench:
     def records_results(self) -> bool:
         return self.worker is None
 
-    def task(self, task_id: str, name: str, marker_kwargs: dict, harbor_task=None) -> Task | None:
+    def task(self, task_id: str, name: str, marker_kwargs: dict, harbor_task=None,
+             uses_trial: bool = True) -> Task | None:
         """Parse a task's marker (or take a Harbor task directory) once; a bad one is kept in ``problems``
-        and gives None."""
+        and gives None, as does a marked test that does not use the ``trial`` fixture (it would run as one
+        plain test, silently left out of the bake-off)."""
+        if not uses_trial:
+            self.problems.append(f"{task_id}: @pytest.mark.task on a test without the `trial` fixture: add `trial` "
+                                 "to its arguments, or remove the marker")
+            return None
         if task_id not in self.tasks:
             try:
                 task = Task.from_marker(task_id, name, marker_kwargs) if harbor_task is None else \

@@ -224,6 +224,21 @@ def test_x(trial):
     result.stderr.fnmatch_lines(["*test_x*memory size '2 gigs' is not understood*256Mi*"])
 
 
+def test_a_task_marker_without_the_trial_fixture_is_a_usage_error_naming_the_test(pytester):
+    """Issue 21: it ran silently as one plain test, left out of the table."""
+    pytester.makepyfile(test_forgot='''
+import pytest
+
+@pytest.mark.task(cpus=1)
+def test_forgot_the_fixture():
+    pass
+''')
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    assert result.ret == 4
+    result.stderr.fnmatch_lines(["*test_forgot.py::test_forgot_the_fixture: @pytest.mark.task on a test without "
+                                 "the `trial` fixture: add `trial` to its arguments, or remove the marker"])
+
+
 def test_ini_keys_configure_the_bake_off(suite):
     suite.makeini("[pytest]\nhb_models = oracle:lean,nop\nhb_multipliers = 1, uncapped\nhb_samples = 2\n")
     result = run(suite)
