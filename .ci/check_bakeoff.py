@@ -9,7 +9,7 @@ OUTPUT.txt is what the README's first command printed. Its run directory (the
 must not bury the result: at most ``MAX_LINES`` lines, no tracebacks, every line after
 the collection line no wider than the terminal (``COLUMNS``, else 80: the bake-off's
 output went to a pipe) but the outcome table's rows (two lines per row, documented
-for a 100-column terminal), progress lines on lines of their own, and the outcome
+for a 100-column terminal) and the run directory's path, progress lines on lines of their own, and the outcome
 table on the last screen (``SCREEN`` lines). Exits 1 naming each violation.
 """
 
@@ -45,7 +45,7 @@ def layout_problems(output: str, width: int) -> list[str]:
     wide = []
     for number, line in enumerate(lines[start:], start + 1):
         limit = TABLE_WIDTH if TABLE_ROW.match(line) else width
-        if len(line) > limit:
+        if len(line) > limit and not line.startswith("run directory: "):  # a path is never cut
             wide.append(f"line {number} is {len(line)} columns wide, the terminal {limit}: {line[:60]}...")
         if "harnessbench progress" in line and not line.startswith("harnessbench progress"):
             found.append(f"line {number}: a progress line spliced into other output: {line[:60]}...")

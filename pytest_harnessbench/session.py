@@ -294,10 +294,11 @@ class Bench:
         return (f"harnessbench: the last {self._broken_setups} trials could not be provisioned "
                 f"({record['message']}); stopping the session")
 
-    def finish_trial(self, trial: Trial, exc: BaseException | None, body_s: float) -> dict:
-        """Classify, redact and save a trial's trajectory; returns the record to send on."""
+    def finish_trial(self, trial: Trial, exc: BaseException | None, body_s: float, traceback: str | None = None) -> dict:
+        """Classify, redact and save a trial's trajectory (with pytest's ``traceback`` of a failed one, which the
+        terminal shows as one line); returns the record to send on."""
         record = self.recorder.redactor.redact(trial.finish(exc, body_s, self.config.oom_as).to_dict())
-        self.recorder.save_trajectory(record, trial.trajectory_document(record))
+        self.recorder.save_trajectory(record, {**trial.trajectory_document(record), "traceback": traceback})
         return record
 
     def export(self):
