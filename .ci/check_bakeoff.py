@@ -6,11 +6,12 @@ OUTPUT.txt is what the README's first command printed. Its run directory (the
 ``run directory:`` line) must hold: every trial of the 3 models × 3 multipliers;
 ``oracle:lean`` passing everything; ``oracle:heavy`` with infra (OOM) trials at 1x;
 ``nop`` passing nothing; no ``error`` trial (a harness bug) at all. The output itself
-must not bury the result: at most ``MAX_LINES`` lines, no tracebacks, every line after
-the collection line no wider than the terminal (``COLUMNS``, else 80: the bake-off's
-output went to a pipe) but the outcome table's rows (two lines per row, documented
-for a 100-column terminal) and the run directory's path, progress lines on lines of their own, and the outcome
-table on the last screen (``SCREEN`` lines). Exits 1 naming each violation.
+must not bury the result (issue 21): at most ``MAX_LINES`` lines, no tracebacks,
+progress lines on lines of their own, the outcome table on the last screen (``SCREEN``
+lines), and every line after the collection line no wider than the terminal
+(``COLUMNS``, else 80: the bake-off's output went to a pipe), except the outcome
+table's rows (two lines per row, documented for a 100-column terminal) and the run
+directory's path. Exits 1 naming each violation.
 """
 
 from __future__ import annotations

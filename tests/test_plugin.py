@@ -165,10 +165,11 @@ def test_summary_table(suite):
 
 
 def _summary(stdout_lines):
-    """The outcome table and enforcement line; the metric tables after them hold timings, which differ per run."""
-    start = next(i for i, line in enumerate(stdout_lines) if line.startswith("=") and " harnessbench " in line)
-    end = next((i for i, line in enumerate(stdout_lines) if line.startswith("metrics (")), len(stdout_lines))
-    return [line for line in stdout_lines[start + 1:end]
+    """The outcome table's first lines of rows and the enforcement line; the metric tables before them hold
+    timings, which differ per run."""
+    start = next(i for i, line in enumerate(stdout_lines) if line.startswith("model ") and " trials " in line)
+    end = next(i for i, line in enumerate(stdout_lines) if line.startswith("enforcement"))
+    return [line for line in stdout_lines[start:end + 1]
             if line.startswith(("model", "oracle", "nop", "-", "enforcement"))]
 
 
