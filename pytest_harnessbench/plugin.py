@@ -198,16 +198,14 @@ class _RecorderHooks:
             return
         from .report import render, trial_lines
 
-        bench, width = self.bench, terminalreporter._tw.fullwidth
-        terminalreporter.section("harnessbench")
-        if terminalreporter.hasopt("f"):  # listed wherever pytest lists failures (-rf, -ra, the default)
-            brief = _brief(self.config)
-            lines = trial_lines(self.final, width, ("failed", "error", "infra") if brief else ("infra",))
-            if lines:
-                terminalreporter.write_line("trials that did not pass (tracebacks: RUN_DIR/trials/, --tb=long, -v):"
-                                            if brief else "infra trials (the environment ended them, not the model):")
-            for line in lines:
-                terminalreporter.write_line(line)
+        bench, width, brief = self.bench, terminalreporter._tw.fullwidth, _brief(self.config)
+        listed = ("failed", "error", "infra") if brief else ("infra",)  # pytest lists the others with -v, --tb
+        trials = trial_lines(self.final, width, listed) if terminalreporter.hasopt("f") else []  # -rf, -ra, default
+        terminalreporter.section("harnessbench · tracebacks: RUN_DIR/trials/, -v" if brief and trials else "harnessbench")
+        if trials and not brief:
+            terminalreporter.write_line("infra trials (the environment ended them, not the model):")
+        for line in trials:
+            terminalreporter.write_line(line)
         for line in render(bench.recorder.latest(), models=[m.text for m in bench.config.models],
                            multipliers=[m.label for m in bench.config.multipliers], run_dir=str(bench.run_dir),
                            gate_lines=self.gate_lines or (), superseded=bench.recorder.earlier_attempts(),

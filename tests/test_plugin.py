@@ -77,7 +77,7 @@ def test_plain_failure():
     result.stdout.fnmatch_lines([
         "*= FAILURES =*", "*_ test_plain_failure _*", "*plain tests keep their traceback*",
         "*= short test summary info =*", "FAILED test_tasks.py::test_plain_failure - *",
-        "*= harnessbench =*", "trials that did not pass (tracebacks: RUN_DIR/trials/, --tb=long, -v):",
+        "*= harnessbench · tracebacks: RUN_DIR/trials/, -v =*",
         "FAILED test_answer?oracle:wrong@1x#1? - failed/assertion: AssertionError: *",
         "INFRA test_answer?oracle:heavy@1x#1? - infra/oom: kernel OOM-killed*",
         "model *", "*", "oracle:wrong *", "*", "oracle:heavy *", "*", "enforcement: *", "run directory: *",
@@ -153,7 +153,7 @@ def test_run_directory_holds_card_records_and_trajectories(suite):
 def test_summary_table(suite):
     result = run(suite, "--models", "oracle:heavy,oracle:lean", "--multipliers", "1,uncapped")
     result.stdout.fnmatch_lines([
-        "=*= harnessbench =*=",
+        "=*= harnessbench * =*=",
         "model*mult*trials*pass*fail*infra*err*score*excl. infra*infra rate",
         "oracle:heavy*1x*1*0*0*1*0*0.0%*-*100.0%",
         "*oom:1*0.0–79.3*20.7–100.0",
