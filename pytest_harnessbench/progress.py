@@ -45,8 +45,8 @@ class Progress:
         lines = [f"harnessbench progress: {done}/{total} trials"]
         for i, (m, x) in enumerate(cells):
             first = i == 0 or cells[i - 1][0] != m
-            part = (f"{m} " if first else "") + f"{x} {self.done[(m, x)]}/{self.total[(m, x)] or '?'}" \
-                + (f" (infra {self.infra[(m, x)]})" if self.infra[(m, x)] else "")
+            infra = f" (infra {self.infra[(m, x)]})" if self.infra[(m, x)] else ""
+            part = (f"{m} " if first else "") + f"{x} {self.done[(m, x)]}/{self.total[(m, x)] or '?'}{infra}"
             separator = " · " if first else ", "
             if len(lines[-1]) + len(separator) + len(part) <= width:
                 lines[-1] += separator + part

@@ -144,9 +144,9 @@ def comparison_lines(records: Sequence[Record], models: Sequence[str], multiplie
     """The comparisons that differ (all of them if ``verbose``), each label and verdict on one line when it fits
     ``width``, else the verdict indented on the next."""
     rows = comparison_rows(records, models, multipliers)
-    shown = rows if verbose else [(label, verdict) for label, verdict in rows if verdict.startswith("differs")]
     if not rows:
         return []
+    shown = rows if verbose else [(label, verdict) for label, verdict in rows if verdict.startswith("differs")]
     hidden = len(rows) - len(shown)
     lines = ["comparisons, p adjusted by Benjamini–Hochberg"
              + (f" ({hidden} within noise: -v lists them)" if hidden else "") + (":" if shown else "")]
