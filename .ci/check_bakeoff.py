@@ -5,12 +5,19 @@
 OUTPUT.txt is what the README's first command printed. Its run directory (the
 ``run directory:`` line) must hold: every trial of the 3 models × 3 multipliers;
 ``oracle:lean`` passing everything; ``oracle:heavy`` with infra (OOM) trials at 1x;
-``nop`` passing nothing; no ``error`` trial (a harness bug) at all. Exits 1 naming
-each violation.
+``nop`` passing nothing; no ``error`` trial (a harness bug) at all. The output itself
+must not bury the result (issue 21): at most ``MAX_LINES`` lines, no tracebacks,
+progress lines on lines of their own, the outcome table on the last screen (``SCREEN``
+lines), and every line after the collection line no wider than the terminal
+(``COLUMNS``, else 80: the bake-off's output went to a pipe), except the outcome
+table's rows (two lines per row, documented for a 100-column terminal) and the run
+directory's path. Exits 1 naming each violation.
 """
 
 from __future__ import annotations
 
+import os
+import re
 import sys
 from collections import Counter
 from pathlib import Path
@@ -19,6 +26,35 @@ from pytest_harnessbench.store import latest, load_records
 
 MODELS = ("oracle:lean", "oracle:heavy", "nop")
 MULTIPLIERS = ("1x", "3x", "uncapped")
+MAX_LINES = 150
+SCREEN = 50
+TABLE_WIDTH = 100
+COLLECTED = re.compile(r"^(\d+ workers \[\d+ items?\]|collected \d+ items?)")
+TABLE_ROW = re.compile(r"^(model +mult +trials |-+  -+  -+ |(" + "|".join(map(re.escape, MODELS))
+                       + r") +(" + "|".join(MULTIPLIERS) + r") +\d+ | {20})")  # the outcome table's lines
+
+
+def layout_problems(output: str, width: int) -> list[str]:
+    """What buries the result: too many lines, tracebacks, lines past the terminal, the table far from the end."""
+    lines = output.splitlines()
+    found = []
+    if len(lines) > MAX_LINES:
+        found.append(f"{len(lines)} lines of output, expected at most {MAX_LINES}")
+    if any(line.startswith(("Traceback", "E   ")) or "= FAILURES =" in line for line in lines):
+        found.append("tracebacks printed: a failed trial should report one line")
+    start = next((i for i, line in enumerate(lines) if COLLECTED.match(line)), len(lines))
+    wide = []
+    for number, line in enumerate(lines[start:], start + 1):
+        limit = TABLE_WIDTH if TABLE_ROW.match(line) else width
+        if len(line) > limit and not line.startswith("run directory: "):  # a path is never cut
+            wide.append(f"line {number} is {len(line)} columns wide, the terminal {limit}: {line[:60]}...")
+        if "harnessbench progress" in line and not line.startswith("harnessbench progress"):
+            found.append(f"line {number}: a progress line spliced into other output: {line[:60]}...")
+    found += wide[:3] + ([f"... and {len(wide) - 3} more lines too wide"] if len(wide) > 3 else [])
+    header = [i for i, line in enumerate(lines) if line.startswith("model ") and " trials " in line]
+    if not header or header[-1] < len(lines) - SCREEN:
+        found.append(f"the outcome table is not on the last screen (the last {SCREEN} lines)")
+    return found
 
 
 def problems(output: str) -> list[str]:
@@ -45,7 +81,7 @@ def problems(output: str) -> list[str]:
     for model in MODELS:
         if not any(line.startswith(model + " ") for line in output.splitlines()):
             found.append(f"the summary table has no row for {model}")
-    return found
+    return found + layout_problems(output, int(os.environ.get("COLUMNS") or 80))
 
 
 def main() -> int:

@@ -136,6 +136,17 @@ def peak_figure(records: Sequence[Record], models: list[str]):
     return fig
 
 
+TRACEBACK_CHARS = 3000  # of a failed trial's traceback, its end (where it failed); the trial file holds all of it
+
+
+def _trial_view(document: Mapping) -> dict:
+    """What the viewer shows of a trial: its trajectories and the end of its traceback, if it failed."""
+    traceback = document.get("traceback") or ""
+    if len(traceback) > TRACEBACK_CHARS:
+        traceback = "... (the whole traceback is in the trial's file)\n" + traceback[-TRACEBACK_CHARS:]
+    return {"runs": _trajectory(document), "traceback": traceback}
+
+
 def _trajectory(document: Mapping) -> list[dict]:
     """What the viewer shows of each trajectory: messages, tool calls with output, exit codes, durations, usage.
 
@@ -228,7 +239,7 @@ def render(records: Sequence[Record], *, models: Sequence[str] = (), multipliers
                  for h in calibration["headroom"]]
     trials = _trial_rows(records)
     shown = {row[0] for row in trials}
-    docs = {key: _trajectory(doc) for key, doc in (trajectories or {}).items() if key in shown}
+    docs = {key: _trial_view(doc) for key, doc in (trajectories or {}).items() if key in shown}
     options = lambda values: "".join(f"<option>{html.escape(v)}</option>" for v in values)  # noqa: E731
     return _PAGE.format(
         bokeh_js=bokeh_js.replace("</script", "<\\/script"), script=script,
@@ -324,12 +335,13 @@ outcome <select id="f-outcome"><option value="">all</option>{outcome_options}</s
       match.length > {page} ? `showing {page} of ${{match.length}}` : `${{match.length}} trial(s)`;
   }}
   function show(key) {{
-    const parts = docs[key].map((t) => `<h3>${{esc(t.model)}}: ${{esc(t.stop)}}, ${{(t.duration_s ?? 0).toFixed(2)}} s</h3>` +
+    const parts = docs[key].runs.map((t) => `<h3>${{esc(t.model)}}: ${{esc(t.stop)}}, ${{(t.duration_s ?? 0).toFixed(2)}} s</h3>` +
       `<p>usage: ${{esc(JSON.stringify(t.usage))}}${{t.error ? " · error: " + esc(t.error) : ""}}</p>` +
       `<h4>messages</h4>` + t.messages.map((msg) => `<p><b>${{esc(msg.role)}}</b>: ${{esc(msg.text)}}` +
         (msg.calls.length ? ` <i>→ ${{esc(msg.calls.join(", "))}}</i>` : "") + `</p>`).join("") +
       `<h4>tool calls</h4>` + t.tool_calls.map((c) => `<div class="call"><b>${{esc(c.name)}}</b> exit ${{esc(c.exit_code)}}, ` +
         `${{(c.duration_s ?? 0).toFixed(2)}} s<pre>${{esc(JSON.stringify(c.args, null, 1))}}</pre><pre>${{esc(c.output)}}</pre></div>`).join(""));
+    if (docs[key].traceback) parts.push(`<h4>traceback</h4><pre class="traceback">${{esc(docs[key].traceback)}}</pre>`);
     document.getElementById("trajectory-body").innerHTML = `<h2>${{esc(key)}}</h2>` + parts.join("");
     document.getElementById("trajectory").showModal();
   }}

@@ -11,6 +11,7 @@ asks for it with ``gate_on`` (:func:`gate_verdict`).
 from __future__ import annotations
 
 import json
+import math
 from typing import Mapping, Sequence
 
 from .outcomes import FAILED, PASSED, Verdict
@@ -30,6 +31,11 @@ class MetricError(ValueError):
 
 def higher_is_better(metric: str) -> bool:
     return metric not in LOWER_IS_BETTER
+
+
+def metric_range(metric: str) -> tuple[float, float]:
+    """The values a metric can take: costs (counts, tokens, seconds) are ≥ 0, scores lie in [0, 1]."""
+    return (0.0, math.inf) if metric in LOWER_IS_BETTER else (0.0, 1.0)
 
 
 def builtin_metrics(document: Mapping) -> dict[str, float]:

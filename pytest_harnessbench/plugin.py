@@ -129,6 +129,7 @@ class _RecorderHooks:
         self.bench = bench
         self.config = config
         self.progress = Progress(bench.config.progress_s)
+        self.progress_due = False  # a progress line waits for the start of a line
         self.gate_lines: list[str] | None = None
         self.calibration_lines: list[str] | None = None
         self.report_line: str | None = None
@@ -167,20 +168,22 @@ class _RecorderHooks:
                 _stop(self.session, f"harnessbench: {self.bench.recorder.storage_error}; stopping the session")
             if report.outcome != "rerun":  # progress counts trials, not attempts
                 self.progress.add(record)
-            if self.progress.due():
-                self._write_line(self.progress.line())
+            self.progress_due = self.progress_due or self.progress.due()
         elif report.failed:
             self.other_failures += 1
 
-    def _write_line(self, line: str) -> None:
-        """On a line of its own, also after xdist's progress dots (which pytest's newline tracking misses)."""
+    @pytest.hookimpl(trylast=True)
+    def pytest_runtest_logfinish(self) -> None:
+        """A due progress line goes where pytest has just ended a row of letters (``[ 44%]``), never inside one;
+        with ``-v`` every result has its own line anyway."""
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
-        if reporter is None:
+        if not self.progress_due or reporter is None:
             return
-        reporter.ensure_newline()
-        if reporter._tw.width_of_current_line:
-            reporter._tw.line()
-        reporter.write_line(line)
+        if self.config.option.verbose > 0 or not reporter._tw.width_of_current_line:
+            reporter.ensure_newline()
+            for line in self.progress.lines(reporter._tw.fullwidth):
+                reporter.write_line(line)
+            self.progress_due = False
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         """With a gate, the exit status is the gate's: trial failures alone don't fail the run."""
@@ -199,17 +202,43 @@ class _RecorderHooks:
         termination = self.config.stash.get(TERMINATION, None)
         return "terminated by SIGTERM" if termination is not None and termination.received else "interrupted"
 
-    def pytest_terminal_summary(self, terminalreporter) -> None:
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_terminal_summary(self, terminalreporter):
+        """Outermost, so the harnessbench section ends the output, after pytest's failures and short summary.
+
+        By default (no ``-v``, no ``--tb``) a failed trial is one line of this
+        section: its report is held out of pytest's ``stats`` while pytest
+        prints its own summary (the traceback is in the trial's file), then put
+        back for the final count.
+        """
+        stats = terminalreporter.stats
+        failed = stats.get("failed", [])
+        if _brief(self.config):
+            stats["failed"] = [report for report in failed if _record_of(report) is None]
+        try:
+            return (yield)
+        finally:
+            if "failed" in stats:
+                stats["failed"] = failed
+            self._write_summary(terminalreporter)
+
+    def _write_summary(self, terminalreporter) -> None:
         if not self.bench.recorder.records:
             return
-        from .report import render
+        from .report import render, trial_lines
 
-        bench = self.bench
-        terminalreporter.section("harnessbench")
+        bench, width, brief = self.bench, terminalreporter._tw.fullwidth, _brief(self.config)
+        listed = ("failed", "error", "infra") if brief else ("infra",)  # pytest lists the others with -v, --tb
+        trials = trial_lines(self.final, width, listed) if terminalreporter.hasopt("f") else []  # -rf, -ra, default
+        terminalreporter.section("harnessbench · tracebacks: RUN_DIR/trials/, -v" if brief and trials else "harnessbench")
+        if trials and not brief:
+            terminalreporter.write_line("infra trials (the environment ended them, not the model):")
+        for line in trials:
+            terminalreporter.write_line(line)
         for line in render(bench.recorder.latest(), models=[m.text for m in bench.config.models],
                            multipliers=[m.label for m in bench.config.multipliers], run_dir=str(bench.run_dir),
                            gate_lines=self.gate_lines or (), superseded=bench.recorder.earlier_attempts(),
-                           verbose=self.config.option.verbose > 0):
+                           verbose=self.config.option.verbose > 0, width=width):
             terminalreporter.write_line(line)
         for line in [*(self.calibration_lines or ()), *filter(None, [self.report_line, self.subset_line])]:
             terminalreporter.write_line(line)
@@ -219,11 +248,12 @@ class _RecorderHooks:
             terminalreporter.write_line(line, red=True, bold=True)
         if self.partial_line:
             terminalreporter.write_line(self.partial_line, yellow=True, bold=True)
-        if terminalreporter.hasopt("f"):  # listed wherever pytest lists failures (-rf, -ra, the default)
-            from .report import infra_lines
 
-            for line in infra_lines(self.final):
-                terminalreporter.write_line(line)
+
+def _brief(config: pytest.Config) -> bool:
+    """One line per failed trial instead of pytest's traceback: unless ``-v`` or a ``--tb`` style other than
+    pytest's default ``auto`` asks for tracebacks."""
+    return config.option.verbose <= 0 and config.option.tbstyle == "auto"
 
 
 def _subset_line(config: pytest.Config) -> str | None:
@@ -302,14 +332,17 @@ def pytest_ignore_collect(collection_path, config: pytest.Config) -> bool | None
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     marker = metafunc.definition.get_closest_marker("task")
-    if marker is None or CASE_FIXTURE not in metafunc.fixturenames:
+    if marker is None:
         return
     bench = metafunc.config.stash[BENCH]
+    uses_trial = CASE_FIXTURE in metafunc.fixturenames
     task = bench.task(metafunc.definition.nodeid, metafunc.function.__name__, dict(marker.kwargs),
-                      harbor_task=getattr(metafunc.function, "harbor_task", None))
+                      harbor_task=getattr(metafunc.function, "harbor_task", None), uses_trial=uses_trial)
     if task is None and bench.worker is not None:
         # xdist cannot relay a UsageError from a worker; a collection error it can (the controller's exit is 4).
         pytest.fail(f"{WORKER_USAGE_ERROR}{bench.problems[-1]}", pytrace=False)
+    if not uses_trial:
+        return
     cases = bench.cases if task is not None else []
     metafunc.parametrize(CASE_FIXTURE, cases, ids=[c.id for c in cases], indirect=True)
 
@@ -439,7 +472,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         bench.provisioned(None)
         return report
     exc = call.excinfo.value if call.excinfo is not None else None
-    record = bench.finish_trial(current, exc, call.duration if call.when == "call" else 0.0)
+    record = bench.finish_trial(current, exc, call.duration if call.when == "call" else 0.0,
+                                traceback=report.longreprtext if report.failed else None)
     report.user_properties.append((USER_PROPERTY, record))
     if report.passed and record["outcome"] != "passed":  # verified, but a metric the task gates on missed
         report.outcome = "failed"

@@ -1,7 +1,7 @@
 """Progress of a long bake-off: trials done per model × multiplier, infra so far.
 
 Pure bookkeeping; the plugin decides when to print (every ``--hb-progress``
-seconds) so pytest's own output and xdist's stay intact between lines.
+seconds, at the start of a line, so pytest's rows of progress letters stay whole).
 """
 
 from __future__ import annotations
@@ -36,9 +36,20 @@ class Progress:
         self._last = self.clock()
         return True
 
-    def line(self) -> str:
+    def lines(self, width: int) -> list[str]:
+        """The progress in lines of at most ``width`` columns, each model's cells together
+        (``oracle:heavy 1x 9/18 (infra 9), 3x 6/18``); a cell is never split across lines (one wider than
+        the terminal is cut), continuation lines are indented."""
         cells = list(self.total) or list(self.done)
         done, total = sum(self.done.values()), sum(self.total.values()) or sum(self.done.values())
-        parts = [f"{m}@{x} {self.done[(m, x)]}/{self.total[(m, x)] or '?'}"
-                 + (f" (infra {self.infra[(m, x)]})" if self.infra[(m, x)] else "") for m, x in cells]
-        return f"harnessbench progress: {done}/{total} trials · " + " · ".join(parts)
+        lines = [f"harnessbench progress: {done}/{total} trials"]
+        for i, (m, x) in enumerate(cells):
+            first = i == 0 or cells[i - 1][0] != m
+            infra = f" (infra {self.infra[(m, x)]})" if self.infra[(m, x)] else ""
+            part = (f"{m} " if first else "") + f"{x} {self.done[(m, x)]}/{self.total[(m, x)] or '?'}{infra}"
+            separator = " · " if first else ", "
+            if len(lines[-1]) + len(separator) + len(part) <= width:
+                lines[-1] += separator + part
+            else:
+                lines.append("  " + part)
+        return [line if len(line) <= width else line[:max(width - 3, 0)] + "..." for line in lines]

@@ -105,14 +105,14 @@ def _comparisons(records: Sequence[Record], models: list[str], multipliers: list
             mine = [r for mult in multipliers for r in by(model, mult)]
             for metric, label in (("infra_rate", "infra"), ("score", "score")):
                 trend = stats.multiplier_trend(mine, metric)
-                rows.append((f"{model}: {label} trend over {'<'.join(multipliers)} (z={trend.z:+.2f})", None, trend.pvalue))
+                rows.append((f"{model}: {label} trend (z={trend.z:+.2f})", None, trend.pvalue))
     for mult in multipliers:
         for a, b in combinations(models, 2):
             if not (_measured(by(a, mult)) and _measured(by(b, mult))):
                 continue
             pair = stats.paired_comparison(by(a, mult), by(b, mult), "score")
             if pair.tasks:
-                rows.append((f"@{mult}: score {b} − {a} ({pair.method}, {pair.tasks} tasks)", pair.difference, pair.pvalue))
+                rows.append((f"@{mult}: score {b} − {a}", pair.difference, pair.pvalue))
     return rows
 
 
@@ -139,14 +139,22 @@ def comparison_rows(records: Sequence[Record], models: Sequence[str], multiplier
     return [(label, stats.verdict(p, None if diff is None else 100 * diff)) for (label, diff, _), p in zip(rows, adjusted)]
 
 
-def comparison_lines(records: Sequence[Record], models: Sequence[str], multipliers: Sequence[str]) -> list[str]:
+def comparison_lines(records: Sequence[Record], models: Sequence[str], multipliers: Sequence[str],
+                     verbose: bool = False, width: int = 80) -> list[str]:
+    """The comparisons that differ (all of them if ``verbose``), each label and verdict on one line when it fits
+    ``width``, else the verdict indented on the next."""
     rows = comparison_rows(records, models, multipliers)
     if not rows:
         return []
-    width = max(len(label) for label, _ in rows)
-    lines = ["comparisons (exact tests vs the first multiplier, Cochran–Armitage trends, models paired by",
-             "task; p adjusted by Benjamini–Hochberg):"]
-    return lines + [f"  {label.ljust(width)}  {verdict}" for label, verdict in rows]
+    shown = rows if verbose else [(label, verdict) for label, verdict in rows if verdict.startswith("differs")]
+    hidden = len(rows) - len(shown)
+    lines = ["comparisons, p adjusted by Benjamini–Hochberg"
+             + (f" ({hidden} within noise: -v lists them)" if hidden else "") + (":" if shown else "")]
+    column = max((len(label) for label, _ in shown), default=0)
+    for label, verdict in shown:
+        line = f"  {label.ljust(column)}  {verdict}"
+        lines += [line] if len(line) <= width else [f"  {label}", f"      {verdict}"]
+    return lines
 
 
 def usage_lines(records: Sequence[Record], models: Sequence[str]) -> list[str]:
@@ -206,12 +214,15 @@ def metric_tables(records: Sequence[Record], models: Sequence[str],
 
 def _metric_rows(cells, names: list[str], models: Sequence[str], multipliers: Sequence[str],
                  rank: Callable[[str], float]) -> list[list[str]]:
-    """Each metric's mean per model × multiplier with its 95% t interval over tasks (METRIC_HEADER)."""
+    """Each metric's mean per model × multiplier with its 95% t interval over tasks, within the metric's range
+    (METRIC_HEADER)."""
+    from .metrics import metric_range
+
     rows = []
     for metric in names:
         for model in _order({m for m, _ in cells}, models):
             for mult in _order({x for m, x in cells if m == model}, multipliers, key=rank):
-                mean = stats.mean_over_tasks(metric, cells[(model, mult)].get(metric, {}))
+                mean = stats.mean_over_tasks(metric, cells[(model, mult)].get(metric, {}), bounds=metric_range(metric))
                 if mean.trials:
                     interval = "-" if mean.low is None else f"{_number(mean.low)}–{_number(mean.high)}"
                     rows.append([metric, model, mult, _number(mean.value), interval, str(mean.tasks),
@@ -241,21 +252,48 @@ def _metric_comparison_rows(cells, names: list[str], models: Sequence[str], mult
 
 
 def metric_lines(records: Sequence[Record], models: Sequence[str], multipliers: Sequence[str],
-                 verbose: bool = False) -> list[str]:
-    """The metric table (each metric's name on its first row only), then the paired comparisons that differ
-    (all of them if ``verbose``)."""
-    lines = []
+                 verbose: bool = False, width: int = 80) -> list[str]:
+    """Each metric's mean per model × multiplier, one column per metric, and how many paired comparisons differ;
+    ``verbose``: the long table with every interval (each metric's name on its first row only) and every
+    comparison."""
     rows, comparisons = metric_tables(records, models, multipliers)
+    if not verbose:
+        differ = sum(row[-1].startswith("differs") for row in comparisons)
+        return _metric_means(rows, width) + ([
+            f"metric comparisons paired by task: {differ} of {len(comparisons)} differ (-v lists them)"]
+            if comparisons else [])
+    lines = []
     if rows:
         shown = [[""] + row[1:] if i and row[0] == rows[i - 1][0] else row for i, row in enumerate(rows)]
         lines += (["metrics (mean of per-task means, t interval over tasks; passed and failed trials only):"]
                   + _table(METRIC_HEADER, shown, right=(3, 5, 6)))
-    differ = comparisons if verbose else [row for row in comparisons if row[-1].startswith("differs")]
-    if differ:
+    if comparisons:
         lines += (["metric comparisons (paired by task, in the metric's units; t over tasks, p adjusted by BH):"]
-                  + _table(METRIC_COMPARISON_HEADER, differ, right=(3,)))
-    if len(differ) < len(comparisons):
-        lines.append(f"metric comparisons within noise: {len(comparisons) - len(differ)} (-v shows them)")
+                  + _table(METRIC_COMPARISON_HEADER, comparisons, right=(3,)))
+    return lines
+
+
+def _metric_means(rows: list[list[str]], width: int) -> list[str]:
+    """The metric rows (METRIC_HEADER) pivoted: a row per model × multiplier, a column per metric's mean; as
+    many tables as it takes to fit ``width``."""
+    if not rows:
+        return []
+    metrics = list(dict.fromkeys(row[0] for row in rows))
+    cells = list(dict.fromkeys((row[1], row[2]) for row in rows))
+    mean = {(row[1], row[2], row[0]): row[3] for row in rows}
+    lines = ["metrics (mean of per-task means; passed and failed trials; -v: 95% intervals):"]
+    fixed = max(len(m) for m, _ in cells) + max(len("mult"), *(len(x) for _, x in cells)) + 4
+    while metrics:
+        chunk, used = [], fixed
+        for metric in metrics:
+            column = max(len(metric), *(len(mean.get((m, x, metric), "-")) for m, x in cells)) + 2
+            if chunk and used + column > width:
+                break
+            chunk.append(metric)
+            used += column
+        metrics = metrics[len(chunk):]
+        body = [[m, x, *(mean.get((m, x, metric), "-") for metric in chunk)] for m, x in cells]
+        lines += _table(["model", "mult", *chunk], body, right=range(2, 2 + len(chunk)))
     return lines
 
 
@@ -264,7 +302,7 @@ def power_line(records: Sequence[Record]) -> str:
     per_cell = Counter((r["task_id"], r["model"], r["multiplier"]) for r in records)
     samples = max(per_cell.values()) if per_cell else 1
     mdd = stats.minimum_detectable_difference(tasks, samples=samples)
-    return (f"detectable score difference between models: ≥ {100 * mdd:.1f} pts "
+    return (f"detectable score difference: ≥ {100 * mdd:.1f} pts "
             f"({tasks} tasks × {samples} samples, 80% power, α=0.05)")
 
 
@@ -334,40 +372,59 @@ def reward_key_lines(records: Sequence[Record], models: Sequence[str], multiplie
     return lines
 
 
-def infra_lines(final: Mapping[str, Record]) -> list[str]:
-    """Each trial that ended in infra, by node id with its cause, as pytest lists failures."""
-    infra = [(nodeid, r) for nodeid, r in final.items() if r["outcome"] == "infra"]
-    if not infra:
-        return []
-    return ["infra trials (the environment ended them; not model failures):"] + [
-        f"INFRA {nodeid} - {r['cause']}: {r['message']}" for nodeid, r in infra]
+TRIAL_WORDS = {"failed": "FAILED", "error": "ERROR", "infra": "INFRA"}
+
+
+def fit(line: str, width: int) -> str:
+    """``line`` cut to ``width`` columns, ending in ``...`` when cut (as pytest cuts its short summary)."""
+    return line if len(line) <= width else line[:max(width - 3, 0)] + "..."
+
+
+def trial_lines(final: Mapping[str, Record], width: int, outcomes: Sequence[str] = ("failed", "error", "infra")
+                ) -> list[str]:
+    """One line per trial that ended in one of ``outcomes``: ``FAILED test_x[nop@1x#1] - failed/assertion: ...``.
+
+    ``final`` maps node ids to each trial's last record. A trial is named as
+    pytest heads a failure, by the item's name (a whole node id can fill the
+    line alone); each line is cut to ``width``. Grouped by outcome, in node-id
+    order within each.
+    """
+    lines = []
+    for outcome in outcomes:
+        for nodeid, r in sorted(final.items()):
+            if r["outcome"] == outcome:
+                message = " ".join(str(r["message"] or "").split())
+                name = nodeid.rsplit("::", 1)[-1]
+                lines.append(fit(f"{TRIAL_WORDS[outcome]} {name} - {outcome}/{r['cause']}: {message}", width))
+    return lines
 
 
 def render(records: Sequence[Record], *, models: Sequence[str] = (), multipliers: Sequence[str] = (),
            run_dir: str = "", gate_lines: Sequence[str] = (), superseded: Sequence[Record] = (),
-           verbose: bool = False) -> list[str]:
-    """The summary; ``records`` hold each trial's last attempt, ``superseded`` its earlier ones.
+           verbose: bool = False, width: int = 80) -> list[str]:
+    """The summary, ending with the outcome table (the result, on the last screen) and the gate;
+    ``records`` hold each trial's last attempt, ``superseded`` its earlier ones.
 
-    ``verbose`` (pytest's ``-v``) prints the table one line per row, wider than 100 columns.
+    By default comparisons that differ and metric means, in ``width`` columns
+    (the table's rows need 100); ``verbose`` (pytest's ``-v``) adds every
+    interval and comparison and prints the table one wide line per row.
     """
-    lines = outcome_table(records, models, multipliers, verbose)
+    lines = usage_lines(records, models)
+    lines += reward_key_lines(records, models, multipliers)
+    lines += over_declared_lines(records)
+    lines += comparison_lines(records, models, multipliers, verbose, width)
+    lines.append(power_line(records))
+    lines += metric_lines(records, models, multipliers, verbose, width)
+    lines += outcome_table(records, models, multipliers, verbose)
     if superseded:
         lines.append(retries_line(records, superseded))
     lines += nothing_measured_lines(records)
     enforcement = sorted({f"{r['backend']}/{r['enforcement']}" for r in records if r["enforcement"]})
-    lines.append(f"enforcement: {', '.join(enforcement) or 'none (no sandbox started)'}; "
-                 "intervals are Wilson 95% (± task-clustered SE with samples > 1)")
-    if not verbose:
-        lines.append("2nd line of a row: infra causes, Wilson 95% intervals; -v prints one wide line per row")
+    lines.append(f"enforcement: {', '.join(enforcement) or 'none (no sandbox started)'}; ± clustered SE; "
+                 + ("2nd line: infra causes, Wilson 95%" if not verbose else "[Wilson 95%]"))
     if any(r["enforcement"] == "rlimit" for r in records):
         lines.append("WARNING: rlimit enforcement caps virtual memory per command and does not limit CPU; "
                      "these limits are weaker than the kernel cgroup limits of a real sandbox")
-    lines += usage_lines(records, models)
-    lines += reward_key_lines(records, models, multipliers)
-    lines += over_declared_lines(records)
-    lines += comparison_lines(records, models, multipliers)
-    lines.append(power_line(records))
-    lines += metric_lines(records, models, multipliers, verbose)
     lines += list(gate_lines)
     if run_dir:
         lines.append(f"run directory: {run_dir}")

@@ -250,13 +250,19 @@ class Bench:
     def records_results(self) -> bool:
         return self.worker is None
 
-    def task(self, nodeid: str, name: str, marker_kwargs: dict, harbor_task=None) -> Task | None:
+    def task(self, nodeid: str, name: str, marker_kwargs: dict, harbor_task=None,
+             uses_trial: bool = True) -> Task | None:
         """Parse a task's marker (or take a Harbor task directory) once; a bad one is kept in ``problems``
-        and gives None. ``nodeid``: the test function's, as pytest has it."""
+        and gives None, as does a marked test that does not use the ``trial`` fixture (it would run as one
+        plain test, silently left out of the bake-off). ``nodeid``: the test function's, as pytest has it."""
         try:
             task_id = self.suite.node_id(nodeid)
         except SpecError as exc:
             self.problems.append(str(exc))
+            return None
+        if not uses_trial:
+            self.problems.append(f"{task_id}: @pytest.mark.task on a test without the `trial` fixture: add `trial` "
+                                 "to its arguments, or remove the marker")
             return None
         if task_id not in self.tasks:
             try:
@@ -421,10 +427,11 @@ class Bench:
         return (f"harnessbench: the last {self._broken_setups} trials could not be provisioned "
                 f"({record['message']}); stopping the session")
 
-    def finish_trial(self, trial: Trial, exc: BaseException | None, body_s: float) -> dict:
-        """Classify, redact and save a trial's trajectory; returns the record to send on."""
+    def finish_trial(self, trial: Trial, exc: BaseException | None, body_s: float, traceback: str | None = None) -> dict:
+        """Classify, redact and save a trial's trajectory (with pytest's ``traceback`` of a failed one, which the
+        terminal shows as one line); returns the record to send on."""
         record = self.recorder.redactor.redact(trial.finish(exc, body_s, self.config.oom_as).to_dict())
-        self.recorder.save_trajectory(record, trial.trajectory_document(record))
+        self.recorder.save_trajectory(record, {**trial.trajectory_document(record), "traceback": traceback})
         return record
 
     def export(self):

@@ -552,13 +552,23 @@ class MetricMean:
     trials: int
 
 
-def metric_mean(records: Iterable[Record], metric: str, confidence: float = 0.95) -> MetricMean:
+def metric_mean(records: Iterable[Record], metric: str, confidence: float = 0.95,
+                bounds: tuple[float, float] = (-math.inf, math.inf)) -> MetricMean:
     """One metric over a set of records (normally one model × multiplier cell), clustered by task."""
-    return mean_over_tasks(metric, per_task_metric(records, metric), confidence)
+    return mean_over_tasks(metric, per_task_metric(records, metric), confidence, bounds)
 
 
-def mean_over_tasks(metric: str, by_task: Mapping[str, Sequence[float]], confidence: float = 0.95) -> MetricMean:
-    """:func:`metric_mean` of values already grouped by task (``per_task_metrics``)."""
+def mean_over_tasks(metric: str, by_task: Mapping[str, Sequence[float]], confidence: float = 0.95,
+                    bounds: tuple[float, float] = (-math.inf, math.inf)) -> MetricMean:
+    """:func:`metric_mean` of values already grouped by task (``per_task_metrics``).
+
+    The t interval is clipped to ``bounds``, the metric's range (no count or
+    duration below 0, no score above 1). The mean cannot lie outside that
+    range, so cutting the interval there loses no coverage. A transformed
+    interval (log for costs, logit for scores) would respect the range too, but
+    breaks on the zeros and ones these metrics often take (``tokens`` 0 for
+    built-in models, a match score of exactly 1).
+    """
     _check_confidence(confidence)
     task_means = [sum(v) / len(v) for v in by_task.values()]
     trials = sum(len(v) for v in by_task.values())
@@ -568,7 +578,7 @@ def mean_over_tasks(metric: str, by_task: Mapping[str, Sequence[float]], confide
     if len(task_means) < 2:
         return MetricMean(metric, value, None, None, 1, trials)
     low, high = _t_interval(task_means, confidence)
-    return MetricMean(metric, value, low, high, len(task_means), trials)
+    return MetricMean(metric, value, max(low, bounds[0]), min(high, bounds[1]), len(task_means), trials)
 
 
 def paired_metric_comparison(records_a: Iterable[Record], records_b: Iterable[Record], metric: str,

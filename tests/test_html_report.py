@@ -90,6 +90,7 @@ def test_the_report_of_a_real_bake_off_opens_offline_with_plots_filters_and_traj
     call = dialog.locator(".call").first.inner_text()
     assert "bash" in call and "exit 137" in call and "bytearray" in call
     assert "human" in dialog.inner_text() and "usage" in dialog.inner_text()
+    assert "def test_answer(trial):" in dialog.locator("pre.traceback").inner_text()  # the terminal showed one line
     page.screenshot(path=str(tmp_path / ARTIFACT), full_page=True)
     print(f"screenshot: {tmp_path / ARTIFACT}")
     page.locator("#close").click()

@@ -53,7 +53,7 @@ def test_the_judge_scores_each_trial_and_never_changes_its_outcome(judged, score
     (request,) = requests
     shown = json.dumps(request.body["messages"])
     assert "Write 42 to answer.txt." in shown and "echo 42 > answer.txt" in shown
-    result.stdout.fnmatch_lines([f"judge*oracle*1x*{metric:.2f}*-*1*1"])
+    result.stdout.fnmatch_lines(["metrics (*", "model*mult*judge", f"oracle*1x*{metric:.2f}"])
 
 
 def test_a_failing_judge_leaves_the_metric_missing_with_its_cause_never_zero(judged):

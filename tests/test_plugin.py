@@ -9,6 +9,7 @@ import pytest
 
 from pytest_harnessbench.sandbox import cgroups
 from pytest_harnessbench.sandbox.local import work_root
+from pytest_harnessbench.store import RunDir
 
 TASKS = '''
 import pytest
@@ -66,10 +67,37 @@ def test_oom_at_1x_is_infra_and_uncapped_passes(suite):
     assert result.ret == 1
 
 
-def test_infra_trials_are_listed_with_their_cause_like_failures(suite):
-    result = run(suite, "--models", "oracle:heavy", "--multipliers", "1,uncapped", "-ra")
-    result.stdout.fnmatch_lines(["infra trials (the environment ended them; not model failures):",
-                                 "INFRA test_tasks.py::test_answer?oracle:heavy@1x#1? - oom: kernel OOM-killed*"])
+def test_a_failed_trial_is_one_line_and_keeps_its_traceback_in_its_file_plain_tests_keep_theirs(pytester):
+    """Issue 21: ~2,600 lines of tracebacks for by-design failures buried the table."""
+    pytester.makepyfile(test_tasks=TASKS + """
+def test_plain_failure():
+    assert 1 == 2, "plain tests keep their traceback"
+""")
+    result = run(pytester, "--models", "oracle:wrong,oracle:heavy", "--multipliers", "1")
+    result.stdout.fnmatch_lines([
+        "*= FAILURES =*", "*_ test_plain_failure _*", "*plain tests keep their traceback*",
+        "*= short test summary info =*", "FAILED test_tasks.py::test_plain_failure - *",
+        "*= harnessbench · tracebacks: RUN_DIR/trials/, -v =*",
+        "FAILED test_answer?oracle:wrong@1x#1? - failed/assertion: AssertionError: *",
+        "INFRA test_answer?oracle:heavy@1x#1? - infra/oom: kernel OOM-killed*",
+        "model *", "*", "oracle:wrong *", "*", "oracle:heavy *", "*", "enforcement: *", "run directory: *",
+        "*= 2 failed, 1 passed, 1 infra in *"])
+    assert "test_answer[oracle:wrong@1x#1] _" not in result.stdout.str()  # no traceback of its own
+    assert "FAILED test_tasks.py::test_answer" not in result.stdout.str()
+    documents = RunDir(pytester.path / "run").trajectory_documents().values()
+    wrong = next(d for d in documents if d["record"]["model"] == "oracle:wrong")
+    assert "def test_answer(trial):" in wrong["traceback"] and "AssertionError" in wrong["traceback"]
+
+    tracebacks = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--hb-out", "run2", "--models", "oracle:wrong",
+                                               "--tb=short")
+    tracebacks.stdout.fnmatch_lines(["*_ test_answer?oracle:wrong@1x#1? _*", "*AssertionError*",
+                                     "FAILED test_tasks.py::test_answer?oracle:wrong@1x#1? - *"])
+
+
+def test_infra_trials_are_listed_with_their_cause_also_when_tracebacks_are_shown(suite):
+    result = run(suite, "--models", "oracle:heavy", "--multipliers", "1,uncapped", "-ra", "-v")
+    result.stdout.fnmatch_lines(["infra trials (the environment ended them, not the model):",
+                                 "INFRA test_answer?oracle:heavy@1x#1? - infra/oom: kernel OOM-killed*"])
 
 
 def test_oom_as_failed(suite):
@@ -125,7 +153,7 @@ def test_run_directory_holds_card_records_and_trajectories(suite):
 def test_summary_table(suite):
     result = run(suite, "--models", "oracle:heavy,oracle:lean", "--multipliers", "1,uncapped")
     result.stdout.fnmatch_lines([
-        "=*= harnessbench =*=",
+        "=*= harnessbench * =*=",
         "model*mult*trials*pass*fail*infra*err*score*excl. infra*infra rate",
         "oracle:heavy*1x*1*0*0*1*0*0.0%*-*100.0%",
         "*oom:1*0.0–79.3*20.7–100.0",
@@ -137,10 +165,11 @@ def test_summary_table(suite):
 
 
 def _summary(stdout_lines):
-    """The outcome table and enforcement line; the metric tables after them hold timings, which differ per run."""
-    start = next(i for i, line in enumerate(stdout_lines) if line.startswith("=") and " harnessbench " in line)
-    end = next((i for i, line in enumerate(stdout_lines) if line.startswith("metrics (")), len(stdout_lines))
-    return [line for line in stdout_lines[start + 1:end]
+    """The outcome table's first lines of rows and the enforcement line; the metric tables before them hold
+    timings, which differ per run."""
+    start = next(i for i, line in enumerate(stdout_lines) if line.startswith("model ") and " trials " in line)
+    end = next(i for i, line in enumerate(stdout_lines) if line.startswith("enforcement"))
+    return [line for line in stdout_lines[start:end + 1]
             if line.startswith(("model", "oracle", "nop", "-", "enforcement"))]
 
 
@@ -222,6 +251,21 @@ def test_x(trial):
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     assert result.ret == 4
     result.stderr.fnmatch_lines(["*test_x*memory size '2 gigs' is not understood*256Mi*"])
+
+
+def test_a_task_marker_without_the_trial_fixture_is_a_usage_error_naming_the_test(pytester):
+    """Issue 21: it ran silently as one plain test, left out of the table."""
+    pytester.makepyfile(test_forgot='''
+import pytest
+
+@pytest.mark.task(cpus=1)
+def test_forgot_the_fixture():
+    pass
+''')
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    assert result.ret == 4
+    result.stderr.fnmatch_lines(["*test_forgot.py::test_forgot_the_fixture: @pytest.mark.task on a test without "
+                                 "the `trial` fixture: add `trial` to its arguments, or remove the marker"])
 
 
 def test_ini_keys_configure_the_bake_off(suite):
@@ -406,9 +450,21 @@ def test_without_retry_infra_an_infra_trial_runs_once(pytester, tmp_path, monkey
 @pytest.mark.parametrize("workers", [[], ["-n", "2"]])
 def test_progress_lines_per_model_and_multiplier(suite, workers):
     result = run(suite, "--models", "oracle:heavy,oracle:lean", "--multipliers", "1,uncapped", "--hb-progress", "0.001",
-                 *workers)
-    result.stdout.fnmatch_lines(["harnessbench progress: 4/4 trials · oracle:heavy@1x 1/1 (infra 1) · "
-                                 "oracle:heavy@uncapped 1/1 · oracle:lean@1x 1/1 · oracle:lean@uncapped 1/1"])
+                 "-v", *workers)
+    result.stdout.fnmatch_lines(["harnessbench progress: 4/4 trials · oracle:heavy 1x 1/1 (infra 1), uncapped 1/1",
+                                 "  oracle:lean 1x 1/1, uncapped 1/1"])
+
+
+def test_progress_lines_go_between_rows_of_letters_and_fit_the_terminal(suite, monkeypatch):
+    """Issue 21: a 282-column progress line spliced into the dots."""
+    monkeypatch.setenv("COLUMNS", "40")  # pytest's narrowest: a row holds 32 letters, then the progress
+    result = run(suite, "--models", "nop", "--samples", "32", "--hb-progress", "0.001", "-n", "2")
+    lines = result.stdout.lines
+    first = next(i for i, line in enumerate(lines) if line.startswith("harnessbench progress"))
+    assert re.fullmatch(r"[.F]{32} \[ 96%\]", lines[first - 1])
+    assert re.fullmatch(r"harnessbench progress: 3[12]/32 trials", lines[first])
+    assert re.fullmatch(r"  nop 1x 3[12]/32", lines[first + 1])
+    assert lines[first + 2].startswith((".", "F"))  # the next row of letters
 
 
 def test_usage_errors_stay_readable_under_xdist(pytester, monkeypatch):

@@ -18,7 +18,20 @@ def test_progress_counts_per_cell_and_is_due_every_interval():
     assert not progress.due()
     clock.now = 31
     assert progress.due() and not progress.due()  # once per interval
-    assert progress.line() == "harnessbench progress: 2/6 trials · nop@1x 1/3 (infra 1) · nop@3x 1/3"
+    assert progress.lines(100) == ["harnessbench progress: 2/6 trials · nop 1x 1/3 (infra 1), 3x 1/3"]
+
+
+def test_progress_lines_fit_the_terminal_and_never_split_a_cell():
+    """Issue 21: a 282-column progress line."""
+    progress = Progress(30, Clock())
+    progress.expect([(model, x) for model in ("oracle:lean", "oracle:heavy", "nop") for x in ("1x", "3x", "uncapped")])
+    progress.add({"model": "oracle:heavy", "multiplier": "1x", "outcome": "infra"})
+    assert progress.lines(80) == [
+        "harnessbench progress: 1/9 trials · oracle:lean 1x 0/1, 3x 0/1, uncapped 0/1",
+        "  oracle:heavy 1x 1/1 (infra 1), 3x 0/1, uncapped 0/1 · nop 1x 0/1, 3x 0/1",
+        "  uncapped 0/1"]
+    narrow = progress.lines(20)
+    assert max(map(len, narrow)) == 20 and "  oracle:heavy 1x..." in narrow
 
 
 def test_progress_off():

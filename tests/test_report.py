@@ -1,6 +1,6 @@
 """The terminal summary, built from plain records: no pytest run needed."""
 
-from pytest_harnessbench.report import render
+from pytest_harnessbench.report import metric_tables, render, trial_lines
 
 
 def record(model, mult, outcome, cause=None, task="t1", sample=1, message="", enforcement="cgroup-v1"):
@@ -24,7 +24,7 @@ def test_a_run_where_every_trial_errored_says_it_measured_nothing_and_compares_n
 def test_cells_without_a_measured_trial_are_not_compared_but_the_others_are():
     records = [record("a", "1x", "passed"), record("a", "3x", "passed"),
                record("b", "1x", "error", "harness"), record("b", "3x", "failed", "assertion")]
-    text = "\n".join(render(records, models=["a", "b"], multipliers=["1x", "3x"]))
+    text = "\n".join(render(records, models=["a", "b"], multipliers=["1x", "3x"], verbose=True))
     assert "a: score 3x vs 1x" in text and "b: score 3x vs 1x" not in text
     assert "@3x: score b − a" in text and "@1x: score b − a" not in text
     assert "measured nothing" not in text
@@ -36,7 +36,8 @@ def test_the_table_fits_100_columns_and_keeps_every_figure_verbose_prints_one_li
                for m in ("oracle:lean", "oracle:heavy") for x in ("1x", "3x", "uncapped") for t in range(6)
                for k in (1, 2, 3)]
     lines = render(records, models=["oracle:lean", "oracle:heavy"], multipliers=["1x", "3x", "uncapped"])
-    table = lines[:lines.index(next(line for line in lines if line.startswith("enforcement:")))]
+    start = lines.index(next(line for line in lines if line.startswith("model ")))
+    table = lines[start:lines.index(next(line for line in lines if line.startswith("enforcement:")))]
     assert max(map(len, lines)) <= 100
     assert len(table) == 2 + 2 * 6
     heavy = table.index(next(line for line in table if line.startswith("oracle:heavy  1x")))
@@ -57,8 +58,7 @@ def test_metrics_are_summarised_per_model_and_multiplier_and_compared_paired_by_
             r["metrics"] = {"steps": steps, "trajectory_match": float(model == "oracle:lean")}
             records.append(r)
     records.append(record("oracle:heavy", "3x", "infra", "oom"))  # no metrics: no row
-    lines = render(records, models=["oracle:lean", "oracle:heavy"], multipliers=["1x", "3x"])
-    assert max(map(len, lines)) <= 100
+    lines = render(records, models=["oracle:lean", "oracle:heavy"], multipliers=["1x", "3x"], verbose=True)
     start = lines.index(next(line for line in lines if line.startswith("metrics (")))
     assert lines[start + 1].split() == ["metric", "model", "mult", "mean", "95%", "CI", "tasks", "trials"]
     assert lines[start + 3].split() == ["steps", "oracle:lean", "1x", "2.33", "0.90–3.77", "3", "3"]
@@ -83,7 +83,61 @@ def test_metric_comparisons_within_noise_are_counted_and_shown_with_verbose():
             r["metrics"] = {"steps": steps}
             records.append(r)
     lines = render(records, models=["a", "b"], multipliers=["1x"])
-    assert "metric comparisons within noise: 1 (-v shows them)" in lines
+    assert "metric comparisons paired by task: 0 of 1 differ (-v lists them)" in lines
     assert not any(line.startswith("metric comparisons (") for line in lines)
     wide = render(records, models=["a", "b"], multipliers=["1x"], verbose=True)
     assert any(line.startswith("@1x") and line.endswith("within noise (p=1.0)") for line in wide)
+
+
+def test_metric_intervals_stay_within_the_metric_range():
+    """Issue 21: ``wall_s 5.41 [-5.57, 16.39]``; a mean of seconds is never negative, a score never above 1."""
+    records = []
+    for t, (wall_s, match) in enumerate([(0.2, 1.0), (0.3, 1.0), (15.0, 0.0)]):
+        r = record("a", "1x", "passed", task=f"t{t}")
+        r["metrics"] = {"wall_s": wall_s, "trajectory_match": match}
+        records.append(r)
+    rows, _ = metric_tables(records, ["a"], ["1x"])
+    intervals = {row[0]: row[4] for row in rows}
+    assert intervals == {"wall_s": "0.00–26.32", "trajectory_match": "0.00–1.00"}
+
+
+def test_by_default_the_summary_fits_80_columns_and_ends_with_the_table():
+    """Issue 21: the result was buried. Comparisons that differ, metric means in columns, then the table; only the
+    table's rows need 100 columns."""
+    records = []
+    for m in ("oracle:lean", "oracle:heavy", "nop"):
+        for x in ("1x", "3x", "uncapped"):
+            for t in range(6):
+                outcome, cause = {"nop": ("failed", "assertion")}.get(m, ("passed", None))
+                if (m, x) == ("oracle:heavy", "1x"):
+                    outcome, cause = "infra", "oom"
+                r = record(m, x, outcome, cause, task=f"t{t}")
+                r["metrics"] = {"steps": 1.0 + (m != "nop"), "wall_s": 0.5 * t, "trajectory_match": 1.0}
+                records.append(r)
+    lines = render(records, models=["oracle:lean", "oracle:heavy", "nop"], multipliers=["1x", "3x", "uncapped"],
+                   run_dir="RUN")
+    table = lines.index(next(line for line in lines if line.startswith("model ") and " trials " in line))
+    assert [line for line in lines[:table] if len(line) > 80] == []
+    assert lines[table + 20:] == ["enforcement: local/cgroup-v1; ± clustered SE; 2nd line: infra causes, Wilson 95%",
+                                  "run directory: RUN"]
+    comparisons = lines.index(next(line for line in lines if line.startswith("comparisons")))
+    assert lines[comparisons].startswith("comparisons, p adjusted by Benjamini–Hochberg (") and \
+        "within noise: -v lists them):" in lines[comparisons]
+    assert all("differs" in line for line in lines[comparisons + 1:lines.index(next(
+        line for line in lines if line.startswith("detectable")))])
+    metrics = lines.index(next(line for line in lines if line.startswith("metrics (")))
+    assert lines[metrics + 1].split() == ["model", "mult", "steps", "wall_s", "trajectory_match"]
+    assert lines[metrics + 3].split() == ["oracle:lean", "1x", "2.00", "1.25", "1.00"]
+    assert len(render(records, models=[], multipliers=[], width=40)[metrics + 1]) <= 40  # columns split to fit
+
+
+def test_one_line_per_trial_that_did_not_pass_cut_to_the_terminal():
+    final = {"t.py::test_x[nop@1x#1]": record("nop", "1x", "failed", "assertion", message="AssertionError: no\nfile"),
+             "t.py::test_x[oracle:heavy@1x#1]": record("oracle:heavy", "1x", "infra", "oom", message="killed " * 30),
+             "t.py::test_x[oracle:lean@1x#1]": record("oracle:lean", "1x", "passed"),
+             "t.py::test_a[nop@1x#1]": record("nop", "1x", "error", "harness", message="NameError: x")}
+    assert trial_lines(final, 80) == [
+        "FAILED test_x[nop@1x#1] - failed/assertion: AssertionError: no file",
+        "ERROR test_a[nop@1x#1] - error/harness: NameError: x",
+        "INFRA test_x[oracle:heavy@1x#1] - infra/oom: killed killed killed killed kill..."]
+    assert trial_lines(final, 80, ("infra",)) == trial_lines(final, 80)[2:]
