@@ -232,6 +232,8 @@ def test_files_round_trip(box):
     sandbox.exec("seq 3 > out.txt && ln -s out.txt link.txt")
     assert sandbox.read_file("out.txt") == "1\n2\n3\n"
     assert sandbox.read_file("link.txt") == "1\n2\n3\n"
+    sandbox.exec("printf 'ok\\xff\\xfe' > raw.txt")  # model output that is not UTF-8 (issue 21.5)
+    assert sandbox.read_file("raw.txt") == "ok\ufffd\ufffd" and sandbox.read_file("raw.txt", text=False) == b"ok\xff\xfe"
 
 
 def test_reading_a_missing_output_is_the_models_failure(box):

@@ -106,6 +106,17 @@ def test_files_round_trip_and_missing_file_is_output_missing(backend):
         box.close()
 
 
+def test_a_file_with_bytes_that_are_not_utf8_reads_as_text_with_replacement(backend):
+    """Issue 21.5: model output the verifier reads is never a harness error (it was UnicodeDecodeError)."""
+    box = sandbox(backend)
+    try:
+        box.exec("printf 'ok\\xff\\xfe\\n' > out.txt")
+        assert box.read_file("out.txt") == "ok\ufffd\ufffd\n"
+        assert box.read_file("out.txt", text=False) == b"ok\xff\xfe\n"
+    finally:
+        box.close()
+
+
 def test_no_network_interfaces_but_loopback(backend):
     box = sandbox(backend)
     try:

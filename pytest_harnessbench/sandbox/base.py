@@ -19,6 +19,16 @@ TIMEOUT_EXIT_CODE = 124  # what coreutils `timeout` returns; we use it for kille
 CAPTURE_LIMIT = 8 * 1024 * 1024  # bytes of stdout (and of stderr) kept per command
 
 
+def decode_text(data: bytes) -> str:
+    """Bytes from a sandbox as text: UTF-8, each byte that is not valid UTF-8 replaced by U+FFFD.
+
+    What a model wrote is data, never the task's bug: a verifier reading a file
+    with stray bytes must see a wrong output (a model failure), not a
+    ``UnicodeDecodeError`` (which would be ``error/harness``).
+    """
+    return data.decode("utf-8", errors="replace")
+
+
 @dataclass(frozen=True)
 class ExecResult:
     """The result of one command inside a sandbox."""
@@ -104,7 +114,7 @@ class Sandbox(Protocol):
         """Write a file (relative paths are inside the working directory)."""
 
     def read_file(self, path: str, text: bool = True) -> str | bytes:
-        """Read a file.
+        """Read a file: as text (:func:`decode_text`, never a decoding error) or, with ``text=False``, as bytes.
 
         Raises:
             OutputMissingError: the file does not exist.

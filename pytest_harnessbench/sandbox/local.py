@@ -32,7 +32,7 @@ from ..redact import looks_secret
 from ..resources import Allocation
 from . import cgroups, watchdog
 from .base import (CAPTURE_LIMIT, Backend, TIMEOUT_EXIT_CODE, EnforcementUnavailable, Evidence, ExecResult, OutputMissingError,
-                   SandboxLostError, SandboxPathError, SandboxStartError)
+                   SandboxLostError, SandboxPathError, SandboxStartError, decode_text)
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -365,9 +365,10 @@ class LocalSandbox:
     def read_file(self, path: str, text: bool = True) -> str | bytes:
         target = self._path(path)
         try:
-            return target.read_text() if text else target.read_bytes()
+            data = target.read_bytes()
         except (FileNotFoundError, IsADirectoryError) as exc:
             raise OutputMissingError(f"{path} does not exist in the sandbox") from exc
+        return decode_text(data) if text else data
 
     def applied_limits(self) -> dict:
         """What the kernel enforces for this sandbox (read back, not echoed from the request)."""

@@ -11,7 +11,7 @@ import uuid
 from typing import Any
 
 from ..base import (CAPTURE_LIMIT, TIMEOUT_EXIT_CODE, Evidence, ExecResult, OutputMissingError, SandboxError,
-                    SandboxLostError)
+                    SandboxLostError, decode_text)
 from ..cgroups import ContainerCgroup, HostCgroups, kill
 from ..container import EXEC_TOKEN_VAR, KILL_SCRIPT, one_file_tar
 from .engine import KILL_GRACE_S, WORKDIR, docker_sdk, explain, requests_error
@@ -34,7 +34,7 @@ class _Capture:
         self.size += len(chunk)
 
     def text(self) -> str:
-        data = b"".join(self.chunks).decode("utf-8", errors="replace")
+        data = decode_text(b"".join(self.chunks))
         return data + (f"\n[output cut at {CAPTURE_LIMIT} bytes]" if self.cut else "")
 
 
@@ -277,7 +277,7 @@ class DockerSandbox:
                     raise IsADirectoryError(f"{path} is a directory in the sandbox, not a file")
                 handle = tar.extractfile(member)
                 content = handle.read() if handle is not None else b""
-            return content.decode("utf-8", errors="replace") if text else content
+            return decode_text(content) if text else content
         raise OutputMissingError(f"{path}: too many levels of symbolic links in the sandbox")
 
     def evidence(self) -> Evidence:
