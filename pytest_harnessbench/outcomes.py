@@ -1,7 +1,8 @@
 """Every trial ends in exactly one outcome with a cause (DESIGN.md §3).
 
 ``classify`` is a pure function of the exception the trial ended with, the
-kernel's OOM-kill count in its sandbox and why the agent loop stopped.
+kernel's counters of limits hit in its sandbox (OOM kills, forks refused at the
+pids limit) and why the agent loop stopped.
 """
 
 from __future__ import annotations
@@ -79,7 +80,7 @@ def _describe(exc: BaseException) -> str:
 
 
 def classify(exc: BaseException | None, oom_kills: int = 0, stop_reason: str | None = None,
-             oom_as: str = INFRA) -> Verdict:
+             oom_as: str = INFRA, pids_limit_hits: int = 0) -> Verdict:
     """Outcome and cause of one trial.
 
     Rules, in order:
@@ -93,6 +94,10 @@ def classify(exc: BaseException | None, oom_kills: int = 0, stop_reason: str | N
     4. Any other ending with an OOM kill in the sandbox: infra/oom (the
        environment ended the attempt; a half-written output may make even a
        careful check raise), or failed/oom under ``--hb-oom-as failed``.
+       Likewise a fork the kernel refused at the pids limit: infra/pids (or
+       failed/pids): the pids limit is a kill threshold like memory's (the
+       multiplier scales it with ``--hb-scale pids``), and a command whose fork
+       failed ends in whatever way it handles that, never with a kill to see.
     5. A task's verifier that timed out or left no reward: failed, with that cause.
        Any other exception that is not a verification failure (NameError,
        TypeError, ...): the task or plugin is broken — error/harness.
@@ -116,6 +121,9 @@ def classify(exc: BaseException | None, oom_kills: int = 0, stop_reason: str | N
     if oom_kills:
         oom_message = f"kernel OOM-killed {oom_kills} process(es) in the sandbox; {message}"
         return Verdict(FAILED if oom_as == FAILED else INFRA, "oom", oom_message)
+    if pids_limit_hits:
+        pids_message = f"the kernel refused {pids_limit_hits} fork(s) at the sandbox's pids limit; {message}"
+        return Verdict(FAILED if oom_as == FAILED else INFRA, "pids", pids_message)
     if isinstance(exc, VerifierFailed):
         return Verdict(FAILED, exc.cause, message)
     if not _is_verification_failure(exc):

@@ -175,8 +175,10 @@ def test_cpu_limit_throttles_a_busy_loop(box):
 
 def test_pids_limit_stops_a_fork_storm(box):
     sandbox = box("1", pids=16)
+    assert sandbox.evidence().pids_limit_hits == 0
     result = sandbox.exec("for i in $(seq 40); do sleep 1 & done; wait", timeout=20)
     assert "fork" in result.stderr or "Resource temporarily unavailable" in result.stderr
+    assert sandbox.evidence().pids_limit_hits >= 1  # the container's pids.events (issue 21.6)
 
 
 # ---------------------------------------------------------------------------------- exec

@@ -71,10 +71,13 @@ def test_cpu_limit_throttles_a_busy_loop(backend):
 def test_pids_limit(backend):
     box = sandbox(backend, pids=8)
     try:
+        assert box.evidence().pids_limit_hits == 0
         result = box.exec("for i in $(seq 20); do sleep 2 & done; wait")
+        evidence = box.evidence()
     finally:
         box.close()
     assert "fork" in result.stderr or "Resource temporarily unavailable" in result.stderr
+    assert evidence.pids_limit_hits >= 1  # the kernel's pids.events (issue 21.6: there was no evidence)
 
 
 def test_timeout_kills_the_whole_command(backend, tmp_path):

@@ -71,3 +71,13 @@ def test_a_full_disk_is_infra_disk_also_when_wrapped():
     except RuntimeError as wrapped:
         assert pair(classify(wrapped)) == ("infra", "disk")
     assert pair(classify(OSError(errno.EACCES, "Permission denied"))) == ("error", "harness")
+
+
+def test_a_non_passing_trial_that_hit_its_pids_limit_is_classified_like_oom():
+    """Issue 21.6: a refused fork was failed/assertion; the pids limit is a kill threshold like memory's."""
+    assert pair(classify(OutputMissingError("answer.txt"), pids_limit_hits=3)) == ("infra", "pids")
+    assert pair(classify(ValueError("half an output"), pids_limit_hits=1)) == ("infra", "pids")
+    assert pair(classify(AssertionError(), pids_limit_hits=1, oom_as="failed")) == ("failed", "pids")
+    assert pair(classify(None, pids_limit_hits=5)) == ("passed", None)
+    assert pair(classify(AssertionError(), oom_kills=1, pids_limit_hits=1)) == ("infra", "oom")
+    assert "refused 3 fork(s)" in classify(AssertionError(), pids_limit_hits=3).message

@@ -627,3 +627,24 @@ def test_sigkill_of_the_session_leaves_no_sandbox_process_behind(pytester, xdist
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+FORKY = """
+import pytest
+
+@pytest.mark.task(memory="64Mi", pids=8, timeout=60,
+                  solutions="for i in $(seq 12); do sleep 2 & done; /bin/echo 42 > answer.txt; wait")
+def test_answer(trial):
+    trial.run_agent("Write the answer to answer.txt.")
+    assert trial.sandbox.read_file("answer.txt").strip() == "42"
+"""
+
+
+def test_a_trial_that_hits_its_pids_limit_is_infra_pids_with_the_kernels_count(pytester):
+    """Issue 21.6: it was failed/assertion with no evidence; uncapped (pids scaled) the same solution passes."""
+    pytester.makepyfile(test_forky=FORKY)
+    run(pytester, "--models", "oracle", "--multipliers", "1,uncapped", "--hb-scale", "cpu,memory,pids")
+    recs = {r["multiplier"]: r for r in records(pytester)}
+    assert (recs["1x"]["outcome"], recs["1x"]["cause"]) == ("infra", "pids"), recs["1x"]["message"]
+    assert recs["1x"]["resources"]["pids_limit_hits"] >= 1 and "fork" in recs["1x"]["message"]
+    assert (recs["uncapped"]["outcome"], recs["uncapped"]["resources"]["pids_limit_hits"]) == ("passed", 0)

@@ -51,12 +51,15 @@ class Evidence:
     ``oom_kills`` comes from the kernel's own counter where there is one;
     ``oom_source`` names it (``memory.oom_control``, ``memory.events``,
     ``State.OOMKilled``, or ``heuristic`` for the rlimit fallback).
+    ``pids_limit_hits`` counts the forks the kernel refused at the sandbox's
+    pids limit (``max`` in the group's ``pids.events``, v1 and v2).
     """
 
     peak_memory_bytes: int | None = None
     cpu_seconds: float | None = None
     oom_kills: int = 0
     oom_source: str = ""
+    pids_limit_hits: int = 0
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:

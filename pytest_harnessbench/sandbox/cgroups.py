@@ -10,10 +10,11 @@ version     limit / guarantee                    evidence
 ==========  ===================================  ===============================
 v2          memory.max (+swap.max=0), cpu.max,   memory.events oom_kill,
             pids.max / memory.low, cpu.weight    memory.peak (polled memory.current
-                                                 before 5.19), cpu.stat usage_usec
+                                                 before 5.19), cpu.stat usage_usec,
+                                                 pids.events max
 v1          memory.limit_in_bytes (+memsw),      memory.oom_control oom_kill,
             cpu.cfs_quota_us, pids.max /         memory.max_usage_in_bytes,
-            memory.soft_limit_in_bytes,          cpuacct.usage
+            memory.soft_limit_in_bytes,          cpuacct.usage, pids.events max
             cpu.shares
 ==========  ===================================  ===============================
 """
@@ -174,6 +175,7 @@ class Group:
                 cpu_seconds=None if usage_usec is None else usage_usec / 1e6,
                 oom_kills=_read_keyed(d / "memory.events", "oom_kill") or 0,
                 oom_source="memory.events",
+                pids_limit_hits=self._pids_limit_hits(),
             )
         usage_ns = _read_int(self.dirs["cpuacct"] / "cpuacct.usage") if "cpuacct" in self.dirs else None
         return Evidence(
@@ -181,7 +183,13 @@ class Group:
             cpu_seconds=None if usage_ns is None else usage_ns / 1e9,
             oom_kills=_read_keyed(self.dirs["memory"] / "memory.oom_control", "oom_kill") or 0,
             oom_source="memory.oom_control",
+            pids_limit_hits=self._pids_limit_hits(),
         )
+
+    def _pids_limit_hits(self) -> int:
+        """Forks refused at this group's ``pids.max``: ``max N`` in ``pids.events`` (v1 and v2 alike)."""
+        pids = self.dirs.get("pids")
+        return (_read_keyed(pids / "pids.events", "max") or 0) if pids is not None else 0
 
     def applied(self) -> dict[str, int | str]:
         """The limits as the kernel holds them, read back from the group's files (numbers as int)."""

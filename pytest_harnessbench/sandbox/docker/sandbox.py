@@ -281,7 +281,8 @@ class DockerSandbox:
         raise OutputMissingError(f"{path}: too many levels of symbolic links in the sandbox")
 
     def evidence(self) -> Evidence:
-        """Peak memory, CPU seconds and OOM kills from the container's cgroup, plus ``State.OOMKilled``."""
+        """Peak memory, CPU seconds, OOM kills and forks refused at the pids limit from the container's cgroup,
+        plus ``State.OOMKilled``."""
         evidence = Evidence(notes=list(self._notes))
         fresh = self._snapshot() if not self._closed else None
         counters = fresh or self._last
@@ -290,6 +291,7 @@ class DockerSandbox:
             evidence.peak_memory_bytes = counters.peak_memory_bytes
             evidence.cpu_seconds = counters.cpu_seconds
             evidence.oom_kills = counters.oom_kills
+            evidence.pids_limit_hits = counters.pids_limit_hits
             sources.append(counters.oom_source)
             if fresh is None:
                 evidence.notes.append("counters as of the last command: the container's cgroup is gone")
