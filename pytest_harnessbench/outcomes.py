@@ -2,7 +2,7 @@
 
 ``classify`` is a pure function of the exception the trial ended with, the
 kernel's counters of limits hit in its sandbox (OOM kills, forks refused at the
-pids limit) and why the agent loop stopped.
+pids limit), whether its disk was full at the end, and why the agent loop stopped.
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ def _describe(exc: BaseException) -> str:
 
 
 def classify(exc: BaseException | None, oom_kills: int = 0, stop_reason: str | None = None,
-             oom_as: str = INFRA, pids_limit_hits: int = 0) -> Verdict:
+             oom_as: str = INFRA, pids_limit_hits: int = 0, disk_full: bool = False) -> Verdict:
     """Outcome and cause of one trial.
 
     Rules, in order:
@@ -98,6 +98,10 @@ def classify(exc: BaseException | None, oom_kills: int = 0, stop_reason: str | N
        failed/pids): the pids limit is a kill threshold like memory's (the
        multiplier scales it with ``--hb-scale pids``), and a command whose fork
        failed ends in whatever way it handles that, never with a kill to see.
+       Then a disk found full at the end (``sandbox/disk.py``): infra/disk,
+       as for ENOSPC in rule 3, since the command that hit it usually lost its
+       error message on the same full disk and the verifier sees only a short
+       output.
     5. A task's verifier that timed out or left no reward: failed, with that cause.
        Any other exception that is not a verification failure (NameError,
        TypeError, ...): the task or plugin is broken — error/harness.
@@ -124,6 +128,8 @@ def classify(exc: BaseException | None, oom_kills: int = 0, stop_reason: str | N
     if pids_limit_hits:
         pids_message = f"the kernel refused {pids_limit_hits} fork(s) at the sandbox's pids limit; {message}"
         return Verdict(FAILED if oom_as == FAILED else INFRA, "pids", pids_message)
+    if disk_full:
+        return Verdict(INFRA, "disk", f"no space left on the sandbox's disk at the end of the trial; {message}")
     if isinstance(exc, VerifierFailed):
         return Verdict(FAILED, exc.cause, message)
     if not _is_verification_failure(exc):

@@ -359,7 +359,8 @@ class Trial:
                 allocation["applied"] = self._sandbox.applied_limits()
             except SandboxError as exc:
                 allocation["applied"] = {"error": str(exc)}
-        verdict = classify(exc, evidence.oom_kills, self.stop_reason, oom_as, evidence.pids_limit_hits)
+        verdict = classify(exc, evidence.oom_kills, self.stop_reason, oom_as, evidence.pids_limit_hits,
+                           evidence.disk_full)
         values, missing = self._all_metrics(judge=verdict.outcome in METRIC_OUTCOMES)
         verdict = metrics.gate_verdict(verdict, values, self.task.gate_on, missing)
         self.timing.verify_s = max(0.0, body_s - self.timing.agent_s)
@@ -372,7 +373,8 @@ class Trial:
             allocation=allocation, enforcement=self.enforcement, backend=self.backend.name,
             resources={"peak_memory_bytes": evidence.peak_memory_bytes, "cpu_seconds": evidence.cpu_seconds,
                        "oom_kills": evidence.oom_kills, "oom_source": evidence.oom_source,
-                       "pids_limit_hits": evidence.pids_limit_hits, "notes": evidence.notes},
+                       "pids_limit_hits": evidence.pids_limit_hits, "disk_free_bytes": evidence.disk_free_bytes,
+                       "disk_full": evidence.disk_full, "notes": evidence.notes},
             timing=self.timing, usage=self.usage(), metrics=values, metrics_missing=missing,
             attempts=self.attempt, rewards=self.rewards,
             started_at=self.started_at, finished_at=utc_now(),

@@ -238,6 +238,16 @@ def test_files_round_trip(box):
     assert sandbox.read_file("raw.txt") == "ok\ufffd\ufffd" and sandbox.read_file("raw.txt", text=False) == b"ok\xff\xfe"
 
 
+def test_disk_evidence_is_the_free_space_of_the_containers_own_filesystem(box):
+    """Issue 21.4: the writable layer (overlay2's UpperDir), read from the host as the container sees it."""
+    sandbox = box("1")
+    inside = int(sandbox.exec("df -B1 --output=avail /task | tail -1").stdout)
+    evidence = sandbox.evidence()
+    assert evidence.disk_full is False and abs(evidence.disk_free_bytes - inside) < 64 << 20
+    assert not [n for n in evidence.notes if "writable layer" in n]
+    assert "hb-disk-probe" not in sandbox.exec("ls -a / /task").stdout
+
+
 def test_reading_a_missing_output_is_the_models_failure(box):
     sandbox = box("1")
     with pytest.raises(OutputMissingError) as info:

@@ -81,3 +81,12 @@ def test_a_non_passing_trial_that_hit_its_pids_limit_is_classified_like_oom():
     assert pair(classify(None, pids_limit_hits=5)) == ("passed", None)
     assert pair(classify(AssertionError(), oom_kills=1, pids_limit_hits=1)) == ("infra", "oom")
     assert "refused 3 fork(s)" in classify(AssertionError(), pids_limit_hits=3).message
+
+
+def test_a_non_passing_trial_whose_disk_was_full_at_the_end_is_infra_disk():
+    """Issue 21.4: `dd` into a full disk ends with a short output (an AssertionError), no ENOSPC to see."""
+    assert pair(classify(AssertionError("answer.txt is empty"), disk_full=True)) == ("infra", "disk")
+    assert pair(classify(OutputMissingError("answer.txt"), disk_full=True, oom_as="failed")) == ("infra", "disk")
+    assert pair(classify(None, disk_full=True)) == ("passed", None)
+    assert pair(classify(AssertionError(), oom_kills=1, disk_full=True)) == ("infra", "oom")
+    assert "no space left" in classify(AssertionError(), disk_full=True).message

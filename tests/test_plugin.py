@@ -544,6 +544,32 @@ def test_step(trial, n):
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting a filesystem needs root")
+def test_a_command_that_fills_the_sandbox_disk_is_infra_disk_from_the_filesystems_evidence(pytester):
+    """Issue 21.4: `dd` into a full disk left no exception (its stderr was lost on the same disk): failed/assertion."""
+    import subprocess
+
+    pytester.makepyfile(test_fill='''
+import pytest
+
+@pytest.mark.task(memory="64Mi", solutions="dd if=/dev/zero of=big.bin bs=1M count=100; echo 42 > answer.txt")
+def test_answer(trial):
+    trial.run_agent("Write the answer to answer.txt.")
+    assert trial.sandbox.read_file("answer.txt").strip() == "42"
+''')
+    disk = pytester.path / "tmp"
+    disk.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=40m", "tmpfs", str(disk)], check=True)
+    try:
+        pytester._monkeypatch.setenv("TMPDIR", str(disk))  # the sandbox's work dir lives under TMPDIR
+        run(pytester, "--models", "oracle")
+        (rec,) = records(pytester)
+        assert (rec["outcome"], rec["cause"]) == ("infra", "disk"), rec["message"]
+        assert rec["resources"]["disk_full"] is True and rec["resources"]["disk_free_bytes"] < 1 << 20
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a filesystem needs root")
 def test_a_full_sandbox_disk_is_infra_disk(pytester):
     import subprocess
 

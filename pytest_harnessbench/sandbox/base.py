@@ -53,6 +53,9 @@ class Evidence:
     ``State.OOMKilled``, or ``heuristic`` for the rlimit fallback).
     ``pids_limit_hits`` counts the forks the kernel refused at the sandbox's
     pids limit (``max`` in the group's ``pids.events``, v1 and v2).
+    ``disk_free_bytes`` and ``disk_full`` describe the filesystem the sandbox
+    writes to, read at the end (see ``sandbox/disk.py``); None where a backend
+    cannot see it.
     """
 
     peak_memory_bytes: int | None = None
@@ -60,6 +63,8 @@ class Evidence:
     oom_kills: int = 0
     oom_source: str = ""
     pids_limit_hits: int = 0
+    disk_free_bytes: int | None = None
+    disk_full: bool = False
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:

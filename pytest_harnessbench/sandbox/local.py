@@ -30,7 +30,7 @@ from ..paths import state_root, writable_dir
 from ..procs import owner_token, token_alive
 from ..redact import looks_secret
 from ..resources import Allocation
-from . import cgroups, watchdog
+from . import cgroups, disk, watchdog
 from .base import (CAPTURE_LIMIT, Backend, TIMEOUT_EXIT_CODE, EnforcementUnavailable, Evidence, ExecResult, OutputMissingError,
                    SandboxLostError, SandboxPathError, SandboxStartError, decode_text)
 
@@ -378,9 +378,9 @@ class LocalSandbox:
 
     def evidence(self) -> Evidence:
         if self.group is not None:
-            return self.group.evidence()
-        return Evidence(oom_kills=self._suspected_ooms, oom_source="heuristic",
-                        notes=["rlimit enforcement: OOM inferred from exit 137 / MemoryError"])
+            return disk.record(self.group.evidence(), self.workdir)
+        return disk.record(Evidence(oom_kills=self._suspected_ooms, oom_source="heuristic",
+                                    notes=["rlimit enforcement: OOM inferred from exit 137 / MemoryError"]), self.workdir)
 
     def close(self) -> None:
         if self._closed:

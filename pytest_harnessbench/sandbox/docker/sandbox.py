@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import posixpath
 import tarfile
 import threading
@@ -10,6 +11,7 @@ import time
 import uuid
 from typing import Any
 
+from .. import disk
 from ..base import (CAPTURE_LIMIT, TIMEOUT_EXIT_CODE, Evidence, ExecResult, OutputMissingError, SandboxError,
                     SandboxLostError, decode_text)
 from ..cgroups import ContainerCgroup, HostCgroups, kill
@@ -94,8 +96,13 @@ class DockerSandbox:
 
     def _state(self) -> dict | None:
         """The engine's ``State`` of the container, or None if it no longer exists."""
+        inspected = self._inspect()
+        return None if inspected is None else inspected["State"]
+
+    def _inspect(self) -> dict | None:
+        """The engine's ``inspect`` of the container, or None if it no longer exists."""
         try:
-            return self._api.inspect_container(self.id)["State"]
+            return self._api.inspect_container(self.id)
         except docker_sdk().errors.NotFound:
             return None
         except (docker_sdk().errors.DockerException, requests_error()) as exc:
@@ -282,7 +289,7 @@ class DockerSandbox:
 
     def evidence(self) -> Evidence:
         """Peak memory, CPU seconds, OOM kills and forks refused at the pids limit from the container's cgroup,
-        plus ``State.OOMKilled``."""
+        plus ``State.OOMKilled``; the free space of its writable layer."""
         evidence = Evidence(notes=list(self._notes))
         fresh = self._snapshot() if not self._closed else None
         counters = fresh or self._last
@@ -298,7 +305,8 @@ class DockerSandbox:
         elif self._cgroup is None and self._sigkilled:
             evidence.oom_kills = self._sigkilled
             sources.append("heuristic")
-        state = self._lost_state if self._closed else (self._state() or self._lost_state)
+        inspected = None if self._closed else self._inspect()
+        state = (inspected or {}).get("State") or self._lost_state
         if state is not None:
             if state.get("OOMKilled"):
                 evidence.oom_kills = max(evidence.oom_kills, 1)
@@ -309,7 +317,19 @@ class DockerSandbox:
                     f"OOMKilled={state.get('OOMKilled')}"
                 )
         evidence.oom_source = "+".join(sources)
+        if inspected is not None:
+            self._record_disk(evidence, inspected)
         return evidence
+
+    @staticmethod
+    def _record_disk(evidence: Evidence, inspected: dict) -> None:
+        """Free space where the container's own writes go (overlay2's ``UpperDir``), read from this host."""
+        layer = ((inspected.get("GraphDriver") or {}).get("Data") or {}).get("UpperDir") or ""
+        if layer and os.path.isdir(layer):
+            disk.record(evidence, layer)
+        else:
+            evidence.notes.append("the container's writable layer is not visible from this process (remote engine, "
+                                  "or a storage driver other than overlay2): no disk evidence")
 
     def applied_limits(self) -> dict:
         """The limits as the engine recorded them (``inspect``) and, where visible, as the kernel holds them."""
