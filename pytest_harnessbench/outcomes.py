@@ -2,7 +2,8 @@
 
 ``classify`` is a pure function of the exception the trial ended with, the
 kernel's counters of limits hit in its sandbox (OOM kills, forks refused at the
-pids limit), whether its disk was full at the end, and why the agent loop stopped.
+pids limit, thrashing at the memory limit), whether its disk was full at the
+end, and why the agent loop stopped.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import errno
 from dataclasses import dataclass
 
-from .sandbox.base import OutputMissingError, SandboxLostError, SandboxStartError
+from .sandbox.base import Evidence, OutputMissingError, SandboxLostError, SandboxStartError
 
 PASSED, FAILED, INFRA, ERROR = "passed", "failed", "infra", "error"
 
@@ -79,9 +80,51 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
+def thrashed(evidence: Evidence, memory_limit_bytes: int | None) -> bool:
+    """The sandbox sat at its memory limit and read back more of its own evicted file pages than the limit holds.
+
+    A process at its memory limit is not always OOM-killed. The kernel first
+    evicts file pages (the program's own code, the files it reads); a process
+    that needs them again reads them back from disk, and as long as each
+    eviction frees something the OOM killer never runs. Measured on cgroup v1
+    (``benchmarks/memory_thrash.py``, README "Memory pressure"): a Python loop
+    holding 56-58 MiB under a 64 MiB limit, its interpreter's pages charged to
+    its group, did 9 to 1 iterations where it does ~100,000 in 5 s, read back
+    3-13 GiB and was never OOM-killed; at 58 MiB it was still running at its
+    50 s timeout.
+
+    Having read back more than its whole limit says the working set did not
+    fit (a program whose working set fits reads back nothing), whatever the
+    machine's speed. It does not say by itself that the program stalled,
+    which is why :func:`classify` uses it only for a trial that ran out of time.
+    """
+    if memory_limit_bytes is None or not evidence.memory_at_limit or evidence.file_refault_bytes is None:
+        return False
+    return evidence.file_refault_bytes > memory_limit_bytes
+
+
 def classify(exc: BaseException | None, oom_kills: int = 0, stop_reason: str | None = None,
-             oom_as: str = INFRA, pids_limit_hits: int = 0, disk_full: bool = False) -> Verdict:
+             oom_as: str = INFRA, pids_limit_hits: int = 0, disk_full: bool = False,
+             memory_thrashed: bool = False) -> Verdict:
     """Outcome and cause of one trial.
+
+    Rules 1-6 (:func:`_by_rules`), then rule 7: a trial that ran out of time
+    (``failed/timeout``) while its sandbox thrashed at its memory limit
+    (:func:`thrashed`) is infra/thrash (failed/thrash under ``--hb-oom-as
+    failed``): its time went into reading its own evicted pages back, the
+    memory limit stalled it as surely as an OOM kill would have ended it, and
+    a larger multiplier is what lets it finish. Other failures keep their cause.
+    """
+    verdict = _by_rules(exc, oom_kills, stop_reason, oom_as, pids_limit_hits, disk_full)
+    if memory_thrashed and (verdict.outcome, verdict.cause) == (FAILED, "timeout"):
+        message = f"ran out of time thrashing at its memory limit (no OOM kill); {verdict.message}"
+        return Verdict(FAILED if oom_as == FAILED else INFRA, "thrash", message)
+    return verdict
+
+
+def _by_rules(exc: BaseException | None, oom_kills: int, stop_reason: str | None, oom_as: str,
+              pids_limit_hits: int, disk_full: bool) -> Verdict:
+    """Outcome and cause of one trial, before memory thrashing is considered.
 
     Rules, in order:
     1. No exception: passed (OOM kills inside are still recorded on the trial).

@@ -12,6 +12,7 @@ from pytest_harnessbench.resources import Allocation, Multiplier, Spec
 from pytest_harnessbench.sandbox import cgroups
 from pytest_harnessbench.sandbox.base import OutputMissingError
 from pytest_harnessbench.sandbox.local import LocalBackend
+from workloads import thrash
 
 HOG = "python3 -c 'x = bytearray(200 * 1024 * 1024); x[::4096] = b\"1\" * len(x[::4096])'"
 
@@ -72,12 +73,30 @@ def test_pids_limit(backend):
     box = sandbox(backend, pids=8)
     try:
         assert box.evidence().pids_limit_hits == 0
-        result = box.exec("for i in $(seq 20); do sleep 2 & done; wait")
+        result = box.exec("for i in $(seq 20); do sleep 60 & done")  # close() ends them
         evidence = box.evidence()
     finally:
         box.close()
     assert "fork" in result.stderr or "Resource temporarily unavailable" in result.stderr
     assert evidence.pids_limit_hits >= 1  # the kernel's pids.events (issue 21.6: there was no evidence)
+
+
+@pytest.mark.parametrize("mult", ["1", "uncapped"])
+def test_thrashing_at_the_memory_limit_is_no_oom_kill_but_the_counters_say_so(backend, mult):
+    """Issue 21.7: a process at its limit lives on by re-reading its own evicted file pages."""
+    from pytest_harnessbench.outcomes import thrashed
+
+    box = sandbox(backend, mult)
+    try:
+        result = box.exec(thrash(2))
+        evidence = box.evidence()
+    finally:
+        box.close()
+    assert result.exit_code == 0 and evidence.oom_kills == 0, result.stderr  # it lived on
+    at_limit = mult == "1"
+    assert evidence.memory_at_limit is at_limit and evidence.major_faults is not None
+    assert (evidence.file_refault_bytes > 64 * 1024**2) is at_limit  # re-read more than its whole limit
+    assert thrashed(evidence, 64 * 1024**2 if at_limit else None) is at_limit
 
 
 def test_timeout_kills_the_whole_command(backend, tmp_path):

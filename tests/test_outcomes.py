@@ -90,3 +90,26 @@ def test_a_non_passing_trial_whose_disk_was_full_at_the_end_is_infra_disk():
     assert pair(classify(None, disk_full=True)) == ("passed", None)
     assert pair(classify(AssertionError(), oom_kills=1, disk_full=True)) == ("infra", "oom")
     assert "no space left" in classify(AssertionError(), disk_full=True).message
+
+
+def test_a_timeout_while_thrashing_at_the_memory_limit_is_infra_thrash_other_failures_keep_their_cause():
+    """Issue 21.7: the kernel never OOM-kills a process that can still evict its own file pages."""
+    timed_out = AssertionError("answer.txt is empty")
+    assert pair(classify(timed_out, stop_reason="timeout", memory_thrashed=True)) == ("infra", "thrash")
+    assert pair(classify(timed_out, stop_reason="timeout", memory_thrashed=True, oom_as="failed")) == ("failed", "thrash")
+    assert pair(classify(timed_out, stop_reason="timeout")) == ("failed", "timeout")
+    assert pair(classify(timed_out, memory_thrashed=True)) == ("failed", "assertion")  # it finished, wrongly
+    assert pair(classify(None, memory_thrashed=True)) == ("passed", None)
+    assert "thrashing at its memory limit" in classify(timed_out, stop_reason="timeout", memory_thrashed=True).message
+
+
+def test_thrashed_means_at_the_limit_and_more_than_the_whole_limit_read_back():
+    from pytest_harnessbench.outcomes import thrashed
+    from pytest_harnessbench.sandbox.base import Evidence
+
+    limit = 64 << 20
+    assert thrashed(Evidence(memory_at_limit=True, file_refault_bytes=limit + 4096), limit)
+    assert not thrashed(Evidence(memory_at_limit=True, file_refault_bytes=limit), limit)
+    assert not thrashed(Evidence(memory_at_limit=False, file_refault_bytes=10 * limit), limit)
+    assert not thrashed(Evidence(memory_at_limit=True, file_refault_bytes=None), limit)  # not readable here
+    assert not thrashed(Evidence(memory_at_limit=True, file_refault_bytes=10 * limit), None)  # uncapped

@@ -659,7 +659,7 @@ FORKY = """
 import pytest
 
 @pytest.mark.task(memory="64Mi", pids=8, timeout=60,
-                  solutions="for i in $(seq 12); do sleep 2 & done; /bin/echo 42 > answer.txt; wait")
+                  solutions="for i in $(seq 12); do sleep 60 & done; /bin/echo 42 > answer.txt")
 def test_answer(trial):
     trial.run_agent("Write the answer to answer.txt.")
     assert trial.sandbox.read_file("answer.txt").strip() == "42"
@@ -674,3 +674,26 @@ def test_a_trial_that_hits_its_pids_limit_is_infra_pids_with_the_kernels_count(p
     assert (recs["1x"]["outcome"], recs["1x"]["cause"]) == ("infra", "pids"), recs["1x"]["message"]
     assert recs["1x"]["resources"]["pids_limit_hits"] >= 1 and "fork" in recs["1x"]["message"]
     assert (recs["uncapped"]["outcome"], recs["uncapped"]["resources"]["pids_limit_hits"]) == ("passed", 0)
+
+
+def test_a_trial_that_runs_out_of_time_thrashing_at_its_memory_limit_is_infra_thrash(pytester):
+    """Issue 21.7: it was failed/timeout (no OOM kill); a timeout without memory pressure stays the model's."""
+    from workloads import thrash
+
+    solutions = {"thrash": thrash(-1) + " && echo 42 > answer.txt", "sleepy": "sleep 600 && echo 42 > answer.txt"}
+    pytester.makepyfile(test_slow=f"""
+import pytest
+
+@pytest.mark.task(memory="64Mi", timeout=3, solutions={solutions!r})
+def test_answer(trial):
+    trial.run_agent("Write the answer to answer.txt.")
+    assert trial.sandbox.read_file("answer.txt").strip() == "42"
+""")
+    run(pytester, "--models", "oracle:thrash,oracle:sleepy")
+    recs = {r["model"]: r for r in records(pytester)}
+    thrashed, sleepy = recs["oracle:thrash"], recs["oracle:sleepy"]
+    assert (thrashed["outcome"], thrashed["cause"]) == ("infra", "thrash"), thrashed["message"]
+    assert thrashed["resources"]["memory_at_limit"] and thrashed["resources"]["oom_kills"] == 0
+    assert thrashed["resources"]["file_refault_bytes"] > 64 * 1024**2
+    assert (sleepy["outcome"], sleepy["cause"]) == ("failed", "timeout")
+    assert not sleepy["resources"]["memory_at_limit"] and sleepy["resources"]["file_refault_bytes"] == 0

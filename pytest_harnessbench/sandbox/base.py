@@ -56,6 +56,13 @@ class Evidence:
     ``disk_free_bytes`` and ``disk_full`` describe the filesystem the sandbox
     writes to, read at the end (see ``sandbox/disk.py``); None where a backend
     cannot see it.
+
+    Memory pressure short of an OOM kill (a process at its limit can live on
+    by evicting and re-reading its own file pages, see ``outcomes.thrashed``):
+    ``memory_at_limit`` (usage reached the limit), ``file_refault_bytes`` (its
+    own evicted file pages read back: ``workingset_refault_file``),
+    ``major_faults`` and, where cgroup v2 has PSI, ``memory_stall_s`` (time
+    some task waited for memory: ``memory.pressure``). None: not readable here.
     """
 
     peak_memory_bytes: int | None = None
@@ -65,6 +72,10 @@ class Evidence:
     pids_limit_hits: int = 0
     disk_free_bytes: int | None = None
     disk_full: bool = False
+    memory_at_limit: bool = False
+    file_refault_bytes: int | None = None
+    major_faults: int | None = None
+    memory_stall_s: float | None = None
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:

@@ -9,6 +9,7 @@ import tarfile
 import threading
 import time
 import uuid
+from dataclasses import replace
 from typing import Any
 
 from .. import disk
@@ -288,17 +289,14 @@ class DockerSandbox:
         raise OutputMissingError(f"{path}: too many levels of symbolic links in the sandbox")
 
     def evidence(self) -> Evidence:
-        """Peak memory, CPU seconds, OOM kills and forks refused at the pids limit from the container's cgroup,
-        plus ``State.OOMKilled``; the free space of its writable layer."""
+        """The kernel's counters from the container's cgroup (peak memory, CPU seconds, OOM kills, forks refused at
+        the pids limit, memory pressure), plus ``State.OOMKilled``; the free space of its writable layer."""
         evidence = Evidence(notes=list(self._notes))
         fresh = self._snapshot() if not self._closed else None
         counters = fresh or self._last
         sources: list[str] = []
         if counters is not None:
-            evidence.peak_memory_bytes = counters.peak_memory_bytes
-            evidence.cpu_seconds = counters.cpu_seconds
-            evidence.oom_kills = counters.oom_kills
-            evidence.pids_limit_hits = counters.pids_limit_hits
+            evidence = replace(counters, notes=evidence.notes)
             sources.append(counters.oom_source)
             if fresh is None:
                 evidence.notes.append("counters as of the last command: the container's cgroup is gone")
