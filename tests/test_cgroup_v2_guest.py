@@ -29,7 +29,7 @@ UML = shutil.which("linux.uml")
 GUEST_TIMEOUT_S = 240
 TESTS = "tests/test_local_sandbox.py"
 # The tests of TESTS that create cgroups (the others are filesystem and rlimit tests).
-CGROUP_TESTS = ("hog or cpu_limit or pids_limit or thrashing or timeout_kills or (close and not rlimit) or interrupt "
+CGROUP_TESTS = ("hog or cpu_limit or pids_limit or timeout_kills or (close and not rlimit) or interrupt "
                 "or cannot_enter or reap_removes or v2 or four_trials")
 # The bake-off once per phase: serial as root; under xdist as the user (workers born in the session leaf).
 BAKE_OFF = "test_four_trials_classify_the_same_on_every_cgroup_version"
