@@ -56,7 +56,8 @@ OPTIONS = (
            f"what the multiplier scales: comma list of {', '.join(SCALABLE)}"),
     Option("out", "--hb-out", "hb_out", "", "run directory (default .harnessbench/runs/RUN_ID under the rootdir)"),
     Option("oom_as", "--hb-oom-as", "hb_oom_as", "infra",
-           "count a non-passing trial with a kernel OOM kill as 'infra' (default) or 'failed'"),
+           "count a non-passing trial with a kernel OOM kill, a fork refused at its pids limit, or a timeout "
+           "while thrashing at its memory limit, as 'infra' (default) or 'failed'"),
     Option("enforcement", "--hb-enforcement", "hb_enforcement", "cgroup",
            "local backend: 'cgroup' (kernel limits, default) or 'rlimit' (weaker RLIMIT_AS, no CPU cap)"),
     Option("max_steps", "--hb-max-steps", "hb_max_steps", "30",

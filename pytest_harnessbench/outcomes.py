@@ -1,7 +1,9 @@
 """Every trial ends in exactly one outcome with a cause (DESIGN.md §3).
 
 ``classify`` is a pure function of the exception the trial ended with, the
-kernel's OOM-kill count in its sandbox and why the agent loop stopped.
+kernel's counters of limits hit in its sandbox (OOM kills, forks refused at the
+pids limit, thrashing at the memory limit), whether its disk was full at the
+end, and why the agent loop stopped.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import errno
 from dataclasses import dataclass
 
-from .sandbox.base import OutputMissingError, SandboxLostError, SandboxStartError
+from .sandbox.base import Evidence, OutputMissingError, SandboxLostError, SandboxStartError
 
 PASSED, FAILED, INFRA, ERROR = "passed", "failed", "infra", "error"
 
@@ -93,9 +95,51 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
+def thrashed(evidence: Evidence, memory_limit_bytes: int | None) -> bool:
+    """The sandbox sat at its memory limit and read back more of its own evicted file pages than the limit holds.
+
+    A process at its memory limit is not always OOM-killed. The kernel first
+    evicts file pages (the program's own code, the files it reads); a process
+    that needs them again reads them back from disk, and as long as each
+    eviction frees something the OOM killer never runs. Measured on cgroup v1
+    (``benchmarks/memory_thrash.py``, README "Memory pressure"): a Python loop
+    holding 56-58 MiB under a 64 MiB limit, its interpreter's pages charged to
+    its group, did 9 to 1 iterations where it does ~100,000 in 5 s, read back
+    3-13 GiB and was never OOM-killed; at 58 MiB it was still running at its
+    50 s timeout.
+
+    Having read back more than its whole limit says the working set did not
+    fit (a program whose working set fits reads back nothing), whatever the
+    machine's speed. It does not say by itself that the program stalled,
+    which is why :func:`classify` uses it only for a trial that ran out of time.
+    """
+    if memory_limit_bytes is None or not evidence.memory_at_limit or evidence.file_refault_bytes is None:
+        return False
+    return evidence.file_refault_bytes > memory_limit_bytes
+
+
 def classify(exc: BaseException | None, oom_kills: int = 0, stop_reason: str | None = None,
-             oom_as: str = INFRA) -> Verdict:
+             oom_as: str = INFRA, pids_limit_hits: int = 0, disk_full: bool = False,
+             memory_thrashed: bool = False) -> Verdict:
     """Outcome and cause of one trial.
+
+    Rules 1-6 (:func:`_by_rules`), then rule 7: a trial that ran out of time
+    (``failed/timeout``) while its sandbox thrashed at its memory limit
+    (:func:`thrashed`) is infra/thrash (failed/thrash under ``--hb-oom-as
+    failed``): its time went into reading its own evicted pages back, the
+    memory limit stalled it as surely as an OOM kill would have ended it, and
+    a larger multiplier is what lets it finish. Other failures keep their cause.
+    """
+    verdict = _by_rules(exc, oom_kills, stop_reason, oom_as, pids_limit_hits, disk_full)
+    if memory_thrashed and (verdict.outcome, verdict.cause) == (FAILED, "timeout"):
+        message = f"ran out of time thrashing at its memory limit (no OOM kill); {verdict.message}"
+        return Verdict(FAILED if oom_as == FAILED else INFRA, "thrash", message)
+    return verdict
+
+
+def _by_rules(exc: BaseException | None, oom_kills: int, stop_reason: str | None, oom_as: str,
+              pids_limit_hits: int, disk_full: bool) -> Verdict:
+    """Outcome and cause of one trial, before memory thrashing is considered.
 
     Rules, in order:
     1. No exception: passed (OOM kills inside are still recorded on the trial).
@@ -108,6 +152,14 @@ def classify(exc: BaseException | None, oom_kills: int = 0, stop_reason: str | N
     4. Any other ending with an OOM kill in the sandbox: infra/oom (the
        environment ended the attempt; a half-written output may make even a
        careful check raise), or failed/oom under ``--hb-oom-as failed``.
+       Likewise a fork the kernel refused at the pids limit: infra/pids (or
+       failed/pids): the pids limit is a kill threshold like memory's (the
+       multiplier scales it with ``--hb-scale pids``), and a command whose fork
+       failed ends in whatever way it handles that, never with a kill to see.
+       Then a disk found full at the end (``sandbox/disk.py``): infra/disk,
+       as for ENOSPC in rule 3, since the command that hit it usually lost its
+       error message on the same full disk and the verifier sees only a short
+       output.
     5. A phase that ran past its budget (TrialTimeout): failed/timeout. A
        task's verifier that timed out or left no reward: failed, with that cause.
        Any other exception that is not a verification failure (NameError,
@@ -132,6 +184,11 @@ def classify(exc: BaseException | None, oom_kills: int = 0, stop_reason: str | N
     if oom_kills:
         oom_message = f"kernel OOM-killed {oom_kills} process(es) in the sandbox; {message}"
         return Verdict(FAILED if oom_as == FAILED else INFRA, "oom", oom_message)
+    if pids_limit_hits:
+        pids_message = f"the kernel refused {pids_limit_hits} fork(s) at the sandbox's pids limit; {message}"
+        return Verdict(FAILED if oom_as == FAILED else INFRA, "pids", pids_message)
+    if disk_full:
+        return Verdict(INFRA, "disk", f"no space left on the sandbox's disk at the end of the trial; {message}")
     if isinstance(exc, TrialTimeout):
         return Verdict(FAILED, "timeout", message)
     if isinstance(exc, VerifierFailed):

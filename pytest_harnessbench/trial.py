@@ -22,7 +22,7 @@ from .admission import Admission, Capacity, check_fits
 from .agents.providers import ModelRef, oracle_commands
 from .agents.trajectory import Trajectory, Usage
 from .deadline import BoundedSandbox, TrialClock
-from .outcomes import classify, timeout_phase
+from .outcomes import classify, thrashed, timeout_phase
 from .records import Timing, TrialRecord
 from .resources import Allocation, Multiplier, Spec, SpecError
 from .stats import METRIC_OUTCOMES
@@ -430,7 +430,8 @@ class Trial:
                 allocation["applied"] = self._sandbox.applied_limits()
             except SandboxError as exc:
                 allocation["applied"] = {"error": str(exc)}
-        verdict = classify(exc, evidence.oom_kills, self.stop_reason, oom_as)
+        verdict = classify(exc, evidence.oom_kills, self.stop_reason, oom_as, evidence.pids_limit_hits,
+                           evidence.disk_full, thrashed(evidence, self.allocation.limit.memory_bytes))
         values, missing = self._all_metrics(judge=verdict.outcome in METRIC_OUTCOMES)
         verdict = metrics.gate_verdict(verdict, values, self.task.gate_on, missing)
         self.timing.timeout_phase = timeout_phase(exc, verdict)
@@ -443,7 +444,11 @@ class Trial:
             outcome=verdict.outcome, cause=verdict.cause, message=verdict.message,
             allocation=allocation, enforcement=self.enforcement, backend=self.backend.name,
             resources={"peak_memory_bytes": evidence.peak_memory_bytes, "cpu_seconds": evidence.cpu_seconds,
-                       "oom_kills": evidence.oom_kills, "oom_source": evidence.oom_source, "notes": evidence.notes},
+                       "oom_kills": evidence.oom_kills, "oom_source": evidence.oom_source,
+                       "pids_limit_hits": evidence.pids_limit_hits, "disk_free_bytes": evidence.disk_free_bytes,
+                       "disk_full": evidence.disk_full, "memory_at_limit": evidence.memory_at_limit,
+                       "file_refault_bytes": evidence.file_refault_bytes, "major_faults": evidence.major_faults,
+                       "memory_stall_s": evidence.memory_stall_s, "notes": evidence.notes},
             timing=self.timing, usage=self.usage(), metrics=values, metrics_missing=missing,
             attempts=self.attempt, rewards=self.rewards,
             started_at=self.started_at, finished_at=utc_now(),

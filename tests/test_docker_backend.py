@@ -26,6 +26,7 @@ from pytest_harnessbench.sandbox.base import (
     SandboxStartError,
 )
 from pytest_harnessbench.sandbox.docker import CAP_ADD, DEFAULT_IMAGE, LABEL_RUN, LABEL_TRIAL, DockerBackend
+from workloads import thrash
 
 MiB = 1024**2
 HOG = "python3 -c \"x = b'x' * (200 * 1024 * 1024)\""  # touches every page of 200 MiB
@@ -127,6 +128,17 @@ def test_same_hog_uncapped_survives(box):
     assert evidence.cpu_seconds > 0
 
 
+def test_thrashing_at_the_memory_limit_shows_in_the_containers_counters(box):
+    """Issue 21.7: no OOM kill and no State.OOMKilled, but the container's cgroup shows the thrashing."""
+    from pytest_harnessbench.outcomes import thrashed
+
+    sandbox = box("1")
+    result = sandbox.exec(thrash(2), timeout=60)
+    evidence = sandbox.evidence()
+    assert result.exit_code == 0 and evidence.oom_kills == 0, result.stderr
+    assert evidence.memory_at_limit and evidence.file_refault_bytes > 64 * MiB and thrashed(evidence, 64 * MiB)
+
+
 # ---------------------------------------------------------------------------------- limits
 
 
@@ -175,8 +187,10 @@ def test_cpu_limit_throttles_a_busy_loop(box):
 
 def test_pids_limit_stops_a_fork_storm(box):
     sandbox = box("1", pids=16)
-    result = sandbox.exec("for i in $(seq 40); do sleep 1 & done; wait", timeout=20)
+    assert sandbox.evidence().pids_limit_hits == 0
+    result = sandbox.exec("for i in $(seq 40); do sleep 60 & done", timeout=20)
     assert "fork" in result.stderr or "Resource temporarily unavailable" in result.stderr
+    assert sandbox.evidence().pids_limit_hits >= 1  # the container's pids.events (issue 21.6)
 
 
 # ---------------------------------------------------------------------------------- exec
@@ -232,6 +246,18 @@ def test_files_round_trip(box):
     sandbox.exec("seq 3 > out.txt && ln -s out.txt link.txt")
     assert sandbox.read_file("out.txt") == "1\n2\n3\n"
     assert sandbox.read_file("link.txt") == "1\n2\n3\n"
+    sandbox.exec("printf 'ok\\xff\\xfe' > raw.txt")  # model output that is not UTF-8 (issue 21.5)
+    assert sandbox.read_file("raw.txt") == "ok\ufffd\ufffd" and sandbox.read_file("raw.txt", text=False) == b"ok\xff\xfe"
+
+
+def test_disk_evidence_is_the_free_space_of_the_containers_own_filesystem(box):
+    """Issue 21.4: the writable layer (overlay2's UpperDir), read from the host as the container sees it."""
+    sandbox = box("1")
+    inside = int(sandbox.exec("df -B1 --output=avail /task | tail -1").stdout)
+    evidence = sandbox.evidence()
+    assert evidence.disk_full is False and abs(evidence.disk_free_bytes - inside) < 64 << 20
+    assert not [n for n in evidence.notes if "writable layer" in n]
+    assert "hb-disk-probe" not in sandbox.exec("ls -a / /task").stdout
 
 
 def test_reading_a_missing_output_is_the_models_failure(box):
@@ -408,7 +434,9 @@ def test_example_task_on_docker_shows_oom_at_1x_and_recovers_uncapped(pytester, 
     result.stdout.fnmatch_lines(["enforcement: docker/cgroup-v*", "*3 failed, 5 passed, 1 infra*"])
     records = [json.loads(line) for line in (pytester.path / "run" / "results.jsonl").read_text().splitlines()]
     heavy = {r["multiplier"]: r for r in records if r["model"] == "oracle:heavy"}
-    assert (heavy["1x"]["outcome"], heavy["1x"]["cause"]) == ("infra", "oom")
+    # Killed at once as a rule; a heavy run that instead thrashed at the limit until the timeout (issue 21.7,
+    # seen once in CI) is the same memory limit at work, which the counters now classify as infra/thrash.
+    assert (heavy["1x"]["outcome"], heavy["1x"]["cause"]) in {("infra", "oom"), ("infra", "thrash")}, heavy["1x"]
     assert heavy["uncapped"]["outcome"] == "passed"
     applied = heavy["1x"]["allocation"]["applied"]  # read back from the engine, not echoed
     assert applied["Memory"] == applied["MemorySwap"] == heavy["1x"]["allocation"]["limit"]["memory_bytes"]

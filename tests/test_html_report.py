@@ -3,7 +3,9 @@
 scripts/setup-tests.sh installs both; without CI the test skips when either is missing.
 """
 
+import os
 import shutil
+import tempfile
 
 import pytest
 
@@ -24,13 +26,42 @@ ARTIFACT = "report.png"
 
 @pytest.fixture
 def browser():
+    """Chromium with a TMPDIR of its own directly under /tmp.
+
+    Chromium puts its SingletonSocket in ``$TMPDIR/org.chromium.Chromium.XXXXXX/``
+    and aborts ("Socket path too long") past the 108 bytes a Unix socket path may
+    have: each test's own TMPDIR (tests/conftest.py) under a CI runner's deeper
+    temp directory went past it (issue 21.8).
+    """
     playwright = pytest.importorskip("playwright.sync_api")
     if CHROMIUM is None:
         pytest.skip("no chromium on PATH: bash scripts/setup-tests.sh installs it")
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        yield browser
-        browser.close()
+    short_tmp = tempfile.mkdtemp(prefix="hb-chromium-", dir="/tmp")
+    try:
+        with playwright.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"],
+                                        env={**os.environ, "TMPDIR": short_tmp})
+            yield browser
+            browser.close()
+    finally:
+        shutil.rmtree(short_tmp, ignore_errors=True)
+
+
+@pytest.fixture
+def deep_tmpdir(fresh_tmpdir, monkeypatch):
+    """A TMPDIR as deep as a CI runner's can be: Chromium's socket path beneath it exceeds 108 bytes."""
+    deep = fresh_tmpdir / ("d" * 60) / ("e" * 40)
+    deep.mkdir(parents=True)
+    monkeypatch.setenv("TMPDIR", str(deep))
+    return deep
+
+
+def test_the_browser_starts_however_deep_tmpdir_is(deep_tmpdir, browser):
+    """Issue 21.8: with a deep TMPDIR Chromium aborted at launch (TargetClosedError), failing the suite at random."""
+    assert len(f"{deep_tmpdir}/org.chromium.Chromium.XXXXXX/SingletonSocket") > 108
+    page = browser.new_page()
+    page.set_content("<p id=ok>ok</p>")
+    assert page.locator("#ok").inner_text() == "ok"
 
 
 def _count(page, selector: str) -> int:

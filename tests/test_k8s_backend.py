@@ -221,6 +221,8 @@ def test_files_go_by_tar_over_exec(pod):
     assert pod.exec("sha256sum sub/data.bin", timeout=20).stdout.split()[0] == __import__("hashlib").sha256(data).hexdigest()
     pod.write_file("note.txt", "héllo")
     assert pod.read_file("note.txt") == "héllo"
+    pod.write_file("raw.txt", b"ok\xff\xfe")  # model output that is not UTF-8 (issue 21.5)
+    assert pod.read_file("raw.txt") == "ok\ufffd\ufffd" and pod.read_file("raw.txt", text=False) == b"ok\xff\xfe"
     with pytest.raises(FileNotFoundError):
         pod.read_file("missing.txt")
     with pytest.raises(IsADirectoryError):

@@ -12,6 +12,7 @@ from pytest_harnessbench.resources import Allocation, Multiplier, Spec
 from pytest_harnessbench.sandbox import cgroups
 from pytest_harnessbench.sandbox.base import OutputMissingError
 from pytest_harnessbench.sandbox.local import LocalBackend
+from workloads import thrash
 
 HOG = "python3 -c 'x = bytearray(200 * 1024 * 1024); x[::4096] = b\"1\" * len(x[::4096])'"
 
@@ -71,10 +72,31 @@ def test_cpu_limit_throttles_a_busy_loop(backend):
 def test_pids_limit(backend):
     box = sandbox(backend, pids=8)
     try:
-        result = box.exec("for i in $(seq 20); do sleep 2 & done; wait")
+        assert box.evidence().pids_limit_hits == 0
+        result = box.exec("for i in $(seq 20); do sleep 60 & done")  # close() ends them
+        evidence = box.evidence()
     finally:
         box.close()
     assert "fork" in result.stderr or "Resource temporarily unavailable" in result.stderr
+    assert evidence.pids_limit_hits >= 1  # the kernel's pids.events (issue 21.6: there was no evidence)
+
+
+@pytest.mark.parametrize("mult", ["1", "uncapped"])
+def test_thrashing_at_the_memory_limit_is_no_oom_kill_but_the_counters_say_so(backend, mult):
+    """Issue 21.7: a process at its limit lives on by re-reading its own evicted file pages."""
+    from pytest_harnessbench.outcomes import thrashed
+
+    box = sandbox(backend, mult)
+    try:
+        result = box.exec(thrash(2))
+        evidence = box.evidence()
+    finally:
+        box.close()
+    assert result.exit_code == 0 and evidence.oom_kills == 0, result.stderr  # it lived on
+    at_limit = mult == "1"
+    assert evidence.memory_at_limit is at_limit and evidence.major_faults is not None
+    assert (evidence.file_refault_bytes > 64 * 1024**2) is at_limit  # re-read more than its whole limit
+    assert thrashed(evidence, 64 * 1024**2 if at_limit else None) is at_limit
 
 
 def test_timeout_kills_the_whole_command(backend, tmp_path):
@@ -102,6 +124,17 @@ def test_files_round_trip_and_missing_file_is_output_missing(backend):
             box.read_file("nothing.txt")
         with pytest.raises(OutputMissingError):
             box.read_file("sub")
+    finally:
+        box.close()
+
+
+def test_a_file_with_bytes_that_are_not_utf8_reads_as_text_with_replacement(backend):
+    """Issue 21.5: model output the verifier reads is never a harness error (it was UnicodeDecodeError)."""
+    box = sandbox(backend)
+    try:
+        box.exec("printf 'ok\\xff\\xfe\\n' > out.txt")
+        assert box.read_file("out.txt") == "ok\ufffd\ufffd\n"
+        assert box.read_file("out.txt", text=False) == b"ok\xff\xfe\n"
     finally:
         box.close()
 

@@ -82,3 +82,45 @@ def test_a_full_disk_is_infra_disk_also_when_wrapped():
     except RuntimeError as wrapped:
         assert pair(classify(wrapped)) == ("infra", "disk")
     assert pair(classify(OSError(errno.EACCES, "Permission denied"))) == ("error", "harness")
+
+
+def test_a_non_passing_trial_that_hit_its_pids_limit_is_classified_like_oom():
+    """Issue 21.6: a refused fork was failed/assertion; the pids limit is a kill threshold like memory's."""
+    assert pair(classify(OutputMissingError("answer.txt"), pids_limit_hits=3)) == ("infra", "pids")
+    assert pair(classify(ValueError("half an output"), pids_limit_hits=1)) == ("infra", "pids")
+    assert pair(classify(AssertionError(), pids_limit_hits=1, oom_as="failed")) == ("failed", "pids")
+    assert pair(classify(None, pids_limit_hits=5)) == ("passed", None)
+    assert pair(classify(AssertionError(), oom_kills=1, pids_limit_hits=1)) == ("infra", "oom")
+    assert "refused 3 fork(s)" in classify(AssertionError(), pids_limit_hits=3).message
+
+
+def test_a_non_passing_trial_whose_disk_was_full_at_the_end_is_infra_disk():
+    """Issue 21.4: `dd` into a full disk ends with a short output (an AssertionError), no ENOSPC to see."""
+    assert pair(classify(AssertionError("answer.txt is empty"), disk_full=True)) == ("infra", "disk")
+    assert pair(classify(OutputMissingError("answer.txt"), disk_full=True, oom_as="failed")) == ("infra", "disk")
+    assert pair(classify(None, disk_full=True)) == ("passed", None)
+    assert pair(classify(AssertionError(), oom_kills=1, disk_full=True)) == ("infra", "oom")
+    assert "no space left" in classify(AssertionError(), disk_full=True).message
+
+
+def test_a_timeout_while_thrashing_at_the_memory_limit_is_infra_thrash_other_failures_keep_their_cause():
+    """Issue 21.7: the kernel never OOM-kills a process that can still evict its own file pages."""
+    timed_out = AssertionError("answer.txt is empty")
+    assert pair(classify(timed_out, stop_reason="timeout", memory_thrashed=True)) == ("infra", "thrash")
+    assert pair(classify(timed_out, stop_reason="timeout", memory_thrashed=True, oom_as="failed")) == ("failed", "thrash")
+    assert pair(classify(timed_out, stop_reason="timeout")) == ("failed", "timeout")
+    assert pair(classify(timed_out, memory_thrashed=True)) == ("failed", "assertion")  # it finished, wrongly
+    assert pair(classify(None, memory_thrashed=True)) == ("passed", None)
+    assert "thrashing at its memory limit" in classify(timed_out, stop_reason="timeout", memory_thrashed=True).message
+
+
+def test_thrashed_means_at_the_limit_and_more_than_the_whole_limit_read_back():
+    from pytest_harnessbench.outcomes import thrashed
+    from pytest_harnessbench.sandbox.base import Evidence
+
+    limit = 64 << 20
+    assert thrashed(Evidence(memory_at_limit=True, file_refault_bytes=limit + 4096), limit)
+    assert not thrashed(Evidence(memory_at_limit=True, file_refault_bytes=limit), limit)
+    assert not thrashed(Evidence(memory_at_limit=False, file_refault_bytes=10 * limit), limit)
+    assert not thrashed(Evidence(memory_at_limit=True, file_refault_bytes=None), limit)  # not readable here
+    assert not thrashed(Evidence(memory_at_limit=True, file_refault_bytes=10 * limit), None)  # uncapped

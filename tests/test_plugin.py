@@ -600,6 +600,32 @@ def test_step(trial, n):
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting a filesystem needs root")
+def test_a_command_that_fills_the_sandbox_disk_is_infra_disk_from_the_filesystems_evidence(pytester):
+    """Issue 21.4: `dd` into a full disk left no exception (its stderr was lost on the same disk): failed/assertion."""
+    import subprocess
+
+    pytester.makepyfile(test_fill='''
+import pytest
+
+@pytest.mark.task(memory="64Mi", solutions="dd if=/dev/zero of=big.bin bs=1M count=100; echo 42 > answer.txt")
+def test_answer(trial):
+    trial.run_agent("Write the answer to answer.txt.")
+    assert trial.sandbox.read_file("answer.txt").strip() == "42"
+''')
+    disk = pytester.path / "tmp"
+    disk.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=40m", "tmpfs", str(disk)], check=True)
+    try:
+        pytester._monkeypatch.setenv("TMPDIR", str(disk))  # the sandbox's work dir lives under TMPDIR
+        run(pytester, "--models", "oracle")
+        (rec,) = records(pytester)
+        assert (rec["outcome"], rec["cause"]) == ("infra", "disk"), rec["message"]
+        assert rec["resources"]["disk_full"] is True and rec["resources"]["disk_free_bytes"] < 1 << 20
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a filesystem needs root")
 def test_a_full_sandbox_disk_is_infra_disk(pytester):
     import subprocess
 
@@ -704,3 +730,47 @@ def test_step(trial, n):
     subset = "subset: --lf ran only the tests that failed last time; the table covers those trials, not the whole*"
     rerun.stdout.fnmatch_lines([subset])
     assert "subset:" not in first.stdout.str()
+
+
+FORKY = """
+import pytest
+
+@pytest.mark.task(memory="64Mi", pids=8, timeout=60,
+                  solutions="for i in $(seq 12); do sleep 60 & done; /bin/echo 42 > answer.txt")
+def test_answer(trial):
+    trial.run_agent("Write the answer to answer.txt.")
+    assert trial.sandbox.read_file("answer.txt").strip() == "42"
+"""
+
+
+def test_a_trial_that_hits_its_pids_limit_is_infra_pids_with_the_kernels_count(pytester):
+    """Issue 21.6: it was failed/assertion with no evidence; uncapped (pids scaled) the same solution passes."""
+    pytester.makepyfile(test_forky=FORKY)
+    run(pytester, "--models", "oracle", "--multipliers", "1,uncapped", "--hb-scale", "cpu,memory,pids")
+    recs = {r["multiplier"]: r for r in records(pytester)}
+    assert (recs["1x"]["outcome"], recs["1x"]["cause"]) == ("infra", "pids"), recs["1x"]["message"]
+    assert recs["1x"]["resources"]["pids_limit_hits"] >= 1 and "fork" in recs["1x"]["message"]
+    assert (recs["uncapped"]["outcome"], recs["uncapped"]["resources"]["pids_limit_hits"]) == ("passed", 0)
+
+
+def test_a_trial_that_runs_out_of_time_thrashing_at_its_memory_limit_is_infra_thrash(pytester):
+    """Issue 21.7: it was failed/timeout (no OOM kill); a timeout without memory pressure stays the model's."""
+    from workloads import thrash
+
+    solutions = {"thrash": thrash(-1) + " && echo 42 > answer.txt", "sleepy": "sleep 600 && echo 42 > answer.txt"}
+    pytester.makepyfile(test_slow=f"""
+import pytest
+
+@pytest.mark.task(memory="64Mi", timeout=3, solutions={solutions!r})
+def test_answer(trial):
+    trial.run_agent("Write the answer to answer.txt.")
+    assert trial.sandbox.read_file("answer.txt").strip() == "42"
+""")
+    run(pytester, "--models", "oracle:thrash,oracle:sleepy")
+    recs = {r["model"]: r for r in records(pytester)}
+    thrashed, sleepy = recs["oracle:thrash"], recs["oracle:sleepy"]
+    assert (thrashed["outcome"], thrashed["cause"]) == ("infra", "thrash"), thrashed["message"]
+    assert thrashed["resources"]["memory_at_limit"] and thrashed["resources"]["oom_kills"] == 0
+    assert thrashed["resources"]["file_refault_bytes"] > 64 * 1024**2
+    assert (sleepy["outcome"], sleepy["cause"]) == ("failed", "timeout")
+    assert not sleepy["resources"]["memory_at_limit"] and sleepy["resources"]["file_refault_bytes"] == 0

@@ -19,6 +19,16 @@ TIMEOUT_EXIT_CODE = 124  # what coreutils `timeout` returns; we use it for kille
 CAPTURE_LIMIT = 8 * 1024 * 1024  # bytes of stdout (and of stderr) kept per command
 
 
+def decode_text(data: bytes) -> str:
+    """Bytes from a sandbox as text: UTF-8, each byte that is not valid UTF-8 replaced by U+FFFD.
+
+    What a model wrote is data, never the task's bug: a verifier reading a file
+    with stray bytes must see a wrong output (a model failure), not a
+    ``UnicodeDecodeError`` (which would be ``error/harness``).
+    """
+    return data.decode("utf-8", errors="replace")
+
+
 @dataclass(frozen=True)
 class ExecResult:
     """The result of one command inside a sandbox."""
@@ -41,12 +51,31 @@ class Evidence:
     ``oom_kills`` comes from the kernel's own counter where there is one;
     ``oom_source`` names it (``memory.oom_control``, ``memory.events``,
     ``State.OOMKilled``, or ``heuristic`` for the rlimit fallback).
+    ``pids_limit_hits`` counts the forks the kernel refused at the sandbox's
+    pids limit (``max`` in the group's ``pids.events``, v1 and v2).
+    ``disk_free_bytes`` and ``disk_full`` describe the filesystem the sandbox
+    writes to, read at the end (see ``sandbox/disk.py``); None where a backend
+    cannot see it.
+
+    Memory pressure short of an OOM kill (a process at its limit can live on
+    by evicting and re-reading its own file pages, see ``outcomes.thrashed``):
+    ``memory_at_limit`` (usage reached the limit), ``file_refault_bytes`` (its
+    own evicted file pages read back: ``workingset_refault_file``),
+    ``major_faults`` and, where cgroup v2 has PSI, ``memory_stall_s`` (time
+    some task waited for memory: ``memory.pressure``). None: not readable here.
     """
 
     peak_memory_bytes: int | None = None
     cpu_seconds: float | None = None
     oom_kills: int = 0
     oom_source: str = ""
+    pids_limit_hits: int = 0
+    disk_free_bytes: int | None = None
+    disk_full: bool = False
+    memory_at_limit: bool = False
+    file_refault_bytes: int | None = None
+    major_faults: int | None = None
+    memory_stall_s: float | None = None
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
@@ -104,7 +133,7 @@ class Sandbox(Protocol):
         """Write a file (relative paths are inside the working directory)."""
 
     def read_file(self, path: str, text: bool = True) -> str | bytes:
-        """Read a file.
+        """Read a file: as text (:func:`decode_text`, never a decoding error) or, with ``text=False``, as bytes.
 
         Raises:
             OutputMissingError: the file does not exist.

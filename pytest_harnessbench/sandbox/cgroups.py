@@ -8,13 +8,15 @@ the kernel's own counters, read before the group is removed:
 ==========  ===================================  ===============================
 version     limit / guarantee                    evidence
 ==========  ===================================  ===============================
-v2          memory.max (+swap.max=0), cpu.max,   memory.events oom_kill,
+v2          memory.max (+swap.max=0), cpu.max,   memory.events oom_kill and max,
             pids.max / memory.low, cpu.weight    memory.peak (polled memory.current
-                                                 before 5.19), cpu.stat usage_usec
+                                                 before 5.19), cpu.stat usage_usec,
+                                                 pids.events max, memory.stat,
+                                                 memory.pressure (PSI)
 v1          memory.limit_in_bytes (+memsw),      memory.oom_control oom_kill,
             cpu.cfs_quota_us, pids.max /         memory.max_usage_in_bytes,
-            memory.soft_limit_in_bytes,          cpuacct.usage
-            cpu.shares
+            memory.soft_limit_in_bytes,          cpuacct.usage, pids.events max,
+            cpu.shares                           memory.stat (total_*)
 ==========  ===================================  ===============================
 """
 
@@ -45,6 +47,9 @@ DELEGATE_COMMAND = "systemd-run --user --scope -p Delegate=yes pytest ..."
 # the trial groups (see local.py), so that only the owner, or anyone once the owner is dead, removes it.
 _SESSION_LEAF = re.compile(r"session-(?P<owner>\d+-\d+)\Z")
 PEAK_POLL_S = 0.05
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+# v1 has no count of limit hits that works (memory.failcnt stays 0): a peak this close to the limit reached it.
+AT_LIMIT_MARGIN = 1 << 20
 
 
 def _write(path: Path, value: object) -> None:
@@ -68,6 +73,26 @@ def _read_keyed(path: Path, key: str) -> int | None:
     except (OSError, ValueError):
         return None
     return None
+
+
+def _read_flat(path: Path) -> dict[str, int]:
+    """Every ``key N`` line of a flat-keyed file such as memory.stat; empty if it cannot be read."""
+    try:
+        lines = path.read_text().splitlines()
+    except OSError:
+        return {}
+    pairs = (line.split() for line in lines)
+    return {p[0]: int(p[1]) for p in pairs if len(p) == 2 and p[1].isdigit()}
+
+
+def _psi_total_s(path: Path) -> float | None:
+    """Seconds some task of the group waited for memory (``some ... total=USEC`` in memory.pressure), if PSI is on."""
+    try:
+        first = path.read_text().splitlines()[0]
+    except (OSError, IndexError):
+        return None
+    fields = dict(f.split("=", 1) for f in first.split()[1:] if "=" in f)
+    return int(fields["total"]) / 1e6 if fields.get("total", "").isdigit() else None
 
 
 def _remove_dir(path: Path, attempts: int = 50) -> None:
@@ -169,19 +194,43 @@ class Group:
             usage_usec = _read_keyed(d / "cpu.stat", "usage_usec")
             if self.poller is not None:
                 self.poller.sample()
-            return Evidence(
+            evidence = Evidence(
                 peak_memory_bytes=_read_int(d / "memory.peak") if self.poller is None else self.poller.peak,
                 cpu_seconds=None if usage_usec is None else usage_usec / 1e6,
                 oom_kills=_read_keyed(d / "memory.events", "oom_kill") or 0,
                 oom_source="memory.events",
+                pids_limit_hits=self._pids_limit_hits(),
+                memory_at_limit=(_read_keyed(d / "memory.events", "max") or 0) > 0,
+                memory_stall_s=_psi_total_s(d / "memory.pressure"),
             )
-        usage_ns = _read_int(self.dirs["cpuacct"] / "cpuacct.usage") if "cpuacct" in self.dirs else None
-        return Evidence(
-            peak_memory_bytes=_read_int(self.dirs["memory"] / "memory.max_usage_in_bytes"),
-            cpu_seconds=None if usage_ns is None else usage_ns / 1e9,
-            oom_kills=_read_keyed(self.dirs["memory"] / "memory.oom_control", "oom_kill") or 0,
-            oom_source="memory.oom_control",
-        )
+        else:
+            usage_ns = _read_int(self.dirs["cpuacct"] / "cpuacct.usage") if "cpuacct" in self.dirs else None
+            peak, limit = (_read_int(self.dirs["memory"] / name) for name in ("memory.max_usage_in_bytes",
+                                                                              "memory.limit_in_bytes"))
+            evidence = Evidence(
+                peak_memory_bytes=peak,
+                cpu_seconds=None if usage_ns is None else usage_ns / 1e9,
+                oom_kills=_read_keyed(self.dirs["memory"] / "memory.oom_control", "oom_kill") or 0,
+                oom_source="memory.oom_control",
+                pids_limit_hits=self._pids_limit_hits(),
+                # v1's memory.failcnt stays 0 here even at an OOM kill (kernel 6.18): the peak tells instead
+                memory_at_limit=peak is not None and limit is not None and peak >= limit - AT_LIMIT_MARGIN,
+            )
+        self._add_reclaim_counters(evidence)
+        return evidence
+
+    def _add_reclaim_counters(self, evidence: Evidence) -> None:
+        """Major faults and refaulted file pages from ``memory.stat`` (v1: the hierarchical ``total_`` keys)."""
+        stat = _read_flat(self.dirs["memory"] / "memory.stat")
+        prefix = "" if self.version == "v2" else "total_"
+        refaults = stat.get(f"{prefix}workingset_refault_file")
+        evidence.file_refault_bytes = None if refaults is None else refaults * PAGE_SIZE
+        evidence.major_faults = stat.get(f"{prefix}pgmajfault")
+
+    def _pids_limit_hits(self) -> int:
+        """Forks refused at this group's ``pids.max``: ``max N`` in ``pids.events`` (v1 and v2 alike)."""
+        pids = self.dirs.get("pids")
+        return (_read_keyed(pids / "pids.events", "max") or 0) if pids is not None else 0
 
     def applied(self) -> dict[str, int | str]:
         """The limits as the kernel holds them, read back from the group's files (numbers as int)."""

@@ -34,10 +34,10 @@ from ..paths import state_root, writable_dir
 from ..procs import owner_token, token_alive
 from ..redact import looks_secret
 from ..resources import Allocation
-from . import cgroups, confine, watchdog
+from . import cgroups, confine, disk, watchdog
 from .beneath import open_beneath
 from .base import (CAPTURE_LIMIT, Backend, TIMEOUT_EXIT_CODE, EnforcementUnavailable, Evidence, ExecResult, OutputMissingError,
-                   SandboxLostError, SandboxPathError, SandboxStartError)
+                   SandboxLostError, SandboxPathError, SandboxStartError, decode_text)
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -409,7 +409,7 @@ class LocalSandbox:
             raise OutputMissingError(f"{path} does not exist in the sandbox") from exc
         with open(fd, "rb") as file:
             data = file.read()
-        return data.decode() if text else data
+        return decode_text(data) if text else data
 
     def applied_limits(self) -> dict:
         """What the kernel enforces for this sandbox (read back, not echoed from the request)."""
@@ -419,9 +419,9 @@ class LocalSandbox:
 
     def evidence(self) -> Evidence:
         if self.group is not None:
-            return self.group.evidence()
-        return Evidence(oom_kills=self._suspected_ooms, oom_source="heuristic",
-                        notes=["rlimit enforcement: OOM inferred from exit 137 / MemoryError"])
+            return disk.record(self.group.evidence(), self.workdir)
+        return disk.record(Evidence(oom_kills=self._suspected_ooms, oom_source="heuristic",
+                                    notes=["rlimit enforcement: OOM inferred from exit 137 / MemoryError"]), self.workdir)
 
     def close(self) -> None:
         if self._closed:

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import io
+import os
 import posixpath
 import tarfile
 import threading
 import time
 import uuid
+from dataclasses import replace
 from typing import Any
 
+from .. import disk
 from ..base import (CAPTURE_LIMIT, TIMEOUT_EXIT_CODE, Evidence, ExecResult, OutputMissingError, SandboxError,
-                    SandboxLostError)
+                    SandboxLostError, decode_text)
 from ..cgroups import ContainerCgroup, HostCgroups, kill
 from ..container import EXEC_TOKEN_VAR, KILL_SCRIPT, one_file_tar
 from .engine import KILL_GRACE_S, WORKDIR, docker_sdk, explain, requests_error
@@ -34,7 +37,7 @@ class _Capture:
         self.size += len(chunk)
 
     def text(self) -> str:
-        data = b"".join(self.chunks).decode("utf-8", errors="replace")
+        data = decode_text(b"".join(self.chunks))
         return data + (f"\n[output cut at {CAPTURE_LIMIT} bytes]" if self.cut else "")
 
 
@@ -94,8 +97,13 @@ class DockerSandbox:
 
     def _state(self) -> dict | None:
         """The engine's ``State`` of the container, or None if it no longer exists."""
+        inspected = self._inspect()
+        return None if inspected is None else inspected["State"]
+
+    def _inspect(self) -> dict | None:
+        """The engine's ``inspect`` of the container, or None if it no longer exists."""
         try:
-            return self._api.inspect_container(self.id)["State"]
+            return self._api.inspect_container(self.id)
         except docker_sdk().errors.NotFound:
             return None
         except (docker_sdk().errors.DockerException, requests_error()) as exc:
@@ -277,26 +285,26 @@ class DockerSandbox:
                     raise IsADirectoryError(f"{path} is a directory in the sandbox, not a file")
                 handle = tar.extractfile(member)
                 content = handle.read() if handle is not None else b""
-            return content.decode("utf-8", errors="replace") if text else content
+            return decode_text(content) if text else content
         raise OutputMissingError(f"{path}: too many levels of symbolic links in the sandbox")
 
     def evidence(self) -> Evidence:
-        """Peak memory, CPU seconds and OOM kills from the container's cgroup, plus ``State.OOMKilled``."""
+        """The kernel's counters from the container's cgroup (peak memory, CPU seconds, OOM kills, forks refused at
+        the pids limit, memory pressure), plus ``State.OOMKilled``; the free space of its writable layer."""
         evidence = Evidence(notes=list(self._notes))
         fresh = self._snapshot() if not self._closed else None
         counters = fresh or self._last
         sources: list[str] = []
         if counters is not None:
-            evidence.peak_memory_bytes = counters.peak_memory_bytes
-            evidence.cpu_seconds = counters.cpu_seconds
-            evidence.oom_kills = counters.oom_kills
+            evidence = replace(counters, notes=evidence.notes)
             sources.append(counters.oom_source)
             if fresh is None:
                 evidence.notes.append("counters as of the last command: the container's cgroup is gone")
         elif self._cgroup is None and self._sigkilled:
             evidence.oom_kills = self._sigkilled
             sources.append("heuristic")
-        state = self._lost_state if self._closed else (self._state() or self._lost_state)
+        inspected = None if self._closed else self._inspect()
+        state = (inspected or {}).get("State") or self._lost_state
         if state is not None:
             if state.get("OOMKilled"):
                 evidence.oom_kills = max(evidence.oom_kills, 1)
@@ -307,7 +315,19 @@ class DockerSandbox:
                     f"OOMKilled={state.get('OOMKilled')}"
                 )
         evidence.oom_source = "+".join(sources)
+        if inspected is not None:
+            self._record_disk(evidence, inspected)
         return evidence
+
+    @staticmethod
+    def _record_disk(evidence: Evidence, inspected: dict) -> None:
+        """Free space where the container's own writes go (overlay2's ``UpperDir``), read from this host."""
+        layer = ((inspected.get("GraphDriver") or {}).get("Data") or {}).get("UpperDir") or ""
+        if layer and os.path.isdir(layer):
+            disk.record(evidence, layer)
+        else:
+            evidence.notes.append("the container's writable layer is not visible from this process (remote engine, "
+                                  "or a storage driver other than overlay2): no disk evidence")
 
     def applied_limits(self) -> dict:
         """The limits as the engine recorded them (``inspect``) and, where visible, as the kernel holds them."""

@@ -9,7 +9,7 @@ import uuid
 from typing import Any
 
 from ..base import (CAPTURE_LIMIT, TIMEOUT_EXIT_CODE, Evidence, ExecResult, OutputMissingError, SandboxError,
-                    SandboxLostError)
+                    SandboxLostError, decode_text)
 from ..container import EXEC_TOKEN_VAR, KILL_SCRIPT, one_file_tar
 from .client import API_TIMEOUT_S, Cluster, api_error, explain, transport_errors
 from .manifests import CONTAINER, PIDS_NOTE, WORKDIR, expected_qos
@@ -202,7 +202,7 @@ class KubernetesSandbox:
         started = time.monotonic()
         code, out, err, timed_out = self._run(["env", f"{EXEC_TOKEN_VAR}={token}", "bash", "-c", command], timeout)
         duration = time.monotonic() - started
-        stdout, stderr = _text(out), _text(err)
+        stdout, stderr = decode_text(out), decode_text(err)
         if timed_out:
             self._kill(token)
             return ExecResult(TIMEOUT_EXIT_CODE, stdout, stderr, duration, timed_out=True)
@@ -232,7 +232,7 @@ class KubernetesSandbox:
         code, _, err, timed_out = self._run(["tar", "-x", "-C", "/", "-f", "-"], API_TIMEOUT_S,
                                             stdin_data=one_file_tar(target, data))
         if timed_out or code != 0:
-            raise self._failure(f"tar -x of {target} ended with {code}: {_text(err)[:200]}")
+            raise self._failure(f"tar -x of {target} ended with {code}: {decode_text(err)[:200]}")
 
     def read_file(self, path: str, text: bool = True) -> str | bytes:
         """Read a file (symlinks are followed).
@@ -251,8 +251,8 @@ class KubernetesSandbox:
         if code == 21:
             raise IsADirectoryError(f"{path} is a directory in the sandbox, not a file")
         if timed_out or code != 0:
-            raise self._failure(f"reading {target} ended with {code}: {_text(err)[:200]}")
-        return _text(out) if text else out
+            raise self._failure(f"reading {target} ended with {code}: {decode_text(err)[:200]}")
+        return decode_text(out) if text else out
 
     # -- evidence -----------------------------------------------------------------------
 
@@ -264,7 +264,7 @@ class KubernetesSandbox:
             code, out, _, _ = self._run(["bash", "-c", CGROUP_SCRIPT], API_TIMEOUT_S)
         except SandboxError:
             return None
-        reading = counters_evidence(parse_counters(_text(out))) if code == 0 else None
+        reading = counters_evidence(parse_counters(decode_text(out))) if code == 0 else None
         if reading is not None:
             self._last = reading
         return reading
@@ -310,7 +310,7 @@ class KubernetesSandbox:
             limits["network_policy"] = {"name": self.network_policy, "enforced": self._network_enforced(self)}
         try:
             code, out, _, _ = self._run(["bash", "-c", CGROUP_SCRIPT], API_TIMEOUT_S)
-            values = parse_counters(_text(out)) if code == 0 else {}
+            values = parse_counters(decode_text(out)) if code == 0 else {}
             limits["cgroup"] = {k: v for k, v in values.items() if k in ("version", "memory_max", "cpu_max", "cpu_quota_us")}
         except SandboxError as exc:
             limits["cgroup"] = {"error": str(exc)}
@@ -348,6 +348,3 @@ class KubernetesSandbox:
         if errors:
             raise SandboxError(f"could not delete pod {self.name}: {'; '.join(errors)}; --hb-reap removes leftovers")
 
-
-def _text(data: bytes) -> str:
-    return data.decode("utf-8", errors="replace")
