@@ -25,7 +25,8 @@ from pytest_harnessbench.sandbox.base import (
     SandboxLostError,
     SandboxStartError,
 )
-from pytest_harnessbench.sandbox.docker import CAP_ADD, DEFAULT_IMAGE, LABEL_RUN, LABEL_TRIAL, DockerBackend
+from pytest_harnessbench.sandbox.docker import CAP_ADD, LABEL_RUN, LABEL_TRIAL, DockerBackend
+from docker_probe import unavailable
 from workloads import thrash
 
 MiB = 1024**2
@@ -33,24 +34,9 @@ HOG = "python3 -c \"x = b'x' * (200 * 1024 * 1024)\""  # touches every page of 2
 IN_CI = os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
 
 
-def _unavailable() -> str | None:
-    """Why the docker tests cannot run here, or None."""
-    probe = DockerBackend("probe")
-    try:
-        probe.check()
-        import docker
-
-        docker.APIClient(version="auto").inspect_image(DEFAULT_IMAGE)
-    except EnforcementUnavailable as exc:
-        return str(exc)
-    except Exception as exc:  # ImageNotFound
-        return f"base image {DEFAULT_IMAGE} missing ({type(exc).__name__}): run .ci/docker-setup.sh"
-    finally:
-        probe.close()
-    return None
 
 
-_REASON = _unavailable()
+_REASON = unavailable()
 if _REASON and not IN_CI:
     pytest.skip(f"no usable Docker engine: {_REASON}", allow_module_level=True)
 

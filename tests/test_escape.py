@@ -17,8 +17,8 @@ import os
 import secrets
 import shutil
 import socket
-import tempfile
 import subprocess
+import tempfile
 import threading
 import time
 import uuid
@@ -26,31 +26,14 @@ from pathlib import Path
 
 import pytest
 
+from docker_probe import unavailable
+
 from pytest_harnessbench.resources import Allocation, Multiplier, Spec
 from pytest_harnessbench.sandbox import confine
-from pytest_harnessbench.sandbox.base import EnforcementUnavailable
 from pytest_harnessbench.sandbox.local import LocalBackend
 
 BACKENDS = ["local", "docker"]
 CAP_SYS_ADMIN = 21
-
-
-def _docker_unavailable() -> str | None:
-    from pytest_harnessbench.sandbox.docker import DEFAULT_IMAGE, DockerBackend
-
-    probe = DockerBackend("probe")
-    try:
-        probe.check()
-        import docker
-
-        docker.APIClient(version="auto").inspect_image(DEFAULT_IMAGE)
-    except EnforcementUnavailable as exc:
-        return str(exc)
-    except Exception as exc:  # ImageNotFound, no engine
-        return f"{type(exc).__name__}: {exc}"
-    finally:
-        probe.close()
-    return None
 
 
 def _backend(name: str):
@@ -63,7 +46,7 @@ def _backend(name: str):
             # A normal user on cgroup v1 has no delegated group: such a user runs with rlimit enforcement.
             return LocalBackend(run_id, enforcement="rlimit", confined=True)
         return LocalBackend(run_id, confined=True)
-    reason = _docker_unavailable()
+    reason = unavailable()
     if reason:
         pytest.skip(f"no usable Docker engine: {reason}")
     from pytest_harnessbench.sandbox.docker import DockerBackend

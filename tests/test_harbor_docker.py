@@ -50,7 +50,7 @@ def test_example_harbor_tasks_oracle_and_nop_at_1x_and_3x(pytester, api):
                                            "--models", "oracle,nop", "--multipliers", "1,3", "--hb-out", "run")
     result.stdout.fnmatch_lines(["reward keys (*", "  oracle@1x: correct 1/1, parses 1/1, reward 2/3",
                                  "Harbor tasks whose measured peak memory exceeds their declared memory*",
-                                 "  harbor_tasks/hungry-sort/task.toml::hungry-sort  declared 64Mi, peak *, over in 1/4 trials",
+                                 "  hungry-sort/task.toml::hungry-sort  declared 64Mi, peak *, over in 1/4 trials",
                                  "*8 failed, 7 passed, 1 infra*"])
     records = _records(pytester.path / "run")
     assert len(records) == 16

@@ -35,9 +35,9 @@ from ..procs import owner_token, token_alive
 from ..redact import looks_secret
 from ..resources import Allocation
 from . import cgroups, confine, disk, watchdog
-from .beneath import open_beneath
 from .base import (CAPTURE_LIMIT, Backend, TIMEOUT_EXIT_CODE, EnforcementUnavailable, Evidence, ExecResult, OutputMissingError,
-                   SandboxLostError, SandboxPathError, SandboxStartError, decode_text)
+                   SandboxLostError, SandboxStartError, decode_text)
+from .beneath import open_beneath
 
 if TYPE_CHECKING:
     from ..config import Config
