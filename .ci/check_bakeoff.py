@@ -41,6 +41,9 @@ TABLE_ROW = re.compile(r"^(model +mult +trials |-+  -+  -+ |(" + "|".join(map(re
 def layout_problems(output: str, width: int) -> list[str]:
     """What buries the result: too many lines, tracebacks, lines past the terminal, the table far from the end."""
     lines = [line for line in output.splitlines() if not FOREIGN_WARNING.search(line)]
+    # pip's own output (the README command installs first) is not the bake-off's: count from pytest's header.
+    first = next((i for i, line in enumerate(lines) if "test session starts" in line), 0)
+    lines = lines[first:]
     found = []
     if len(lines) > MAX_LINES:
         found.append(f"{len(lines)} lines of output (other plugins' start-up warnings not counted), "

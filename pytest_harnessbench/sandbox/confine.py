@@ -148,6 +148,18 @@ def _identity_files() -> tuple[str, str]:
     return passwd, group
 
 
+def _private(directory: str, names: list[str]) -> set[str]:
+    """Entries others cannot read on the host (``/etc/ssl/private``): inside, the sandbox would own their copies."""
+    hidden = set()
+    for name in names:
+        try:
+            if not os.lstat(os.path.join(directory, name)).st_mode & 0o004:
+                hidden.add(name)
+        except OSError:
+            hidden.add(name)
+    return hidden
+
+
 def prepare_etc(directory: Path) -> Path:
     """Fill ``directory`` with the sandbox's ``/etc``: copies of :data:`ETC_FILES` (links kept as links) and its identity.
 
@@ -159,8 +171,8 @@ def prepare_etc(directory: Path) -> Path:
         source = Path("/etc") / name
         try:
             if source.is_dir() and not source.is_symlink():
-                shutil.copytree(source, directory / name, symlinks=True, dirs_exist_ok=True)
-            elif source.exists():
+                shutil.copytree(source, directory / name, symlinks=True, dirs_exist_ok=True, ignore=_private)
+            elif source.exists() and os.stat(source).st_mode & 0o004:
                 shutil.copy2(source, directory / name)  # follows a link: os-release -> ../usr/lib/os-release
         except OSError:
             continue  # unreadable or vanished: programs do without it
