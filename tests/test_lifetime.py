@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from polling import wait_for
+
 from pytest_harnessbench.sandbox import cgroups
 from pytest_harnessbench.sandbox.local import work_root
 
@@ -46,15 +48,6 @@ def _start(pytester, *args) -> subprocess.Popen:
                             stderr=subprocess.STDOUT, start_new_session=True)
 
 
-def _wait_for(predicate, timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
-
-
 def _finished(pytester) -> int:
     """Trials recorded so far: complete lines only (the session may be writing the next one)."""
     path = pytester.path / "run" / "results.jsonl"
@@ -84,7 +77,7 @@ def test_sigterm_ends_the_run_like_ctrl_c(pytester, xdist):
     pytester.makepyfile(test_steps=STEPS)
     proc = _start(pytester, *xdist)
     # 8 trials, terminated after 3: some are surely still running.
-    assert _wait_for(lambda: _finished(pytester) >= 3, 120)
+    assert wait_for(lambda: _finished(pytester) >= 3, 120)
     proc.send_signal(signal.SIGTERM)  # to the controller alone, as `timeout` and Kubernetes send it
     out = proc.communicate(timeout=120)[0].decode()
     finished = _records(pytester)
@@ -93,7 +86,7 @@ def test_sigterm_ends_the_run_like_ctrl_c(pytester, xdist):
     assert re.search(rf"^oracle +1x +{len(finished)} ", out, re.M)  # the summary of what finished
     assert f"PARTIAL RUN: terminated by SIGTERM; {len(finished)} trial(s) recorded" in out and "--hb-resume" in out
     assert json.loads((pytester.path / "run" / "harness.json").read_text())["finished_at"]
-    assert _wait_for(lambda: _no_sandbox_left(finished[0]["run_id"]), 5)
+    assert wait_for(lambda: _no_sandbox_left(finished[0]["run_id"]), 5)
 
 
 def test_sigkill_of_the_xdist_controller_leaves_no_sandbox_process_behind(pytester):
@@ -104,7 +97,7 @@ def test_sigkill_of_the_xdist_controller_leaves_no_sandbox_process_behind(pytest
     pytester._monkeypatch.setenv("SLEEPER_PIDS", str(pids))
     proc = _start(pytester, "-n", "2")
     try:
-        assert _wait_for(lambda: len(list(pids.iterdir())) == 2, 120)
+        assert wait_for(lambda: len(list(pids.iterdir())) == 2, 120)
         sleepers = [int(p.name) for p in pids.iterdir()]
         assert all(map(_alive, sleepers))
         proc.send_signal(signal.SIGKILL)  # the controller only
@@ -132,7 +125,7 @@ def test_ctrl_c_in_the_session_end_hooks_exits_as_interrupted(pytester):
     ending = pytester.path / "ending"
     pytester._monkeypatch.setenv("ENDING", str(ending))
     proc = _start(pytester)
-    assert _wait_for(ending.exists, 120)
+    assert wait_for(ending.exists, 120)
     proc.send_signal(signal.SIGINT)
     out = proc.communicate(timeout=120)[0].decode()
     assert proc.returncode == 2, out

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from polling import small_disk, wait_for
+
 from pytest_harnessbench.sandbox import cgroups
 from pytest_harnessbench.sandbox.local import work_root
 from pytest_harnessbench.store import RunDir
@@ -568,7 +570,6 @@ def test_an_unwritable_run_directory_is_a_usage_error_before_any_trial(suite):
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting a filesystem needs root")
 def test_a_disk_that_fills_mid_run_stops_with_the_summary_and_how_to_resume(pytester):
-    import subprocess
 
     pytester.makepyfile(test_fill='''
 import os, subprocess, pytest
@@ -582,10 +583,7 @@ def test_step(trial, n):
                        capture_output=True)
     assert trial.sandbox.read_file("out.txt").strip() == "ok"
 ''')
-    disk = pytester.path / "disk"
-    disk.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(disk)], check=True)
-    try:
+    with small_disk(pytester.path / "disk", "2m") as disk:
         pytester._monkeypatch.setenv("RUN_DISK", str(disk))
         result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--models", "oracle",
                                                "--hb-out", str(disk / "run"))
@@ -595,14 +593,11 @@ def test_step(trial, n):
                                      "No space left on device*free some space*--hb-resume*"])
         assert not list((disk / "run").glob("**/.*.tmp"))
         assert 1 <= len((disk / "run" / "results.jsonl").read_text().splitlines()) < 4
-    finally:
-        subprocess.run(["umount", str(disk)], check=True)
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting a filesystem needs root")
 def test_a_command_that_fills_the_sandbox_disk_is_infra_disk_from_the_filesystems_evidence(pytester):
     """Issue 21.4: `dd` into a full disk left no exception (its stderr was lost on the same disk): failed/assertion."""
-    import subprocess
 
     pytester.makepyfile(test_fill='''
 import pytest
@@ -612,22 +607,16 @@ def test_answer(trial):
     trial.run_agent("Write the answer to answer.txt.")
     assert trial.sandbox.read_file("answer.txt").strip() == "42"
 ''')
-    disk = pytester.path / "tmp"
-    disk.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=40m", "tmpfs", str(disk)], check=True)
-    try:
+    with small_disk(pytester.path / "tmp", "40m") as disk:
         pytester._monkeypatch.setenv("TMPDIR", str(disk))  # the sandbox's work dir lives under TMPDIR
         run(pytester, "--models", "oracle")
         (rec,) = records(pytester)
         assert (rec["outcome"], rec["cause"]) == ("infra", "disk"), rec["message"]
         assert rec["resources"]["disk_full"] is True and rec["resources"]["disk_free_bytes"] < 1 << 20
-    finally:
-        subprocess.run(["umount", str(disk)], check=True)
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting a filesystem needs root")
 def test_a_full_sandbox_disk_is_infra_disk(pytester):
-    import subprocess
 
     pytester.makepyfile(test_big='''
 import pytest
@@ -637,17 +626,12 @@ def test_big_output(trial):
     trial.run_agent("Nothing to do.")
     trial.sandbox.write_file("big.bin", b"x" * (8 << 20))  # more than the sandbox's disk holds
 ''')
-    disk = pytester.path / "tmp"
-    disk.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(disk)], check=True)
-    try:
+    with small_disk(pytester.path / "tmp", "4m") as disk:
         pytester._monkeypatch.setenv("TMPDIR", str(disk))  # the sandbox's work dir lives under TMPDIR
         result = run(pytester, "--models", "oracle")
         result.stdout.fnmatch_lines(["*1 infra*"])
         (rec,) = records(pytester)
         assert (rec["outcome"], rec["cause"]) == ("infra", "disk") and "No space left" in rec["message"]
-    finally:
-        subprocess.run(["umount", str(disk)], check=True)
 
 
 SLEEPER = '''
@@ -660,17 +644,6 @@ def test_sleeper(trial):
         f.write(pid)
     trial.sandbox.exec("sleep 300")
 '''
-
-
-def _wait_for(predicate, timeout_s: float) -> bool:
-    import time
-
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
 
 
 def _alive(pid: int) -> bool:
@@ -694,7 +667,7 @@ def test_sigkill_of_the_session_leaves_no_sandbox_process_behind(pytester, xdist
                              "--hb-out", "run", *xdist], cwd=pytester.path, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
     try:
-        assert _wait_for(lambda: pid_file.exists() and pid_file.read_text(), 60)
+        assert wait_for(lambda: pid_file.exists() and pid_file.read_text(), 60)
         sleeper = int(pid_file.read_text())
         assert _alive(sleeper)
         pytest_pids = [proc.pid] if not xdist else [int(p) for p in subprocess.run(
@@ -702,10 +675,10 @@ def test_sigkill_of_the_session_leaves_no_sandbox_process_behind(pytester, xdist
         for pid in pytest_pids:  # the session and its workers: nothing of them runs a cleanup
             os.kill(pid, signal.SIGKILL)
         proc.wait()
-        assert _wait_for(lambda: not _alive(sleeper), 5), "the sandbox's process outlived its session by 5 s"
-        assert _wait_for(lambda: not any(work_root().glob("*/*")), 5)
+        assert wait_for(lambda: not _alive(sleeper), 5), "the sandbox's process outlived its session by 5 s"
+        assert wait_for(lambda: not any(work_root().glob("*/*")), 5)
         for parent in cgroups.detect().parents.values():
-            assert _wait_for(lambda: not [p for p in parent.iterdir() if ".%d-" % proc.pid in p.name], 5)
+            assert wait_for(lambda: not [p for p in parent.iterdir() if ".%d-" % proc.pid in p.name], 5)
     finally:
         if proc.poll() is None:
             proc.kill()
