@@ -144,10 +144,7 @@ class _RecorderHooks:
         """The collected trials: progress counts them; the gate says what they can decide, before the first."""
         cases = list(cases)
         self.progress.expect((case.model.text, case.multiplier.label) for case in cases)
-        terminal = self.config.pluginmanager.get_plugin("terminalreporter")
-        for line in self.bench.plan_gate(cases):
-            if terminal is not None:
-                terminal.write_line(line)
+        _write_lines(self.config, self.bench.plan_gate(cases))
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         """Also runs after a usage error in collection (pytest calls it in a ``finally``)."""

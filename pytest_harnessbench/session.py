@@ -456,9 +456,11 @@ class Bench:
                 f"{resume_command(self.args, self.cwd, self.run_dir)}")
 
     def plan_gate(self, cases: Iterable[Case]) -> list[str]:
-        """Before the first trial: what the gate can decide with the collected tasks × samples (and gate.json).
+        """Before the first trial: what the gate can decide with the collected tasks × samples.
 
-        Rate margins only: a trial metric's spread is unknown before the run.
+        Rate margins only: a trial metric's spread is unknown before the run. The plan goes to gate.json with
+        the verdicts (:meth:`run_gate`); writing it now would create the run directory of a session that may
+        yet end in a usage error.
         """
         cfg = self.config
         if cfg.gate is None:
@@ -475,7 +477,6 @@ class Bench:
         else:
             lines.append("gate: an INCONCLUSIVE verdict exits 0 here (no CI variable); --hb-gate-strict makes it "
                          f"exit {INCONCLUSIVE_EXIT_STATUS}")
-        self.recorder.write_json("gate.json", {"status": "planned", "plan": [p.to_dict() for p in self.gate_plans]})
         return lines
 
     def run_gate(self) -> list[str] | None:
