@@ -155,7 +155,8 @@ class Config:
     gate_at: Multiplier | None = None
     gate_margins: tuple = ()
     gate_alpha: float = 0.05
-    gate_strict: bool = False  # an inconclusive verdict blocks: --hb-gate-strict, or CI set (gate_strict_why)
+    gate_strict: bool = False  # an inconclusive verdict blocks: --hb-gate-strict, or CI set; gate_strict_why says which
+    # (or, not blocking in CI, that --hb-gate-accept-inconclusive was given)
     gate_strict_why: str = ""
     compare: Path | None = None
     report: Path | None = None
@@ -388,8 +389,8 @@ def _inconclusive_blocks(strict: bool, accept: bool) -> tuple[bool, str]:
         raise ConfigError("--hb-gate-strict and --hb-gate-accept-inconclusive contradict each other: give one")
     if strict:
         return True, "--hb-gate-strict"
-    if in_ci() and not accept:
-        return True, "CI is set"
+    if in_ci():
+        return (False, "--hb-gate-accept-inconclusive") if accept else (True, "CI is set")
     return False, ""
 
 

@@ -475,7 +475,8 @@ class Bench:
             lines.append(f"gate: an INCONCLUSIVE verdict fails this run, exit status {INCONCLUSIVE_EXIT_STATUS} "
                          f"({cfg.gate_strict_why})")
         else:
-            lines.append("gate: an INCONCLUSIVE verdict exits 0 here (no CI variable); --hb-gate-strict makes it "
+            why = cfg.gate_strict_why or "no CI variable"
+            lines.append(f"gate: an INCONCLUSIVE verdict exits 0 here ({why}); --hb-gate-strict makes it "
                          f"exit {INCONCLUSIVE_EXIT_STATUS}")
         return lines
 

@@ -63,6 +63,7 @@ def test_tiny_suite_is_inconclusive_exit_0_unless_strict_or_in_ci(pytester, tmp_
     gate = json.loads((pytester.path / "run3" / "gate.json").read_text())
     assert gate["exit_status"] == 6 and gate["plan"][0]["detectable_points"] == 100.0
     accepted = pytester.runpytest_subprocess(*args, "--hb-out", "run4", "--hb-gate-accept-inconclusive")
+    accepted.stdout.fnmatch_lines(["*an INCONCLUSIVE verdict exits 0 here (--hb-gate-accept-inconclusive)*"])
     assert accepted.ret == 0
 
 
