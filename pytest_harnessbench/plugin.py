@@ -129,7 +129,6 @@ class _RecorderHooks:
         self.bench = bench
         self.config = config
         self.progress = Progress(bench.config.progress_s)
-        self.progress_due = False  # a progress line waits for the start of a line
         self.gate_lines: list[str] | None = None
         self.calibration_lines: list[str] | None = None
         self.report_line: str | None = None
@@ -165,7 +164,6 @@ class _RecorderHooks:
                 _stop(self.session, f"harnessbench: {self.bench.recorder.storage_error}; stopping the session")
             if report.outcome != "rerun":  # progress counts trials, not attempts
                 self.progress.add(record)
-            self.progress_due = self.progress_due or self.progress.due()
         elif report.failed:
             self.other_failures += 1
 
@@ -174,13 +172,12 @@ class _RecorderHooks:
         """A due progress line goes where pytest has just ended a row of letters (``[ 44%]``), never inside one;
         with ``-v`` every result has its own line anyway."""
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
-        if not self.progress_due or reporter is None:
+        if reporter is None or (self.config.option.verbose <= 0 and reporter._tw.width_of_current_line):
             return
-        if self.config.option.verbose > 0 or not reporter._tw.width_of_current_line:
+        if self.progress.due():  # asked only here: reports that came together must not use up the turn
             reporter.ensure_newline()
             for line in self.progress.lines(reporter._tw.fullwidth):
                 reporter.write_line(line)
-            self.progress_due = False
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         """With a gate, the exit status is the gate's: trial failures alone don't fail the run."""

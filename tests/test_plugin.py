@@ -462,7 +462,8 @@ def test_progress_lines_go_between_rows_of_letters_and_fit_the_terminal(suite, m
     monkeypatch.setenv("COLUMNS", "40")  # pytest's narrowest: a row holds 32 letters, then the progress
     result = run(suite, "--models", "nop", "--samples", "32", "--hb-progress", "0.001", "-n", "2")
     lines = result.stdout.lines
-    first = next(i for i, line in enumerate(lines) if line.startswith("harnessbench progress"))
+    first = next((i for i, line in enumerate(lines) if line.startswith("harnessbench progress")), None)
+    assert first is not None, result.stdout.str()
     assert re.fullmatch(r"[.F]{32} \[ 96%\]", lines[first - 1])
     assert re.fullmatch(r"harnessbench progress: 3[12]/32 trials", lines[first])
     assert re.fullmatch(r"  nop 1x 3[12]/32", lines[first + 1])
