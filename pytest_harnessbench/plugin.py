@@ -172,8 +172,9 @@ class _RecorderHooks:
         """A due progress line goes where pytest has just ended a row of letters (``[ 44%]``), never inside one;
         with ``-v`` every result has its own line anyway."""
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
-        if reporter is None or (self.config.option.verbose <= 0 and reporter._tw.width_of_current_line):
-            return
+        if not self.bench.recorder.records or reporter is None or \
+                (self.config.option.verbose <= 0 and reporter._tw.width_of_current_line):
+            return  # no trial finished yet (a session of plain tests has none), or inside a row of letters
         if self.progress.due():  # asked only here: reports that came together must not use up the turn
             reporter.ensure_newline()
             for line in self.progress.lines(reporter._tw.fullwidth):

@@ -470,6 +470,16 @@ def test_progress_lines_go_between_rows_of_letters_and_fit_the_terminal(suite, m
     assert lines[first + 2].startswith((".", "F"))  # the next row of letters
 
 
+def test_a_session_of_plain_tests_prints_no_progress_line(pytester, monkeypatch):
+    """Progress counts trials: the project's own test runs (plain tests, plugin loaded) must not print 0/0."""
+    monkeypatch.setenv("COLUMNS", "40")  # rows of 32 letters: several rows end before the last test
+    pytester.makepyfile(test_plain="import time\n\nimport pytest\n\n@pytest.mark.parametrize('n', range(100))\n"
+                                   "def test_n(n):\n    time.sleep(0.002)\n")
+    result = run(pytester, "--hb-progress", "0.001")
+    result.assert_outcomes(passed=100)
+    assert "harnessbench progress" not in result.stdout.str()
+
+
 def test_usage_errors_stay_readable_under_xdist(pytester, monkeypatch):
     pytester.makepyfile(test_bad='''
 import pytest
