@@ -4,9 +4,17 @@ A provider model (or a replay of one) writes the commands the local backend
 runs on this host. Each such command runs under bubblewrap, as Flatpak runs
 applications, with (README, "Safety"):
 
-- its own user namespace, an unprivileged identity inside (uid/gid 1000, even
-  when the session runs as root), every capability dropped, no new privileges,
-  and no further user namespaces (``--disable-userns``);
+- its own user namespace, an unprivileged identity inside (uid/gid 1000), every
+  capability dropped, no new privileges, and no further user namespaces
+  (``--disable-userns``). Uid 1000 inside is the user who starts bubblewrap
+  on the host: the session's user, or, when the session runs as root,
+  :data:`ROOT_SESSION_UID` (``nobody``), to which the command drops with
+  ``setpriv`` before bubblewrap starts. Started by root, bubblewrap would map
+  uid 1000 onto host root, and a command could leave a setuid-root file in
+  its work directory (:func:`host_owner`). The dropped user cannot walk the
+  private state root to the work directory, so a first bubblewrap, as root
+  and with only a mount namespace of its own, binds the work directory and
+  ``/etc`` tree onto a tmpfs (:data:`STAGE`) that the second one reads;
 - its own PID, IPC, UTS, cgroup and (unless the task asks for network) network
   namespaces: it sees and signals only its own processes, and reaches no host
   socket, loopback service or abstract Unix socket;
@@ -38,6 +46,13 @@ from pathlib import Path
 
 SANDBOX_UID = 1000
 SANDBOX_GID = 1000
+# The host identity a root session's confined commands run as (nobody/nogroup). Files they leave in their work
+# directory are this user's on the host: never setuid-root, and unreachable by others below the 0700 state root.
+ROOT_SESSION_UID = 65534
+ROOT_SESSION_GID = 65534
+# Where a root session's first bubblewrap shows the work directory and /etc tree to the dropped user: a tmpfs over
+# /tmp in a mount namespace of its own (the host's /tmp is untouched; the sandbox gets its own /tmp anyway).
+STAGE = "/tmp"
 
 # /etc entries programs need to run (dynamic linker, Debian's alternatives, time zone, certificates,
 # name-service switch for files only). Bound read-only when present.
@@ -99,6 +114,15 @@ _RET_ERRNO = 0x00050000
 _EPERM, _ENOSYS = 1, 38
 # struct seccomp_data: int nr; __u32 arch; __u64 instruction_pointer; __u64 args[6] (little-endian hosts).
 _NR, _ARCH, _ARG0_LOW = 0, 4, 16
+
+
+def host_owner() -> tuple[int, int] | None:
+    """The host (uid, gid) confined commands run as, when it is not the session's own: a root session's drop.
+
+    The work directory (and what the controller writes into it) must belong to it,
+    so that uid 1000 inside may write there.
+    """
+    return (ROOT_SESSION_UID, ROOT_SESSION_GID) if os.geteuid() == 0 else None
 
 
 class ConfinementUnavailable(RuntimeError):
@@ -167,6 +191,7 @@ def prepare_etc(directory: Path) -> Path:
     about 10 ms of mount calls; one directory made once per process costs nothing per trial.
     """
     directory.mkdir(parents=True, exist_ok=True)
+    directory.chmod(0o755)  # readable by the dropped user (mkdtemp made it 0700); its parents stay private
     for name in ETC_FILES:
         source = Path("/etc") / name
         try:
@@ -206,7 +231,7 @@ def _system_binds() -> tuple[str, ...]:
 
 
 class Confinement:
-    """The bubblewrap command line for one command, and the file descriptor it reads (closed after spawning).
+    """The bubblewrap command line for one command, and the file descriptors it reads (closed after spawning).
 
     ``etc`` is a directory made by :func:`prepare_etc`. Use as
     ``with Confinement(workdir, etc, network) as c: Popen(c.argv + cmd, pass_fds=c.fds)``.
@@ -230,13 +255,31 @@ class Confinement:
     @property
     def argv(self) -> list[str]:
         resolver = [arg for name in ETC_NETWORK_FILES for arg in ("--ro-bind-try", f"/etc/{name}", f"/etc/{name}")]
-        return ["bwrap", "--unshare-all", "--unshare-user", *(["--share-net"] if self.network else []),
+        drop, workdir, etc = self._drop()
+        return [*drop, "bwrap", "--unshare-all", "--unshare-user", *(["--share-net"] if self.network else []),
                 "--disable-userns", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_GID), "--hostname", "sandbox",
                 "--cap-drop", "ALL", "--new-session", "--die-with-parent",
-                *_system_binds(), "--ro-bind", self.etc, "/etc", *(resolver if self.network else []),
+                *_system_binds(), "--ro-bind", etc, "/etc", *(resolver if self.network else []),
                 "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/dev/shm", "--tmpfs", "/tmp",
-                "--bind", self.workdir, self.workdir, "--chdir", self.workdir, "--remount-ro", "/",
+                "--bind", workdir, self.workdir, "--chdir", self.workdir, "--remount-ro", "/",
                 "--seccomp", str(self.fds[0]), "--"]
+
+    def _drop(self) -> tuple[list[str], str, str]:
+        """What runs before the sandbox's bubblewrap, and where that one finds the work directory and ``/etc``.
+
+        In a root session: a bubblewrap as root, with nothing but a mount namespace
+        of its own (the host's tree, a tmpfs over :data:`STAGE` holding the two
+        directories, capabilities only to change user), then ``setpriv`` to
+        :func:`host_owner`. Otherwise nothing, and the directories where they are.
+        """
+        owner = host_owner()
+        if owner is None:
+            return [], self.workdir, self.etc
+        work, etc = f"{STAGE}/work", f"{STAGE}/etc"
+        return (["bwrap", "--dev-bind", "/", "/", "--tmpfs", STAGE, "--bind", self.workdir, work,
+                 "--ro-bind", self.etc, etc, "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID",
+                 "--die-with-parent", "--",
+                 "setpriv", f"--reuid={owner[0]}", f"--regid={owner[1]}", "--clear-groups", "--"], work, etc)
 
 
 def environment(workdir: Path, tmpdir: Path) -> dict[str, str]:
@@ -258,19 +301,27 @@ def unavailable_reason() -> str | None:
     """
     if shutil.which("bwrap") is None:
         return "bubblewrap is not installed"
+    if host_owner() is not None and shutil.which("setpriv") is None:
+        return "setpriv (util-linux) is not installed: a root session starts bubblewrap as nobody through it"
     try:
         seccomp_program()
     except ConfinementUnavailable as exc:
         return str(exc)
     try:
-        with tempfile.TemporaryDirectory() as probe_dir, \
-                Confinement(Path(probe_dir), prepare_etc(Path(probe_dir) / "etc")) as confinement:
-            result = subprocess.run([*confinement.argv, "/bin/true"], capture_output=True, timeout=20,
-                                    pass_fds=confinement.fds)
+        with tempfile.TemporaryDirectory() as probe_dir:
+            etc = prepare_etc(Path(probe_dir) / "etc")
+            work = Path(probe_dir) / "work"
+            work.mkdir(mode=0o700)
+            if host_owner() is not None:
+                os.chown(work, *host_owner())
+            with Confinement(work, etc) as confinement:
+                result = subprocess.run([*confinement.argv, "/bin/true"], capture_output=True, timeout=20,
+                                        pass_fds=confinement.fds)
     except (OSError, subprocess.SubprocessError) as exc:
         return f"bubblewrap could not be started: {exc}"
     if result.returncode != 0:
         detail = result.stderr.decode(errors="replace").strip().splitlines()
-        return (f"bubblewrap cannot create an unprivileged user namespace here "
+        who = "" if host_owner() is None else f" for uid {ROOT_SESSION_UID} (a root session starts it as nobody)"
+        return (f"bubblewrap cannot create an unprivileged user namespace here{who} "
                 f"({detail[-1] if detail else f'exit {result.returncode}'})")
     return None

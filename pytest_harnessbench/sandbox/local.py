@@ -195,7 +195,8 @@ class LocalBackend(Backend):
 
     def _isolation(self) -> str:
         if self.confined:
-            return ("bubblewrap: own user (uid 1000), pid, ipc, uts, net, cgroup namespaces, no capabilities, "
+            who = "" if confine.host_owner() is None else f", host uid {confine.ROOT_SESSION_UID} (root session)"
+            return (f"bubblewrap: own user (uid 1000{who}), pid, ipc, uts, net, cgroup namespaces, no capabilities, "
                     "seccomp; read-only /usr and /etc basics, private /tmp, only the work dir writable")
         if self.host_exec_consent:
             return "NONE: --hb-allow-host-exec, model-written commands run on this host as this user"
@@ -315,8 +316,14 @@ class LocalSandbox:
         self._suspected_ooms = 0
         self._groups: list[int] = []  # process groups of our commands: without a cgroup, close() kills these
         self._closed = False
+        # Confined under a root session, commands run as nobody on the host (confine.host_owner): the work
+        # directory and what the controller writes into it are nobody's, so that the sandbox can write there.
+        self._owner = confine.host_owner() if confined_etc is not None else None
         tmp = workdir / ".tmp"
         tmp.mkdir()
+        if self._owner is not None:
+            for path in (workdir, tmp):
+                os.chown(path, *self._owner)
         if confined_etc is not None:
             self._env = confine.environment(workdir, tmp)
         else:  # the task's own commands see the host environment minus anything that looks like a secret
@@ -397,7 +404,8 @@ class LocalSandbox:
     def write_file(self, path: str, content: str | bytes) -> None:
         """Raises: SandboxPathError: the path leaves the working directory or passes a link (beneath.py)."""
         data = content.encode() if isinstance(content, str) else content
-        fd = open_beneath(self.workdir, path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, make_parents=True)
+        fd = open_beneath(self.workdir, path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, make_parents=True,
+                          owner=self._owner)
         with open(fd, "wb") as file:
             file.write(data)
 
