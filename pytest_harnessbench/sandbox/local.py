@@ -97,6 +97,7 @@ class LocalBackend(Backend):
         self._isolate_network: bool | None = None
         self._watchdog = None
         self._etc: Path | None = None  # confined sandboxes' /etc, made on first use (confine.prepare_etc)
+        self._stage: confine.Stage | None = None  # a root session's view of them for nobody (confine.Stage)
 
     @classmethod
     def from_config(cls, config: Config, run_id: str) -> LocalBackend:
@@ -155,7 +156,7 @@ class LocalBackend(Backend):
                 group = self._create_group(f"{self.run_id}.{workdir.name}", allocation)
             return LocalSandbox(workdir, allocation, enforcement, group,
                                 isolate_network=bool(self._isolate_network) and not network,
-                                confined_etc=self._confined_etc(), network=network)
+                                confined_etc=self._confined_etc(), network=network, stage=self._root_stage())
         except BaseException:
             if group is not None:
                 group.remove()
@@ -174,6 +175,19 @@ class LocalBackend(Backend):
             except OSError as exc:
                 raise SandboxStartError(f"cannot prepare the confined sandboxes' /etc: {exc}") from exc
         return self._etc
+
+    def _root_stage(self) -> confine.Stage | None:
+        """A root session's confined sandboxes: the mount namespace where nobody reaches the work and /etc roots."""
+        if not self.confined or confine.host_owner() is None:
+            return None
+        if self._stage is None:
+            try:
+                for root in (work_root(), confine_root()):  # below the 0700 state root: only the stage shows them
+                    root.chmod(0o755)
+                self._stage = confine.Stage([work_root(), confine_root()])
+            except (OSError, confine.ConfinementUnavailable) as exc:
+                raise SandboxStartError(str(exc)) from exc
+        return self._stage
 
     def _create_group(self, name: str, allocation: Allocation) -> cgroups.Group:
         limit, guarantee = allocation.limit, allocation.guarantee
@@ -262,6 +276,9 @@ class LocalBackend(Backend):
         Then undo what finding the cgroup hierarchy changed (on cgroup v2, the session leaf).
         """
         self.reap(own=True)
+        if self._stage is not None:
+            self._stage.close()
+            self._stage = None
         if self._cgroups is not None:
             self._cgroups.close()
         watchdog.stop(self._watchdog)
@@ -305,7 +322,7 @@ class LocalSandbox:
 
     def __init__(self, workdir: Path, allocation: Allocation, enforcement: str,
                  group: cgroups.Group | None, isolate_network: bool, confined_etc: Path | None = None,
-                 network: bool = False):
+                 network: bool = False, stage: confine.Stage | None = None):
         self.workdir = workdir
         self.allocation = allocation
         self.enforcement = enforcement
@@ -313,6 +330,7 @@ class LocalSandbox:
         self.isolate_network = isolate_network
         self.confined_etc = confined_etc  # confined (every command under bubblewrap) with this /etc, or not
         self.network = network  # the task asked for network access
+        self.stage = stage  # a root session's confined sandboxes: where nobody sees the work directory
         self._suspected_ooms = 0
         self._groups: list[int] = []  # process groups of our commands: without a cgroup, close() kills these
         self._closed = False
@@ -343,7 +361,7 @@ class LocalSandbox:
                 proc = subprocess.Popen(
                     self._argv(command, confinement), cwd=self.workdir, env=self._env,
                     stdin=subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True,
-                    pass_fds=confinement.fds if confinement else (),
+                    pass_fds=confinement.pass_fds if confinement else (),
                 )
             self._groups.append(proc.pid)
             timed_out = False
@@ -366,7 +384,7 @@ class LocalSandbox:
     def _confinement(self) -> confine.Confinement | contextlib.nullcontext:
         if self.confined_etc is None:
             return contextlib.nullcontext()
-        return confine.Confinement(self.workdir, self.confined_etc, network=self.network)
+        return confine.Confinement(self.workdir, self.confined_etc, network=self.network, stage=self.stage)
 
     def _argv(self, command: str, confinement: confine.Confinement | None) -> list[str]:
         """``bash -c command`` behind a shell prologue that applies the limits, then execs it.
