@@ -201,8 +201,8 @@ class BoundedSandbox:
     def write_file(self, path: str, content: str | bytes) -> None:
         self._sandbox.write_file(path, content)
 
-    def read_file(self, path: str, text: bool = True) -> str | bytes:
-        return self._sandbox.read_file(path, text)
+    def read_file(self, path: str, text: bool = True, limit: int | None = None) -> str | bytes:
+        return self._sandbox.read_file(path, text, limit)
 
     def evidence(self) -> Evidence:
         return self._sandbox.evidence()

@@ -427,14 +427,14 @@ class LocalSandbox:
         with open(fd, "wb") as file:
             file.write(data)
 
-    def read_file(self, path: str, text: bool = True) -> str | bytes:
+    def read_file(self, path: str, text: bool = True, limit: int | None = None) -> str | bytes:
         """Raises: OutputMissingError: no such file; SandboxPathError: outside, through a link, not a file."""
         try:
             fd = open_beneath(self.workdir, path, os.O_RDONLY)
         except (FileNotFoundError, IsADirectoryError) as exc:
             raise OutputMissingError(f"{path} does not exist in the sandbox") from exc
         with open(fd, "rb") as file:
-            data = file.read()
+            data = file.read() if limit is None else file.read(limit)
         return decode_text(data) if text else data
 
     def applied_limits(self) -> dict:
