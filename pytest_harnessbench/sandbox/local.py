@@ -342,6 +342,7 @@ class LocalSandbox:
         if self._owner is not None:
             for path in (workdir, tmp):
                 os.chown(path, *self._owner)
+        self._free_at_start = disk.free_bytes(workdir)  # the disk is TMPDIR's, shared: see evidence()
         if confined_etc is not None:
             self._env = confine.environment(workdir, tmp)
         else:  # the task's own commands see the host environment minus anything that looks like a secret
@@ -444,10 +445,12 @@ class LocalSandbox:
         return {"RLIMIT_AS": self.allocation.limit.memory_bytes}  # set in each command's child before exec
 
     def evidence(self) -> Evidence:
+        """The cgroup's counters (or the rlimit heuristics); a full disk only if this trial's own files filled it."""
         if self.group is not None:
-            return disk.record(self.group.evidence(), self.workdir)
+            return disk.record(self.group.evidence(), self.workdir, self._free_at_start)
         return disk.record(Evidence(oom_kills=self._suspected_ooms, oom_source="heuristic",
-                                    notes=["rlimit enforcement: OOM inferred from exit 137 / MemoryError"]), self.workdir)
+                                    notes=["rlimit enforcement: OOM inferred from exit 137 / MemoryError"]),
+                           self.workdir, self._free_at_start)
 
     def close(self) -> None:
         if self._closed:
