@@ -311,7 +311,7 @@ class Confinement:
     @property
     def pass_fds(self) -> tuple[int, ...]:
         """The descriptors the command line names: the seccomp filter's, and the stage's namespace."""
-        return self.fds + ((self.stage.fd,) if self.stage is not None and host_owner() is not None else ())
+        return self.fds + ((self.stage.fd,) if self.stage is not None else ())
 
     @property
     def argv(self) -> list[str]:
