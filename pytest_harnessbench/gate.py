@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -432,12 +432,27 @@ def _detectable(tasks: int, samples: int, margin: float, alpha: float, power: fl
     return margin + (_t_quantile(1 - alpha, tasks - 1) + NormalDist().inv_cdf(power)) * spread
 
 
+def _fewest_tasks(enough: Callable[[int], bool], most: int = 10**6) -> int:
+    """The smallest n ≥ 2 with ``enough(n)`` (``most`` if none up to it), for ``enough`` false then true as n grows.
+
+    ``_detectable`` falls as tasks are added (both the t quantile and sd/√n do), so doubling finds a
+    number of tasks that suffices and bisection the smallest one.
+    """
+    low, high = 1, 2  # enough(low) is false (one task decides nothing)
+    while not enough(high):
+        if high >= most:
+            return most
+        low, high = high, min(2 * high, most)
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (low, middle) if enough(middle) else (middle, high)
+    return high
+
+
 def plan(margin: Margin, tasks: int, samples: int, alpha: float = 0.05, power: float = PLAN_POWER) -> GatePlan:
     """What the gate can decide on ``margin`` (a rate margin) with ``tasks`` × ``samples``."""
     threshold, target = margin.threshold, 2 * margin.threshold
-    tasks_needed = 2
-    while _detectable(tasks_needed, samples, threshold, alpha, power) > target and tasks_needed < 10**6:
-        tasks_needed = math.ceil(tasks_needed * 1.1)
+    tasks_needed = _fewest_tasks(lambda n: _detectable(n, samples, threshold, alpha, power) <= target)
     samples_needed: int | None = samples
     while _detectable(tasks, samples_needed, threshold, alpha, power) > target:
         samples_needed += 1

@@ -67,8 +67,8 @@ def pytest_configure(config: pytest.Config) -> None:
     if settings.reap and bench.records_results:
         _reap_and_exit(bench)
     if bench.records_results and getattr(config.option, "numprocesses", None) and _bake_off_configured(config):
-        try:  # under xdist only workers collect, and they cannot relay a usage error: check here
-            bench.check_backend()
+        try:  # under xdist only workers collect, and they cannot relay a usage error: check here (the run
+            bench.check_backend(own=False)  # directory is owned once collection is done: _XdistHooks)
         except ConfigError as exc:
             raise pytest.UsageError(str(exc)) from None
     if bench.records_results:
@@ -274,15 +274,16 @@ class _XdistHooks:
             self.collected = True
             keys = list(filter(None, map(self.bench.key_of, ids)))
             self.recorder.expect(key.case for key in keys)
+            try:  # first: a mismatch is a usage error, which must leave no run directory behind
+                notes = self.bench.check_task_ids({key.task_id for key in keys})
+            except ConfigError:
+                return  # the workers found it too, and relay it as a usage error
             if keys:
                 try:  # before anything is scheduled; a UsageError here still tears the workers down
                     self.bench.own_run_dir()
                 except ConfigError as exc:
                     raise pytest.UsageError(str(exc)) from None
-            try:
-                _write_lines(self.recorder.config, self.bench.check_task_ids({key.task_id for key in keys}))
-            except ConfigError:
-                pass  # the workers found it too, and relay it as a usage error
+            _write_lines(self.recorder.config, notes)
 
     def pytest_configure_node(self, node) -> None:
         node.workerinput[WORKER_INPUT] = self.bench.handover()
@@ -353,9 +354,9 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     for item in trials:  # a trial's identity, computed once
         item.stash[KEY] = bench.key(item.nodeid, item.callspec.params[CASE_FIXTURE])
     if trials:
-        try:
-            bench.check_backend()
+        try:  # the task ids first: check_backend creates the run directory, which a usage error must not leave
             notes = bench.check_task_ids({item.stash[KEY].task_id for item in trials})
+            bench.check_backend()
         except ConfigError as exc:
             if bench.worker is None:
                 raise pytest.UsageError(str(exc)) from None

@@ -174,7 +174,7 @@ class Allocation:
     guarantee: Resources
     limit: Resources
     timeout_s: float | None
-    verify_timeout_s: float = DEFAULT_VERIFY_TIMEOUT_S
+    verify_timeout_s: float | None = DEFAULT_VERIFY_TIMEOUT_S  # None: uncapped with time scaled
 
     @classmethod
     def of(cls, spec: Spec, multiplier: Multiplier, scale: frozenset[str] = DEFAULT_SCALE) -> Allocation:

@@ -284,7 +284,7 @@ class Bench:
             self.backend.check_image(image)
             self._images_checked.add(image)
 
-    def check_backend(self) -> str:
+    def check_backend(self, own: bool = True) -> str:
         """Before any sandbox starts, once trials are sure to run: the enforcement method, a writable run directory.
 
         Raises:
@@ -295,7 +295,8 @@ class Bench:
             check_creatable(self.run_dir, "run directory", "choose a writable --hb-out")
         except StateDirError as exc:
             raise ConfigError(str(exc)) from None
-        self.own_run_dir()
+        if own:  # not yet in an xdist controller's configure: the collected task ids may still be refused
+            self.own_run_dir()
         try:
             enforcement = self.backend.check()
         except (EnforcementUnavailable, StateDirError) as exc:

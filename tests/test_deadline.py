@@ -40,6 +40,21 @@ def test_the_verify_budget_counts_the_body_outside_the_agent_only():
         assert clock.expired().phase == "verify" and "verify_timeout = 10 s" in str(clock.expired())
 
 
+def test_time_scaled_uncapped_has_no_verify_limit():
+    """``--hb-scale ...,time`` with ``uncapped``: the verify phase has no budget (it raised TypeError)."""
+    allocation = Allocation.of(Spec.from_marker(timeout=30), Multiplier.parse("uncapped"),
+                               frozenset({"cpu", "memory", "time"}))
+    assert allocation.verify_timeout_s is None
+    ticks = Ticks()
+    clock = TrialClock(allocation.verify_timeout_s, now=ticks)
+    with clock.watching():
+        ticks.t += 10_000
+        assert clock.remaining() is None
+        with clock.agent_phase(allocation.timeout_s):
+            assert clock.remaining() is None
+        assert clock.remaining() is None
+
+
 @pytest.fixture
 def short_grace(monkeypatch):
     monkeypatch.setattr(deadline, "WATCHDOG_GRACE_S", 0.1)

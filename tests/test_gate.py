@@ -337,3 +337,19 @@ def test_the_plan_names_the_regression_the_gate_fails_four_times_in_five():
     assert 0.72 <= statuses["fail"] / 300 <= 0.88
     smaller = plan(MARGIN, 89, 3)
     assert smaller.detectable < figure.detectable and "89 tasks × 3 samples" in smaller.line
+
+
+def test_the_plan_names_the_smallest_number_of_tasks_that_suffices():
+    """Review finding: the search stepped by 10%, so 'N tasks would' could overstate N by up to a tenth."""
+    from benchmarks.gate_power import MARGIN
+    from pytest_harnessbench.gate import _detectable, plan
+
+    for samples in (1, 3, 5):
+        figure = plan(MARGIN, 89, samples)
+        target = 2 * MARGIN.threshold
+        needed = figure.tasks_needed
+        assert _detectable(needed, samples, MARGIN.threshold, 0.05, figure.power) <= target
+        assert _detectable(needed - 1, samples, MARGIN.threshold, 0.05, figure.power) > target, (samples, needed)
+        assert f"{needed} tasks × {samples} samples would fail ≥ 6 pts" in figure.line
+        if samples == 3:  # the power figures' own check: 89 × 3 fails ≥ 14.3 pts, so 6 pts needs far more tasks
+            assert figure.tasks_needed > 89 * (14.3 - 3) ** 2 / (6 - 3) ** 2 * 0.9

@@ -73,15 +73,18 @@ def test_a_resume_against_a_run_of_another_suite_is_refused(pytester, workers):
     assert len(records(pytester.path / "r1")) == 2  # nothing ran
 
 
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]])
 @pytest.mark.parametrize("args, source", [(["--hb-gate", "oracle", "--hb-compare", "r1"], "--hb-compare r1"),
                                           (["--models", "replay:r1"], "--models replay:r1")])
-def test_a_compare_or_replay_against_a_run_of_another_suite_is_refused(pytester, args, source):
+def test_a_compare_or_replay_against_a_run_of_another_suite_is_refused(pytester, args, source, workers):
+    """A usage error leaves no run directory behind (one holding only ``session.lock`` was left: review finding)."""
     suite(pytester, "a", name="alpha")
     suite(pytester, "b", name="beta")
     hb(pytester, "a", "--hb-out", "r1")
-    refused = hb(pytester, "b", "--hb-out", "r2", *args)
+    refused = hb(pytester, "b", "--hb-out", "r2", *args, *workers)
     assert refused.ret == pytest.ExitCode.USAGE_ERROR
     refused.stderr.fnmatch_lines([f"ERROR: {source}: none of its 2 task id(s) match the 2 collected here*"])
+    assert not (pytester.path / "r2").exists(), sorted(p.name for p in (pytester.path / "r2").iterdir())
 
 
 def test_match_task_ids_names_both_sides_or_the_new_ones():

@@ -132,8 +132,12 @@ class Sandbox(Protocol):
     def write_file(self, path: str, content: str | bytes) -> None:
         """Write a file (relative paths are inside the working directory)."""
 
-    def read_file(self, path: str, text: bool = True) -> str | bytes:
+    def read_file(self, path: str, text: bool = True, limit: int | None = None) -> str | bytes:
         """Read a file: as text (:func:`decode_text`, never a decoding error) or, with ``text=False``, as bytes.
+
+        ``limit``: at most this many bytes from its start, the rest never read
+        (the agent's ``read_file`` tool: a model may point it at a huge, even
+        sparse, file).
 
         Raises:
             OutputMissingError: the file does not exist.
