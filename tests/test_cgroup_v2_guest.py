@@ -1,6 +1,6 @@
 """cgroup v2 for real (issue 18), on a host that is cgroup v1 only.
 
-Boots a User-Mode Linux guest (Debian's ``user-mode-linux``, kernel 6.1, cgroup
+Boots a User-Mode Linux guest (scripts/install-uml.sh: Debian's ``user-mode-linux``, cgroup
 v2 with the cpu, io, memory and pids controllers) whose root filesystem is the
 host's own ``/``, and runs this checkout's local-backend cgroup tests inside it
 (tests/uml/guest.sh): as root, and as uid 1000 in a subtree delegated the way
