@@ -29,7 +29,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from .outcomes import AGENT_PHASE, VERIFY_PHASE, TrialTimeout
-from .sandbox.base import Evidence, ExecResult, Sandbox
+from .evidence import Evidence
+from .sandbox.base import ExecResult, Sandbox
 
 WATCHDOG_GRACE_S = 5.0
 

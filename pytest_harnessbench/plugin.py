@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from .config import OPTIONS, ConfigError, Option
+from .config import OPTIONS, ConfigError, Option, declared_options
 from .records import USER_PROPERTY
 
 BENCH = pytest.StashKey["Bench"]()
@@ -20,8 +20,13 @@ WORKER_INPUT = "harnessbench"  # run id, run directory and resume state, from th
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
+    """The common options, then every registered backend's own (sandbox/registry.py)."""
     group = parser.getgroup("harnessbench", "agent bake-offs (pytest-harnessbench)")
-    for opt in OPTIONS:
+    try:
+        options = declared_options()
+    except ConfigError as exc:  # a third-party backend that does not load: say which, as a usage error
+        raise pytest.UsageError(str(exc)) from None
+    for opt in options:
         help_text = f"{opt.help} [ini {opt.ini}; default {opt.default or 'none'}]"
         if opt.flag_only:
             group.addoption(opt.flag, dest=f"hb_{opt.name}", action="store_const", const="true", default=None,

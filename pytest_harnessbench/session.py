@@ -24,8 +24,8 @@ from .paths import StateDirError, check_creatable
 from .records import TrialRecord, harness_card
 from .redact import Redactor
 from .resources import SpecError
-from .sandbox import make_backend
-from .sandbox.base import EnforcementUnavailable
+from .sandbox import registry
+from .errors import EnforcementUnavailable
 from .recorder import Recorder
 from .store import RESULTS, RunDir, RunDirBusy, RunStore
 from .trial import AgentSettings, Case, SuiteRoot, Task, Trial, TrialKey, make_cases, utc_now
@@ -89,8 +89,8 @@ RESUME_MUST_MATCH = {"models": "--models", "multipliers": "--multipliers", "samp
 def check_resumable(settings: Config, card: dict) -> None:
     """Raise ConfigError naming the first experiment setting that differs from the resumed run's card."""
     earlier, now = card.get("settings") or {}, settings.to_dict()
-    for key, flag in RESUME_MUST_MATCH.items():
-        if key in earlier and earlier[key] != now[key]:
+    for key, flag in RESUME_MUST_MATCH.items():  # a backend's own settings (enforcement) only where both have them
+        if key in earlier and key in now and earlier[key] != now[key]:
             shown = lambda v: ",".join(map(str, v)) if isinstance(v, list) else v  # noqa: E731
             raise ConfigError(f"--hb-resume {settings.resume}: that run has {flag} {shown(earlier[key])}, this one "
                               f"{shown(now[key])}; resume with the same settings, or start a new run")
@@ -221,7 +221,8 @@ class Bench:
         self.cwd = cwd or Path.cwd()  # where pytest was started: the args' relative paths start there
         self.started_at = utc_now()
         try:
-            self.backend = make_backend(config, run_id)
+            self.backend = registry.load(config.backend).create(
+                config.backend_options, run_id, untrusted=[m.text for m in config.models if m.writes_commands])
         except EnforcementUnavailable as exc:
             raise ConfigError(str(exc)) from None
         self._reaped = False  # leftovers of dead sessions are removed once, at the first check
