@@ -66,7 +66,7 @@ def _check_replay_source(text: str, source: str) -> None:
     One multiplier, because replay re-runs a recording elsewhere: with several
     recordings of a task and sample, which one to replay would be a guess.
     """
-    from ..store import RESULTS, RunDir
+    from .store import RESULTS, RunDir
 
     run_dir, _, model = source.partition("::")
     if not run_dir or not RunDir(run_dir).has_results:
