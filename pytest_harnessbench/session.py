@@ -80,6 +80,14 @@ def preflight_problems(settings: Config) -> list[str]:
 
 
 class Bench:
+    """One bake-off in this process: the owners (``run``, ``tasks``, ``backend``, ``admission``, ``recorder``,
+    ``end``) and what running a trial needs of them together (a new trial, its record, retries, the stop
+    after provisioning keeps failing).
+
+    Raises (constructor):
+        ConfigError: the backend refuses these settings, or the admission ledger cannot be used.
+    """
+
     def __init__(self, config: Config, run_id: str, run_dir: Path, *, worker: str | None = None,
                  concurrency: int = 1, args: list[str] | None = None, cwd: Path | None = None,
                  resume: Resume | None = None, previous: list[dict] | None = None, suite: SuiteRoot | None = None,
