@@ -48,12 +48,14 @@ def stop_reason(session: pytest.Session) -> str | None:
 class GeneratedModule(pytest.Module):
     """A module collector whose module is built by :meth:`build` instead of imported from its path."""
 
+    prefix = "generated_"  # the module is named PREFIX + its directory's name
+
     def build(self, module: types.ModuleType) -> None:
         """Fill ``module`` (named after the path's directory, ``__file__`` set) with its test functions."""
         raise NotImplementedError
 
     def _getobj(self):  # pytest.Module would import the path as Python
-        module = types.ModuleType(f"harbor_task_{self.path.parent.name}")
+        module = types.ModuleType(f"{self.prefix}{self.path.parent.name}")
         module.__file__ = str(self.path)
         self.build(module)
         return module

@@ -46,6 +46,8 @@ def collect(file_path, parent: pytest.Collector, bench, usage: UsageProblems):
 class HarborTaskModule(GeneratedModule):
     """One ``task.toml``; a malformed directory is a usage error naming file and field (reported after collection)."""
 
+    prefix = "harbor_task_"
+
     def __init__(self, *args, bench, usage: UsageProblems, **kwargs):
         super().__init__(*args, **kwargs)
         self.bench = bench
