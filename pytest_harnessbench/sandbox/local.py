@@ -27,9 +27,9 @@ import signal
 import subprocess
 import tempfile
 import time
-from pathlib import Path
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from ..options import BackendOptions, Option, parse_bool, parse_choice
 from ..paths import state_root, writable_dir
