@@ -28,8 +28,9 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from .evidence import Evidence
 from .outcomes import AGENT_PHASE, VERIFY_PHASE, TrialTimeout
-from .sandbox.base import Evidence, ExecResult, Sandbox
+from .sandbox.base import ExecResult, Sandbox
 
 WATCHDOG_GRACE_S = 5.0
 

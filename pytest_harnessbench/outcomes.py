@@ -11,7 +11,8 @@ from __future__ import annotations
 import errno
 from dataclasses import dataclass
 
-from .sandbox.base import Evidence, OutputMissingError, SandboxLostError, SandboxStartError
+from .errors import OutputMissingError, SandboxLostError, SandboxStartError
+from .evidence import Evidence
 
 PASSED, FAILED, INFRA, ERROR = "passed", "failed", "infra", "error"
 

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from pytest_harnessbench.config import ConfigError
-from pytest_harnessbench.session import match_task_ids
+from pytest_harnessbench.tasks import match_task_ids
 
 STEPS = '''
 import pytest

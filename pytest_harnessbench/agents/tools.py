@@ -9,7 +9,8 @@ from typing import Callable
 from langchain_core.tools import BaseTool, StructuredTool
 from langchain_core.tools.base import create_schema_from_function
 
-from ..sandbox.base import Sandbox, SandboxError, SandboxLostError, SandboxStartError, decode_text
+from ..errors import SandboxError, SandboxLostError, SandboxStartError
+from ..sandbox.base import Sandbox, decode_text
 from .defaults import TOOL_DESCRIPTIONS, TOOL_OUTPUT_LIMIT
 from .trajectory import ToolCall
 

@@ -27,9 +27,11 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from ..options import BackendOptions, Option, parse_bool, parse_choice
 from ..paths import state_root, writable_dir
 from ..procs import owner_token, token_alive
 from ..redact import looks_secret
@@ -39,8 +41,6 @@ from .base import (CAPTURE_LIMIT, Backend, TIMEOUT_EXIT_CODE, EnforcementUnavail
                    SandboxLostError, SandboxStartError, decode_text)
 from .beneath import open_beneath
 
-if TYPE_CHECKING:
-    from ..config import Config
 
 # What this backend names, and so all its reaper may remove: work/run-RUN_ID/SANDBOX and cgroups RUN_ID.SANDBOX,
 # where SANDBOX is OWNER.TRIAL.RANDOM and OWNER the creating process's PID-START token.
@@ -50,6 +50,18 @@ _SANDBOX_NAME = re.compile(r"(?P<owner>\d+-\d+)\.[^/]+\Z")
 _RLIMIT_OOM_SIGNS = re.compile(rb"MemoryError|Cannot allocate memory|std::bad_alloc|out of memory", re.IGNORECASE)
 # Printed by a command's prologue when it could not enter the trial's cgroup (then exit 125).
 _JOIN_FAILED = "harnessbench: could not enter the trial's cgroup"
+
+
+ENFORCEMENTS = ("cgroup", "rlimit")
+
+
+@dataclass(frozen=True)
+class LocalOptions(BackendOptions):
+    enforcement: str = "cgroup"  # or "rlimit"
+    allow_host_exec: bool = False  # model-written commands may run unconfined where they cannot be confined
+
+    def settings(self) -> dict:
+        return {"enforcement": self.enforcement}
 
 
 def _network_isolation_works() -> bool:
@@ -86,6 +98,13 @@ class LocalBackend(Backend):
     """
 
     name = "local"
+    options = (
+        Option("enforcement", "--hb-enforcement", "hb_enforcement", "cgroup",
+               "local backend: 'cgroup' (kernel limits, default) or 'rlimit' (weaker RLIMIT_AS, no CPU cap)"),
+        Option("allow_host_exec", "--hb-allow-host-exec", "hb_allow_host_exec", "false",
+               "local backend: let provider and replay models run commands unconfined on this host when they "
+               "cannot be confined (no bubblewrap or user namespaces)", flag_only=True),
+    )
 
     def __init__(self, run_id: str, enforcement: str = "cgroup", confined: bool = False,
                  host_exec_consent: bool = False):
@@ -100,8 +119,13 @@ class LocalBackend(Backend):
         self._stage: confine.Stage | None = None  # a root session's view of them for nobody (confine.Stage)
 
     @classmethod
-    def from_config(cls, config: Config, run_id: str) -> LocalBackend:
-        """A model that writes its own commands (provider, replay) gets them confined, or the user must opt out.
+    def parse_options(cls, raw: Mapping[str, str]) -> LocalOptions:
+        return LocalOptions(enforcement=parse_choice("--hb-enforcement", raw["enforcement"], ENFORCEMENTS),
+                            allow_host_exec=parse_bool("--hb-allow-host-exec", raw["allow_host_exec"]))
+
+    @classmethod
+    def create(cls, options: LocalOptions, run_id: str, *, untrusted: Sequence[str] = ()) -> LocalBackend:
+        """A model that writes its own commands (``untrusted``) gets them confined, or the user must opt out.
 
         Every trial of such a session is confined, the built-in models' too, so
         that all models of one bake-off meet the same sandbox.
@@ -109,18 +133,20 @@ class LocalBackend(Backend):
         Raises:
             EnforcementUnavailable: confinement is impossible here and ``--hb-allow-host-exec`` was not given.
         """
-        untrusted = [m.text for m in config.models if m.kind in ("provider", "replay")]
         if not untrusted:
-            return cls(run_id, config.enforcement)
+            return cls(run_id, options.enforcement)
         reason = confine.unavailable_reason()
         if reason is None:
-            return cls(run_id, config.enforcement, confined=True)
-        if not config.allow_host_exec:
+            return cls(run_id, options.enforcement, confined=True)
+        if not options.allow_host_exec:
             raise EnforcementUnavailable(
                 f"--models {untrusted[0]}: its commands cannot be confined on this host ({reason}); install "
                 "bubblewrap and allow unprivileged user namespaces, use --hb-backend docker, or pass "
                 "--hb-allow-host-exec to run them unconfined on this host")
-        return cls(run_id, config.enforcement, host_exec_consent=True)
+        return cls(run_id, options.enforcement, host_exec_consent=True)
+
+    def reaper_args(self) -> dict:
+        return {"enforcement": self.mode}
 
     def check(self) -> str:
         """The enforcement method.
@@ -145,7 +171,7 @@ class LocalBackend(Backend):
                                     "workdir or env: use --hb-backend docker")
         enforcement = self.check()
         if self._watchdog is None:  # from now on this process has sandboxes that must die with it
-            self._watchdog = watchdog.start(self.name, self.run_id)
+            self._watchdog = watchdog.start(self)
         try:
             workdir = _make_workdir(work_root() / f"{_RUN_DIR_PREFIX}{self.run_id}", f"{owner_token()}.{trial_id[:60]}.")
         except OSError as exc:
