@@ -1,4 +1,4 @@
-"""Every trial ends in exactly one outcome with a cause (DESIGN.md §3).
+"""Every trial ends in exactly one outcome with a cause (docs/design.md §Outcomes).
 
 ``classify`` is a pure function of the exception the trial ended with, the
 kernel's counters of limits hit in its sandbox (OOM kills, forks refused at the
@@ -14,6 +14,16 @@ from dataclasses import dataclass
 from .sandbox.base import Evidence, OutputMissingError, SandboxLostError, SandboxStartError
 
 PASSED, FAILED, INFRA, ERROR = "passed", "failed", "infra", "error"
+OUTCOMES = (PASSED, FAILED, INFRA, ERROR)  # the order every table and plot uses
+#: Trials whose metrics describe the model's work: infra and error trials were ended by
+#: the environment or a bug, so their step counts and times measure those, not the model.
+METRIC_OUTCOMES = (PASSED, FAILED)
+
+# Causes that other modules name (the full list: docs/design.md §Outcomes).
+HARNESS = "harness"  # error/harness: the task or the plugin is broken
+WORKER_CRASH = "worker_crash"  # infra/worker_crash: an xdist worker died under the trial (recorded by the controller)
+OOM = "oom"
+TIMEOUT = "timeout"
 
 
 @dataclass(frozen=True)
@@ -194,7 +204,7 @@ def _by_rules(exc: BaseException | None, oom_kills: int, stop_reason: str | None
     if isinstance(exc, VerifierFailed):
         return Verdict(FAILED, exc.cause, message)
     if not _is_verification_failure(exc):
-        return Verdict(ERROR, "harness", message)
+        return Verdict(ERROR, HARNESS, message)
     if stop_reason in ("timeout", "step_limit", "gave_up"):
         return Verdict(FAILED, stop_reason, message)
     return Verdict(FAILED, "assertion", message)

@@ -12,7 +12,7 @@ import secrets
 import shlex
 import sys
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -21,6 +21,7 @@ from . import __version__
 from .config import Config, ConfigError
 from .admission import Admission
 from .paths import StateDirError, check_creatable
+from .outcomes import ERROR, HARNESS, INFRA, WORKER_CRASH
 from .records import TrialRecord, harness_card
 from .redact import Redactor
 from .resources import SpecError
@@ -49,13 +50,13 @@ class Resume:
     attempts: dict[str, int]
 
     @classmethod
-    def load(cls, records: list[dict], retry: frozenset[str]) -> Resume:
+    def load(cls, records: list[TrialRecord], retry: frozenset[str]) -> Resume:
         attempts: dict[str, int] = {}
         final: dict[str, bool] = {}
         for r in records:
-            attempts[r["trial_id"]] = attempts.get(r["trial_id"], 0) + 1
-            final[r["trial_id"]] = r["outcome"] not in retry
-        run_id = records[0]["run_id"] if records else new_run_id()
+            attempts[r.trial_id] = attempts.get(r.trial_id, 0) + 1
+            final[r.trial_id] = r.outcome not in retry
+        run_id = records[0].run_id if records else new_run_id()
         return cls(run_id, frozenset(t for t, ok in final.items() if ok), attempts)
 
     def to_json(self) -> dict:
@@ -157,7 +158,7 @@ def open_bench(settings: Config, rootpath: Path, *, ini_dir: Path | None = None,
     Raises:
         ConfigError: a used run directory, a provider model that is not ready, ...
     """
-    previous: list[dict] = []
+    previous: list[TrialRecord] = []
     resume = None
     if handed is not None:
         run_id, run_dir = handed["run_id"], Path(handed["run_dir"])
@@ -209,7 +210,7 @@ def preflight_problems(settings: Config) -> list[str]:
 class Bench:
     def __init__(self, config: Config, run_id: str, run_dir: Path, *, worker: str | None = None,
                  concurrency: int = 1, args: list[str] | None = None, cwd: Path | None = None,
-                 resume: Resume | None = None, previous: list[dict] | None = None, suite: SuiteRoot | None = None,
+                 resume: Resume | None = None, previous: list[TrialRecord] | None = None, suite: SuiteRoot | None = None,
                  store: RunStore | None = None):
         self.config = config
         self.suite = suite or SuiteRoot(Path.cwd())  # what task ids are relative to
@@ -243,6 +244,7 @@ class Bench:
                                  previous, store)
         self.gate_exit = 0  # the gate's exit status (gate.exit_status), once it ran
         self.gate_plans: list = []  # what the gate can decide (gate.GatePlan), from the collected trials
+        self.calibration: dict | None = None  # calibration.json's document, once run_calibration computed it
         self._started: Counter = Counter()  # trial id -> attempts started by this process
         self._broken_setups = 0  # trials in a row that could not be provisioned, by a harness error
 
@@ -355,13 +357,13 @@ class Bench:
         self._started[trial_id] += 1
         return attempt
 
-    def retry(self, record: dict) -> bool:
+    def retry(self, record: TrialRecord) -> bool:
         """Whether ``--hb-retry-infra`` runs this trial again: it ended in infra and has attempts left.
 
         A crashed worker's trial is not retried here: its process is gone.
         """
-        return (record["outcome"] == "infra" and record["cause"] != "worker_crash"
-                and self._started[record["trial_id"]] <= self.config.retry_infra)
+        return (record.outcome == INFRA and record.cause != WORKER_CRASH
+                and self._started[record.trial_id] <= self.config.retry_infra)
 
     def key_of(self, nodeid: str) -> TrialKey | None:
         """The key of a trial from its node id alone (xdist's controller has no items), or None for other tests."""
@@ -381,7 +383,7 @@ class Bench:
             if model.kind == "replay":
                 run_dir, _, named = model.argument.partition("::")
                 sources[f"--models {model.text}"] = (Path(run_dir), named or None)
-        return {source: {r["task_id"] for r in RunDir(path).latest() if model in (None, r["model"])}
+        return {source: {r.task_id for r in RunDir(path).latest() if model in (None, r.model)}
                 for source, (path, model) in sources.items()}
 
     def check_task_ids(self, collected: set[str]) -> list[str]:
@@ -397,7 +399,7 @@ class Bench:
         """The key of a collected trial (its task, parsed by :meth:`task`, already has its id)."""
         return TrialKey.of(nodeid, case, self.suite)
 
-    def crash_record(self, nodeid: str, worker: str, message: str) -> dict | None:
+    def crash_record(self, nodeid: str, worker: str, message: str) -> TrialRecord | None:
         """The record of a trial whose worker process died under it (``infra/worker_crash``)."""
         key = self.key_of(nodeid)
         if key is None:
@@ -407,30 +409,37 @@ class Bench:
         return TrialRecord(
             run_id=self.run_id, trial_id=trial_id, task_id=key.task_id, model=case.model.text,
             multiplier=case.multiplier.label, multiplier_factor=case.multiplier.factor, sample=case.sample,
-            outcome="infra", cause="worker_crash",
+            outcome=INFRA, cause=WORKER_CRASH,
             message=message, allocation={}, enforcement="", backend=self.config.backend, resources={},
-            attempts=attempt, finished_at=utc_now(), worker=worker).to_dict()
+            attempts=attempt, finished_at=utc_now(), worker=worker)
 
-    def provisioned(self, record: dict | None) -> str | None:
+    def provisioned(self, record: TrialRecord | None) -> str | None:
         """Note how a trial's setup ended (None: it provisioned); a reason to stop the session, or None.
 
         A harness error in provisioning (a bug of the plugin or the host, not an
         infra fault of one sandbox) that hits the first few trials in a row will
         hit them all: stop with one message instead of one traceback per trial.
         """
-        if record is None or (record["outcome"], record["cause"]) != ("error", "harness"):
+        if record is None or (record.outcome, record.cause) != (ERROR, HARNESS):
             self._broken_setups = 0
             return None
         self._broken_setups += 1
         if self._broken_setups < STOP_AFTER_BROKEN_SETUPS:
             return None
         return (f"harnessbench: the last {self._broken_setups} trials could not be provisioned "
-                f"({record['message']}); stopping the session")
+                f"({record.message}); stopping the session")
 
-    def finish_trial(self, trial: Trial, exc: BaseException | None, body_s: float, traceback: str | None = None) -> dict:
+    def finish_trial(self, trial: Trial, exc: BaseException | None, body_s: float, traceback: str | None = None,
+                     announce: Callable[[TrialRecord], object] | None = None) -> TrialRecord:
         """Classify, redact and save a trial's trajectory (with pytest's ``traceback`` of a failed one, which the
-        terminal shows as one line); returns the record to send on."""
-        record = self.recorder.redactor.redact(trial.finish(exc, body_s, self.config.oom_as).to_dict())
+        terminal shows as one line); returns the record to send on.
+
+        ``announce`` (the ``pytest_harnessbench_trial_record`` hook) sees the final record first, so what it
+        adds to ``extra`` or ``metrics`` is redacted and stored with it."""
+        record = trial.finish(exc, body_s, self.config.oom_as)
+        if announce is not None:
+            announce(record)
+        record = self.recorder.redacted(record)
         self.recorder.save_trajectory(record, {**trial.trajectory_document(record), "traceback": traceback})
         return record
 
@@ -517,10 +526,12 @@ class Bench:
 
         document = calibrate(self.recorder.latest(), [m.text for m in self.config.models])
         self.recorder.write_json("calibration.json", document)
+        self.calibration = document
         return lines(document, verbose)
 
-    def write_report(self) -> str | None:
-        """Write the --hb-report HTML from the run directory; the summary line saying where (or why not)."""
+    def write_report(self, summary=None) -> str | None:
+        """Write the --hb-report HTML from the run directory (and the run's ``summary`` model, if computed);
+        the summary line saying where (or why not)."""
         if self.config.report is None:
             return None
         from .html_report import write
@@ -528,20 +539,22 @@ class Bench:
         self.recorder.write_card(finished_at=utc_now())
         try:
             path = write(RunDir(self.run_dir), self.config.report, models=[m.text for m in self.config.models],
-                         multipliers=[m.label for m in self.config.multipliers])
+                         multipliers=[m.label for m in self.config.multipliers], summary=summary)
         except OSError as exc:
             return f"report: cannot write {self.config.report}: {exc}"
         return f"report: {path} ({path.stat().st_size / 1e6:.1f} MB)"
 
     def _card(self, finished_at: str | None) -> dict:
-        """The harness card (DESIGN.md §6) as it stands; a resumed run keeps its first start and lists resumptions."""
+        """The harness card (docs/design.md §Harness card) as it stands; a resumed run keeps its first start and lists resumptions."""
         try:
             backend_info = self.backend.describe()
         except EnforcementUnavailable as exc:
             backend_info = {"backend": self.config.backend, "error": str(exc)}
+        from .agents.defaults import fingerprint
+
         card = harness_card(run_id=self.run_id, started_at=self.started_at, settings=self.config.to_dict(),
-                            backend=backend_info, concurrency=self.concurrency, plugin_version=__version__,
-                            args=self.args)
+                            backend=backend_info, harness=fingerprint(self.config.max_steps, self.config.model_params),
+                            concurrency=self.concurrency, plugin_version=__version__, args=self.args)
         card["finished_at"] = finished_at
         card["suite"] = self.suite.describe()
         if self.resume is not None:

@@ -1,6 +1,24 @@
 """The terminal summary, built from plain records: no pytest run needed."""
 
-from pytest_harnessbench.report import metric_tables, render, trial_lines
+from pytest_harnessbench import report
+from pytest_harnessbench.records import TrialRecord
+from pytest_harnessbench.summary import summarize
+
+
+def typed(records):
+    return [TrialRecord.from_dict(r) for r in records]
+
+
+def render(records, *, models, multipliers, **options):
+    return report.render(summarize(typed(records), models=models, multipliers=multipliers), **options)
+
+
+def metric_tables(records, models, multipliers):
+    return report.metric_tables(summarize(typed(records), models=models, multipliers=multipliers))
+
+
+def trial_lines(final, width, *outcomes):
+    return report.trial_lines({nodeid: TrialRecord.from_dict(r) for nodeid, r in final.items()}, width, *outcomes)
 
 
 def record(model, mult, outcome, cause=None, task="t1", sample=1, message="", enforcement="cgroup-v1"):

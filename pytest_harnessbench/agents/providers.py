@@ -92,7 +92,7 @@ def _check_replay_source(text: str, source: str) -> None:
         model = run.model(model, f"replay:{run_dir}::MODEL")
     except ValueError as exc:
         raise ModelSpecError(f"model {text!r}: {exc}") from None
-    multipliers = sorted({r["multiplier"] for r in run.latest() if r["model"] == model})
+    multipliers = sorted({r.multiplier for r in run.latest() if r.model == model})
     if len(multipliers) > 1:
         raise ModelSpecError(f"model {text!r}: {run_dir} recorded it at several multipliers ({', '.join(multipliers)}); "
                              "replay a run recorded at one multiplier")
@@ -142,7 +142,7 @@ def replay_calls(source: str, context: ModelContext) -> list[tuple[str, dict]] |
     run_dir, _, model = source.partition("::")
     run = RunDir(run_dir)
     matches = [r for r in run.latest()
-               if r["task_id"] == context.task_id and r["sample"] == context.sample and (not model or r["model"] == model)]
+               if r.task_id == context.task_id and r.sample == context.sample and (not model or r.model == model)]
     if not matches:
         return None
     document = run.trajectory(matches[-1])
