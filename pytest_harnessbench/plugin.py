@@ -526,9 +526,9 @@ def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config):
     if report.outcome == "rerun":
         return "rerun", "R", ("RERUN", {"yellow": True})
     if record.outcome == INFRA:
-        return "infra", "I", ("INFRA", {"yellow": True})
+        return INFRA, "I", ("INFRA", {"yellow": True})  # a category of its own in pytest's last line
     if record.outcome == ERROR:
-        return "error", "E", ("ERROR", {"red": True})
+        return ERROR, "E", ("ERROR", {"red": True})
     return None
 
 

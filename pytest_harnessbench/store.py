@@ -191,6 +191,18 @@ class RunDir:
                 documents[path.stem] = document
         return documents
 
+    def trajectory_records(self, documents: dict[str, dict] | None = None) -> dict[str, TrialRecord]:
+        """The record in each trial file (``trajectory_documents``), by file key: a trial whose line never reached
+        results.jsonl (the recording process died) still has one. A file key stands in for a missing trial id;
+        a record this version cannot read is left out."""
+        records = {}
+        for key, document in (self.trajectory_documents() if documents is None else documents).items():
+            try:
+                records[key] = TrialRecord.from_dict({"trial_id": key, **document["record"]})
+            except (TypeError, ValueError):
+                continue
+        return records
+
     def __str__(self) -> str:
         return str(self.path)
 

@@ -180,15 +180,10 @@ def load_run(run_dir: Path) -> _RunData:
         raise FileNotFoundError(f"{run_dir} is not a harnessbench run directory (no {RESULTS}, no {TRIALS}/)")
     card = run.card() or {}
     docs = run.trajectory_documents()
+    in_files = run.trajectory_records(docs)
     records = run.records()
     seen = {(r.trial_id, r.started_at) for r in records}
-    for trial_id, doc in docs.items():
-        record = doc["record"]  # a trajectory file's record, as written: the edge where it is read
-        if (record.get("trial_id", trial_id), record.get("started_at", "")) not in seen:
-            try:
-                records.append(TrialRecord.from_dict({"trial_id": trial_id, **record}))
-            except (TypeError, ValueError):
-                continue  # not a record this version can read
+    records += [r for r in in_files.values() if (r.trial_id, r.started_at) not in seen]
     run_id = card.get("run_id") or next((r.run_id for r in records if r.run_id), None) or run.path.name
     trials, used = [], set()
     for record in records:
@@ -199,8 +194,9 @@ def load_run(run_dir: Path) -> _RunData:
             key = f"{file_key}.{n}"
         used.add(key)
         # attach the trajectory to the record it belongs to (an older layout kept the last attempt in TRIAL_ID.json)
-        doc = docs.get(file_key) or docs.get(record.trial_id)
-        same_attempt = doc is not None and doc["record"].get("started_at", "") == record.started_at
+        doc_key = file_key if file_key in docs else record.trial_id
+        doc = docs.get(doc_key)
+        same_attempt = doc_key in in_files and in_files[doc_key].started_at == record.started_at
         trajectories = [t for t in doc.get("trajectories", []) if isinstance(t, dict)] if same_attempt else []
         trials.append(_TrialData(key, record, trajectories))
     return _RunData(str(run_id), card, trials)
