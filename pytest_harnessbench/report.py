@@ -10,8 +10,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from .outcomes import ERROR, FAILED, INFRA
-from . import summary as summary_module
-from .summary import Summary, Table, rate_text
+from .summary import METRIC_COMPARISON_HEADER, METRIC_HEADER, Summary, Table, rate_text
 
 if TYPE_CHECKING:
     from .records import TrialRecord
@@ -105,10 +104,6 @@ def usage_lines(summary: Summary) -> list[str]:
     header = ["model", "trials", "model calls/trial", "tool calls/trial", "input tokens/trial",
               "output tokens/trial", "provider retries", "cost"]
     return ["usage:"] + _table(header, body)
-
-
-METRIC_HEADER = list(summary_module.METRIC_HEADER)
-METRIC_COMPARISON_HEADER = list(summary_module.METRIC_COMPARISON_HEADER)
 
 
 def metric_tables(summary: Summary) -> tuple[list[list[str]], list[list[str]]]:
