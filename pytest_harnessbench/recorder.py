@@ -54,7 +54,8 @@ class Recorder:
         self._write(self.store.append, record)
 
     def save_trajectory(self, record: TrialRecord, document: dict) -> None:
-        self._write(self.store.write_trajectory, record, self.redactor.redact(document))
+        """The trial's file: ``document`` with the record, both redacted."""
+        self._write(self.store.write_trajectory, self.redacted(record), self.redactor.redact(document))
 
     def write_json(self, name: str, document: dict) -> None:
         self._write(self.store.write_json, name, document)
