@@ -323,7 +323,7 @@ def _check_compare_run(compare: Path, baseline: str) -> None:
     run = RunDir(compare)
     if not run.has_results:
         raise ConfigError(f"--hb-compare {compare}: no {RESULTS} there; name an earlier run directory")
-    there = sorted({r["model"] for r in run.records()})
+    there = sorted({r.model for r in run.records()})
     if baseline not in there:
         raise ConfigError(f"--hb-compare {compare}: holds no records of --hb-gate {baseline!r} "
                           f"(it has: {', '.join(there) or 'none'})")

@@ -9,7 +9,7 @@ before the first trial (:meth:`EndOfRun.plan_gate`).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -31,6 +31,7 @@ class Outputs:
     calibration_lines: list[str] | None = None
     report_line: str | None = None
     export: object = None  # export.langsmith.ExportResult, or None (not configured)
+    summary: object = None  # summary.Summary, computed once for the HTML report and the terminal
     exit_status: int = 0
 
 
@@ -43,11 +44,17 @@ class EndOfRun:
         self.run_dir = run_dir
         self.gate_exit = 0  # the gate's exit status (gate.exit_status), once it ran
         self.gate_plans: list = []  # what the gate can decide (gate.GatePlan), from the collected trials
+        self.calibration: dict | None = None  # calibration.json's document, once run_calibration computed it
 
-    def run(self, exit_status: int, other_failures: int, verbose: bool = False) -> Outputs:
-        """Every step in order; ``exit_status``: pytest's so far (the gate may decide it instead)."""
-        outputs = Outputs(gate_lines=self.run_gate(), calibration_lines=self.run_calibration(verbose=verbose),
-                          report_line=self.write_report())
+    def run(self, exit_status: int, other_failures: int, verbose: bool = False,
+            summarize: Callable[[], object] | None = None) -> Outputs:
+        """Every step in order; ``exit_status``: pytest's so far (the gate may decide it instead).
+
+        ``summarize`` computes the run's summary model (after calibration, which it shows) once, for the
+        HTML report here and the terminal afterwards (``Outputs.summary``)."""
+        outputs = Outputs(gate_lines=self.run_gate(), calibration_lines=self.run_calibration(verbose=verbose))
+        outputs.summary = summarize() if summarize is not None else None
+        outputs.report_line = self.write_report(outputs.summary)
         outputs.exit_status = self.exit_status(exit_status, other_failures)
         outputs.export = self.export()
         return outputs
@@ -124,10 +131,12 @@ class EndOfRun:
 
         document = calibrate(self.recorder.latest(), [m.text for m in self.config.models])
         self.recorder.write_json("calibration.json", document)
+        self.calibration = document
         return lines(document, verbose)
 
-    def write_report(self) -> str | None:
-        """Write the --hb-report HTML from the run directory; the summary line saying where (or why not)."""
+    def write_report(self, summary=None) -> str | None:
+        """Write the --hb-report HTML from the run directory (and the run's ``summary`` model, if computed);
+        the summary line saying where (or why not)."""
         if self.config.report is None:
             return None
         from .html_report import write
@@ -135,7 +144,7 @@ class EndOfRun:
         self.recorder.write_card(finished_at=utc_now())
         try:
             path = write(RunDir(self.run_dir), self.config.report, models=[m.text for m in self.config.models],
-                         multipliers=[m.label for m in self.config.multipliers])
+                         multipliers=[m.label for m in self.config.multipliers], summary=summary)
         except OSError as exc:
             return f"report: cannot write {self.config.report}: {exc}"
         return f"report: {path} ({path.stat().st_size / 1e6:.1f} MB)"

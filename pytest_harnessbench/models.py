@@ -77,7 +77,7 @@ def _check_replay_source(text: str, source: str) -> None:
         model = run.model(model, f"replay:{run_dir}::MODEL")
     except ValueError as exc:
         raise ModelSpecError(f"model {text!r}: {exc}") from None
-    multipliers = sorted({r["multiplier"] for r in run.latest() if r["model"] == model})
+    multipliers = sorted({r.multiplier for r in run.latest() if r.model == model})
     if len(multipliers) > 1:
         raise ModelSpecError(f"model {text!r}: {run_dir} recorded it at several multipliers ({', '.join(multipliers)}); "
                              "replay a run recorded at one multiplier")

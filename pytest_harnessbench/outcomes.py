@@ -1,4 +1,4 @@
-"""Every trial ends in exactly one outcome with a cause (DESIGN.md §3).
+"""Every trial ends in exactly one outcome with a cause (docs/design.md §Outcomes).
 
 ``classify`` is a pure function of the exception the trial ended with, the
 kernel's counters of limits hit in its sandbox (OOM kills, forks refused at the
@@ -15,6 +15,16 @@ from .errors import OutputMissingError, SandboxLostError, SandboxStartError
 from .evidence import Evidence
 
 PASSED, FAILED, INFRA, ERROR = "passed", "failed", "infra", "error"
+OUTCOMES = (PASSED, FAILED, INFRA, ERROR)  # the order every table and plot uses
+#: Trials whose metrics describe the model's work: infra and error trials were ended by
+#: the environment or a bug, so their step counts and times measure those, not the model.
+METRIC_OUTCOMES = (PASSED, FAILED)
+
+# Causes that other modules name (the full list: docs/design.md §Outcomes).
+HARNESS = "harness"  # error/harness: the task or the plugin is broken
+WORKER_CRASH = "worker_crash"  # infra/worker_crash: an xdist worker died under the trial (recorded by the controller)
+OOM = "oom"
+TIMEOUT = "timeout"
 
 
 @dataclass(frozen=True)
@@ -192,7 +202,7 @@ def _by_rules(exc: BaseException | None, oom_kills: int, stop_reason: str | None
     if isinstance(exc, TrialTimeout) or (isinstance(exc, VerifierFailed) and exc.cause == "timeout"):
         return Verdict(FAILED, "timeout", message)
     if not isinstance(exc, VerifierFailed) and not _is_verification_failure(exc):
-        return Verdict(ERROR, "harness", message)
+        return Verdict(ERROR, HARNESS, message)
     if disk_full:
         return Verdict(INFRA, "disk", f"no space left on the sandbox's disk at the end of the trial; {message}")
     if isinstance(exc, VerifierFailed):

@@ -9,7 +9,8 @@ import pytest
 
 from . import compat
 from .config import OPTIONS, ConfigError, Option, declared_options
-from .records import USER_PROPERTY
+from .outcomes import ERROR, FAILED, INFRA, PASSED
+from .records import USER_PROPERTY, TrialRecord
 from .usage import UsageProblems, relayed
 
 BENCH = pytest.StashKey["Bench"]()
@@ -19,6 +20,12 @@ TERMINATION = pytest.StashKey["Termination"]()
 USAGE = pytest.StashKey[UsageProblems]()
 CASE_FIXTURE = "hb_case"
 WORKER_INPUT = "harnessbench"  # run id, run directory and resume state, from the xdist controller
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    from . import hooks
+
+    pluginmanager.add_hookspecs(hooks)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -125,7 +132,7 @@ class _RecorderHooks:
         self.progress = Progress(bench.config.progress_s)
         self.end = None  # endofrun.Outputs, once the session finished
         self.partial_line: str | None = None
-        self.final: dict[str, dict] = {}  # node id -> the trial's last record
+        self.final: dict[str, TrialRecord] = {}  # node id -> the trial's last record
         self.session: pytest.Session | None = None
         self.other_failures = 0  # failures of tests that are not trials: a gate never hides them
         self.subset_line = _subset_line(config)
@@ -178,8 +185,21 @@ class _RecorderHooks:
         interrupted = compat.stop_reason(session) or (self._interruption() if session.exitstatus == pytest.ExitCode.INTERRUPTED
                                             else None)
         self.partial_line = self.bench.partial_line(interrupted)
-        self.end = self.bench.end.run(session.exitstatus, self.other_failures, verbose=self.config.option.verbose > 0)
+        self.end = self.bench.end.run(session.exitstatus, self.other_failures, verbose=self.config.option.verbose > 0,
+                                      summarize=self._summarize)
         session.exitstatus = self.end.exit_status
+
+    def _summarize(self):
+        """The summary model, computed once for the terminal and the HTML report; hooks see it first."""
+        from .summary import summarize
+
+        bench = self.bench
+        summary = summarize(bench.recorder.latest(), models=[m.text for m in bench.config.models],
+                            multipliers=[m.label for m in bench.config.multipliers],
+                            superseded=bench.recorder.earlier_attempts(),
+                            calibration=bench.end.calibration or bench.config.report is not None)  # the report shows it
+        self.config.hook.pytest_harnessbench_summary(summary=summary, config=self.config)
+        return summary
 
     def _interruption(self) -> str:
         termination = self.config.stash.get(TERMINATION, None)
@@ -214,16 +234,15 @@ class _RecorderHooks:
         from .report import render, trial_lines
 
         bench, width, brief = self.bench, compat.terminal_width(terminalreporter), _brief(self.config)
-        listed = ("failed", "error", "infra") if brief else ("infra",)  # pytest lists the others with -v, --tb
+        listed = (FAILED, ERROR, INFRA) if brief else (INFRA,)  # pytest lists the others with -v, --tb
         trials = trial_lines(self.final, width, listed) if terminalreporter.hasopt("f") else []  # -rf, -ra, default
         terminalreporter.section("harnessbench · tracebacks: RUN_DIR/trials/, -v" if brief and trials else "harnessbench")
         if trials and not brief:
             terminalreporter.write_line("infra trials (the environment ended them, not the model):")
         for line in trials:
             terminalreporter.write_line(line)
-        for line in render(bench.recorder.latest(), models=[m.text for m in bench.config.models],
-                           multipliers=[m.label for m in bench.config.multipliers], run_dir=str(bench.run.dir),
-                           gate_lines=end.gate_lines or (), superseded=bench.recorder.earlier_attempts(),
+        summary = end.summary or self._summarize()  # interrupted before sessionfinish computed it
+        for line in render(summary, run_dir=str(bench.run.dir), gate_lines=end.gate_lines or (),
                            verbose=self.config.option.verbose > 0, width=width):
             terminalreporter.write_line(line)
         for line in [*(end.calibration_lines or ()), *filter(None, [end.report_line, self.subset_line])]:
@@ -297,7 +316,7 @@ class _XdistHooks:
         """A worker died mid-trial: record it as infra/worker_crash (the report then reaches logreport)."""
         record = self.bench.crash_record(crashitem, str(getattr(report.node.gateway, "id", "?")), str(report.longrepr))
         if record is not None:
-            report.user_properties.append((USER_PROPERTY, record))
+            report.user_properties.append((USER_PROPERTY, record.to_dict()))
 
 
 def pytest_collect_file(file_path, parent: pytest.Collector):
@@ -461,19 +480,20 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         return report
     exc = call.excinfo.value if call.excinfo is not None else None
     record = bench.finish_trial(current, exc, call.duration if call.when == "call" else 0.0,
-                                traceback=report.longreprtext if report.failed else None)
-    report.user_properties.append((USER_PROPERTY, record))
-    if report.passed and record["outcome"] != "passed":  # verified, but a metric the task gates on missed
+                                traceback=report.longreprtext if report.failed else None,
+                                announce=lambda final: item.ihook.pytest_harnessbench_trial_record(record=final))
+    report.user_properties.append((USER_PROPERTY, record.to_dict()))  # a dict: xdist sends it to the controller
+    if report.passed and record.outcome != PASSED:  # verified, but a metric the task gates on missed
         report.outcome = "failed"
-        report.longrepr = f"{record['outcome']}/{record['cause']}: {record['message']}"
+        report.longrepr = f"{record.outcome}/{record.cause}: {record.message}"
     if _is_fatal(exc):  # auth or model-not-found mid-run: stop cleanly, keep what finished
-        item.session.shouldstop = f"harnessbench: {record['model']}: {record['message']}; stopping the session"
+        item.session.shouldstop = f"harnessbench: {record.model}: {record.message}; stopping the session"
     elif call.when == "setup":
         item.session.shouldstop = bench.provisioned(record) or item.session.shouldstop
     if bench.recorder.storage_error:
         item.session.shouldstop = f"harnessbench: {bench.recorder.storage_error}; stopping the session"
-    if record["message"] and report.failed:
-        report.sections.append(("harnessbench", f"{record['outcome']}/{record['cause']}: {record['message']}"))
+    if record.message and report.failed:
+        report.sections.append(("harnessbench", f"{record.outcome}/{record.cause}: {record.message}"))
     return report
 
 
@@ -483,10 +503,11 @@ def _is_fatal(exc: BaseException | None) -> bool:
     return isinstance(exc, ProviderFatal)
 
 
-def _record_of(report: pytest.TestReport) -> dict | None:
+def _record_of(report: pytest.TestReport) -> TrialRecord | None:
+    """The trial's record a report carries (as a dict, which xdist can send), or None for other tests."""
     for name, value in getattr(report, "user_properties", ()):
         if name == USER_PROPERTY:
-            return value
+            return TrialRecord.from_dict(value)
     return None
 
 
@@ -496,10 +517,10 @@ def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config):
         return None
     if report.outcome == "rerun":
         return "rerun", "R", ("RERUN", {"yellow": True})
-    if record["outcome"] == "infra":
-        return "infra", "I", ("INFRA", {"yellow": True})
-    if record["outcome"] == "error":
-        return "error", "E", ("ERROR", {"red": True})
+    if record.outcome == INFRA:
+        return INFRA, "I", ("INFRA", {"yellow": True})  # a category of its own in pytest's last line
+    if record.outcome == ERROR:
+        return ERROR, "E", ("ERROR", {"red": True})
     return None
 
 

@@ -2,7 +2,7 @@
 
 A task declares a :class:`Spec`. For a multiplier *m* every scaled resource
 gets a **guarantee** equal to the spec and a **limit** (the kill threshold)
-equal to spec × m; ``uncapped`` means no limit at all (DESIGN.md §2).
+equal to spec × m; ``uncapped`` means no limit at all (docs/design.md §Resources).
 """
 
 from __future__ import annotations

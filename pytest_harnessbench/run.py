@@ -23,6 +23,7 @@ from .store import RESULTS, RunDir, RunDirBusy, RunStore
 
 if TYPE_CHECKING:
     from .config import Config
+    from .records import TrialRecord
 
 RUN_DIR_FLAGS = ("--hb-out", "--hb-resume")  # options naming the run directory itself
 RUN_DIR_PREFIXES = tuple(f"{flag}=" for flag in RUN_DIR_FLAGS)
@@ -41,13 +42,13 @@ class Resume:
     attempts: dict[str, int]
 
     @classmethod
-    def load(cls, records: list[dict], retry: frozenset[str]) -> Resume:
+    def load(cls, records: list[TrialRecord], retry: frozenset[str]) -> Resume:
         attempts: dict[str, int] = {}
         final: dict[str, bool] = {}
         for r in records:
-            attempts[r["trial_id"]] = attempts.get(r["trial_id"], 0) + 1
-            final[r["trial_id"]] = r["outcome"] not in retry
-        run_id = records[0]["run_id"] if records else new_run_id()
+            attempts[r.trial_id] = attempts.get(r.trial_id, 0) + 1
+            final[r.trial_id] = r.outcome not in retry
+        run_id = records[0].run_id if records else new_run_id()
         return cls(run_id, frozenset(t for t, ok in final.items() if ok), attempts)
 
     def to_json(self) -> dict:

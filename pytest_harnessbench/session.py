@@ -8,6 +8,7 @@ end-of-run steps (endofrun.py). The plugin talks to it, and to those owners thro
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from . import __version__
@@ -16,6 +17,7 @@ from .config import Config
 from .endofrun import EndOfRun
 from .errors import EnforcementUnavailable
 from .options import ConfigError
+from .outcomes import ERROR, HARNESS, INFRA, WORKER_CRASH
 from .paths import StateDirError, check_creatable
 from .recorder import Recorder
 from .records import TrialRecord, harness_card
@@ -173,15 +175,15 @@ class Bench:
                      backend=self.backend, admission=self.admission, attempt=attempt, agent=self.agent_settings,
                      agent_factory=agent_factory, worker=self.worker or "main")
 
-    def retry(self, record: dict) -> bool:
+    def retry(self, record: TrialRecord) -> bool:
         """Whether ``--hb-retry-infra`` runs this trial again: it ended in infra and has attempts left.
 
         A crashed worker's trial is not retried here: its process is gone.
         """
-        return (record["outcome"] == "infra" and record["cause"] != "worker_crash"
-                and self.run.started[record["trial_id"]] <= self.config.retry_infra)
+        return (record.outcome == INFRA and record.cause != WORKER_CRASH
+                and self.run.started[record.trial_id] <= self.config.retry_infra)
 
-    def crash_record(self, nodeid: str, worker: str, message: str) -> dict | None:
+    def crash_record(self, nodeid: str, worker: str, message: str) -> TrialRecord | None:
         """The record of a trial whose worker process died under it (``infra/worker_crash``)."""
         key = self.key_of(nodeid)
         if key is None:
@@ -191,30 +193,37 @@ class Bench:
         return TrialRecord(
             run_id=self.run.id, trial_id=trial_id, task_id=key.task_id, model=case.model.text,
             multiplier=case.multiplier.label, multiplier_factor=case.multiplier.factor, sample=case.sample,
-            outcome="infra", cause="worker_crash",
+            outcome=INFRA, cause=WORKER_CRASH,
             message=message, allocation={}, enforcement="", backend=self.config.backend, resources={},
-            attempts=attempt, finished_at=utc_now(), worker=worker).to_dict()
+            attempts=attempt, finished_at=utc_now(), worker=worker)
 
-    def provisioned(self, record: dict | None) -> str | None:
+    def provisioned(self, record: TrialRecord | None) -> str | None:
         """Note how a trial's setup ended (None: it provisioned); a reason to stop the session, or None.
 
         A harness error in provisioning (a bug of the plugin or the host, not an
         infra fault of one sandbox) that hits the first few trials in a row will
         hit them all: stop with one message instead of one traceback per trial.
         """
-        if record is None or (record["outcome"], record["cause"]) != ("error", "harness"):
+        if record is None or (record.outcome, record.cause) != (ERROR, HARNESS):
             self._broken_setups = 0
             return None
         self._broken_setups += 1
         if self._broken_setups < STOP_AFTER_BROKEN_SETUPS:
             return None
         return (f"harnessbench: the last {self._broken_setups} trials could not be provisioned "
-                f"({record['message']}); stopping the session")
+                f"({record.message}); stopping the session")
 
-    def finish_trial(self, trial: Trial, exc: BaseException | None, body_s: float, traceback: str | None = None) -> dict:
+    def finish_trial(self, trial: Trial, exc: BaseException | None, body_s: float, traceback: str | None = None,
+                     announce: Callable[[TrialRecord], object] | None = None) -> TrialRecord:
         """Classify, redact and save a trial's trajectory (with pytest's ``traceback`` of a failed one, which the
-        terminal shows as one line); returns the record to send on."""
-        record = self.recorder.redactor.redact(trial.finish(exc, body_s, self.config.oom_as).to_dict())
+        terminal shows as one line); returns the record to send on.
+
+        ``announce`` (the ``pytest_harnessbench_trial_record`` hook) sees the final record first, so what it
+        adds to ``extra`` or ``metrics`` is redacted and stored with it."""
+        record = trial.finish(exc, body_s, self.config.oom_as)
+        if announce is not None:
+            announce(record)
+        record = self.recorder.redacted(record)
         self.recorder.save_trajectory(record, {**trial.trajectory_document(record), "traceback": traceback})
         return record
 
@@ -223,13 +232,16 @@ class Bench:
         return self.run.partial_line(interrupted, len(self.recorder.latest()), self.recorder.storage_error)
 
     def _card(self, finished_at: str | None) -> dict:
-        """The harness card (DESIGN.md §6) as it stands; a resumed run keeps its first start and lists resumptions."""
+        """The harness card (docs/design.md §Harness card) as it stands; a resumed run keeps its first start and lists resumptions."""
         try:
             backend_info = self.backend.describe()
         except EnforcementUnavailable as exc:
             backend_info = {"backend": self.config.backend, "error": str(exc)}
+        from .agents.defaults import fingerprint
+
         card = harness_card(run_id=self.run.id, started_at=self.started_at, settings=self.config.to_dict(),
-                            backend=backend_info, concurrency=self.run.concurrency, plugin_version=__version__,
+                            backend=backend_info, harness=fingerprint(self.config.max_steps, self.config.model_params),
+                            concurrency=self.run.concurrency, plugin_version=__version__,
                             args=self.run.args)
         card["finished_at"] = finished_at
         card["suite"] = self.tasks.suite.describe()

@@ -113,7 +113,7 @@ class TaskRegistry:
             if model.kind == "replay":
                 run_dir, _, named = model.argument.partition("::")
                 sources[f"--models {model.text}"] = (Path(run_dir), named or None)
-        return {source: {r["task_id"] for r in RunDir(path).latest() if model in (None, r["model"])}
+        return {source: {r.task_id for r in RunDir(path).latest() if model in (None, r.model)}
                 for source, (path, model) in sources.items()}
 
     def check_task_ids(self, collected: set[str]) -> list[str]:

@@ -199,7 +199,16 @@ def _record(task_id, model, mult, peak, declared=64 * 2**20, rewards=None):
 
 
 def test_summary_lists_harbor_tasks_over_their_declared_memory_and_reward_keys():
-    from pytest_harnessbench.report import over_declared_lines, reward_key_lines
+    from pytest_harnessbench import report
+    from pytest_harnessbench.records import TrialRecord
+    from pytest_harnessbench.summary import summarize
+
+    def over_declared_lines(records):
+        return report.over_declared_lines(summarize([TrialRecord.from_dict(r) for r in records]))
+
+    def reward_key_lines(records, models, multipliers):
+        typed = [TrialRecord.from_dict(r) for r in records]
+        return report.reward_key_lines(summarize(typed, models=models, multipliers=multipliers))
 
     records = [_record("suite/hungry/task.toml::hungry", "oracle", "1x", 64 * 2**20),
                _record("suite/hungry/task.toml::hungry", "oracle", "3x", 120 * 2**20),

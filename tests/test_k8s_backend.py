@@ -57,7 +57,7 @@ def run(pytester, *args):
     pytester.makepyfile(test_task=TASK)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--hb-backend", "kubernetes", "--models", "nop",
                                            "--hb-out", str(pytester.path / "run"), *args)
-    return result, RunDir(pytester.path / "run").records()
+    return result, [r.to_dict() for r in RunDir(pytester.path / "run").records()]
 
 
 def test_pods_are_created_as_specified_and_qos_read_back(standin, pytester):
@@ -250,7 +250,7 @@ def test_a_bake_off_through_exec(exec_standin, pytester):
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--hb-backend", "kubernetes", "--models",
                                            "oracle:lean,nop", "--hb-out", str(pytester.path / "run"))
     result.assert_outcomes(passed=1, failed=1)
-    records = {r["model"]: r for r in RunDir(pytester.path / "run").records()}
+    records = {r.model: r.to_dict() for r in RunDir(pytester.path / "run").records()}
     assert (records["oracle:lean"]["outcome"], records["nop"]["outcome"], records["nop"]["cause"]) == (
         "passed", "failed", "assertion")  # nop wrote no sorted.txt: a missing output is the model's failure
     assert exec_standin.pods == {}

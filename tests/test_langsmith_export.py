@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from pytest_harnessbench.records import TrialRecord
 from pytest_harnessbench.export.langsmith import (ExportResult, enabled, endpoint, export_run, item_name, load_run,
                                                   trial_feedback, trial_runs)
 from pytest_harnessbench.redact import Redactor
@@ -244,7 +245,7 @@ def test_export_sends_project_traces_nested_runs_and_feedback(run_dir, fake_lang
     assert set(roots) == {f"test_answer[{m}@{x}#1]" for m, x in EXPECTED}
     session_id = fake_langsmith.sessions[project]["id"]
     for record in records:
-        root = roots[item_name(record)]
+        root = roots[item_name(TrialRecord.from_dict(record))]
         meta = root["extra"]["metadata"]
         assert root["run_type"] == "chain" and root["trace_id"] == root["id"] and root["session_id"] == session_id
         assert {k: meta[k] for k in ("task", "model", "multiplier", "sample", "outcome", "cause")} == {
@@ -284,7 +285,7 @@ def test_export_sends_project_traces_nested_runs_and_feedback(run_dir, fake_lang
         assert item["session_id"] == session_id and item["trace_id"] == item["run_id"]
     assert len(feedback) == sum(3 + len(r["metrics"]) for r in records)
     for record in records:
-        root_id = roots[item_name(record)]["id"]
+        root_id = roots[item_name(TrialRecord.from_dict(record))]["id"]
         assert feedback[(root_id, "outcome")]["value"] == record["outcome"]
         assert feedback[(root_id, "passed")]["score"] == (record["outcome"] == "passed")
         assert feedback[(root_id, "infra_error")]["score"] == (record["outcome"] == "infra")
@@ -339,7 +340,7 @@ def test_dead_endpoint_costs_seconds_and_upload_later_sends_every_trial(run_dir,
         assert done.returncode == 0, done.stderr
         assert done.stdout.strip().splitlines() == [f"LangSmith: 6/6 trials uploaded to project {result.project}"]
         roots = [r for r in server.runs().values() if not r.get("parent_run_id")]
-        assert sorted(r["name"] for r in roots) == sorted(item_name(r) for r in records_of(run_dir))
+        assert sorted(r["name"] for r in roots) == sorted(item_name(TrialRecord.from_dict(r)) for r in records_of(run_dir))
         assert len(server.feedback()) == sum(3 + len(r["metrics"]) for r in records_of(run_dir))
         assert SECRET.encode() not in b"".join(server.bodies())
     finally:
@@ -534,7 +535,7 @@ def test_a_dead_endpoint_costs_about_nothing_and_is_reported_in_one_line(pyteste
 def test_a_missing_metric_is_feedback_without_a_score_and_with_its_cause():
     record = {"outcome": "passed", "cause": None, "message": "", "metrics": {"steps": 2, "trajectory_match": 0.0},
               "metrics_missing": {"judge": "judge openai:j failed: OpenAIAPIError 503"}}
-    feedback = dict(trial_feedback(record, Redactor({})))
+    feedback = dict(trial_feedback(TrialRecord.from_dict(record), Redactor({})))
     assert list(feedback) == ["outcome", "passed", "infra_error", "steps", "trajectory_match", "judge"]
     assert feedback["steps"] == {"score": 2} and feedback["trajectory_match"] == {"score": 0.0}
     assert feedback["judge"] == {"comment": "missing: judge openai:j failed: OpenAIAPIError 503"}

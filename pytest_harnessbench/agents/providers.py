@@ -59,7 +59,7 @@ def replay_calls(source: str, context: ModelContext) -> list[tuple[str, dict]] |
     run_dir, _, model = source.partition("::")
     run = RunDir(run_dir)
     matches = [r for r in run.latest()
-               if r["task_id"] == context.task_id and r["sample"] == context.sample and (not model or r["model"] == model)]
+               if r.task_id == context.task_id and r.sample == context.sample and (not model or r.model == model)]
     if not matches:
         return None
     document = run.trajectory(matches[-1])
