@@ -26,8 +26,8 @@ from pytest_harnessbench.sandbox.base import (
     SandboxStartError,
 )
 from pytest_harnessbench.sandbox.docker import CAP_ADD, LABEL_RUN, LABEL_TRIAL, DockerBackend
-from docker_probe import unavailable
-from workloads import thrash
+from support.docker_probe import unavailable
+from support.workloads import thrash
 
 MiB = 1024**2
 HOG = "python3 -c \"x = b'x' * (200 * 1024 * 1024)\""  # touches every page of 200 MiB

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from docker_probe import unavailable
+from support.docker_probe import unavailable
 
 from pytest_harnessbench.resources import Allocation, Multiplier, Spec
 from pytest_harnessbench.sandbox import confine

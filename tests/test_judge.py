@@ -1,13 +1,10 @@
 """The LLM-as-judge (--hb-judge, openevals) through the real langchain-openai client and the scripted server."""
 
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-from scripted_openai import ScriptedOpenAI  # noqa: E402
+from support.scripted_openai import ScriptedOpenAI
 
 TASK = '''
 import pytest

@@ -1,6 +1,6 @@
 """The kubernetes backend through the real ``kubernetes`` client.
 
-Against the stand-in API server (tests/k8s_standin.py, a test double: there is
+Against the stand-in API server (tests/support/k8s_standin.py, a test double: there is
 no cluster on this machine): the manifests the client sends, QoS read back,
 the Pending -> infra/sandbox_start path with its waiting time, 422s, reaping;
 with its bwrap'd "pods", the client side of exec (stream, timeout kill, output
@@ -15,7 +15,7 @@ import os
 
 import pytest
 
-from k8s_standin import StandInCluster
+from support.k8s_standin import StandInCluster
 from pytest_harnessbench.resources import Allocation, Multiplier, Spec
 from pytest_harnessbench.sandbox.base import EnforcementUnavailable, SandboxError, SandboxStartError
 from pytest_harnessbench.sandbox.kubernetes import KubernetesBackend

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from polling import wait_for
+from support.polling import wait_for
 
 from pytest_harnessbench.sandbox import cgroups
 from pytest_harnessbench.sandbox.local import work_root

@@ -12,7 +12,7 @@ from pytest_harnessbench.resources import Allocation, Multiplier, Spec
 from pytest_harnessbench.sandbox import cgroups
 from pytest_harnessbench.sandbox.base import OutputMissingError
 from pytest_harnessbench.sandbox.local import LocalBackend
-from workloads import thrash
+from support.workloads import thrash
 
 HOG = "python3 -c 'x = bytearray(200 * 1024 * 1024); x[::4096] = b\"1\" * len(x[::4096])'"
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from polling import small_disk, wait_for
+from support.polling import small_disk, wait_for
 
 from pytest_harnessbench.sandbox import cgroups
 from pytest_harnessbench.sandbox.local import work_root
@@ -739,7 +739,7 @@ def test_a_trial_that_hits_its_pids_limit_is_infra_pids_with_the_kernels_count(p
 
 def test_a_trial_that_runs_out_of_time_thrashing_at_its_memory_limit_is_infra_thrash(pytester):
     """Issue 21.7: it was failed/timeout (no OOM kill); a timeout without memory pressure stays the model's."""
-    from workloads import thrash
+    from support.workloads import thrash
 
     solutions = {"thrash": thrash(-1) + " && echo 42 > answer.txt", "sleepy": "sleep 600 && echo 42 > answer.txt"}
     pytester.makepyfile(test_slow=f"""

@@ -1,21 +1,19 @@
 """Real provider path: langchain-openai over real HTTP to the scripted server on 127.0.0.1.
 
-The server (tests/scripted_openai.py) is the only test double: it stands in for
+The server (tests/support/scripted_openai.py) is the only test double: it stands in for
 a remote provider we cannot reach from here.
 """
 
 import hashlib
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-from scripted_openai import ScriptedOpenAI  # noqa: E402
+from support.scripted_openai import ScriptedOpenAI
 
-from pytest_harnessbench import session as session_module  # noqa: E402
-from pytest_harnessbench.config import ConfigError, build  # noqa: E402
+from pytest_harnessbench import session as session_module
+from pytest_harnessbench.config import ConfigError, build
 
 TASK = '''
 import pytest
