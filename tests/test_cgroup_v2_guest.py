@@ -50,6 +50,7 @@ MUST_PASS_IN = {"root": MUST_PASS | {f"{BAKE_OFF}[0]"}, "user": MUST_PASS | {f"{
 MAY_SKIP = {"root": {f"{LEAF}[itself]"}, "user": set()}  # root's groups go elsewhere unless told
 
 pytestmark = [
+    pytest.mark.guest,
     pytest.mark.skipif(UML is None, reason="user-mode-linux is not installed (scripts/setup-tests.sh installs it)"),
     pytest.mark.skipif(os.geteuid() != 0, reason="the guest writes to the host's / with this user's rights: root"),
 ]
