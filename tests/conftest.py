@@ -73,6 +73,7 @@ def pytest_configure(config):
         config.addinivalue_line("markers", f"{lane}: a slow lane, left out of the fast lane: the test {what}")
 
 
+@pytest.hookimpl(tryfirst=True)  # before -m deselects: the lanes given here count
 def pytest_collection_modifyitems(items):
     """Each test gets the lanes its fixtures and parameters put it in (tests/support/lanes.py); the guest's
     test goes first, so that under xdist its ~2 minutes start at once instead of ending the run."""
