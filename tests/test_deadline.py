@@ -6,6 +6,8 @@ import time
 
 import pytest
 
+from support import inprocess
+
 from pytest_harnessbench import deadline
 from pytest_harnessbench.deadline import BoundedSandbox, TrialClock
 from pytest_harnessbench.outcomes import TrialTimeout
@@ -145,8 +147,7 @@ def test_a_stuck_verifier_is_a_timeout_and_the_session_goes_on(pytester):
     import json
 
     pytester.makepyfile(test_stuck=STUCK)
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--hb-out", "run", "--models", "oracle",
-                                           timeout=120)
+    result = inprocess.run(pytester, "-p", "no:cacheprovider", "--hb-out", "run", "--models", "oracle")
     result.assert_outcomes(passed=1, failed=2)
     records = {json.loads(line)["task_id"].rsplit("::", 1)[1]: json.loads(line)
                for line in (pytester.path / "run" / "results.jsonl").read_text().splitlines()}

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from docker_probe import unavailable
+from support.docker_probe import unavailable
 
 from pytest_harnessbench.paths import state_root
 from pytest_harnessbench.resources import Allocation, Multiplier, Spec
@@ -349,6 +349,8 @@ def _expose(paths: list[Path]) -> str:
     return "\n".join(lines)
 
 
+@pytest.mark.e2e  # a pytest of uid 1000, started through a shell script
+@pytest.mark.docker
 @pytest.mark.skipif(os.geteuid() != 0, reason="switching to a normal user needs root")
 def test_the_suite_holds_as_a_normal_user():
     """The local and docker cases again as uid 1000 (in the docker group), from a pytest of that user.

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import pytest
 
+from support import inprocess
+
 from pytest_harnessbench.records import TrialRecord
 from pytest_harnessbench.export.langsmith import (ExportResult, enabled, endpoint, export_run, item_name, load_run,
                                                   trial_feedback, trial_runs)
@@ -199,8 +201,8 @@ def run_dir(pytester, tmp_path, tmp_path_factory, monkeypatch):
         monkeypatch.delenv(name, raising=False)
     if "run" not in _BUILT:
         pytester.makepyfile(test_tasks=TASKS)
-        result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--models", ",".join(MODELS),
-                                               "--multipliers", "1,uncapped", "--hb-out", "run")
+        result = inprocess.run(pytester, "-p", "no:cacheprovider", "--models", ",".join(MODELS),
+                               "--multipliers", "1,uncapped", "--hb-out", "run")
         result.stdout.fnmatch_lines(["*2 failed, 3 passed, 1 infra*"])
         keep = tmp_path_factory.mktemp("langsmith-run") / "run"
         shutil.copytree(pytester.path / "run", keep)
@@ -492,6 +494,8 @@ def test_summary_lines():
 
 
 # ---------------------------------------------------------------- through the plugin, at session end
+# In a subprocess (e2e): the LangSmith SDK reads its environment once per process and keeps background
+# threads that can hold a process's exit, which is part of what these tests measure.
 
 
 def _bake_off(pytester, tmp_path, monkeypatch, out, *extra):
@@ -504,6 +508,7 @@ def _bake_off(pytester, tmp_path, monkeypatch, out, *extra):
     return result, time.monotonic() - start
 
 
+@pytest.mark.e2e
 def test_the_plugin_uploads_at_session_end_and_keeps_secrets_local(pytester, tmp_path, monkeypatch, fake_langsmith):
     monkeypatch.setenv("LANGSMITH_API_KEY", LS_KEY)
     result, _ = _bake_off(pytester, tmp_path, monkeypatch, "run", "--hb-langsmith-project", "bake-off-1")
@@ -515,6 +520,7 @@ def test_the_plugin_uploads_at_session_end_and_keeps_secrets_local(pytester, tmp
     assert SECRET not in local and "[REDACTED:MY_API_KEY]" in local  # redacted in the run directory too
 
 
+@pytest.mark.e2e
 def test_a_dead_endpoint_costs_about_nothing_and_is_reported_in_one_line(pytester, tmp_path, monkeypatch):
     for name in ("LANGSMITH_API_KEY", "LANGSMITH_TRACING", "LANGSMITH_ENDPOINT"):
         monkeypatch.delenv(name, raising=False)

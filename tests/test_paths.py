@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from support import inprocess
+
 from pytest_harnessbench.paths import StateDirError, state_root
 
 
@@ -26,8 +28,8 @@ import pytest
 def test_t(trial):
     trial.run_agent("x")
 ''')
-    monkeypatch.setenv("TMPDIR", "/proc/self")
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--models", "oracle")
+    inprocess.use_tmpdir(monkeypatch, "/proc/self")
+    result = inprocess.run(pytester, "-p", "no:cacheprovider", "--models", "oracle")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["ERROR: TMPDIR=/proc/self cannot hold files*"])
 

@@ -2,6 +2,8 @@
 
 from pathlib import Path
 
+from support import inprocess
+
 from pytest_harnessbench.config import OPTIONS, declared_options
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
@@ -43,6 +45,6 @@ def test_the_writing_tasks_example_runs_as_written(pytester):
     """Issue 17: the example called an undefined make_numbers."""
     example = README.split("## Writing tasks", 1)[1].split("```python\n", 1)[1].split("\n```", 1)[0]
     pytester.makepyfile(test_example=example)
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--models", "oracle:lean,oracle:heavy",
-                                           "--multipliers", "uncapped")
+    result = inprocess.run(pytester, "-p", "no:cacheprovider", "--models", "oracle:lean,oracle:heavy",
+                           "--multipliers", "uncapped")
     result.assert_outcomes(passed=2)

@@ -2,6 +2,8 @@
 
 import pytest
 
+from support import inprocess
+
 from pytest_harnessbench import metrics
 from pytest_harnessbench.store import RunDir
 
@@ -26,7 +28,7 @@ def test_gated(trial):
 
 
 def run(pytester, *args):
-    return pytester.runpytest_subprocess("-p", "no:cacheprovider", "--hb-out", "run", *args)
+    return inprocess.run(pytester, "-p", "no:cacheprovider", "--hb-out", "run", *args)
 
 
 def by_trial(pytester) -> dict:
