@@ -231,7 +231,7 @@ def test_the_remaining_budget_bounds_each_command(box):
 class _VanishedSandbox:
     """Test double of a sandbox whose container is gone: a lost sandbox is not the model's mistake."""
 
-    def read_file(self, path):
+    def read_file(self, path, text=True, limit=None):
         raise SandboxLostError("the container is gone")
 
     def write_file(self, path, content):

@@ -9,6 +9,9 @@ import os
 
 import pytest
 
+# e2e: the entry point is found by a pytest process with the dist-info on its PYTHONPATH.
+pytestmark = pytest.mark.e2e
+
 # A test double of a third-party backend: the local backend under another name, with an option of its own
 # that reaches the harness card (so the test sees the backend's own parsing at work).
 BACKEND = '''

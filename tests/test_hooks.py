@@ -4,6 +4,9 @@ import json
 
 import pytest
 
+# e2e: the hooks are seen by a conftest of a bake-off run in its own pytest process (serial and under xdist).
+pytestmark = pytest.mark.e2e
+
 TASKS = '''
 import pytest
 

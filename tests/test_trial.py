@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from pytest_harnessbench.admission import Admission, Capacity
-from pytest_harnessbench.agents.providers import parse_model
+from pytest_harnessbench.models import parse_model
 from pytest_harnessbench.resources import Multiplier
 from pytest_harnessbench.sandbox.local import LocalBackend, work_root
 from pytest_harnessbench.trial import AgentSettings, Case, SuiteRoot, Task, Trial, TrialKey
