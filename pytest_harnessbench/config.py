@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Callable
 
 from .models import ModelRef, ModelSpecError, parse_model, parse_model_param
-from .outcomes import FAILED, INFRA
 from .options import BackendOptions, ConfigError, Option, comma_list, parse_bool, parse_choice, parse_number
+from .outcomes import FAILED, INFRA
 from .resources import DEFAULT_SCALE, SCALABLE, Multiplier, SpecError
 from .sandbox import registry
 
