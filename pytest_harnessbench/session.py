@@ -83,7 +83,7 @@ def check_unused(config: Config) -> None:
 #: Settings that define the experiment: a resumed run must keep them, or its records would mix two experiments.
 RESUME_MUST_MATCH = {"models": "--models", "multipliers": "--multipliers", "samples": "--samples",
                      "backend": "--hb-backend", "scale": "--hb-scale", "enforcement": "--hb-enforcement",
-                     "oom_as": "--hb-oom-as", "max_steps": "--hb-max-steps"}
+                     "oom_as": "--hb-oom-as", "max_steps": "--hb-max-steps", "shard": "--hb-shard"}
 
 
 def check_resumable(settings: Config, card: dict) -> None:
@@ -245,6 +245,8 @@ class Bench:
         self.gate_plans: list = []  # what the gate can decide (gate.GatePlan), from the collected trials
         self._started: Counter = Counter()  # trial id -> attempts started by this process
         self._broken_setups = 0  # trials in a row that could not be provisioned, by a harness error
+        self.shard_plan: dict | None = None  # --hb-shard: this share's selection (shard.plan), for the card
+        self.worker_images: set[str] = set()  # under xdist: the collected tasks' images, as the workers report them
 
     @property
     def records_results(self) -> bool:
@@ -544,6 +546,8 @@ class Bench:
                             args=self.args)
         card["finished_at"] = finished_at
         card["suite"] = self.suite.describe()
+        card["shard"] = self.shard_plan
+        card["provenance"] = self.provenance()  # asked again at each write: xdist workers report images at their end
         if self.resume is not None:
             # Keep the original run's start; list every resumption.
             earlier = RunDir(self.run_dir).card() or {}
@@ -552,6 +556,13 @@ class Bench:
             card["resumes"] = resumes + [{"started_at": self.started_at, "args": self.args,
                                           "trials_already_final": len(self.resume.done)}]
         return card
+
+    def provenance(self) -> dict:
+        """Host, CPU model, kernel and image digests for the card (provenance.py)."""
+        from .provenance import facts
+
+        images = {task.image for task in self.tasks.values()} | self.worker_images
+        return facts(self.config.backend, images)
 
     def finish(self) -> None:
         self.recorder.close(finished_at=utc_now())
