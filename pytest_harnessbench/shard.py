@@ -92,27 +92,26 @@ def _auto(environ: Mapping[str, str]) -> Shard:
                      "from the matrix: --hb-shard ${{ matrix.shard }}/N)")
 
 
-def _hash(key: str) -> bytes:
-    return hashlib.blake2b(key.encode(), digest_size=8).digest()
+def _order(key: str) -> bytes:
+    """Sort key within a cell: a hash of the trial id, then the id itself (an astronomically unlikely tie)."""
+    encoded = key.encode()
+    return hashlib.blake2b(encoded, digest_size=8).digest() + encoded
 
 
 def assign(entries: Iterable[tuple[str, Hashable]], total: int) -> dict[str, int]:
     """Share (1-based) of every key: ``entries`` are ``(key, cell)`` pairs, keys unique.
 
     Cells in sorted order (by their ``repr``, so any hashable works), each cell's
-    keys by hash (then key, for the astronomically unlikely tie), dealt out
-    round-robin across the concatenation: every share within one of ``len/total``
-    in every cell and overall.
+    keys by hash, dealt out round-robin across the concatenation: every share
+    within one of ``len/total`` in every cell and overall.
     """
-    cells: dict[Hashable, list[tuple[bytes, str]]] = {}
+    cells: dict[Hashable, list[str]] = {}
     for key, cell in entries:
-        cells.setdefault(cell, []).append((_hash(key), key))
-    shares, position = {}, 0
+        cells.setdefault(cell, []).append(key)
+    ordered: list[str] = []
     for cell in sorted(cells, key=repr):
-        for _, key in sorted(cells[cell]):
-            shares[key] = position % total + 1
-            position += 1
-    return shares
+        ordered += sorted(cells[cell], key=_order)
+    return {key: position % total + 1 for position, key in enumerate(ordered)}
 
 
 def split(items: list[T], shard: Shard, trial_of: Callable[[T], tuple[str, Hashable] | None],
@@ -122,17 +121,12 @@ def split(items: list[T], shard: Shard, trial_of: Callable[[T], tuple[str, Hasha
     ``trial_of(item)``: ``(trial_id, cell)`` of a trial, None for another test,
     whose share goes by ``other_key(item)`` (its node id) alone.
     """
-    trials, others = {}, {}
-    for item in items:
-        found = trial_of(item)
-        if found is None:
-            others[other_key(item)] = None
-        else:
-            trials[found[0]] = found[1]
-    shares = {**assign(trials.items(), shard.total), **assign(others.items(), shard.total)}
+    keyed = [(item, trial_of(item)) for item in items]
+    trials = [found for _, found in keyed if found is not None]
+    others = [(other_key(item), None) for item, found in keyed if found is None]
+    shares = {**assign(trials, shard.total), **assign(others, shard.total)}
     kept, dropped = [], []
-    for item in items:
-        found = trial_of(item)
+    for item, found in keyed:
         (kept if shares[found[0] if found else other_key(item)] == shard.index else dropped).append(item)
     return kept, dropped
 
