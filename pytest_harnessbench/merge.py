@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .store import CARD, RESULTS, TRIALS, RunDir, RunStore, trajectory_key
+from .store import CARD, TRIALS, RunDir, RunStore, load_record_lines, trajectory_key, write_results
 
 #: What defines the experiment: (section of the card or None for its top level, key, how to name it).
 EXPERIMENT = (
@@ -61,7 +61,11 @@ class Source:
 
     path: Path
     card: dict
-    records: list[dict]
+    lines: list[tuple[dict, str]]  # each record with its line in results.jsonl
+
+    @property
+    def records(self) -> list[dict]:
+        return [record for record, _ in self.lines]
 
     @property
     def shard(self) -> dict:
@@ -85,7 +89,7 @@ class Source:
                 "host_facts": card.get("host"), "enforcement": card.get("enforcement"), "backend": card.get("backend"),
                 "packages": card.get("packages"), "plugin_version": card.get("plugin_version"),
                 "started_at": card.get("started_at"), "finished_at": card.get("finished_at"),
-                "resumes": card.get("resumes", []), "trials_recorded": len(self.records)}
+                "resumes": card.get("resumes", []), "trials_recorded": len(self.lines)}
 
 
 def load(path: Path) -> Source:
@@ -93,7 +97,7 @@ def load(path: Path) -> Source:
     card = run.card()
     if card is None:
         raise MergeError(f"{path}: no {CARD}: not a run directory (pass the directories given to --hb-out)")
-    return Source(Path(path), card, run.records())
+    return Source(Path(path), card, load_record_lines(path) if run.has_results else [])
 
 
 def _value(card: dict, section: str | None, key: str):
@@ -144,7 +148,8 @@ class Merged:
     """The merged records (every kept attempt), where their trajectories come from, and what is missing."""
 
     records: list[dict]
-    trajectories: list[tuple[Path, Path]]  # (source file, file key in OUT)
+    result_lines: list[str]  # results.jsonl of OUT, one per record
+    trajectories: list[tuple[str, str]]  # (source file, file key in OUT)
     total: int
     present: list[int]
     missing_shards: list[int]
@@ -182,25 +187,31 @@ def _latest_ids(records: list[dict]) -> set[str]:
 
 def combine(sources: Sequence[Source]) -> Merged:
     """Resolve duplicates, renumber attempts, find what is missing. Sources are of one experiment."""
-    attempts: dict[str, list[tuple[str, int, dict, Path]]] = {}
+    attempts: dict[str, list[tuple[str, int, dict, str, str]]] = {}
     for order, source in enumerate(sources):
-        for record in source.records:
+        trials = os.path.join(source.path, TRIALS)
+        for record, line in source.lines:
             attempts.setdefault(record["trial_id"], []).append(
-                (record.get("finished_at") or "", order, record, source.path))
-    records, trajectories, duplicates = [], [], 0
-    for trial_id, found in attempts.items():
-        found.sort(key=lambda entry: (entry[0], entry[1]))
+                (record.get("finished_at") or "", order, record, line, trials))
+    kept_entries, trajectories, duplicates = [], [], 0
+    for found in attempts.values():
+        if len(found) > 1:
+            found.sort(key=lambda entry: (entry[0], entry[1]))
         kept = []
         for entry in found:
             kept.append(entry)
             if entry[2]["outcome"] != "infra":
                 break
         duplicates += len(found) - len(kept)
-        for number, (_, _, record, path) in enumerate(kept, start=1):
-            renumbered = {**record, "attempts": number}
-            records.append(renumbered)
-            trajectories.append((path / TRIALS / f"{trajectory_key(record)}.json", Path(trajectory_key(renumbered))))
-    records.sort(key=lambda r: (r.get("finished_at") or "", r["trial_id"], r.get("attempts", 1)))
+        for number, (finished, _, original, line, trials) in enumerate(kept, start=1):
+            record = original
+            if original.get("attempts") != number:  # renumbered: the line changes, the trajectory's name too
+                record, line = {**original, "attempts": number}, None
+            kept_entries.append((finished, record["trial_id"], number, record, line))
+            trajectories.append((os.path.join(trials, trajectory_key(original) + ".json"), trajectory_key(record)))
+    kept_entries.sort(key=lambda entry: entry[:3])
+    records = [entry[3] for entry in kept_entries]
+    lines = [line or json.dumps(record, sort_keys=True) + "\n" for _, _, _, record, line in kept_entries]
     total = int(sources[0].shard.get("total", 1))
     present = sorted({source.index for source in sources})
     recorded = _latest_ids(records)
@@ -211,7 +222,8 @@ def combine(sources: Sequence[Source]) -> Merged:
             label = f"{source.index}/{total}"
             missing_trials[label] = sorted(set(missing_trials.get(label, share)) & (set(share) - recorded))
     missing_shards = [i for i in range(1, total + 1) if i not in present]
-    merged = Merged(records, trajectories, total, present, missing_shards, missing_trials, duplicates=duplicates)
+    merged = Merged(records, lines, trajectories, total, present, missing_shards, missing_trials,
+                    duplicates=duplicates)
     if missing_shards:
         _list_missing_shards(merged, sources, recorded)
     return merged
@@ -310,11 +322,10 @@ def _write(out: Path, card: dict, merged: Merged) -> None:
         (staging / TRIALS).mkdir(parents=True)
         store = RunStore(staging)
         store.write_card(card)
-        with open(staging / RESULTS, "w", encoding="utf-8") as f:
-            for record in merged.records:
-                f.write(json.dumps(record, sort_keys=True) + "\n")
+        write_results(staging, merged.result_lines)
+        trials = os.path.join(staging, TRIALS)
         for source, key in merged.trajectories:
-            _link(source, staging / TRIALS / f"{key}.json")
+            _link(source, os.path.join(trials, f"{key}.json"))
         if out.exists():
             old = out.with_name(f".{out.name}.replaced-{os.getpid()}")
             os.rename(out, old)
@@ -327,7 +338,7 @@ def _write(out: Path, card: dict, merged: Merged) -> None:
         raise
 
 
-def _link(source: Path, target: Path) -> None:
+def _link(source: str, target: str) -> None:
     """A hard link where the file system allows (no copy of 100,000 trajectories), else a copy; a trajectory
     that is missing (its process died before writing it) is left missing, as in the shard."""
     try:

@@ -197,6 +197,25 @@ def latest(records: list[dict]) -> list[dict]:
     return list({r["trial_id"]: r for r in records}.values())
 
 
+def load_record_lines(run_dir: Path) -> list[tuple[dict, str]]:
+    """Records of a run directory with their lines as written (a merge copies a line it does not change);
+    a torn last line is skipped."""
+    pairs = []
+    with open(Path(run_dir) / RESULTS, encoding="utf-8") as f:
+        for line in f:
+            try:
+                pairs.append((json.loads(line), line if line.endswith("\n") else line + "\n"))
+            except json.JSONDecodeError:
+                continue
+    return pairs
+
+
+def write_results(run_dir: Path, lines) -> None:
+    """A whole results.jsonl at once (a merge writes a new directory; a session appends instead)."""
+    with open(Path(run_dir) / RESULTS, "w", encoding="utf-8") as f:
+        f.writelines(lines)
+
+
 def load_records(run_dir: Path) -> list[dict]:
     """Records of a run directory; a torn last line (crash mid-write) is skipped."""
     records = []
