@@ -29,8 +29,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import NamedTuple
 
-from .store import CARD, TRIALS, RunDir, RunStore, load_record_lines, trajectory_key, write_results
+from .store import CARD, TRIALS, RunDir, RunStore, iter_record_lines, trajectory_key, write_results
 
 #: What defines the experiment: (section of the card or None for its top level, key, how to name it).
 EXPERIMENT = (
@@ -55,17 +56,23 @@ class MergeError(ValueError):
     """The directories cannot be merged: the message says why and names the directories."""
 
 
+class Attempt(NamedTuple):
+    """What merging needs of one record: who, how it ended, when, which attempt; and its line as written."""
+
+    trial_id: str
+    outcome: str
+    finished_at: str
+    number: int | None
+    line: str
+
+
 @dataclass
 class Source:
     """One run directory given to merge: its card, its records, and its share."""
 
     path: Path
     card: dict
-    lines: list[tuple[dict, str]]  # each record with its line in results.jsonl
-
-    @property
-    def records(self) -> list[dict]:
-        return [record for record, _ in self.lines]
+    attempts: list[Attempt]
 
     @property
     def shard(self) -> dict:
@@ -89,7 +96,7 @@ class Source:
                 "host_facts": card.get("host"), "enforcement": card.get("enforcement"), "backend": card.get("backend"),
                 "packages": card.get("packages"), "plugin_version": card.get("plugin_version"),
                 "started_at": card.get("started_at"), "finished_at": card.get("finished_at"),
-                "resumes": card.get("resumes", []), "trials_recorded": len(self.lines)}
+                "resumes": card.get("resumes", []), "trials_recorded": len(self.attempts)}
 
 
 def load(path: Path) -> Source:
@@ -97,7 +104,9 @@ def load(path: Path) -> Source:
     card = run.card()
     if card is None:
         raise MergeError(f"{path}: no {CARD}: not a run directory (pass the directories given to --hb-out)")
-    return Source(Path(path), card, load_record_lines(path) if run.has_results else [])
+    attempts = [Attempt(r["trial_id"], r["outcome"], r.get("finished_at") or "", r.get("attempts"), line)
+                for r, line in (iter_record_lines(path) if run.has_results else ())]
+    return Source(Path(path), card, attempts)
 
 
 def _value(card: dict, section: str | None, key: str):
@@ -147,8 +156,8 @@ def _few(values: Sequence[str], shown: int = 3) -> str:
 class Merged:
     """The merged records (every kept attempt), where their trajectories come from, and what is missing."""
 
-    records: list[dict]
-    result_lines: list[str]  # results.jsonl of OUT, one per record
+    trial_ids: list[str]  # one per kept attempt, in the order of results.jsonl
+    result_lines: list[str]  # results.jsonl of OUT, one per attempt
     trajectories: list[tuple[str, str]]  # (source file, file key in OUT)
     total: int
     present: list[int]
@@ -163,8 +172,8 @@ class Merged:
 
     def lines(self) -> list[str]:
         """What the merge says: the shards, and what is missing (the command that completes it)."""
-        lines = [f"merged {len(self.present)} of {self.total} shard(s): {len(_latest_ids(self.records))} trial(s), "
-                 f"{len(self.records)} attempt(s)"
+        lines = [f"merged {len(self.present)} of {self.total} shard(s): {len(set(self.trial_ids))} trial(s), "
+                 f"{len(self.trial_ids)} attempt(s)"
                  + (f"; {self.duplicates} duplicate attempt(s) left out (resolved as --hb-resume does)"
                     if self.duplicates else "")]
         if self.missing_shards:
@@ -181,40 +190,37 @@ class Merged:
         return lines
 
 
-def _latest_ids(records: list[dict]) -> set[str]:
-    return {r["trial_id"] for r in records}
-
-
 def combine(sources: Sequence[Source]) -> Merged:
     """Resolve duplicates, renumber attempts, find what is missing. Sources are of one experiment."""
-    attempts: dict[str, list[tuple[str, int, dict, str, str]]] = {}
+    by_trial: dict[str, list[tuple[Attempt, int, str]]] = {}
     for order, source in enumerate(sources):
         trials = os.path.join(source.path, TRIALS)
-        for record, line in source.lines:
-            attempts.setdefault(record["trial_id"], []).append(
-                (record.get("finished_at") or "", order, record, line, trials))
+        for attempt in source.attempts:
+            by_trial.setdefault(attempt.trial_id, []).append((attempt, order, trials))
     kept_entries, trajectories, duplicates = [], [], 0
-    for found in attempts.values():
+    for found in by_trial.values():
         if len(found) > 1:
-            found.sort(key=lambda entry: (entry[0], entry[1]))
+            found.sort(key=lambda entry: (entry[0].finished_at, entry[1]))
         kept = []
         for entry in found:
             kept.append(entry)
-            if entry[2]["outcome"] != "infra":
+            if entry[0].outcome != "infra":
                 break
         duplicates += len(found) - len(kept)
-        for number, (finished, _, original, line, trials) in enumerate(kept, start=1):
-            record = original
-            if original.get("attempts") != number:  # renumbered: the line changes, the trajectory's name too
-                record, line = {**original, "attempts": number}, None
-            kept_entries.append((finished, record["trial_id"], number, record, line))
-            trajectories.append((os.path.join(trials, trajectory_key(original) + ".json"), trajectory_key(record)))
+        for number, (attempt, _, trials) in enumerate(kept, start=1):
+            line = attempt.line
+            old_key = trajectory_key({"trial_id": attempt.trial_id, "attempts": attempt.number})
+            if attempt.number != number:  # renumbered: the line changes, the trajectory's name too
+                line = json.dumps({**json.loads(line), "attempts": number}, sort_keys=True) + "\n"
+            new_key = trajectory_key({"trial_id": attempt.trial_id, "attempts": number})
+            kept_entries.append((attempt.finished_at, attempt.trial_id, number, line))
+            trajectories.append((os.path.join(trials, old_key + ".json"), new_key))
     kept_entries.sort(key=lambda entry: entry[:3])
-    records = [entry[3] for entry in kept_entries]
-    lines = [line or json.dumps(record, sort_keys=True) + "\n" for _, _, _, record, line in kept_entries]
+    trial_ids = [entry[1] for entry in kept_entries]
+    lines = [entry[3] for entry in kept_entries]
     total = int(sources[0].shard.get("total", 1))
     present = sorted({source.index for source in sources})
-    recorded = _latest_ids(records)
+    recorded = set(trial_ids)
     missing_trials: dict[str, list[str]] = {}
     for source in sources:
         share = source.shard.get("trials")
@@ -222,7 +228,7 @@ def combine(sources: Sequence[Source]) -> Merged:
             label = f"{source.index}/{total}"
             missing_trials[label] = sorted(set(missing_trials.get(label, share)) & (set(share) - recorded))
     missing_shards = [i for i in range(1, total + 1) if i not in present]
-    merged = Merged(records, lines, trajectories, total, present, missing_shards, missing_trials,
+    merged = Merged(trial_ids, lines, trajectories, total, present, missing_shards, missing_trials,
                     duplicates=duplicates)
     if missing_shards:
         _list_missing_shards(merged, sources, recorded)
@@ -277,7 +283,7 @@ def merged_card(sources: Sequence[Source], merged: Merged) -> dict:
     card["shard"] = None
     card["provenance"] = None  # each shard's is in "shards"
     card["shards"] = [s.provenance() for s in sorted(sources, key=lambda s: (s.index, str(s.path)))]
-    card["trials_recorded"] = len(merged.records)
+    card["trials_recorded"] = len(merged.trial_ids)
     card["merge"] = {"merged_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
                      "shards_total": merged.total, "shards_present": merged.present,
                      "partial": merged.partial, "duplicates_left_out": merged.duplicates,

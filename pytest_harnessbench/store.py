@@ -197,17 +197,16 @@ def latest(records: list[dict]) -> list[dict]:
     return list({r["trial_id"]: r for r in records}.values())
 
 
-def load_record_lines(run_dir: Path) -> list[tuple[dict, str]]:
-    """Records of a run directory with their lines as written (a merge copies a line it does not change);
-    a torn last line is skipped."""
-    pairs = []
+def iter_record_lines(run_dir: Path):
+    """Each record of a run directory with its line as written, one at a time (a merge keeps the line and a
+    few fields, not 100,000 dicts); a torn last line is skipped."""
     with open(Path(run_dir) / RESULTS, encoding="utf-8") as f:
         for line in f:
             try:
-                pairs.append((json.loads(line), line if line.endswith("\n") else line + "\n"))
+                record = json.loads(line)
             except json.JSONDecodeError:
                 continue
-    return pairs
+            yield record, line if line.endswith("\n") else line + "\n"
 
 
 def write_results(run_dir: Path, lines) -> None:
