@@ -281,6 +281,7 @@ def merged_card(sources: Sequence[Source], merged: Merged) -> dict:
     finished = [s.card.get("finished_at") for s in sources]
     card["finished_at"] = max(finished) if all(finished) else None
     card["shard"] = None
+    card.setdefault("settings", {})["shard"] = None  # the whole, from every shard
     card["provenance"] = None  # each shard's is in "shards"
     card["shards"] = [s.provenance() for s in sorted(sources, key=lambda s: (s.index, str(s.path)))]
     card["trials_recorded"] = len(merged.trial_ids)

@@ -382,7 +382,8 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
 
 
 @pytest.hookimpl(trylast=True, specname="pytest_collection_modifyitems")
-def pytest_collection_modifyitems_select(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems_select(session: pytest.Session, config: pytest.Config,
+                                         items: list[pytest.Item]) -> None:
     """After every other selection (``-k``, ``-m``): this shard's share (``--hb-shard``), then, of that, what
     ``--hb-resume`` has not finished. Both deselected as ``-k`` deselects."""
     bench = config.stash.get(BENCH, None)
