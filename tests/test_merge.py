@@ -198,3 +198,31 @@ def test_summary_of_a_one_host_run_says_nothing_of_hosts(tmp_path, capsys):
     merge(tmp_path / "out", [tmp_path / "s1", tmp_path / "s2"])
     assert main(["summary", str(tmp_path / "out")]) == 0
     assert "hosts:" not in capsys.readouterr().out
+
+
+def test_gate_command_exits_as_a_gated_session(tmp_path, capsys):
+    write_shard(tmp_path / "s1", 1, 2)
+    write_shard(tmp_path / "s2", 2, 2)
+    merge(tmp_path / "out", [tmp_path / "s1", tmp_path / "s2"])
+    status = main(["gate", str(tmp_path / "out"), "--baseline", "oracle:lean", "--margin", "score:3pt"])
+    said = capsys.readouterr().out
+    document = json.loads((tmp_path / "out" / "gate.json").read_text())
+    assert status == document["exit_status"] == 1  # nop fails every task that oracle:lean passes
+    assert document["status"] == "fail" and "gate vs oracle:lean: FAIL — exit status 1" in said
+    assert {v["multiplier"] for v in document["verdicts"]} == {"1x", "3x"}
+    assert main(["gate", str(tmp_path / "out"), "--baseline", "oracle:lean", "--at", "3"]) == 1
+    assert {v["multiplier"] for v in json.loads((tmp_path / "out" / "gate.json").read_text())["verdicts"]} == {"3x"}
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--baseline", "oracle:heavy"], "--baseline 'oracle:heavy' is not one of --models (oracle:lean, nop)"),
+    (["--baseline", "nop", "--margin", "score"], "--margin"),
+    (["--baseline", "nop", "--at", "5"], "--at '5': name one of --multipliers (1x, 3x)"),
+    (["--baseline", "nop", "--strict", "--accept-inconclusive"], "--strict and --accept-inconclusive contradict"),
+])
+def test_gate_command_usage_errors_are_one_line_in_its_own_words(tmp_path, capsys, args, message):
+    write_shard(tmp_path / "s1", 1, 1)
+    with pytest.raises(SystemExit) as exited:
+        main(["gate", str(tmp_path / "s1"), *args])
+    err = capsys.readouterr().err
+    assert exited.value.code == 2 and message in err and len(err.strip().splitlines()) == 1, err
