@@ -49,7 +49,7 @@ EXPERIMENT = (
     ("harness", "toolset_sha256", "tool set (sha256)"),
     ("shard", "total", "number of shards (--hb-shard K/N)"),
 )
-SHOWN_MISSING = 20  # missing trial ids listed per shard in messages (the card holds them all)
+SHOWN_MISSING = 20  # missing trial keys listed per shard in messages (the card holds them all)
 
 
 class MergeError(ValueError):
@@ -60,6 +60,7 @@ class Attempt(NamedTuple):
     """What merging needs of one record: who, how it ended, when, which attempt; and its line as written."""
 
     trial_id: str
+    key: str  # shard.trial_key: how shard plans name it
     outcome: str
     finished_at: str
     number: int | None
@@ -104,7 +105,9 @@ def load(path: Path) -> Source:
     card = run.card()
     if card is None:
         raise MergeError(f"{path}: no {CARD}: not a run directory (pass the directories given to --hb-out)")
-    attempts = [Attempt(r["trial_id"], r["outcome"], r.get("finished_at") or "", r.get("attempts"), line)
+    from .shard import record_key
+
+    attempts = [Attempt(r["trial_id"], record_key(r), r["outcome"], r.get("finished_at") or "", r.get("attempts"), line)
                 for r, line in (iter_record_lines(path) if run.has_results else ())]
     return Source(Path(path), card, attempts)
 
@@ -162,7 +165,7 @@ class Merged:
     total: int
     present: list[int]
     missing_shards: list[int]
-    missing_trials: dict[str, list[str]]  # shard "K/N" -> trial ids its share holds but no directory recorded
+    missing_trials: dict[str, list[str]]  # shard "K/N" -> trial keys its share holds but no directory recorded
     unknown_shards: list[int] = field(default_factory=list)  # missing shards whose trials cannot be listed
     duplicates: int = 0
 
@@ -213,14 +216,14 @@ def combine(sources: Sequence[Source]) -> Merged:
             if attempt.number != number:  # renumbered: the line changes, the trajectory's name too
                 line = json.dumps({**json.loads(line), "attempts": number}, sort_keys=True) + "\n"
             new_key = trajectory_key({"trial_id": attempt.trial_id, "attempts": number})
-            kept_entries.append((attempt.finished_at, attempt.trial_id, number, line))
+            kept_entries.append((attempt.finished_at, attempt.trial_id, number, line, attempt.key))
             trajectories.append((os.path.join(trials, old_key + ".json"), new_key))
     kept_entries.sort(key=lambda entry: entry[:3])
     trial_ids = [entry[1] for entry in kept_entries]
     lines = [entry[3] for entry in kept_entries]
     total = int(sources[0].shard.get("total", 1))
     present = sorted({source.index for source in sources})
-    recorded = set(trial_ids)
+    recorded = {entry[4] for entry in kept_entries}
     missing_trials: dict[str, list[str]] = {}
     for source in sources:
         share = source.shard.get("trials")
@@ -251,10 +254,11 @@ def _list_missing_shards(merged: Merged, sources: Sequence[Source], recorded: se
 
 
 def _recompute(card: dict, plan: dict) -> dict[str, tuple[str, str]] | None:
-    """Every collected trial id -> its cell, from the task ids and the settings (as TrialKey makes them);
+    """Every collected trial key -> its cell, from the task ids and the settings (as the plugin makes them);
     None when the settings cannot be parsed back (the caller then cannot list a missing shard's trials)."""
     from .config import ConfigError, parse_models, parse_multipliers
-    from .trial import TrialKey, make_cases
+    from .shard import trial_key
+    from .trial import make_cases
 
     settings = card.get("settings") or {}
     try:
@@ -264,10 +268,8 @@ def _recompute(card: dict, plan: dict) -> dict[str, tuple[str, str]] | None:
         return None
     collected = {}
     for task_id in plan["task_ids"]:
-        function_id = task_id.partition("[")[0]
         for case in cases:
-            key = TrialKey(function_id, task_id, case)
-            collected[key.trial_id] = (case.model.text, case.multiplier.label)
+            collected[trial_key(task_id, case.id)] = (case.model.text, case.multiplier.label)
     return collected
 
 

@@ -277,8 +277,10 @@ class _XdistHooks:
             keys = list(filter(None, map(self.bench.key_of, ids)))
             self.recorder.expect(key.case for key in keys)
             if self.bench.config.shard is not None:  # the workers' plan, all but what only they know, until they end
+                from .shard import trial_key
+
                 self.bench.shard_plan = {**self.bench.config.shard.to_dict(),
-                                         "trials": sorted(key.trial_id for key in keys)}
+                                         "trials": sorted(trial_key(key.task_id, key.case.id) for key in keys)}
                 _write_lines(self.recorder.config, [_shard_line(self.bench.shard_plan)])
             if keys:
                 try:  # before anything is scheduled; a UsageError here still tears the workers down
@@ -403,17 +405,19 @@ def pytest_collection_modifyitems_select(session: pytest.Session, config: pytest
 
 def _take_shard(config: pytest.Config, bench, items: list[pytest.Item]) -> None:
     """Keep this shard's share of ``items``; its plan goes to the card (from a worker: to the controller)."""
-    from .shard import plan, split
+    from .shard import plan, split, trial_key
 
     def trial_of(item):
         key = item.stash.get(KEY, None)
-        return None if key is None else (key.trial_id, (key.case.model.text, key.case.multiplier.label))
+        return None if key is None else (trial_key(key.task_id, key.case.id), (key.case.model.text,
+                                                                               key.case.multiplier.label))
 
     kept, dropped = split(items, bench.config.shard, trial_of, lambda item: item.nodeid)
     keys = [item.stash[KEY] for item in items if KEY in item.stash]
-    collected = {k.trial_id: (k.task_id, k.case.model.text, k.case.multiplier.label) for k in keys}
-    bench.shard_plan = plan(bench.config.shard, collected, [item.stash[KEY].trial_id for item in kept
-                                                            if KEY in item.stash])
+    collected = {trial_key(k.task_id, k.case.id): (k.task_id, k.case.model.text, k.case.multiplier.label)
+                 for k in keys}
+    bench.shard_plan = plan(bench.config.shard, collected, [trial_key(item.stash[KEY].task_id, item.stash[KEY].case.id)
+                                                            for item in kept if KEY in item.stash])
     if hasattr(config, "workeroutput"):
         config.workeroutput[WORKER_SHARD] = bench.shard_plan
     items[:] = kept

@@ -4,10 +4,10 @@ The split is a pure function of the collected trials' keys, so every machine
 computes the same one without talking to the others:
 
 - trials are grouped by cell (model × multiplier), each cell ordered by a hash
-  of its trial ids, and the cells' trials dealt out round-robin, one after the
-  other: every share gets within one trial of 1/N of every cell, and of the
-  whole, so a lost shard takes a slice of every model and multiplier, never a
-  whole one;
+  of its trial keys (``TASK_ID[MODEL@MULT#K]``), and the cells' trials dealt
+  out round-robin, one after the other: every share gets within one trial of
+  1/N of every cell, and of the whole, so a lost shard takes a slice of every
+  model and multiplier, never a whole one;
 - the N shares are disjoint and together exactly the collection;
 - tests that are not trials (a project's own tests in the same session) are
   dealt out the same way, separately, so they never move a trial.
@@ -92,8 +92,20 @@ def _auto(environ: Mapping[str, str]) -> Shard:
                      "from the matrix: --hb-shard ${{ matrix.shard }}/N)")
 
 
+def trial_key(task_id: str, case_id: str) -> str:
+    """What the split hashes: ``TASK_ID[MODEL@MULT#K]``, the same on every machine (task ids are relative to the
+    suite's root), readable in a list of missing trials, and cheap: no trial id is computed for a trial that
+    another shard runs."""
+    return f"{task_id}[{case_id}]"
+
+
+def record_key(record) -> str:
+    """:func:`trial_key` of a record."""
+    return trial_key(record["task_id"], f"{record['model']}@{record['multiplier']}#{record['sample']}")
+
+
 def _order(key: str) -> bytes:
-    """Sort key within a cell: a hash of the trial id, then the id itself (an astronomically unlikely tie)."""
+    """Sort key within a cell: a hash of the trial key, then the key itself (an astronomically unlikely tie)."""
     encoded = key.encode()
     return hashlib.blake2b(encoded, digest_size=8).digest() + encoded
 
@@ -118,7 +130,7 @@ def split(items: list[T], shard: Shard, trial_of: Callable[[T], tuple[str, Hasha
           other_key: Callable[[T], str]) -> tuple[list[T], list[T]]:
     """(kept, deselected) ``items``, in their order: this shard's trials and its share of the other tests.
 
-    ``trial_of(item)``: ``(trial_id, cell)`` of a trial, None for another test,
+    ``trial_of(item)``: ``(trial key, cell)`` of a trial, None for another test,
     whose share goes by ``other_key(item)`` (its node id) alone.
     """
     keyed = [(item, trial_of(item)) for item in items]
@@ -131,19 +143,19 @@ def split(items: list[T], shard: Shard, trial_of: Callable[[T], tuple[str, Hasha
     return kept, dropped
 
 
-def collection_digest(trial_ids: Iterable[str]) -> str:
-    """One digest of the whole collection (every share's trials): shards of one experiment share it."""
+def collection_digest(keys: Iterable[str]) -> str:
+    """One digest of the whole collection (every share's trial keys): shards of one experiment share it."""
     digest = hashlib.sha256()
-    for trial_id in sorted(trial_ids):
-        digest.update(trial_id.encode() + b"\n")
+    for key in sorted(keys):
+        digest.update(key.encode() + b"\n")
     return digest.hexdigest()
 
 
 def plan(shard: Shard, collected: Mapping[str, tuple[str, str, str]], kept: Iterable[str]) -> dict:
     """What the card records of this shard's selection.
 
-    ``collected``: every collected trial (all shares) by id → (task id, model, multiplier);
-    ``kept``: this shard's trial ids. The task ids and the digest let ``merge`` tell
+    ``collected``: every collected trial (all shares) by :func:`trial_key` → (task id, model, multiplier);
+    ``kept``: this shard's trial keys. The task ids and the digest let ``merge`` tell
     shards of another task set apart; ``trials`` lets it list what a shard did not finish.
     """
     kept = sorted(kept)

@@ -7,7 +7,7 @@ import pytest
 
 from pytest_harnessbench.__main__ import main
 from pytest_harnessbench.merge import MergeError, merge
-from pytest_harnessbench.shard import Shard, assign, plan
+from pytest_harnessbench.shard import Shard, assign, plan, trial_key
 from pytest_harnessbench.store import RunDir, RunStore
 from pytest_harnessbench.trial import TrialKey, make_cases
 from pytest_harnessbench.config import parse_models, parse_multipliers
@@ -17,6 +17,7 @@ TASKS = ["suite/test_a.py::test_a", "suite/test_b.py::test_b", "suite/test_c.py:
 
 
 def collection(tasks=TASKS):
+    """trial id -> (task id, case), as the plugin names them."""
     cases = make_cases(parse_models(",".join(MODELS)), parse_multipliers(",".join(MULTS)), SAMPLES)
     return {TrialKey(t, t, case).trial_id: (t, case) for t in tasks for case in cases}
 
@@ -57,12 +58,14 @@ def write_shard(path: Path, index, total, *, tasks=TASKS, skip=(), outcome=outco
     """A shard's run directory: its share of the collection, each trial recorded (but ``skip``) with a trajectory."""
     run_id = run_id or f"run{index}"
     trials = collection(tasks)
-    cells = {t: (case.model.text, case.multiplier.label) for t, (_, case) in trials.items()}
+    key_of = {t: trial_key(task, case.id) for t, (task, case) in trials.items()}
+    cells = {key_of[t]: (case.model.text, case.multiplier.label) for t, (_, case) in trials.items()}
     shares = assign(cells.items(), total)
-    mine = [t for t in trials if shares[t] == index]
+    mine = [t for t in trials if shares[key_of[t]] == index]
     store = RunStore(path)
-    store.write_card(card(run_id, plan(Shard(index, total), {t: (task, *cells[t]) for t, (task, _) in trials.items()},
-                                       mine), **changes))
+    store.write_card(card(run_id, plan(Shard(index, total), {key_of[t]: (task, *cells[key_of[t]])
+                                                             for t, (task, _) in trials.items()},
+                                       [key_of[t] for t in mine]), **changes))
     for n, trial_id in enumerate(sorted(mine)):
         if trial_id in skip:
             continue
@@ -126,7 +129,8 @@ def test_missing_shard_is_listed_then_completed(tmp_path, capsys):
     said = capsys.readouterr().out
     assert status == 1
     assert "MISSING SHARDS: 2/3" in said and "PARTIAL RUN" in said
-    second = sorted(set(collection()) - set(first) - set(third))
+    second = sorted(trial_key(task, case.id) for t, (task, case) in collection().items()
+                    if t not in set(first) | set(third))
     missing = RunDir(tmp_path / "out").card()["merge"]["missing"]
     assert missing["shards"] == ["2/3"] and missing["trials"] == {"2/3": second}  # recomputed exactly
     write_shard(tmp_path / "s2", 2, 3)
@@ -141,7 +145,9 @@ def test_unfinished_trials_of_a_shard_are_listed(tmp_path):
     write_shard(tmp_path / "s2", 2, 2)
     write_shard(tmp_path / "s1b", 1, 2, skip=set(share[:3]))
     merged = merge(tmp_path / "out", [tmp_path / "s1b", tmp_path / "s2"])
-    assert merged.partial and merged.missing_trials["1/2"] == sorted(share[:3])
+    trials = collection()
+    assert merged.partial and merged.missing_trials["1/2"] == sorted(trial_key(*trials[t][:1], trials[t][1].id)
+                                                                     for t in share[:3])
     assert any("finish it with --hb-resume" in line for line in merged.lines())
 
 
