@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 from pytest_harnessbench.merge import merge
-from pytest_harnessbench.shard import Shard, assign, plan
+from pytest_harnessbench.shard import Shard, assign, plan, record_key, trial_key
 
 TARGET = 5.0
 MODELS = ("openai:gpt-5.1", "anthropic:claude-opus-4-7", "oracle")
@@ -68,7 +68,9 @@ def record(run_id: str, trial_id: str, task_id: str, model: str, mult: str, n: i
 
 def write_shards(root: Path, n: int, shards: int, trajectories: bool) -> list[Path]:
     collected = trial_ids(n)
-    shares = assign(((t, (m, x)) for t, (_, m, x) in collected.items()), shards)
+    keys = {t: trial_key(task, f"{m}@{x}#{t.split('#')[1].split('_')[0]}") for t, (task, m, x) in collected.items()}
+    plans = {keys[t]: value for t, value in collected.items()}
+    shares = assign(((keys[t], (m, x)) for t, (_, m, x) in collected.items()), shards)
     card = {"settings": {"models": list(MODELS), "multipliers": list(MULTIPLIERS), "samples": 5, "backend": "local",
                          "scale": ["cpu", "memory"], "enforcement": "cgroup", "oom_as": "infra", "max_steps": 30,
                          "model_params": {}},
@@ -79,13 +81,15 @@ def write_shards(root: Path, n: int, shards: int, trajectories: bool) -> list[Pa
     for index in range(1, shards + 1):
         path = root / f"shard-{index}"
         (path / "trials").mkdir(parents=True)
-        mine = [t for t, share in shares.items() if share == index]
+        mine = [t for t in collected if shares[keys[t]] == index]
         run_id = f"run-{index}"
-        document = {**card, "run_id": run_id, "shard": plan(Shard(index, shards), collected, mine)}
+        document = {**card, "run_id": run_id, "shard": plan(Shard(index, shards), plans, [keys[t] for t in mine])}
         (path / "harness.json").write_text(json.dumps(document))
         with open(path / "results.jsonl", "w") as f:
             for n, trial_id in enumerate(mine):
                 r = record(run_id, trial_id, *collected[trial_id], n)
+                r["sample"] = int(trial_id.split("#")[1].split("_")[0])
+                assert record_key(r) == keys[trial_id]
                 f.write(json.dumps(r, sort_keys=True) + "\n")
                 if trajectories:
                     (path / "trials" / f"{trial_id}.json").write_text(json.dumps({"record": r, "messages": []}))
