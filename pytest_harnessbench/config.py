@@ -86,7 +86,7 @@ OPTIONS = (
     Option("reap", "--hb-reap", "hb_reap", "false",
            "remove sandboxes (cgroups, directories, containers) left by sessions that died, then exit", flag_only=True),
     Option("shard", "--hb-shard", "hb_shard", "",
-           "run only share K of N of the trials (K/N, 1-based; deterministic from the trial ids, so N machines "
+           "run only share K of N of the trials (K/N, 1-based; deterministic from the trial keys, so N machines "
            "split one bake-off without talking), or 'auto' from CI_NODE_INDEX/CI_NODE_TOTAL (GitLab), "
            "BUILDKITE_PARALLEL_JOB/_COUNT, JOB_COMPLETION_INDEX + HARNESSBENCH_SHARD_TOTAL (Kubernetes Indexed Job); "
            "merge the run directories with `harnessbench merge`"),
