@@ -2,29 +2,35 @@
 
 For ``harnessbench summary`` and ``harnessbench gate`` on a finished run or on
 a merged one (``harnessbench merge``): the same report and gate code as the
-session, with the models and multipliers from the run's card, so a CI job
-after a matrix of shards decides as a single session would have.
+session (the summary model: summary.summarize, formatted by report.render;
+the gate: endofrun.decide_gate), with the models and multipliers from the
+run's card, so a CI job after a matrix of shards decides as a single session
+would have.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .store import RunDir
+
+if TYPE_CHECKING:
+    from .records import TrialRecord
 
 
 def settings(run: RunDir) -> dict:
     return (run.card() or {}).get("settings") or {}
 
 
-def ordered(records: list[dict], models: Sequence[str], multipliers: Sequence[str]) -> list[dict]:
+def ordered(records: list[TrialRecord], models: Sequence[str], multipliers: Sequence[str]) -> list[TrialRecord]:
     """Records in the order of the experiment (model, multiplier, trial, attempt), not of completion: the
     gate's lines then come out the same for any schedule, merged or not."""
     rank_m, rank_x = {m: i for i, m in enumerate(models)}, {x: i for i, x in enumerate(multipliers)}
-    return sorted(records, key=lambda r: (rank_m.get(r["model"], len(rank_m)), r["model"],
-                                          rank_x.get(r["multiplier"], len(rank_x)), r["multiplier"], r["trial_id"],
-                                          r.get("attempts", 1)))
+    return sorted(records, key=lambda r: (rank_m.get(r.model, len(rank_m)), r.model,
+                                          rank_x.get(r.multiplier, len(rank_x)), r.multiplier, r.trial_id,
+                                          r.attempts))
 
 
 @dataclass
@@ -38,23 +44,17 @@ class GateResult:
 
 
 def run_gate(run: RunDir, gate: dict) -> GateResult:
-    """The gate over the run's records, as ``Bench.run_gate`` does it; ``gate``: ``config.parse_gate``'s result."""
-    from .gate import INCONCLUSIVE_EXIT_STATUS, evaluate, verdicts_to_json
-    from .report import gate_lines
+    """The gate over the run's records, as the session's (``EndOfRun.run_gate``) decides it; ``gate``:
+    ``config.parse_gate``'s result."""
+    from .endofrun import decide_gate
 
     chosen = settings(run)
     models, multipliers = chosen.get("models") or [], chosen.get("multipliers") or []
-    records = ordered(run.latest(), models, multipliers)
     at = [gate["gate_at"].label] if gate.get("gate_at") else list(multipliers)
-    baseline = RunDir(gate["compare"]).latest() if gate.get("compare") else None
-    pairs = evaluate(records, gate["gate"], gate["gate_margins"], multipliers=at, alpha=gate["gate_alpha"],
-                     strict=gate["gate_strict"], baseline_records=baseline)
-    document = verdicts_to_json([v for _, v in pairs])
-    for entry, (mult, _) in zip(document["verdicts"], pairs):
-        entry["multiplier"] = mult
-    if not pairs:  # nothing could be compared: that decides nothing, and blocks
-        document.update(status="inconclusive", blocks=True, exit_status=INCONCLUSIVE_EXIT_STATUS)
-    return GateResult(document, gate_lines(document, pairs, baseline=gate["gate"], compare=gate.get("compare")))
+    document, lines = decide_gate(ordered(run.latest(), models, multipliers), gate["gate"], gate["gate_margins"],
+                                  at, alpha=gate["gate_alpha"], strict=gate["gate_strict"],
+                                  compare=gate.get("compare"))
+    return GateResult(document, lines)
 
 
 def parse_gate_options(run: RunDir, raw: dict) -> dict:
@@ -78,26 +78,26 @@ def session_gate(run: RunDir) -> dict | None:
 
 
 def summary_lines(run: RunDir, *, verbose: bool = False, width: int = 100) -> list[str]:
-    """The session's harnessbench section: the report, the gate as the session ran it, the hosts of a merged
-    run, and what a merge found missing."""
-    from . import hosts
+    """The session's harnessbench section: the summary model (with the hosts of a merged run) as the terminal
+    shows it, the gate as the session ran it, and what a merge found missing."""
     from .report import render
     from .store import latest
+    from .summary import summarize
 
     card = run.card() or {}
     chosen = settings(run)
     models, multipliers = chosen.get("models") or [], chosen.get("multipliers") or []
     records = run.records()
     final = latest(records)
-    last = {id(r) for r in final}
+    last = set(map(id, final))
     gate_lines: list[str] = []
     raw = session_gate(run)
     if raw is not None:
         gate_lines = run_gate(run, parse_gate_options(run, raw)).lines
-    lines = render(final, models=models, multipliers=multipliers, run_dir=str(run.path), gate_lines=gate_lines,
-                   superseded=[r for r in records if id(r) not in last], verbose=verbose, width=width)
     host_of = {s.get("run_id"): s.get("host") or "?" for s in card.get("shards") or ()}
-    lines += hosts.lines(hosts.host_effect(final, host_of) if host_of else None)
+    summary = summarize(final, models=models, multipliers=multipliers,
+                        superseded=[r for r in records if id(r) not in last], host_of=host_of)
+    lines = render(summary, run_dir=str(run.path), gate_lines=gate_lines, verbose=verbose, width=width)
     merge = card.get("merge") or {}
     if merge.get("partial"):
         missing = merge.get("missing") or {}

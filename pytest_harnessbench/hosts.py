@@ -7,6 +7,9 @@ a 2 × 2 table, else the chi-square test of independence); the cells' p-values
 are combined by Fisher's method. Cells where one host ran every trial, or every
 trial ended the same way, carry no evidence and are left out (and counted).
 With one host there is nothing to say.
+
+The result is part of the summary model (``summary.Summary.hosts``); report.py
+formats it.
 """
 
 from __future__ import annotations
@@ -14,10 +17,13 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from . import stats
+from .outcomes import OUTCOMES
 
-OUTCOMES = ("passed", "failed", "infra", "error")
+if TYPE_CHECKING:
+    from .records import TrialRecord
 
 
 @dataclass(frozen=True)
@@ -26,6 +32,13 @@ class HostEffect:
     cells: dict[tuple[str, str], float]  # (model, multiplier) -> p of that cell's test
     uninformative: int  # cells with one host or one outcome
     p_combined: float | None
+    verdict: str | None  # stats.verdict of p_combined ("differs", "within noise"); None when not testable
+
+    def to_dict(self) -> dict:
+        """As ``Summary.results()`` carries it."""
+        return {"hosts": self.hosts, "uninformative": self.uninformative, "p_combined": self.p_combined,
+                "verdict": self.verdict,
+                "cells": [{"model": m, "multiplier": x, "p": p} for (m, x), p in self.cells.items()]}
 
 
 def cell_p(table: Sequence[Sequence[int]]) -> float | None:
@@ -42,15 +55,16 @@ def cell_p(table: Sequence[Sequence[int]]) -> float | None:
     return float(chi2_contingency(reduced).pvalue)
 
 
-def host_effect(records: Sequence[Mapping], host_of: Mapping[str, str]) -> HostEffect | None:
+def host_effect(records: Sequence[TrialRecord], host_of: Mapping[str, str], alpha: float = 0.05
+                ) -> HostEffect | None:
     """None with fewer than two hosts; ``host_of`` maps a record's ``run_id`` (its shard's) to its host."""
-    hosts = Counter(host_of.get(r["run_id"], "?") for r in records)
+    hosts = Counter(host_of.get(r.run_id, "?") for r in records)
     if len(hosts) < 2:
         return None
     tables: dict[tuple[str, str], dict[str, Counter]] = {}
     for r in records:
-        cell = tables.setdefault((r["model"], r["multiplier"]), {})
-        cell.setdefault(host_of.get(r["run_id"], "?"), Counter())[r["outcome"]] += 1
+        cell = tables.setdefault((r.model, r.multiplier), {})
+        cell.setdefault(host_of.get(r.run_id, "?"), Counter())[r.outcome] += 1
     cells, uninformative = {}, 0
     for key, by_host in tables.items():
         p = cell_p([[counts[o] for o in OUTCOMES] for counts in by_host.values()])
@@ -58,27 +72,10 @@ def host_effect(records: Sequence[Mapping], host_of: Mapping[str, str]) -> HostE
             uninformative += 1
         else:
             cells[key] = p
-    combined = None
+    combined = verdict = None
     if cells:
         from scipy.stats import combine_pvalues
 
         combined = float(combine_pvalues(list(cells.values()), method="fisher").pvalue)
-    return HostEffect(dict(sorted(hosts.items())), cells, uninformative, combined)
-
-
-def lines(effect: HostEffect | None, alpha: float = 0.05) -> list[str]:
-    if effect is None:
-        return []
-    listed = ", ".join(f"{host} {n}" for host, n in effect.hosts.items())
-    out = [f"hosts: the shards ran on {len(effect.hosts)} machines ({listed} trials); a host is a confounder"]
-    if effect.p_combined is None:
-        out.append(f"  outcome by host within model × multiplier: not testable ({effect.uninformative} cell(s), each "
-                   "with one host or one outcome)")
-        return out
-    out.append(f"  outcome by host within model × multiplier: {stats.verdict(effect.p_combined, None, alpha)} "
-               f"(Fisher's combination of {len(effect.cells)} cell test(s); {effect.uninformative} cell(s) with one "
-               "host or one outcome left out)")
-    worst = sorted(effect.cells.items(), key=lambda item: item[1])[:3]
-    if effect.p_combined < alpha:
-        out.append("  cells that differ most: " + ", ".join(f"{m}@{x} ({stats.format_p(p)})" for (m, x), p in worst))
-    return out
+        verdict = stats.verdict(combined, None, alpha)
+    return HostEffect(dict(sorted(hosts.items())), cells, uninformative, combined, verdict)

@@ -31,7 +31,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import NamedTuple
 
-from .store import CARD, TRIALS, RunDir, RunStore, iter_record_lines, trajectory_key, write_results
+from .store import CARD, TRIALS, RunDir, RunStore, attempt_key, iter_record_lines, write_results
 
 #: What defines the experiment: (section of the card or None for its top level, key, how to name it).
 EXPERIMENT = (
@@ -212,10 +212,10 @@ def combine(sources: Sequence[Source]) -> Merged:
         duplicates += len(found) - len(kept)
         for number, (attempt, _, trials) in enumerate(kept, start=1):
             line = attempt.line
-            old_key = trajectory_key({"trial_id": attempt.trial_id, "attempts": attempt.number})
+            old_key = attempt_key(attempt.trial_id, attempt.number)
             if attempt.number != number:  # renumbered: the line changes, the trajectory's name too
                 line = json.dumps({**json.loads(line), "attempts": number}, sort_keys=True) + "\n"
-            new_key = trajectory_key({"trial_id": attempt.trial_id, "attempts": number})
+            new_key = attempt_key(attempt.trial_id, number)
             kept_entries.append((attempt.finished_at, attempt.trial_id, number, line, attempt.key))
             trajectories.append((os.path.join(trials, old_key + ".json"), new_key))
     kept_entries.sort(key=lambda entry: entry[:3])

@@ -27,6 +27,8 @@ GITHUB = EXAMPLES / "github-actions-shards.yml"
 INDEXED_JOB = EXAMPLES / "kubernetes" / "indexed-job.yaml"
 MERGE_JOB = EXAMPLES / "kubernetes" / "merge-job.yaml"
 
+pytestmark = pytest.mark.e2e  # pytest --help in a subprocess gives every option pytest takes here
+
 
 @pytest.fixture(scope="module")
 def pytest_options():

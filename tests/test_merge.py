@@ -7,6 +7,7 @@ import pytest
 
 from pytest_harnessbench.__main__ import main
 from pytest_harnessbench.merge import MergeError, merge
+from pytest_harnessbench.records import TrialRecord
 from pytest_harnessbench.shard import Shard, assign, plan, trial_key
 from pytest_harnessbench.store import RunDir, RunStore
 from pytest_harnessbench.trial import TrialKey, make_cases
@@ -42,12 +43,12 @@ def card(run_id, shard_plan, **changes):
 
 
 def record(run_id, trial_id, task_id, case, outcome, finished_at, attempt=1):
-    return {"run_id": run_id, "trial_id": trial_id, "task_id": task_id, "model": case.model.text,
+    return TrialRecord.from_dict({"run_id": run_id, "trial_id": trial_id, "task_id": task_id, "model": case.model.text,
             "multiplier": case.multiplier.label, "multiplier_factor": case.multiplier.factor, "sample": case.sample,
             "outcome": outcome, "cause": {"passed": None, "failed": "assertion", "infra": "oom"}[outcome],
             "message": "", "allocation": {}, "enforcement": "cgroup-v1", "backend": "local", "resources": {},
             "timing": {}, "usage": {}, "metrics": {}, "metrics_missing": {}, "attempts": attempt,
-            "started_at": finished_at, "finished_at": finished_at, "worker": "main", "rewards": None, "schema": 1}
+            "started_at": finished_at, "finished_at": finished_at, "worker": "main", "rewards": None, "schema": 1})
 
 
 def outcome_of(case):
@@ -72,7 +73,7 @@ def write_shard(path: Path, index, total, *, tasks=TASKS, skip=(), outcome=outco
         task, case = trials[trial_id]
         r = record(run_id, trial_id, task, case, outcome(case), f"2026-12-06T0{index}:00:{n:02d}Z")
         store.append(r)
-        store.write_trajectory(r, {"record": r, "messages": [], "traceback": None})
+        store.write_trajectory(r, {"messages": [], "traceback": None})
     store.close()
     return mine
 
@@ -82,7 +83,7 @@ def test_four_shards_merge_into_the_whole(tmp_path):
     merged = merge(tmp_path / "out", [tmp_path / f"s{i}" for i in (4, 2, 1, 3)])
     assert not merged.partial
     run = RunDir(tmp_path / "out")
-    assert sorted(r["trial_id"] for r in run.latest()) == sorted(collection())
+    assert sorted(r.trial_id for r in run.latest()) == sorted(collection())
     assert sum(map(len, shares)) == len(collection())
     assert len(run.trajectory_documents()) == len(collection())
     document = run.card()
@@ -136,7 +137,7 @@ def test_missing_shard_is_listed_then_completed(tmp_path, capsys):
     write_shard(tmp_path / "s2", 2, 3)
     status = main(["merge", str(tmp_path / "out"), *(str(tmp_path / f"s{i}") for i in (1, 2, 3))])
     assert status == 0  # merging again replaces the earlier merge
-    assert sorted(r["trial_id"] for r in RunDir(tmp_path / "out").latest()) == sorted(collection())
+    assert sorted(r.trial_id for r in RunDir(tmp_path / "out").latest()) == sorted(collection())
     assert RunDir(tmp_path / "out").card()["merge"]["partial"] is False
 
 
@@ -167,9 +168,9 @@ def test_duplicates_are_resolved_as_resume_resolves_them(tmp_path):
     merged = merge(tmp_path / "out", [tmp_path / "r2", tmp_path / "r1"])
     assert merged.duplicates == 1
     records = RunDir(tmp_path / "out").records()
-    assert [(r["trial_id"], r["outcome"], r["attempts"]) for r in records if r["trial_id"] == a_id] == \
+    assert [(r.trial_id, r.outcome, r.attempts) for r in records if r.trial_id == a_id] == \
         [(a_id, "infra", 1), (a_id, "passed", 2)]  # the infra attempt superseded, as --hb-resume-retry infra does
-    assert [(r["outcome"], r["run_id"]) for r in records if r["trial_id"] == b_id] == [("failed", "r1")]
+    assert [(r.outcome, r.run_id) for r in records if r.trial_id == b_id] == [("failed", "r1")]
 
 
 def test_merge_refuses_to_overwrite_what_it_did_not_write(tmp_path, capsys):

@@ -19,6 +19,8 @@ from conftest import EXAMPLE_SUITE
 from pytest_harnessbench.__main__ import main
 from pytest_harnessbench.store import RunDir
 
+pytestmark = pytest.mark.e2e  # each test starts pytest sessions in subprocesses
+
 TASKS = ("test_sort_numbers.py", "test_word_frequencies.py")
 BAKE_OFF = ["--models", "oracle:lean,oracle:heavy,nop", "--multipliers", "1,3,uncapped", "--samples", "1"]
 
@@ -99,7 +101,7 @@ def test_four_concurrent_shards_merge_into_what_one_run_gives(suite, capsys, mon
     # report and calibrate work on the merged directory unchanged
     assert main(["report", str(suite / "merged"), "-o", str(tmp_path / "merged.html")]) == 0
     html = (tmp_path / "merged.html").read_text()
-    assert all(r["trial_id"] in html for r in RunDir(suite / "merged").latest())
+    assert all(r.trial_id in html for r in RunDir(suite / "merged").latest())
     assert main(["calibrate", str(suite / "merged")]) == 0
     calibration = json.loads((suite / "merged" / "calibration.json").read_text())
     single_calibration = subprocess.run([sys.executable, "-m", "pytest_harnessbench", "calibrate", "single"],
@@ -163,7 +165,7 @@ def test_a_stopped_shard_resumes_its_own_share_and_the_merge_completes(pytester,
     assert resumed.ret == 1
     assert main(["merge", str(pytester.path / "merged"), str(pytester.path / "s1"), str(pytester.path / "s2")]) == 0
     records = RunDir(pytester.path / "merged").latest()
-    assert len(records) == 16 and {r["outcome"] for r in records if r["model"] == "nop"} == {"failed"}
+    assert len(records) == 16 and {r.outcome for r in records if r.model == "nop"} == {"failed"}
     wrong_share = pytester.runpytest_subprocess(*base, "--hb-shard", "1/2", "--hb-resume", "s2")
     assert wrong_share.ret == 4
     wrong_share.stderr.fnmatch_lines(["*--hb-resume s2: that run has --hb-shard 2/2, this one 1/2*"])
