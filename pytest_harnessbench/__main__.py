@@ -9,6 +9,13 @@
   headroom, and writes ``calibration.json`` to the run directory.
 - ``reference RUN_DIR[::MODEL]`` prints, per task, the tool-call path of the
   model's first passed trial as a ``reference_tools=[...]`` marker argument.
+- ``merge OUT RUN_DIR...`` writes one run directory from the shards of one
+  bake-off (``--hb-shard``). Exit status: 0 complete, 1 partial (missing shards
+  or trials, listed), 2 refused (different experiments, bad usage).
+- ``summary RUN_DIR`` prints the session's summary of a run directory (merged
+  or not), with its gate if the session was gated.
+- ``gate RUN_DIR --baseline MODEL`` runs the CI gate on a run directory and
+  exits as a gated session does: 0 pass, 1 fail, 6 inconclusive where it blocks.
 """
 
 from __future__ import annotations
@@ -50,7 +57,84 @@ def _parser() -> argparse.ArgumentParser:
                     "argument for @pytest.mark.task (trajectory_match scores later runs against it).")
     reference.add_argument("source", metavar="RUN_DIR[::MODEL]",
                            help="the run directory, and the model if it has several")
+    merge = commands.add_parser(
+        "merge", help="write one run directory from the shards of one bake-off (--hb-shard)",
+        description="Merge the run directories of the shards of one bake-off into OUT (replaced if an earlier merge "
+                    "wrote it). Refuses shards of different experiments, naming the difference; lists missing "
+                    "shards and trials (the merged run is then partial: resume or run them and merge again); a trial "
+                    "recorded twice counts as --hb-resume would count it; every shard's provenance is kept. Exit "
+                    "status: 0 complete, 1 partial, 2 refused.")
+    merge.add_argument("out", metavar="OUT", type=Path, help="the merged run directory to write")
+    merge.add_argument("run_dirs", metavar="RUN_DIR", type=Path, nargs="+", help="the shards' run directories")
+    summary = commands.add_parser("summary", help="print the session's summary of a run directory",
+                                  description="The harnessbench section a session prints at its end (comparisons, "
+                                              "metrics, the outcome table, the gate it ran with), from the run "
+                                              "directory; for a merged run also its hosts and what is missing.")
+    summary.add_argument("run_dir", metavar="RUN_DIR", type=Path, help="the run directory (--hb-out, or merged)")
+    summary.add_argument("-v", "--verbose", action="store_true", help="every comparison and interval, as pytest -v")
+    gate = commands.add_parser(
+        "gate", help="run the CI gate on a run directory, with the session's exit status",
+        description="Gate every other model of RUN_DIR against the baseline, paired by task, as --hb-gate does; "
+                    "writes gate.json. Exit status: 0 pass, 1 fail, 6 inconclusive where it blocks (CI set, or "
+                    "--strict), 2 bad usage.")
+    gate.add_argument("run_dir", metavar="RUN_DIR", type=Path, help="the run directory (--hb-out, or merged)")
+    gate.add_argument("--baseline", metavar="MODEL", required=True, help="the baseline model (as --hb-gate)")
+    gate.add_argument("--margin", metavar="MARGINS", default=_default("gate_margin"), help="as --hb-gate-margin "
+                      f"[default {_default('gate_margin')}]")
+    gate.add_argument("--at", metavar="MULTIPLIER", default="", help="as --hb-gate-at [default: every multiplier]")
+    gate.add_argument("--alpha", default=_default("gate_alpha"), help=f"as --hb-gate-alpha [default "
+                      f"{_default('gate_alpha')}]")
+    gate.add_argument("--strict", action="store_true", help="as --hb-gate-strict: an inconclusive verdict exits 6")
+    gate.add_argument("--accept-inconclusive", action="store_true",
+                      help="as --hb-gate-accept-inconclusive: an inconclusive verdict exits 0 even where CI is set")
+    gate.add_argument("--compare", metavar="RUN_DIR", default="", help="as --hb-compare: the baseline's records "
+                      "from this earlier run directory")
     return parser
+
+
+def _default(name: str) -> str:
+    from .config import OPTIONS
+
+    return next(opt.default for opt in OPTIONS if opt.name == name)
+
+
+def _merge(parser: argparse.ArgumentParser, out: Path, run_dirs: list[Path]) -> int:
+    from .merge import MergeError, merge
+
+    for run_dir in run_dirs:
+        _run_dir(parser, "merge", run_dir)
+    try:
+        merged = merge(out, run_dirs)
+    except MergeError as exc:
+        parser.exit(2, f"harnessbench merge: error: {exc}\n")
+    print("\n".join(merged.lines()))
+    print(f"written: {out}")
+    return 1 if merged.partial else 0
+
+
+def _gate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    from .config import ConfigError
+    from .downstream import parse_gate_options, run_gate
+
+    run = _run_dir(parser, "gate", args.run_dir, results=True)
+    raw = {"gate": args.baseline, "gate_at": args.at, "gate_margin": args.margin, "gate_alpha": args.alpha,
+           "gate_strict": str(args.strict).lower(), "gate_accept_inconclusive": str(args.accept_inconclusive).lower(),
+           "compare": args.compare}
+    try:
+        gate = parse_gate_options(run, raw)
+    except ConfigError as exc:
+        message = str(exc).replace("--hb-gate-", "--").replace("--hb-gate", "--baseline").replace("--hb-", "--")
+        parser.exit(2, f"harnessbench gate: error: {message}\n")
+    result = run_gate(run, gate)
+    from .store import RunStore
+
+    RunStore(run.path).write_json("gate.json", result.document)
+    print("\n".join(result.lines))
+    merge = (run.card() or {}).get("merge") or {}
+    if merge.get("partial"):
+        print("PARTIAL RUN: this merged run is missing shards or trials (harness.json: merge.missing); the verdict "
+              "covers the trials recorded")
+    return result.exit_status
 
 
 def _reference(parser: argparse.ArgumentParser, source: str) -> int:
@@ -126,6 +210,18 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "reference":
         return _reference(parser, args.source)
+    if args.command == "merge":
+        return _merge(parser, args.out, args.run_dirs)
+    if args.command == "summary":
+        import shutil
+
+        from .downstream import summary_lines
+
+        run = _run_dir(parser, "summary", args.run_dir, results=True)
+        print("\n".join(summary_lines(run, verbose=args.verbose, width=shutil.get_terminal_size().columns)))
+        return 0
+    if args.command == "gate":
+        return _gate(parser, args)
     raise AssertionError(args.command)  # argparse accepts only the commands above
 
 

@@ -58,6 +58,11 @@ OPTIONS = (
            "seconds between progress lines (trials done per model × multiplier, infra so far); 0 turns them off"),
     Option("reap", "--hb-reap", "hb_reap", "false",
            "remove sandboxes (cgroups, directories, containers) left by sessions that died, then exit", flag_only=True),
+    Option("shard", "--hb-shard", "hb_shard", "",
+           "run only share K of N of the trials (K/N, 1-based; deterministic from the trial keys, so N machines "
+           "split one bake-off without talking), or 'auto' from CI_NODE_INDEX/CI_NODE_TOTAL (GitLab), "
+           "BUILDKITE_PARALLEL_JOB/_COUNT, JOB_COMPLETION_INDEX + HARNESSBENCH_SHARD_TOTAL (Kubernetes Indexed Job); "
+           "merge the run directories with `harnessbench merge`"),
     Option("resume", "--hb-resume", "hb_resume", "",
            "continue an interrupted run: skip trials RUN_DIR already holds with a final outcome, append to it"),
     Option("retry_infra", "--hb-retry-infra", "hb_retry_infra", "0",
@@ -119,6 +124,7 @@ class Config:
     reap: bool = False
     progress_s: float = 30.0
     resume: Path | None = None
+    shard: object = None  # shard.Shard: this session runs one share of the trials (--hb-shard)
     langsmith: bool = False
     langsmith_project: str | None = None
     langsmith_timeout: float = 30.0
@@ -150,6 +156,7 @@ class Config:
             "provider_retries": self.provider_retries,
             "provider_backoff_s": self.provider_backoff,
             "retry_infra": self.retry_infra,
+            "shard": self.shard and self.shard.label,
             "prices": self.prices,
             "gate": None if self.gate is None else {
                 "baseline": self.gate, "at": self.gate_at and self.gate_at.label,
@@ -341,6 +348,15 @@ def parse_report(text: str) -> Path | None:
     return path
 
 
+def parse_shard_option(text: str):
+    from .shard import ShardError, parse
+
+    try:
+        return parse(text)
+    except ShardError as exc:
+        raise ConfigError(str(exc)) from None
+
+
 def declared_options() -> list[Option]:
     """Every option: the common ones, then each registered backend's own (all of them appear in ``--help``).
 
@@ -398,6 +414,7 @@ def build(value: Callable[[Option], str]) -> Config:
         progress_s=parse_number("--hb-progress", raw["progress"], kind=float),
         retry_infra=parse_number("--hb-retry-infra", raw["retry_infra"]),
         **parse_resume(raw),
+        shard=parse_shard_option(raw["shard"]),
         langsmith=parse_bool("--hb-langsmith", raw["langsmith"]),
         langsmith_project=raw["langsmith_project"].strip() or None,
         langsmith_timeout=parse_number("--hb-langsmith-timeout", raw["langsmith_timeout"], kind=float, minimum=1),

@@ -102,26 +102,13 @@ class EndOfRun:
         cfg = self.config
         if cfg.gate is None:
             return None
-        from .gate import evaluate, verdicts_to_json
-
         multipliers = [cfg.gate_at.label] if cfg.gate_at else [m.label for m in cfg.multipliers]
-        baseline = RunDir(cfg.compare).latest() if cfg.compare else None
-        pairs = evaluate(self.recorder.latest(), cfg.gate, cfg.gate_margins, multipliers=multipliers, alpha=cfg.gate_alpha,
-                         strict=cfg.gate_strict, baseline_records=baseline)
-        verdicts = [v for _, v in pairs]
-        document = verdicts_to_json(verdicts)
-        for entry, (mult, _) in zip(document["verdicts"], pairs):
-            entry["multiplier"] = mult
-        if not verdicts:  # nothing could be compared: that decides nothing, and blocks
-            from .gate import INCONCLUSIVE_EXIT_STATUS
-
-            document.update(status="inconclusive", blocks=True, exit_status=INCONCLUSIVE_EXIT_STATUS)
+        document, lines = decide_gate(self.recorder.latest(), cfg.gate, cfg.gate_margins, multipliers,
+                                      alpha=cfg.gate_alpha, strict=cfg.gate_strict, compare=cfg.compare)
         document["plan"] = [p.to_dict() for p in self.gate_plans]
         self.recorder.write_json("gate.json", document)
         self.gate_exit = document["exit_status"]
-        from .report import gate_lines
-
-        return gate_lines(document, pairs, baseline=cfg.gate, compare=cfg.compare)
+        return lines
 
     def run_calibration(self, verbose: bool = False) -> list[str] | None:
         """Calibration block for the summary (and calibration.json); None unless --hb-calibrate."""
@@ -159,3 +146,21 @@ class EndOfRun:
             return None
         self.recorder.write_card(finished_at=utc_now())
         return export_run(self.run_dir, project=self.config.langsmith_project, timeout_s=self.config.langsmith_timeout)
+
+
+def decide_gate(records, baseline: str, margins, multipliers: list[str], *, alpha: float, strict: bool,
+                compare: Path | None = None) -> tuple[dict, list[str]]:
+    """The gate over ``records`` at ``multipliers``: gate.json's document (without the plan) and the summary's
+    lines. The session's gate (:meth:`EndOfRun.run_gate`) and ``harnessbench gate`` (downstream.py) both."""
+    from .gate import INCONCLUSIVE_EXIT_STATUS, evaluate, verdicts_to_json
+    from .report import gate_lines
+
+    earlier = RunDir(compare).latest() if compare else None
+    pairs = evaluate(records, baseline, margins, multipliers=multipliers, alpha=alpha, strict=strict,
+                     baseline_records=earlier)
+    document = verdicts_to_json([v for _, v in pairs])
+    for entry, (mult, _) in zip(document["verdicts"], pairs):
+        entry["multiplier"] = mult
+    if not pairs:  # nothing could be compared: that decides nothing, and blocks
+        document.update(status="inconclusive", blocks=True, exit_status=INCONCLUSIVE_EXIT_STATUS)
+    return document, gate_lines(document, pairs, baseline=baseline, compare=compare)

@@ -20,6 +20,8 @@ TERMINATION = pytest.StashKey["Termination"]()
 USAGE = pytest.StashKey[UsageProblems]()
 CASE_FIXTURE = "hb_case"
 WORKER_INPUT = "harnessbench"  # run id, run directory and resume state, from the xdist controller
+WORKER_SHARD = "harnessbench_shard"  # a worker's shard plan (shard.plan), to the controller at its end
+WORKER_IMAGES = "harnessbench_images"  # the images of the tasks a worker collected, to the controller at its end
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -288,12 +290,25 @@ class _XdistHooks:
                 notes = self.bench.tasks.check_task_ids({key.task_id for key in keys})
             except ConfigError:
                 return  # the workers found it too, and relay it as a usage error
+            if self.bench.config.shard is not None:  # the workers' plan, all but what only they know, until they end
+                from .shard import trial_key
+
+                self.bench.shard_plan = {**self.bench.config.shard.to_dict(),
+                                         "trials": sorted(trial_key(key.task_id, key.case.id) for key in keys)}
+                _write_lines(self.recorder.config, [_shard_line(self.bench.shard_plan)])
             if keys:
                 try:  # before anything is scheduled; a UsageError here still tears the workers down
                     self.bench.own_run_dir()
                 except ConfigError as exc:
                     raise pytest.UsageError(str(exc)) from None
             _write_lines(self.recorder.config, notes)
+
+    def pytest_testnodedown(self, node, error) -> None:
+        """A worker's collection facts (its shard plan, the tasks' images) reach the card at its end."""
+        output = getattr(node, "workeroutput", None) or {}
+        if output.get(WORKER_SHARD):
+            self.bench.shard_plan = output[WORKER_SHARD]
+        self.bench.worker_images.update(output.get(WORKER_IMAGES) or ())
 
     def pytest_configure_node(self, node) -> None:
         node.workerinput[WORKER_INPUT] = self.bench.run.handover()
@@ -375,12 +390,63 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
             from .agents import harness  # noqa: F401
 
             _freeze_heap()
+
+
+@pytest.hookimpl(trylast=True, specname="pytest_collection_modifyitems")
+def pytest_collection_modifyitems_select(session: pytest.Session, config: pytest.Config,
+                                         items: list[pytest.Item]) -> None:
+    """After every other selection (``-k``, ``-m``): this shard's share (``--hb-shard``), then, of that, what
+    ``--hb-resume`` has not finished. Both deselected as ``-k`` deselects.
+
+    A hook of its own, trylast, so that it sees the items every other plugin selected: which trials a shard
+    takes depends only on the trial keys (shard.split), never on the items' order, so a plugin that reorders
+    items in ``pytest_collection_modifyitems`` (before or after this one) changes no shard's share."""
+    bench = config.stash.get(BENCH, None)
+    if bench is None or not items:
+        return
+    if hasattr(config, "workeroutput"):  # the controller collects nothing: its card learns the images from here
+        config.workeroutput[WORKER_IMAGES] = sorted({task.image for task in bench.tasks.tasks.values()
+                                                     if task.image})
+    if bench.config.shard is not None:
+        _take_shard(config, bench, items)
     if bench.run.resume is not None:
-        finished = [item for item in trials if bench.run.skip(item.stash[KEY].trial_id)]
+        finished = [item for item in items if KEY in item.stash and bench.run.skip(item.stash[KEY].trial_id)]
         if finished:
             done = set(map(id, finished))
             items[:] = [item for item in items if id(item) not in done]
             config.hook.pytest_deselected(items=finished)
+
+
+def _take_shard(config: pytest.Config, bench, items: list[pytest.Item]) -> None:
+    """Keep this shard's share of ``items``; its plan goes to the card (from a worker: to the controller)."""
+    from .shard import plan, split, trial_key
+
+    def trial_of(item):
+        key = item.stash.get(KEY, None)
+        return None if key is None else (trial_key(key.task_id, key.case.id), (key.case.model.text,
+                                                                               key.case.multiplier.label))
+
+    kept, dropped = split(items, bench.config.shard, trial_of, lambda item: item.nodeid)
+    keys = [item.stash[KEY] for item in items if KEY in item.stash]
+    collected = {trial_key(k.task_id, k.case.id): (k.task_id, k.case.model.text, k.case.multiplier.label)
+                 for k in keys}
+    bench.shard_plan = plan(bench.config.shard, collected, [trial_key(item.stash[KEY].task_id, item.stash[KEY].case.id)
+                                                            for item in kept if KEY in item.stash])
+    if hasattr(config, "workeroutput"):
+        config.workeroutput[WORKER_SHARD] = bench.shard_plan
+    items[:] = kept
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+    if bench.worker is None:  # under xdist the controller says it (_XdistHooks)
+        _write_lines(config, [_shard_line(bench.shard_plan)])
+
+
+def _shard_line(shard_plan: dict) -> str:
+    collected = shard_plan.get("trials_collected")
+    of = f" of {collected} collected" if collected is not None else ""
+    return (f"harnessbench: shard {shard_plan['index']}/{shard_plan['total']} ({shard_plan['source']}): "
+            f"{len(shard_plan['trials'])} trial(s){of} run here; merge the shards' run directories with "
+            "`harnessbench merge OUT RUN_DIR...`")
 
 
 def _freeze_heap() -> None:

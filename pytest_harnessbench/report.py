@@ -220,6 +220,28 @@ def extension_lines(tables: Sequence[Table]) -> list[str]:
 TRIAL_WORDS = {FAILED: "FAILED", ERROR: "ERROR", INFRA: "INFRA"}
 
 
+def host_lines(summary: Summary) -> list[str]:
+    """A run merged from shards on several hosts: whether the outcome depended on the host (hosts.py)."""
+    effect = summary.hosts
+    if effect is None:
+        return []
+    from .stats import format_p
+
+    listed = ", ".join(f"{host} {n}" for host, n in effect.hosts.items())
+    out = [f"hosts: the shards ran on {len(effect.hosts)} machines ({listed} trials); a host is a confounder"]
+    if effect.p_combined is None:
+        out.append(f"  outcome by host within model × multiplier: not testable ({effect.uninformative} cell(s), each "
+                   "with one host or one outcome)")
+        return out
+    out.append(f"  outcome by host within model × multiplier: {effect.verdict} (Fisher's combination of "
+               f"{len(effect.cells)} cell test(s); {effect.uninformative} cell(s) with one host or one outcome "
+               "left out)")
+    if effect.verdict.startswith("differs"):
+        worst = sorted(effect.cells.items(), key=lambda item: item[1])[:3]
+        out.append("  cells that differ most: " + ", ".join(f"{m}@{x} ({format_p(p)})" for (m, x), p in worst))
+    return out
+
+
 def fit(line: str, width: int) -> str:
     """``line`` cut to ``width`` columns, ending in ``...`` when cut (as pytest cuts its short summary)."""
     return line if len(line) <= width else line[:max(width - 3, 0)] + "..."
@@ -267,6 +289,7 @@ def render(summary: Summary, *, run_dir: str = "", gate_lines: Sequence[str] = (
     if summary.rlimit:
         lines.append("WARNING: rlimit enforcement caps virtual memory per command and does not limit CPU; "
                      "these limits are weaker than the kernel cgroup limits of a real sandbox")
+    lines += host_lines(summary)
     lines += list(gate_lines)
     if run_dir:
         lines.append(f"run directory: {run_dir}")

@@ -118,6 +118,8 @@ class Bench:
                                  previous, store)
         self.end = EndOfRun(config, self.recorder, run_dir)
         self._broken_setups = 0  # trials in a row that could not be provisioned, by a harness error
+        self.shard_plan: dict | None = None  # --hb-shard: this share's selection (shard.plan), for the card
+        self.worker_images: set[str] = set()  # under xdist: the collected tasks' images, as the workers report them
 
     @property
     def records_results(self) -> bool:
@@ -245,6 +247,8 @@ class Bench:
                             args=self.run.args)
         card["finished_at"] = finished_at
         card["suite"] = self.tasks.suite.describe()
+        card["shard"] = self.shard_plan
+        card["provenance"] = self.provenance()  # asked again at each write: xdist workers report images at their end
         if self.run.resume is not None:
             # Keep the original run's start; list every resumption.
             earlier = RunDir(self.run.dir).card() or {}
@@ -253,6 +257,13 @@ class Bench:
             card["resumes"] = resumes + [{"started_at": self.started_at, "args": self.run.args,
                                           "trials_already_final": len(self.run.resume.done)}]
         return card
+
+    def provenance(self) -> dict:
+        """Host, CPU model, kernel and image digests for the card (provenance.py)."""
+        from .provenance import facts
+
+        images = {task.image for task in self.tasks.tasks.values()} | self.worker_images
+        return facts(self.config.backend, images)
 
     def finish(self) -> None:
         self.recorder.close(finished_at=utc_now())

@@ -120,8 +120,13 @@ def _holder(fd: int, attempts: int = 20) -> str:
 
 def trajectory_key(record: TrialRecord) -> str:
     """``TRIAL_ID`` for a first attempt, ``TRIAL_ID~N`` for attempt N (a retry): no attempt overwrites another."""
-    attempt = record.attempts if isinstance(record.attempts, int) else 1
-    return record.trial_id if attempt <= 1 else f"{record.trial_id}~{attempt}"
+    return attempt_key(record.trial_id, record.attempts)
+
+
+def attempt_key(trial_id: str, attempt) -> str:
+    """:func:`trajectory_key` of attempt ``attempt`` of ``trial_id`` (a merge renumbers attempts by these)."""
+    attempt = attempt if isinstance(attempt, int) else 1
+    return trial_id if attempt <= 1 else f"{trial_id}~{attempt}"
 
 
 def trajectory_path(run_dir: Path, record: TrialRecord) -> Path:
@@ -210,6 +215,24 @@ class RunDir:
 def latest(records: list[TrialRecord]) -> list[TrialRecord]:
     """One record per trial, its last attempt (a resumed run keeps every attempt in results.jsonl)."""
     return list({r.trial_id: r for r in records}.values())
+
+
+def iter_record_lines(run_dir: Path):
+    """Each record of a run directory with its line as written, one at a time (a merge keeps the line and a
+    few fields, not 100,000 dicts); a torn last line is skipped."""
+    with open(Path(run_dir) / RESULTS, encoding="utf-8") as f:
+        for line in f:
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            yield record, line if line.endswith("\n") else line + "\n"
+
+
+def write_results(run_dir: Path, lines) -> None:
+    """A whole results.jsonl at once (a merge writes a new directory; a session appends instead)."""
+    with open(Path(run_dir) / RESULTS, "w", encoding="utf-8") as f:
+        f.writelines(lines)
 
 
 def load_records(run_dir: Path) -> list[TrialRecord]:

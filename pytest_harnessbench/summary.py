@@ -30,6 +30,7 @@ from . import stats
 from .outcomes import ERROR, INFRA, METRIC_OUTCOMES, PASSED
 
 if TYPE_CHECKING:
+    from .hosts import HostEffect
     from .records import TrialRecord
 
 Cell = tuple[str, str]  # (model, multiplier label)
@@ -180,6 +181,7 @@ class Summary:
     enforcement: list[str]  # "backend/method" of the trials
     peaks: list[PeakBox]
     calibration: dict | None = None  # calibrate.calibrate's document, when computed or read
+    hosts: HostEffect | None = None  # a run merged from shards on several hosts: outcome by host (hosts.py)
     tables: list[Table] = field(default_factory=list)  # added by pytest_harnessbench_summary hooks
     extra: dict = field(default_factory=dict)  # anything a hook adds to results(); JSON-able values
 
@@ -238,6 +240,7 @@ class Summary:
             "enforcement": self.enforcement,
             "peaks": [dataclasses.asdict(p) for p in self.peaks],
             "calibration": self.calibration,
+            "hosts": self.hosts and self.hosts.to_dict(),
             "tables": [dataclasses.asdict(t) for t in self.tables],
             **self.extra,
         }
@@ -398,12 +401,13 @@ class _UsageTotals:
 
 def summarize(records: Sequence[TrialRecord], *, models: Sequence[str] = (), multipliers: Sequence[str] = (),
               superseded: Sequence[TrialRecord] = (), calibration: Mapping | bool | None = None,
-              confidence: float = 0.95) -> Summary:
+              confidence: float = 0.95, host_of: Mapping[str, str] | None = None) -> Summary:
     """The summary of ``records`` (each trial's last attempt; ``superseded``: its earlier ones).
 
     ``models`` and ``multipliers`` give the configured order (others present
     follow). ``calibration``: a calibration document to carry (calibration.json),
-    True to compute it from the records, None/False for none.
+    True to compute it from the records, None/False for none. ``host_of``: a merged run's shards, run id ->
+    host (the merged card's ``shards``), for the host test (hosts.py).
     """
     from .harbor import is_task_id
 
@@ -450,6 +454,10 @@ def summarize(records: Sequence[TrialRecord], *, models: Sequence[str] = (), mul
         summary.calibration = calibrate(records, models)
     elif calibration:
         summary.calibration = dict(calibration)
+    if host_of:
+        from .hosts import host_effect
+
+        summary.hosts = host_effect(records, host_of)
     return summary
 
 
