@@ -103,7 +103,8 @@ OPTIONS = (
     Option("gate_at", "--hb-gate-at", "hb_gate_at", "", "gate at this multiplier only (default: every multiplier)"),
     Option("gate_margin", "--hb-gate-margin", "hb_gate_margin", "score:3pt",
            "allowed worsening per metric, e.g. score:3pt,infra_rate:2pt (metrics: score = passed/all trials, "
-           "pass_rate excludes infra, infra_rate) or a trial metric in its own units, e.g. steps:+2, "
+           "pass_rate excludes infra, infra_rate, pass^K = all K samples pass, pass@K = one of K passes) or a trial "
+           "metric in its own units, e.g. steps:+2, "
            "trajectory_match:-0.1"),
     Option("gate_alpha", "--hb-gate-alpha", "hb_gate_alpha", "0.05", "gate significance level (two-sided interval at 1-alpha)"),
     Option("gate_strict", "--hb-gate-strict", "hb_gate_strict", "false",

@@ -164,8 +164,19 @@ class _RecorderHooks:
                 _stop(self.session, f"harnessbench: {self.bench.recorder.storage_error}; stopping the session")
             if report.outcome != "rerun":  # progress counts trials, not attempts
                 self.progress.add(record)
+                self._look()
         elif report.failed:
             self.other_failures += 1
+        elif report.skipped and self.bench.sequential is not None:
+            key = self.bench.key_of(report.nodeid)
+            self.bench.sequential.note_skip(key and key.case.model.text, str(report.longrepr))
+
+    def _look(self) -> None:
+        """--hb-gate-sequential: the gate looks again; once decided, trials not yet started are skipped."""
+        reason = self.bench.look()
+        if reason:
+            _write_lines(self.config, [f"harnessbench: gate {reason}: the remaining trials are skipped "
+                                       "(trials already running finish and are recorded)"])
 
     @pytest.hookimpl(trylast=True)
     def pytest_runtest_logfinish(self) -> None:
@@ -230,6 +241,8 @@ class _RecorderHooks:
             terminalreporter.write_line("infra trials (the environment ended them, not the model):")
         for line in trials:
             terminalreporter.write_line(line)
+        for line in bench.reliability_lines(verbose=self.config.option.verbose > 0):
+            terminalreporter.write_line(line)
         for line in render(bench.recorder.latest(), models=[m.text for m in bench.config.models],
                            multipliers=[m.label for m in bench.config.multipliers], run_dir=str(bench.run_dir),
                            gate_lines=self.gate_lines or (), superseded=bench.recorder.earlier_attempts(),
@@ -274,6 +287,7 @@ class _XdistHooks:
             self.collected = True
             keys = list(filter(None, map(self.bench.key_of, ids)))
             self.recorder.expect(key.case for key in keys)
+            self.bench.start_sequential(key.task_id for key in keys)
             if keys:
                 try:  # before anything is scheduled; a UsageError here still tears the workers down
                     self.bench.own_run_dir()
@@ -366,6 +380,9 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
             _write_lines(config, notes)
         if not config.option.collectonly:  # LangChain's ~1 s import here, not inside the first trial's timing
             from .agents import harness  # noqa: F401
+        if bench.sequential is not None:  # --hb-gate-sequential: tasks in the seeded order, each task's trials together
+            items[:] = bench.sequential.reorder(items, lambda item: KEY in item.stash and item.stash[KEY].task_id or None)
+            bench.start_sequential(item.stash[KEY].task_id for item in trials)
     if bench.resume is not None:
         finished = [item for item in trials if bench.skip(item.stash[KEY].trial_id)]
         if finished:
@@ -410,6 +427,9 @@ def hb_agent_factory():
 def trial(request: pytest.FixtureRequest, hb_case, hb_agent_factory):
     """A provisioned, resource-limited sandbox for this trial and the agent to run in it."""
     bench = request.config.stash[BENCH]
+    decided = bench.sequential is not None and bench.sequential.stop_reason()
+    if decided:  # --hb-gate-sequential: the gate is decided, this trial need not run
+        pytest.skip(decided)
     current = bench.new_trial(request.node.stash[KEY], hb_agent_factory)
     request.node.stash[TRIAL] = current
     try:

@@ -42,6 +42,7 @@ import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from .gate import GateVerdict, Margin, decide
 from .stats import Record
@@ -252,3 +253,119 @@ def saved_cost(skipped: Counter, records: Sequence[Record]) -> float | None:
     if not any(costs.get(m) for m in skipped):
         return None
     return sum(n * sum(costs[m]) / len(costs[m]) for m, n in skipped.items() if costs.get(m))
+
+
+# --- in a session ---------------------------------------------------------------------------------------
+
+#: The decision, in the run directory: written by the process that records (it owns the directory), read by
+#: every process (xdist workers too) before a trial starts.
+DECISION = "gate-stop.json"
+REASON_PREFIX = "decided after "
+
+
+class SequentialRun:
+    """The sequential gate in one pytest process: the run order, the looks, the shared decision.
+
+    Every process orders its items (:meth:`reorder`) and asks :meth:`stop_reason` before a trial starts;
+    the process that records also :meth:`start`\\s the gate once the trials are collected and calls
+    :meth:`after_trial` after each record, which writes :data:`DECISION` once every comparison is decided.
+    """
+
+    def __init__(self, seed: str, run_dir: Path, per_task: int, baseline: str, comparisons: list[Comparison],
+                 alpha: float = 0.05, strict: bool = False):
+        self.seed = seed
+        self.run_dir = Path(run_dir)
+        self.per_task = per_task
+        self.baseline = baseline
+        self.comparisons = comparisons
+        self.alpha = alpha
+        self.strict = strict
+        self.gate: Sequential | None = None
+        self.skipped: Counter = Counter()  # model -> its trials skipped as decided
+        self._decision: dict | None = None
+
+    def reorder(self, items: list, task_of) -> list:
+        """Trials in the seeded task order (a task's trials together, in collection order); other items keep
+        their places. ``task_of(item)``: the trial's task id, None for an item that is no trial."""
+        places = [i for i, item in enumerate(items) if task_of(item) is not None]
+        trials = sorted((items[i] for i in places), key=lambda item: order_key(self.seed, task_of(item)))
+        ordered = list(items)
+        for place, item in zip(places, trials):
+            ordered[place] = item
+        return ordered
+
+    def start(self, task_ids: Iterable[str]) -> None:
+        """In the process that records, once: the gate over these tasks (collected, or recorded by an earlier run)."""
+        if self.gate is None:
+            self.gate = Sequential(task_order(self.seed, task_ids), self.per_task, self.baseline, self.comparisons,
+                                   self.alpha, self.strict)
+
+    def after_trial(self, records: Sequence[Record], baseline_records: Sequence[Record] | None = None) -> str | None:
+        """Look again after a trial's record (each trial's last attempt); the reason to stop when this decided it."""
+        if self.gate is None or self._decision is not None or not self.gate.update(records, baseline_records):
+            return None
+        if not self.gate.stopped:
+            return None  # decided with the last task: nothing left to skip
+        from datetime import datetime, timezone
+
+        from .store import RunStore
+
+        self._decision = {"reason": self.gate.reason, "tasks": self.gate.looked, "of": self.gate.total,
+                          "at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "trials_recorded": len({r["trial_id"] for r in records})}
+        RunStore(self.run_dir).write_json(DECISION, self._decision)
+        return self.gate.reason
+
+    def stop_reason(self) -> str | None:
+        """Why trials are no longer started (the decision, from the run directory), or None."""
+        if self._decision is None and (self.run_dir / DECISION).is_file():
+            from .store import RunStore
+
+            self._decision = RunStore(self.run_dir).read_json(DECISION)
+        return self._decision and self._decision.get("reason")
+
+    def note_skip(self, model: str | None, longrepr: str) -> None:
+        """A trial skipped as decided (its report, in the process that records)."""
+        if model is not None and REASON_PREFIX in longrepr:
+            self.skipped[model] += 1
+
+    def final(self, records: Sequence[Record], baseline_records: Sequence[Record] | None = None
+              ) -> list[tuple[str, GateVerdict, int | None]]:
+        """The verdicts at the end: each decided comparison's, else its last look's; a comparison never looked
+        at (the run ended before the first look) is judged once on the complete tasks, at the first look's level."""
+        self.start({r["task_id"] for r in records})
+        gate = self.gate
+        gate.update(records, baseline_records)
+        missing = [c for c in gate.comparisons if c not in gate.decided and c not in gate.last]
+        if missing:
+            prefix = set(gate.order[:gate.complete_prefix(records)])
+            level = look_alpha(first_look(gate.total), gate.total, self.alpha, gate.rho) if gate.total else self.alpha
+            pool = records if baseline_records is None else baseline_records
+            for c in missing:
+                base = [r for r in pool if r["model"] == self.baseline and r["multiplier"] == c.multiplier
+                        and r["task_id"] in prefix]
+                cand = [r for r in records if r["model"] == c.candidate and r["multiplier"] == c.multiplier
+                        and r["task_id"] in prefix]
+                gate.last[c] = decide(base, cand, c.margin, level, self.strict)
+        return gate.verdicts()
+
+    def to_json(self, records: Sequence[Record]) -> dict:
+        """gate.json's ``sequential`` block: the design and order, where it stopped and why, what it saved."""
+        block = self.gate.to_json() if self.gate is not None else {"method": METHOD}
+        cost = saved_cost(self.skipped, records)
+        return {**block, "seed": self.seed, "decision": self.stop_reason() and self._decision,
+                "skipped_trials": sum(self.skipped.values()), "skipped_by_model": dict(self.skipped),
+                "saved_usd": None if cost is None else round(cost, 4)}
+
+    def card(self) -> dict:
+        """The harness card's ``sequential`` entry: how the tasks were ordered, and the order."""
+        return {"method": METHOD, "seed": self.seed, "order": self.gate.order if self.gate is not None else None}
+
+
+def from_config(config, seed: str, run_dir: Path, per_task: int) -> SequentialRun | None:
+    """The session's sequential gate under ``--hb-gate-sequential`` (``config``: the session's Config), else None."""
+    if not config.gate_sequential or config.gate is None:
+        return None
+    multipliers = [config.gate_at.label] if config.gate_at else [m.label for m in config.multipliers]
+    found = comparisons([m.text for m in config.models], config.gate, config.gate_margins, multipliers,
+                        compare=config.compare is not None)
+    return SequentialRun(seed, run_dir, per_task, config.gate, found, config.gate_alpha, config.gate_strict)

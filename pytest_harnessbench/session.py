@@ -245,6 +245,10 @@ class Bench:
         self.gate_plans: list = []  # what the gate can decide (gate.GatePlan), from the collected trials
         self._started: Counter = Counter()  # trial id -> attempts started by this process
         self._broken_setups = 0  # trials in a row that could not be provisioned, by a harness error
+        from .sequential import from_config
+
+        self.sequential = from_config(config, run_id, run_dir, len(self.cases))  # --hb-gate-sequential, or None
+        self._compare_records: list[dict] | None = None
 
     @property
     def records_results(self) -> bool:
@@ -491,9 +495,12 @@ class Bench:
         from .gate import evaluate, verdicts_to_json
 
         multipliers = [cfg.gate_at.label] if cfg.gate_at else [m.label for m in cfg.multipliers]
-        baseline = RunDir(cfg.compare).latest() if cfg.compare else None
-        pairs = evaluate(self.recorder.latest(), cfg.gate, cfg.gate_margins, multipliers=multipliers, alpha=cfg.gate_alpha,
-                         strict=cfg.gate_strict, baseline_records=baseline)
+        baseline = self._baseline_records()
+        if self.sequential is not None:
+            pairs = [(mult, v) for mult, v, _ in self.sequential.final(self.recorder.latest(), baseline)]
+        else:
+            pairs = evaluate(self.recorder.latest(), cfg.gate, cfg.gate_margins, multipliers=multipliers,
+                             alpha=cfg.gate_alpha, strict=cfg.gate_strict, baseline_records=baseline)
         verdicts = [v for _, v in pairs]
         document = verdicts_to_json(verdicts)
         for entry, (mult, _) in zip(document["verdicts"], pairs):
@@ -503,11 +510,43 @@ class Bench:
 
             document.update(status="inconclusive", blocks=True, exit_status=INCONCLUSIVE_EXIT_STATUS)
         document["plan"] = [p.to_dict() for p in self.gate_plans]
+        from .reliability import summarize
+
+        document["reliability"] = summarize(self.recorder.latest(), self.recorder.records)
+        if self.sequential is not None:
+            document["sequential"] = self.sequential.to_json(self.recorder.latest())
         self.recorder.write_json("gate.json", document)
         self.gate_exit = document["exit_status"]
-        from .report import gate_lines
+        from .report import gate_lines, sequential_lines
 
-        return gate_lines(document, pairs, baseline=cfg.gate, compare=cfg.compare)
+        return gate_lines(document, pairs, baseline=cfg.gate, compare=cfg.compare) + \
+            sequential_lines(document.get("sequential"), prices=bool(cfg.prices))
+
+    # --- the sequential gate (sequential.py): the order, a look after each trial, the shared decision ---
+
+    def _baseline_records(self) -> list[dict] | None:
+        """The baseline's records of ``--hb-compare`` (read once), or None: this run's own."""
+        if self.config.compare is not None and self._compare_records is None:
+            self._compare_records = RunDir(self.config.compare).latest()
+        return self._compare_records
+
+    def start_sequential(self, task_ids: Iterable[str]) -> None:
+        """In the process that records: the sequential gate over the collected tasks and those already recorded."""
+        if self.sequential is not None and self.records_results:
+            self.sequential.start({*task_ids, *(r["task_id"] for r in self.recorder.records)})
+
+    def look(self) -> str | None:
+        """After a trial's record: the reason to stop starting trials when this record decided the gate."""
+        if self.sequential is None:
+            return None
+        return self.sequential.after_trial(self.recorder.latest(), self._baseline_records())
+
+    def reliability_lines(self, verbose: bool = False) -> list[str]:
+        """pass@k / pass^k, flaky tasks and retry dependence for the summary (empty with one sample, no retry)."""
+        from .reliability import summarize
+        from .report import reliability_lines
+
+        return reliability_lines(summarize(self.recorder.latest(), self.recorder.records), verbose)
 
     def run_calibration(self, verbose: bool = False) -> list[str] | None:
         """Calibration block for the summary (and calibration.json); None unless --hb-calibrate."""
@@ -544,6 +583,8 @@ class Bench:
                             args=self.args)
         card["finished_at"] = finished_at
         card["suite"] = self.suite.describe()
+        if self.sequential is not None:
+            card["sequential"] = self.sequential.card()
         if self.resume is not None:
             # Keep the original run's start; list every resumption.
             earlier = RunDir(self.run_dir).card() or {}
