@@ -287,7 +287,7 @@ class _XdistHooks:
             self.collected = True
             keys = list(filter(None, map(self.bench.key_of, ids)))
             self.recorder.expect(key.case for key in keys)
-            self.bench.start_sequential(key.task_id for key in keys)
+            self.bench.start_sequential(keys)
             if keys:
                 try:  # before anything is scheduled; a UsageError here still tears the workers down
                     self.bench.own_run_dir()
@@ -382,7 +382,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
             from .agents import harness  # noqa: F401
         if bench.sequential is not None:  # --hb-gate-sequential: tasks in the seeded order, each task's trials together
             items[:] = bench.sequential.reorder(items, lambda item: KEY in item.stash and item.stash[KEY].task_id or None)
-            bench.start_sequential(item.stash[KEY].task_id for item in trials)
+            bench.start_sequential(item.stash[KEY] for item in trials)
     if bench.resume is not None:
         finished = [item for item in trials if bench.skip(item.stash[KEY].trial_id)]
         if finished:

@@ -139,7 +139,7 @@ class Sequential:
     """The gate's state over the looks: which comparisons are decided, at which look, with which verdict.
 
     ``order``: every task of the run in run order; ``per_task``: trials a task has when complete (models ×
-    multipliers × samples of this run). Looks are made by :meth:`update` with the records so far (each
+    multipliers × samples of this run), or per task in ``expected`` (a subset of trials collected, as ``-k`` makes). Looks are made by :meth:`update` with the records so far (each
     trial's last attempt); it only moves forward, so calling it after every trial costs one look per
     newly complete task.
     """
@@ -151,6 +151,7 @@ class Sequential:
     alpha: float = 0.05
     strict: bool = False
     rho: float = RHO
+    expected: dict[str, int] = field(default_factory=dict)
     looked: int = 0  # tasks in the prefix at the last look
     decided: dict[Comparison, tuple[int, GateVerdict]] = field(default_factory=dict)
     last: dict[Comparison, GateVerdict] = field(default_factory=dict)
@@ -172,7 +173,7 @@ class Sequential:
         """How many tasks from the start of the order have all their trials recorded."""
         trials = Counter(r["task_id"] for r in {r["trial_id"]: r for r in records}.values())
         n = 0
-        while n < self.total and trials[self.order[n]] >= self.per_task:
+        while n < self.total and trials[self.order[n]] >= self.expected.get(self.order[n], self.per_task):
             n += 1
         return n
 
@@ -294,11 +295,13 @@ class SequentialRun:
             ordered[place] = item
         return ordered
 
-    def start(self, task_ids: Iterable[str]) -> None:
-        """In the process that records, once: the gate over these tasks (collected, or recorded by an earlier run)."""
+    def start(self, trials: Iterable[tuple[str, str]]) -> None:
+        """In the process that records, once: the gate over these (task id, trial id) pairs (the collected trials
+        and those an earlier run recorded); a task is complete once all of its trials are recorded."""
         if self.gate is None:
-            self.gate = Sequential(task_order(self.seed, task_ids), self.per_task, self.baseline, self.comparisons,
-                                   self.alpha, self.strict)
+            expected = Counter(task for task, _ in set(trials))
+            self.gate = Sequential(task_order(self.seed, expected), self.per_task, self.baseline, self.comparisons,
+                                   self.alpha, self.strict, expected=dict(expected))
 
     def after_trial(self, records: Sequence[Record], baseline_records: Sequence[Record] | None = None) -> str | None:
         """Look again after a trial's record (each trial's last attempt); the reason to stop when this decided it."""
@@ -332,7 +335,7 @@ class SequentialRun:
               ) -> list[tuple[str, GateVerdict, int | None]]:
         """The verdicts at the end: each decided comparison's, else its last look's; a comparison never looked
         at (the run ended before the first look) is judged once on the complete tasks, at the first look's level."""
-        self.start({r["task_id"] for r in records})
+        self.start((r["task_id"], r["trial_id"]) for r in records)
         gate = self.gate
         gate.update(records, baseline_records)
         missing = [c for c in gate.comparisons if c not in gate.decided and c not in gate.last]

@@ -530,10 +530,11 @@ class Bench:
             self._compare_records = RunDir(self.config.compare).latest()
         return self._compare_records
 
-    def start_sequential(self, task_ids: Iterable[str]) -> None:
-        """In the process that records: the sequential gate over the collected tasks and those already recorded."""
+    def start_sequential(self, keys: Iterable[TrialKey]) -> None:
+        """In the process that records: the sequential gate over the collected trials and those already recorded."""
         if self.sequential is not None and self.records_results:
-            self.sequential.start({*task_ids, *(r["task_id"] for r in self.recorder.records)})
+            self.sequential.start([*((key.task_id, key.trial_id) for key in keys),
+                                   *((r["task_id"], r["trial_id"]) for r in self.recorder.records)])
 
     def look(self) -> str | None:
         """After a trial's record: the reason to stop starting trials when this record decided the gate."""

@@ -129,3 +129,29 @@ def test_saved_cost_uses_each_models_mean_cost():
     assert saved_cost(Counter(a=3, b=4), records) == pytest.approx(3.0)
     assert saved_cost(Counter(b=4), records) is None
     assert sequential.RHO > 0
+
+
+def test_a_run_orders_trials_by_task_and_shares_its_decision_through_the_run_directory(tmp_path):
+    from pytest_harnessbench.sequential import DECISION, SequentialRun
+
+    run = SequentialRun("seed", tmp_path, 2, "baseline", comparisons(["baseline", "candidate"], "baseline",
+                                                                       [MARGIN], ["1x"]))
+    items = ["plain"] + [f"t{i}:{m}" for m in ("baseline", "candidate") for i in range(12)] + ["other"]
+    ordered = run.reorder(items, lambda item: item.split(":")[0] if ":" in item else None)
+    assert ordered[0] == "plain" and ordered[-1] == "other"  # items that are no trial keep their places
+    tasks = [item.split(":")[0] for item in ordered[1:-1]]
+    assert tasks == [t for t in task_order("seed", tasks) for _ in range(2)]  # a task's trials together
+    # a trial deselected (-k) is not waited for: a task is complete with the trials collected
+    base, cand = bake_off(12, 1, 0.15)
+    run.start([(r["task_id"], r["trial_id"]) for r in base + cand if r["trial_id"] != "t3-candidate-1"])
+    assert run.gate.expected["t3"] == 1 and run.gate.complete_prefix(base + cand) == 12
+    worker = SequentialRun("seed", tmp_path, 2, "baseline", [])
+    assert worker.stop_reason() is None and run.stop_reason() is None
+    # the candidate fails every task the baseline passes: decided at the first look, 10 of 12 tasks
+    clear = [dict(r, outcome="passed" if r["model"] == "baseline" else "failed") for r in base + cand
+             if r["trial_id"] != "t3-candidate-1"]
+    finished = sorted(clear, key=lambda r: run.gate.order.index(r["task_id"]))
+    reasons = [run.after_trial(finished[:n]) for n in range(1, len(finished) + 1)]
+    assert [r for r in reasons if r] == ["decided after 10/12 tasks"] and (tmp_path / DECISION).is_file()
+    assert worker.stop_reason() == "decided after 10/12 tasks"  # another process reads it before its next trial
+    assert reasons.index("decided after 10/12 tasks") == sum(run.gate.expected[t] for t in run.gate.order[:10]) - 1

@@ -32,20 +32,26 @@ def recorded(pytester, out="run"):
 
 
 def test_a_clearly_worse_candidate_stops_early_skips_the_rest_and_fails_the_gate(pytester):
-    result = run(pytester, "oracle:lean,oracle:broken")
+    result = run(pytester, "oracle:lean,oracle:broken", "--samples", "2")
     assert result.ret == 1  # a failed gate
     sequential = gate_document(pytester)["sequential"]
     looked = sequential["looked"]
     assert sequential["stopped"] and 10 <= looked < TASKS and sequential["reason"] == f"decided after {looked}/{TASKS} tasks"
     assert sequential["decision"]["reason"] == sequential["reason"]
-    skipped = 2 * TASKS - len(recorded(pytester))
+    skipped = 4 * TASKS - len(recorded(pytester))
     assert skipped > 0 and sequential["skipped_trials"] == skipped
     result.stdout.fnmatch_lines([f"*harnessbench: gate decided after {looked}/{TASKS} tasks: the remaining trials are skipped*",
                                  f"SKIPPED [[]{skipped}[]] *: decided after {looked}/{TASKS} tasks",
                                  "*gate vs oracle:lean: FAIL — exit status 1*",
                                  f"*sequential: decided after {looked}/{TASKS} tasks (seeded order *); saved {skipped} trials*"])
     outcomes = result.parseoutcomes()
-    assert outcomes["skipped"] == skipped and outcomes["passed"] + outcomes["failed"] == 2 * TASKS - skipped
+    assert outcomes["skipped"] == skipped and outcomes["passed"] + outcomes["failed"] == 4 * TASKS - skipped
+    # two samples: pass^k / pass@k in the summary and gate.json, over the tasks that ran
+    result.stdout.fnmatch_lines(["*reliability over samples*", "model * pass^1  pass^2  pass@2  flaky*",
+                                 "oracle:lean * 100.0%  100.0%  100.0%*", "oracle:broken * 0.0%    0.0%    0.0%*"])
+    cells = {c["model"]: c for c in gate_document(pytester)["reliability"]["cells"]}
+    assert cells["oracle:lean"]["pass_k"][3] == {"metric": "pass^2", "k": 2, "value": 1.0, "low": 1.0, "high": 1.0,
+                                                 "tasks": cells["oracle:lean"]["pass_k"][3]["tasks"], "left_out": 0}
     # the tasks ran in the card's seeded order, each task's trials together
     card = json.loads((pytester.path / "run" / "harness.json").read_text())
     order = card["sequential"]["order"]
@@ -54,8 +60,9 @@ def test_a_clearly_worse_candidate_stops_early_skips_the_rest_and_fails_the_gate
     assert list(dict.fromkeys(ran)) == order[:len(set(ran))]
     # resuming the decided run starts no trial: the decision is in the run directory
     again = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--hb-resume", "run", "--models",
-                                          "oracle:lean,oracle:broken", "--hb-gate", "oracle:lean", "--hb-gate-sequential")
-    assert again.ret == 1 and len(recorded(pytester)) == 2 * TASKS - skipped
+                                          "oracle:lean,oracle:broken", "--hb-gate", "oracle:lean", "--hb-gate-sequential",
+                                          "--samples", "2")
+    assert again.ret == 1 and len(recorded(pytester)) == 4 * TASKS - skipped
     assert gate_document(pytester)["sequential"]["looked"] == looked
 
 
