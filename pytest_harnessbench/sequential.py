@@ -284,6 +284,16 @@ class SequentialRun:
         self.gate: Sequential | None = None
         self.skipped: Counter = Counter()  # model -> its trials skipped as decided
         self._decision: dict | None = None
+        self._latest: dict[str, Record] = {}  # trial id -> its last record, as after_trial saw them
+        self._done: Counter = Counter()  # task id -> its trials recorded
+        self._next = 0  # tasks at the start of the order with all their trials recorded
+
+    def _prefix(self) -> int:
+        gate = self.gate
+        while self._next < gate.total and \
+                self._done[gate.order[self._next]] >= gate.expected.get(gate.order[self._next], gate.per_task):
+            self._next += 1
+        return self._next
 
     def reorder(self, items: list, task_of) -> list:
         """Trials in the seeded task order (a task's trials together, in collection order); other items keep
@@ -295,26 +305,35 @@ class SequentialRun:
             ordered[place] = item
         return ordered
 
-    def start(self, trials: Iterable[tuple[str, str]]) -> None:
+    def start(self, trials: Iterable[tuple[str, str]], recorded: Sequence[Record] = ()) -> None:
         """In the process that records, once: the gate over these (task id, trial id) pairs (the collected trials
-        and those an earlier run recorded); a task is complete once all of its trials are recorded."""
+        and those an earlier run ``recorded``); a task is complete once all of its trials are recorded."""
         if self.gate is None:
-            expected = Counter(task for task, _ in set(trials))
+            expected = Counter(task for task, _ in {*trials, *((r["task_id"], r["trial_id"]) for r in recorded)})
             self.gate = Sequential(task_order(self.seed, expected), self.per_task, self.baseline, self.comparisons,
                                    self.alpha, self.strict, expected=dict(expected))
+            for record in recorded:
+                self._done[record["task_id"]] += record["trial_id"] not in self._latest
+                self._latest[record["trial_id"]] = record
 
-    def after_trial(self, records: Sequence[Record], baseline_records: Sequence[Record] | None = None) -> str | None:
-        """Look again after a trial's record (each trial's last attempt); the reason to stop when this decided it."""
-        if self.gate is None or self._decision is not None or not self.gate.update(records, baseline_records):
+    def after_trial(self, record: Record, baseline_records: Sequence[Record] | None = None) -> str | None:
+        """Look again after a trial's record (a later attempt replaces an earlier one); the reason to stop when
+        this decided it. Cheap unless the record completes the next task in the order (then one look per task)."""
+        if self.gate is None or self._decision is not None:
             return None
-        if not self.gate.stopped:
-            return None  # decided with the last task: nothing left to skip
+        if record["trial_id"] not in self._latest:
+            self._done[record["task_id"]] += 1
+        self._latest[record["trial_id"]] = record
+        if self._prefix() <= self.gate.looked:
+            return None
+        if not self.gate.update(list(self._latest.values()), baseline_records) or not self.gate.stopped:
+            return None  # undecided, or decided with the last task: nothing left to skip
         from datetime import datetime, timezone
 
         from .store import RunStore
 
         self._decision = {"reason": self.gate.reason, "tasks": self.gate.looked, "of": self.gate.total,
-                          "at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "trials_recorded": len({r["trial_id"] for r in records})}
+                          "at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "trials_recorded": len(self._latest)}
         RunStore(self.run_dir).write_json(DECISION, self._decision)
         return self.gate.reason
 
@@ -335,7 +354,7 @@ class SequentialRun:
               ) -> list[tuple[str, GateVerdict, int | None]]:
         """The verdicts at the end: each decided comparison's, else its last look's; a comparison never looked
         at (the run ended before the first look) is judged once on the complete tasks, at the first look's level."""
-        self.start((r["task_id"], r["trial_id"]) for r in records)
+        self.start((), records)
         gate = self.gate
         gate.update(records, baseline_records)
         missing = [c for c in gate.comparisons if c not in gate.decided and c not in gate.last]

@@ -533,14 +533,13 @@ class Bench:
     def start_sequential(self, keys: Iterable[TrialKey]) -> None:
         """In the process that records: the sequential gate over the collected trials and those already recorded."""
         if self.sequential is not None and self.records_results:
-            self.sequential.start([*((key.task_id, key.trial_id) for key in keys),
-                                   *((r["task_id"], r["trial_id"]) for r in self.recorder.records)])
+            self.sequential.start([(key.task_id, key.trial_id) for key in keys], self.recorder.latest())
 
     def look(self) -> str | None:
         """After a trial's record: the reason to stop starting trials when this record decided the gate."""
         if self.sequential is None:
             return None
-        return self.sequential.after_trial(self.recorder.latest(), self._baseline_records())
+        return self.sequential.after_trial(self.recorder.records[-1], self._baseline_records())
 
     def reliability_lines(self, verbose: bool = False) -> list[str]:
         """pass@k / pass^k, flaky tasks and retry dependence for the summary (empty with one sample, no retry)."""

@@ -151,7 +151,7 @@ def test_a_run_orders_trials_by_task_and_shares_its_decision_through_the_run_dir
     clear = [dict(r, outcome="passed" if r["model"] == "baseline" else "failed") for r in base + cand
              if r["trial_id"] != "t3-candidate-1"]
     finished = sorted(clear, key=lambda r: run.gate.order.index(r["task_id"]))
-    reasons = [run.after_trial(finished[:n]) for n in range(1, len(finished) + 1)]
+    reasons = [run.after_trial(record) for record in finished]
     assert [r for r in reasons if r] == ["decided after 10/12 tasks"] and (tmp_path / DECISION).is_file()
     assert worker.stop_reason() == "decided after 10/12 tasks"  # another process reads it before its next trial
     assert reasons.index("decided after 10/12 tasks") == sum(run.gate.expected[t] for t in run.gate.order[:10]) - 1
