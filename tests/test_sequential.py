@@ -155,3 +155,12 @@ def test_a_run_orders_trials_by_task_and_shares_its_decision_through_the_run_dir
     assert [r for r in reasons if r] == ["decided after 10/12 tasks"] and (tmp_path / DECISION).is_file()
     assert worker.stop_reason() == "decided after 10/12 tasks"  # another process reads it before its next trial
     assert reasons.index("decided after 10/12 tasks") == sum(run.gate.expected[t] for t in run.gate.order[:10]) - 1
+
+
+def test_a_clear_regression_at_89_tasks_saves_trials_and_is_still_caught():
+    """benchmarks/gate_sequential.py's 15-points-worse row at 89 easy tasks × 3 samples, with few gates."""
+    from benchmarks.gate_sequential import cell
+
+    fixed, seq, saved = cell(11, 40, 89, 3, 0.15, "easy", sequential.RHO)
+    assert seq["fail"] >= 38 and fixed["fail"] >= 38 and seq["pass"] == 0
+    assert saved > 0.4
