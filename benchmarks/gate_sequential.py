@@ -45,7 +45,9 @@ DELTAS = (0.0, JUST_WORSE, WORSE, MUCH_WORSE)
 def differences(rng: random.Random, tasks: int, samples: int, delta: float, difficulty: str) -> list[float]:
     """Per-task candidate − baseline score differences of one simulated bake-off, in run order."""
     baseline, candidate = simulate(rng, tasks, samples, delta, difficulty)
-    rate = lambda records, t: sum(r["outcome"] == "passed" for r in records[t * samples:(t + 1) * samples]) / samples  # noqa: E731
+    def rate(records: list, t: int) -> float:
+        return sum(r["outcome"] == "passed" for r in records[t * samples:(t + 1) * samples]) / samples
+
     return [rate(candidate, t) - rate(baseline, t) for t in range(tasks)]
 
 

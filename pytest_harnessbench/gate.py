@@ -44,7 +44,8 @@ from pytest_harnessbench.stats import Record, metric_rate, paired_comparison, pa
 #: rate -> True when higher is better; any other name is a trial metric (metrics.higher_is_better)
 METRIC_DIRECTION: dict[str, bool] = {"pass_rate": True, "score": True, "infra_rate": False}
 
-_MARGIN_RE = re.compile(r"^(?P<metric>pass[@^]\d+|[a-z_]+):(?P<sign>[+-]?)(?P<number>\d+(?:\.\d*)?|\.\d+)(?P<unit>pts?|%)?$")
+_MARGIN_RE = re.compile(r"^(?P<metric>pass[@^]\d+|[a-z_]+):(?P<sign>[+-]?)"
+                        r"(?P<number>\d+(?:\.\d*)?|\.\d+)(?P<unit>pts?|%)?$")
 _ACCEPTED = (
     "expected RATE:NUMBERpt (or NUMBER%, both meaning percentage points), "
     f"RATE one of {', '.join(METRIC_DIRECTION)}, pass@K, pass^K (K ≤ --samples), e.g. pass_rate:3pt,pass^3:5pt; "

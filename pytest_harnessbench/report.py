@@ -475,8 +475,9 @@ def reliability_lines(summary: Mapping, verbose: bool = False) -> list[str]:
         lines += _table(header, body, right=range(2, len(header)))
         if verbose:
             for cell in summary["cells"]:
-                if cell["flakiness"] and cell["flakiness"]["flaky"]:
-                    lines.append(f"  flaky {cell['model']}@{cell['multiplier']}: {', '.join(cell['flakiness']['flaky'])}")
+                flaky = (cell["flakiness"] or {}).get("flaky")
+                if flaky:
+                    lines.append(f"  flaky {cell['model']}@{cell['multiplier']}: {', '.join(flaky)}")
     for d in summary["retries"]:
         line = (f"retry dependence {d['model']}: {d['retry_passes']} of {d['trials']} trials passed only on a retry "
                 f"({d['retried']} retried); first-attempt score {100 * d['first_score']:.1f}% vs final "

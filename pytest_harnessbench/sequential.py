@@ -139,9 +139,9 @@ class Sequential:
     """The gate's state over the looks: which comparisons are decided, at which look, with which verdict.
 
     ``order``: every task of the run in run order; ``per_task``: trials a task has when complete (models ×
-    multipliers × samples of this run), or per task in ``expected`` (a subset of trials collected, as ``-k`` makes). Looks are made by :meth:`update` with the records so far (each
-    trial's last attempt); it only moves forward, so calling it after every trial costs one look per
-    newly complete task.
+    multipliers × samples of this run), or per task in ``expected`` (a subset of trials collected, as ``-k``
+    makes). Looks are made by :meth:`update` with the records so far (each trial's last attempt); it only
+    moves forward, so calling it after every trial costs one look per newly complete task.
     """
 
     order: list[str]
@@ -333,7 +333,8 @@ class SequentialRun:
         from .store import RunStore
 
         self._decision = {"reason": self.gate.reason, "tasks": self.gate.looked, "of": self.gate.total,
-                          "at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "trials_recorded": len(self._latest)}
+                          "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                          "trials_recorded": len(self._latest)}
         RunStore(self.run_dir).write_json(DECISION, self._decision)
         return self.gate.reason
 
