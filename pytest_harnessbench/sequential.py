@@ -48,6 +48,7 @@ from .gate import GateVerdict, Margin, decide
 from .stats import Record
 
 MIN_TASKS = 10
+STEP = 0.01  # the integration grid of spending_boundaries, on the score scale
 #: Spending α/2·(n/N)^ρ: ρ = 1 spends evenly over the suite (early stops come easily, the last look is widest);
 #: larger ρ keeps more for the end. benchmarks/gate_sequential.py chose this value.
 RHO = 1.5
@@ -88,9 +89,10 @@ def spending_boundaries(fractions: Sequence[float], spent: Sequence[float]) -> t
     boundary solves "mass that crosses now = what is spent now" by bisection.
     """
     import numpy as np
+    from scipy.special import ndtr
     from scipy.stats import norm
 
-    step = 0.01
+    step = STEP
     grid = np.arange(-8.0, 8.0 + step, step)
     result = [float(norm.isf(spent[0]))]
     density = np.where(grid < result[0] * math.sqrt(fractions[0]),
@@ -102,7 +104,7 @@ def spending_boundaries(fractions: Sequence[float], spent: Sequence[float]) -> t
         weights = density * step
 
         def crossing(b: float) -> float:
-            return float(np.dot(weights, norm.sf((b - grid) / math.sqrt(delta))))
+            return float(np.dot(weights, ndtr((grid - b) / math.sqrt(delta))))  # P(increment > b − s)
 
         low, high = -2.0, 12.0
         for _ in range(50):
