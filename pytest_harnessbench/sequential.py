@@ -50,7 +50,8 @@ from .stats import Record
 MIN_TASKS = 10
 STEP = 0.01  # the integration grid of spending_boundaries, on the score scale
 #: Spending α/2·(n/N)^ρ: ρ = 1 spends evenly over the suite (early stops come easily, the last look is widest);
-#: larger ρ keeps more for the end. benchmarks/gate_sequential.py chose this value.
+#: larger ρ keeps more for the end. From benchmarks/gate_sequential.py --rho (89 mixed tasks × 3, 400 gates, 15 pts
+#: worse): ρ 1, 1.5, 2 saved 37%, 36%, 34% of trials and caught 80%, 82%, 84.5% (fixed gate 87%).
 RHO = 1.5
 METHOD = "group-sequential repeated confidence intervals, alpha spending alpha/2*(n/N)^rho per direction"
 
