@@ -46,7 +46,7 @@ def differences(rng: random.Random, tasks: int, samples: int, delta: float, diff
     """Per-task candidate − baseline score differences of one simulated bake-off, in run order."""
     baseline, candidate = simulate(rng, tasks, samples, delta, difficulty)
     def rate(records: list, t: int) -> float:
-        return sum(r["outcome"] == "passed" for r in records[t * samples:(t + 1) * samples]) / samples
+        return sum(r.outcome == "passed" for r in records[t * samples:(t + 1) * samples]) / samples
 
     return [rate(candidate, t) - rate(baseline, t) for t in range(tasks)]
 

@@ -30,8 +30,13 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from math import comb
+from typing import TYPE_CHECKING
 
-from .stats import Record, mean_over_tasks, per_task_counts
+from .outcomes import PASSED
+from .stats import mean_over_tasks, per_task_counts
+
+if TYPE_CHECKING:
+    from .records import TrialRecord
 
 PASS_K = re.compile(r"^pass(?P<kind>[@^])(?P<k>[1-9]\d*)$")
 
@@ -63,7 +68,7 @@ def parse_pass_k(metric: str) -> tuple[str, int] | None:
     return (match["kind"], int(match["k"])) if match else None
 
 
-def task_counts(records: Iterable[Record]) -> dict[str, tuple[int, int]]:
+def task_counts(records: Iterable[TrialRecord]) -> dict[str, tuple[int, int]]:
     """task_id -> (passes c, samples n) over non-infra trials: the counts every estimator here starts from."""
     return per_task_counts(records, "pass_rate")
 
@@ -163,40 +168,40 @@ class RetryDependence:
         return 100 * (self.final_score - self.first_score) >= RETRY_FLAG_POINTS - 1e-9
 
 
-def retry_dependence(attempts: Sequence[Record]) -> list[RetryDependence]:
+def retry_dependence(attempts: Sequence[TrialRecord]) -> list[RetryDependence]:
     """Per model, from every attempt's record (results.jsonl order; a trial's first record is its first attempt).
 
     Only models with at least one retried trial are listed.
     """
-    first: dict[str, Record] = {}
-    last: dict[str, Record] = {}
+    first: dict[str, TrialRecord] = {}
+    last: dict[str, TrialRecord] = {}
     count: dict[str, int] = {}
     for r in attempts:
-        first.setdefault(r["trial_id"], r)
-        last[r["trial_id"]] = r
-        count[r["trial_id"]] = count.get(r["trial_id"], 0) + 1
+        first.setdefault(r.trial_id, r)
+        last[r.trial_id] = r
+        count[r.trial_id] = count.get(r.trial_id, 0) + 1
     by_model: dict[str, list[str]] = {}
     for trial_id, r in last.items():
-        by_model.setdefault(r["model"], []).append(trial_id)
+        by_model.setdefault(r.model, []).append(trial_id)
     result = []
     for model, trials in by_model.items():
-        retried = [t for t in trials if count[t] > 1 or (last[t].get("attempts") or 1) > 1]
+        retried = [t for t in trials if count[t] > 1 or (last[t].attempts or 1) > 1]
         if not retried:
             continue
         n = len(trials)
         result.append(RetryDependence(
-            model, n, len(retried), sum(last[t]["outcome"] == "passed" for t in retried),
-            sum(first[t]["outcome"] == "passed" and (first[t].get("attempts") or 1) <= 1 for t in trials) / n,
-            sum(last[t]["outcome"] == "passed" for t in trials) / n))
+            model, n, len(retried), sum(last[t].outcome == PASSED for t in retried),
+            sum(first[t].outcome == PASSED and (first[t].attempts or 1) <= 1 for t in trials) / n,
+            sum(last[t].outcome == PASSED for t in trials) / n))
     return result
 
 
-def summarize(latest: Sequence[Record], attempts: Sequence[Record] = ()) -> dict:
+def summarize(latest: Sequence[TrialRecord], attempts: Sequence[TrialRecord] = ()) -> dict:
     """A JSON-able summary: per model × multiplier pass@k/pass^k curve and flakiness (when some task has ≥ 2
     samples), and per model retry dependence (from every attempt, when some trial was retried)."""
-    cells: dict[tuple[str, str], list[Record]] = {}
+    cells: dict[tuple[str, str], list[TrialRecord]] = {}
     for r in latest:
-        cells.setdefault((r["model"], r["multiplier"]), []).append(r)
+        cells.setdefault((r.model, r.multiplier), []).append(r)
     out_cells = []
     for (model, mult), records in cells.items():
         counts = task_counts(records)

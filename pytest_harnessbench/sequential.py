@@ -44,8 +44,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 from .gate import GateVerdict, Margin, decide
-from .stats import Record
+
+if TYPE_CHECKING:
+    from .records import TrialRecord
 
 MIN_TASKS = 10
 STEP = 0.01  # the integration grid of spending_boundaries, on the score scale
@@ -172,15 +176,15 @@ class Sequential:
     def reason(self) -> str:
         return f"decided after {self.looked}/{self.total} tasks"
 
-    def complete_prefix(self, records: Sequence[Record]) -> int:
+    def complete_prefix(self, records: Sequence[TrialRecord]) -> int:
         """How many tasks from the start of the order have all their trials recorded."""
-        trials = Counter(r["task_id"] for r in {r["trial_id"]: r for r in records}.values())
+        trials = Counter(r.task_id for r in {r.trial_id: r for r in records}.values())
         n = 0
         while n < self.total and trials[self.order[n]] >= self.expected.get(self.order[n], self.per_task):
             n += 1
         return n
 
-    def update(self, records: Sequence[Record], baseline_records: Sequence[Record] | None = None) -> bool:
+    def update(self, records: Sequence[TrialRecord], baseline_records: Sequence[TrialRecord] | None = None) -> bool:
         """Look at each newly complete task; True when this call decided every comparison (stop now)."""
         if len(self.decided) == len(self.comparisons):
             return False
@@ -189,9 +193,9 @@ class Sequential:
         if prefix <= self.looked or prefix < first:
             return False
         rank = {task: i for i, task in enumerate(self.order)}
-        in_order = [r for r in records if r["task_id"] in rank]
+        in_order = [r for r in records if r.task_id in rank]
         base_pool = [r for r in (records if baseline_records is None else baseline_records)
-                     if r["model"] == self.baseline and r["task_id"] in rank]
+                     if r.model == self.baseline and r.task_id in rank]
         for n in range(max(self.looked + 1, first), prefix + 1):
             self._look(n, rank, in_order, base_pool)
             self.looked = n
@@ -199,15 +203,15 @@ class Sequential:
                 return True
         return False
 
-    def _look(self, n: int, rank: dict[str, int], records: list[Record], base_pool: list[Record]) -> None:
+    def _look(self, n: int, rank: dict[str, int], records: list[TrialRecord], base_pool: list[TrialRecord]) -> None:
         level = look_alpha(n, self.total, self.alpha, self.rho)
         for comparison in self.comparisons:
             if comparison in self.decided:
                 continue
             mult = comparison.multiplier
-            base = [r for r in base_pool if r["multiplier"] == mult and rank[r["task_id"]] < n]
-            cand = [r for r in records if r["model"] == comparison.candidate and r["multiplier"] == mult
-                    and rank[r["task_id"]] < n]
+            base = [r for r in base_pool if r.multiplier == mult and rank[r.task_id] < n]
+            cand = [r for r in records if r.model == comparison.candidate and r.multiplier == mult
+                    and rank[r.task_id] < n]
             if not (base and cand):
                 continue
             verdict = decide(base, cand, comparison.margin, level, self.strict)
@@ -246,14 +250,14 @@ def comparisons(models: Sequence[str], baseline: str, margins: Sequence[Margin],
             if compare or model != baseline for margin in margins]
 
 
-def saved_cost(skipped: Counter, records: Sequence[Record]) -> float | None:
+def saved_cost(skipped: Counter, records: Sequence[TrialRecord]) -> float | None:
     """USD the skipped trials would have cost (per model: count × its mean cost per recorded trial);
     None when no recorded trial of a skipped model has a cost (no --hb-prices)."""
     costs: dict[str, list[float]] = {}
     for r in records:
-        cost = (r.get("usage") or {}).get("cost_usd")
+        cost = (r.usage or {}).get("cost_usd")
         if cost is not None:
-            costs.setdefault(r["model"], []).append(cost)
+            costs.setdefault(r.model, []).append(cost)
     if not any(costs.get(m) for m in skipped):
         return None
     return sum(n * sum(costs[m]) / len(costs[m]) for m, n in skipped.items() if costs.get(m))
@@ -287,7 +291,7 @@ class SequentialRun:
         self.gate: Sequential | None = None
         self.skipped: Counter = Counter()  # model -> its trials skipped as decided
         self._decision: dict | None = None
-        self._latest: dict[str, Record] = {}  # trial id -> its last record, as after_trial saw them
+        self._latest: dict[str, TrialRecord] = {}  # trial id -> its last record, as after_trial saw them
         self._done: Counter = Counter()  # task id -> its trials recorded
         self._next = 0  # tasks at the start of the order with all their trials recorded
 
@@ -308,25 +312,25 @@ class SequentialRun:
             ordered[place] = item
         return ordered
 
-    def start(self, trials: Iterable[tuple[str, str]], recorded: Sequence[Record] = ()) -> None:
+    def start(self, trials: Iterable[tuple[str, str]], recorded: Sequence[TrialRecord] = ()) -> None:
         """In the process that records, once: the gate over these (task id, trial id) pairs (the collected trials
         and those an earlier run ``recorded``); a task is complete once all of its trials are recorded."""
         if self.gate is None:
-            expected = Counter(task for task, _ in {*trials, *((r["task_id"], r["trial_id"]) for r in recorded)})
+            expected = Counter(task for task, _ in {*trials, *((r.task_id, r.trial_id) for r in recorded)})
             self.gate = Sequential(task_order(self.seed, expected), self.per_task, self.baseline, self.comparisons,
                                    self.alpha, self.strict, expected=dict(expected))
             for record in recorded:
-                self._done[record["task_id"]] += record["trial_id"] not in self._latest
-                self._latest[record["trial_id"]] = record
+                self._done[record.task_id] += record.trial_id not in self._latest
+                self._latest[record.trial_id] = record
 
-    def after_trial(self, record: Record, baseline_records: Sequence[Record] | None = None) -> str | None:
+    def after_trial(self, record: TrialRecord, baseline_records: Sequence[TrialRecord] | None = None) -> str | None:
         """Look again after a trial's record (a later attempt replaces an earlier one); the reason to stop when
         this decided it. Cheap unless the record completes the next task in the order (then one look per task)."""
         if self.gate is None or self._decision is not None:
             return None
-        if record["trial_id"] not in self._latest:
-            self._done[record["task_id"]] += 1
-        self._latest[record["trial_id"]] = record
+        if record.trial_id not in self._latest:
+            self._done[record.task_id] += 1
+        self._latest[record.trial_id] = record
         if self._prefix() <= self.gate.looked:
             return None
         if not self.gate.update(list(self._latest.values()), baseline_records) or not self.gate.stopped:
@@ -354,7 +358,7 @@ class SequentialRun:
         if model is not None and REASON_PREFIX in longrepr:
             self.skipped[model] += 1
 
-    def final(self, records: Sequence[Record], baseline_records: Sequence[Record] | None = None
+    def final(self, records: Sequence[TrialRecord], baseline_records: Sequence[TrialRecord] | None = None
               ) -> list[tuple[str, GateVerdict, int | None]]:
         """The verdicts at the end: each decided comparison's, else its last look's; a comparison never looked
         at (the run ended before the first look) is judged once on the complete tasks, at the first look's level."""
@@ -367,14 +371,14 @@ class SequentialRun:
             level = look_alpha(first_look(gate.total), gate.total, self.alpha, gate.rho) if gate.total else self.alpha
             pool = records if baseline_records is None else baseline_records
             for c in missing:
-                base = [r for r in pool if r["model"] == self.baseline and r["multiplier"] == c.multiplier
-                        and r["task_id"] in prefix]
-                cand = [r for r in records if r["model"] == c.candidate and r["multiplier"] == c.multiplier
-                        and r["task_id"] in prefix]
+                base = [r for r in pool if r.model == self.baseline and r.multiplier == c.multiplier
+                        and r.task_id in prefix]
+                cand = [r for r in records if r.model == c.candidate and r.multiplier == c.multiplier
+                        and r.task_id in prefix]
                 gate.last[c] = decide(base, cand, c.margin, level, self.strict)
         return gate.verdicts()
 
-    def to_json(self, records: Sequence[Record]) -> dict:
+    def to_json(self, records: Sequence[TrialRecord]) -> dict:
         """gate.json's ``sequential`` block: the design and order, where it stopped and why, what it saved."""
         block = self.gate.to_json() if self.gate is not None else {"method": METHOD}
         cost = saved_cost(self.skipped, records)

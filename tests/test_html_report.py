@@ -9,6 +9,8 @@ import tempfile
 
 import pytest
 
+from support import inprocess
+
 TASKS = '''
 import pytest
 
@@ -71,9 +73,9 @@ def _count(page, selector: str) -> int:
 def test_the_report_of_a_real_bake_off_opens_offline_with_plots_filters_and_trajectories(pytester, browser, tmp_path):
     pytester.makepyfile(test_tasks=TASKS)
     report = tmp_path / "report.html"
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--hb-out", "run", "--models",
-                                           "oracle:heavy,oracle:lean", "--multipliers", "1,3,uncapped",
-                                           "--samples", "2", "--hb-report", str(report), "--hb-calibrate")
+    result = inprocess.run(pytester, "-p", "no:cacheprovider", "--hb-out", "run", "--models",
+                           "oracle:heavy,oracle:lean", "--multipliers", "1,3,uncapped",
+                           "--samples", "2", "--hb-report", str(report), "--hb-calibrate")
     result.stdout.fnmatch_lines(["*calibration:*", "*oracle:heavy: cannot decide — too few trials*",
                                  "*oracle:lean: 1x*", f"report: {report} (*MB)"])
     assert (pytester.path / "run" / "calibration.json").is_file()
@@ -136,14 +138,17 @@ def test_the_report_of_a_real_bake_off_opens_offline_with_plots_filters_and_traj
 def test_pass_k_plot_against_k_per_model():
     from pytest_harnessbench.html_report import pass_k_figure
 
-    records = [{"task_id": f"t{t}", "model": m, "multiplier": "1x", "sample": s, "trial_id": f"{m}{t}{s}",
-                "outcome": "passed" if (m == "a" or s == 1) else "failed", "cause": None}
+    from pytest_harnessbench.records import TrialRecord
+    from pytest_harnessbench.summary import summarize
+
+    records = [TrialRecord.from_dict({"task_id": f"t{t}", "model": m, "multiplier": "1x", "sample": s,
+                                      "trial_id": f"{m}{t}{s}", "cause": None,
+                                      "outcome": "passed" if (m == "a" or s == 1) else "failed"})
                for m in ("a", "b") for t in range(3) for s in (1, 2, 3)]
-    fig = pass_k_figure(records, ["a", "b"])
+    fig = pass_k_figure(summarize(records, models=["a", "b"]))
     lines = {(r.glyph.line_dash == [], tuple(r.data_source.data["value"])) for r in fig.renderers
              if type(r.glyph).__name__ == "Line"}
     # b passes 1 of 3 on each task: pass^k 1/3, 0, 0 (solid) and pass@k 1/3, 2/3, 1 (dashed)
     assert (True, (1 / 3, 0.0, 0.0)) in lines and (False, (1 / 3, 2 / 3, 1.0)) in lines
     assert (True, (1.0, 1.0, 1.0)) in lines
-    assert pass_k_figure([dict(r, sample=1, trial_id=r["task_id"] + r["model"]) for r in records if r["sample"] == 1],
-                         ["a", "b"]) is None
+    assert pass_k_figure(summarize([r for r in records if r.sample == 1], models=["a", "b"])) is None

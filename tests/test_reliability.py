@@ -8,6 +8,7 @@ import random
 
 import pytest
 
+from pytest_harnessbench.records import TrialRecord
 from pytest_harnessbench.reliability import (
     flakiness,
     parse_pass_k,
@@ -28,8 +29,9 @@ def records(counts=COUNTS, model="m", mult="1x"):
     out = []
     for task, (c, n) in counts.items():
         outcomes = ["passed"] * c + ["failed"] * (n - c) + ["infra"] * (3 - n)
-        out += [{"task_id": task, "model": model, "multiplier": mult, "sample": i + 1, "outcome": o,
-                 "cause": None if o == "passed" else "x", "trial_id": f"{task}-{model}-{mult}-{i + 1}"}
+        out += [TrialRecord.from_dict({"task_id": task, "model": model, "multiplier": mult, "sample": i + 1,
+                                       "outcome": o, "cause": None if o == "passed" else "x",
+                                       "trial_id": f"{task}-{model}-{mult}-{i + 1}"})
                 for i, o in enumerate(outcomes)]
     return out
 
@@ -100,15 +102,15 @@ def test_flakiness_share_tracks_the_simulated_truth():
 
 def test_retry_dependence_counts_passes_that_came_on_a_retry():
     def r(trial, outcome, attempt, model="m"):
-        return {"trial_id": trial, "task_id": trial, "model": model, "multiplier": "1x", "outcome": outcome,
-                "cause": None, "attempts": attempt}
+        return TrialRecord.from_dict({"trial_id": trial, "task_id": trial, "model": model, "multiplier": "1x",
+                                      "outcome": outcome, "cause": None, "attempts": attempt})
 
     attempts = [r("t1", "infra", 1), r("t1", "passed", 2), r("t2", "passed", 1), r("t3", "infra", 1),
                 r("t3", "failed", 2), r("t4", "failed", 1), r("u1", "passed", 1, "other")]
     (m,) = retry_dependence(attempts)  # "other" had no retry: not listed
     assert (m.model, m.trials, m.retried, m.retry_passes) == ("m", 4, 2, 1)
     assert m.first_score == 0.25 and m.final_score == 0.5 and m.flagged
-    summary = summarize([a for a in attempts if a["attempts"] == 2 or a["trial_id"] in ("t2", "t4", "u1")], attempts)
+    summary = summarize([a for a in attempts if a.attempts == 2 or a.trial_id in ("t2", "t4", "u1")], attempts)
     assert summary["retries"][0]["flagged"] is True and summary["cells"] == []  # one sample per task: no curve
 
 
@@ -117,3 +119,18 @@ def test_summarize_cells():
     (cell,) = summary["cells"]
     assert cell["samples"] == 3 and len(cell["pass_k"]) == 6
     assert cell["flakiness"]["flaky"] == ["C", "D"] and summary["retries"] == []
+
+
+def test_the_summary_model_carries_the_reliability_block():
+    """Computed once in summary.summarize (Summary.reliability, in results()), from the last attempts and every
+    attempt: earlier ones first, so a trial's first attempt is its first record."""
+    from pytest_harnessbench.summary import summarize as summary_of
+
+    latest = records()
+    first = latest[0].replace(outcome="infra", cause="oom")  # A's first sample passed only on its retry
+    retried = [latest[0].replace(attempts=2), *latest[1:]]
+    model = summary_of(retried, superseded=[first])
+    assert model.reliability == summarize(retried, [first, *retried])
+    assert model.results()["reliability"]["cells"][0]["samples"] == 3
+    (dependence,) = model.results()["reliability"]["retries"]
+    assert (dependence["retried"], dependence["retry_passes"]) == (1, 1)

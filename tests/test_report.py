@@ -1,6 +1,30 @@
 """The terminal summary, built from plain records: no pytest run needed."""
 
-from pytest_harnessbench.report import metric_tables, render, trial_lines
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+
+from pytest_harnessbench import report
+from pytest_harnessbench.records import TrialRecord
+from pytest_harnessbench.summary import summarize
+
+
+def typed(records):
+    return [TrialRecord.from_dict(r) for r in records]
+
+
+def render(records, *, models, multipliers, **options):
+    return report.render(summarize(typed(records), models=models, multipliers=multipliers), **options)
+
+
+def metric_tables(records, models, multipliers):
+    return report.metric_tables(summarize(typed(records), models=models, multipliers=multipliers))
+
+
+def trial_lines(final, width, *outcomes):
+    return report.trial_lines({nodeid: TrialRecord.from_dict(r) for nodeid, r in final.items()}, width, *outcomes)
 
 
 def record(model, mult, outcome, cause=None, task="t1", sample=1, message="", enforcement="cgroup-v1"):
@@ -161,6 +185,7 @@ def test_sequential_and_reliability_lines():
                           "flakiness": {"flaky": ["t2"], "tasks": 3, "share_within": 0.5, "rerun_sd": 0.1}}],
                "retries": [{"model": "m", "trials": 8, "retried": 2, "retry_passes": 1, "first_score": 0.25,
                             "final_score": 0.375, "flagged": True}]}
+    summary = dataclasses.replace(summarize([]), reliability=summary)  # the renderer only formats the model's block
     lines = reliability_lines(summary)
     assert "tasks with fewer than k samples left out (up to 1 per cell)" in lines[0]
     assert lines[2].split() == ["model", "mult", "pass^1", "pass^2", "pass@2", "flaky", "run-to-run", "rerun", "±"]
@@ -168,3 +193,15 @@ def test_sequential_and_reliability_lines():
     assert lines[-1] == ("retry dependence m: 1 of 8 trials passed only on a retry (2 retried); first-attempt score "
                          "25.0% vs final 37.5% — FLAGGED: the score rests on retries")
     assert "[0–60]" in reliability_lines(summary, verbose=True)[4] and "flaky m@1x: t2" in reliability_lines(summary, True)[5]
+
+
+@pytest.mark.parametrize("name", ["results-d4030c8", "results-before-issue-12"])
+def test_the_summary_of_an_earlier_runs_records_prints_what_it_printed_before_the_summary_model(name):
+    """Issue 22: the summary model changed how the summary is computed, not what it says. The expected text is what
+    report.render printed for these records at d4030c8, the commit before (both files in tests/data)."""
+    data = Path(__file__).parent / "data"
+    records = [TrialRecord.from_dict(json.loads(line)) for line in (data / f"{name}.jsonl").read_text().splitlines()]
+    summary = summarize(records, models=["oracle:heavy", "oracle:lean", "nop"], multipliers=["1x", "3x", "uncapped"])
+    lines = (report.render(summary, run_dir="RUN") + ["-- verbose --"]
+             + report.render(summary, run_dir="RUN", verbose=True, width=100))
+    assert lines == (data / f"{name}.summary.txt").read_text().splitlines()

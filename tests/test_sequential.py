@@ -12,6 +12,7 @@ from benchmarks.gate_false_pass import MARGIN, simulate
 from benchmarks.gate_sequential import fixed_status, sequential_status
 from pytest_harnessbench import sequential
 from pytest_harnessbench.gate import decide
+from pytest_harnessbench.records import TrialRecord
 from pytest_harnessbench.sequential import (
     Sequential,
     boundaries,
@@ -65,9 +66,10 @@ def test_the_order_is_seeded_and_the_same_for_every_subset():
 
 def bake_off(tasks: int, samples: int, delta: float, seed: int = 1):
     base, cand = simulate(random.Random(seed), tasks, samples, delta, "easy")
-    for r in base + cand:
-        r["trial_id"] = f"{r['task_id']}-{r['model']}-{r['sample']}"
-    return base, cand
+    def with_id(records):
+        return [r.replace(trial_id=f"{r.task_id}-{r.model}-{r.sample}") for r in records]
+
+    return with_id(base), with_id(cand)
 
 
 def gate(tasks: int, samples: int, models=("baseline", "candidate")) -> Sequential:
@@ -80,7 +82,7 @@ def test_a_clear_regression_stops_early_and_its_verdict_is_the_benchmarks():
     seq = gate(89, 3)
     by_task = {}
     for r in base + cand:
-        by_task.setdefault(r["task_id"], []).append(r)
+        by_task.setdefault(r.task_id, []).append(r)
     seen, stopped_at = [], None
     for i in range(89):  # one finished task at a time, as the session feeds it
         seen += by_task[f"t{i}"]
@@ -91,7 +93,7 @@ def test_a_clear_regression_stops_early_and_its_verdict_is_the_benchmarks():
     assert seq.reason == f"decided after {stopped_at}/89 tasks"
     ((mult, verdict, look),) = seq.verdicts()
     assert (mult, verdict.status, look) == ("1x", "fail", stopped_at)
-    rate = lambda rs, t: sum(r["outcome"] == "passed" for r in rs if r["task_id"] == t) / 3  # noqa: E731
+    rate = lambda rs, t: sum(r.outcome == "passed" for r in rs if r.task_id == t) / 3  # noqa: E731
     diffs = [rate(cand, f"t{i}") - rate(base, f"t{i}") for i in range(89)]
     assert sequential_status(diffs, 3) == ("fail", stopped_at)  # the benchmark's fast path: the same looks
     assert seq.update(base + cand) is False and seq.looked == stopped_at  # later records change nothing
@@ -102,7 +104,7 @@ def test_a_clear_regression_stops_early_and_its_verdict_is_the_benchmarks():
 def test_looks_wait_for_the_tasks_before_them():
     base, cand = bake_off(20, 1, 0.0)
     seq = gate(20, 1)
-    late = [r for r in base + cand if r["task_id"] != "t0"]  # every task but the first one finished
+    late = [r for r in base + cand if r.task_id != "t0"]  # every task but the first one finished
     assert seq.complete_prefix(late) == 0
     seq.update(late)
     assert seq.looked == 0 and seq.verdicts() == []
@@ -117,15 +119,15 @@ def test_a_small_suite_has_one_look_with_the_fixed_gates_verdict():
         ((_, verdict, _),) = seq.verdicts()
         fixed = decide(base, cand, MARGIN)
         assert (verdict.status, verdict.low, verdict.high) == (fixed.status, fixed.low, fixed.high)
-        rate = lambda rs, t: sum(r["outcome"] == "passed" for r in rs if r["task_id"] == t) / 2  # noqa: E731
+        rate = lambda rs, t: sum(r.outcome == "passed" for r in rs if r.task_id == t) / 2  # noqa: E731
         assert fixed_status([rate(cand, f"t{i}") - rate(base, f"t{i}") for i in range(8)], 2) == fixed.status
 
 
 def test_saved_cost_uses_each_models_mean_cost():
     from collections import Counter
 
-    records = [{"model": "a", "usage": {"cost_usd": 0.5}}, {"model": "a", "usage": {"cost_usd": 1.5}},
-               {"model": "b", "usage": {}}]
+    records = [TrialRecord.from_dict({"model": m, "usage": usage})
+               for m, usage in (("a", {"cost_usd": 0.5}), ("a", {"cost_usd": 1.5}), ("b", {}))]
     assert saved_cost(Counter(a=3, b=4), records) == pytest.approx(3.0)
     assert saved_cost(Counter(b=4), records) is None
     assert sequential.RHO > 0
@@ -143,14 +145,14 @@ def test_a_run_orders_trials_by_task_and_shares_its_decision_through_the_run_dir
     assert tasks == [t for t in task_order("seed", tasks) for _ in range(2)]  # a task's trials together
     # a trial deselected (-k) is not waited for: a task is complete with the trials collected
     base, cand = bake_off(12, 1, 0.15)
-    run.start([(r["task_id"], r["trial_id"]) for r in base + cand if r["trial_id"] != "t3-candidate-1"])
+    run.start([(r.task_id, r.trial_id) for r in base + cand if r.trial_id != "t3-candidate-1"])
     assert run.gate.expected["t3"] == 1 and run.gate.complete_prefix(base + cand) == 12
     worker = SequentialRun("seed", tmp_path, 2, "baseline", [])
     assert worker.stop_reason() is None and run.stop_reason() is None
     # the candidate fails every task the baseline passes: decided at the first look, 10 of 12 tasks
-    clear = [dict(r, outcome="passed" if r["model"] == "baseline" else "failed") for r in base + cand
-             if r["trial_id"] != "t3-candidate-1"]
-    finished = sorted(clear, key=lambda r: run.gate.order.index(r["task_id"]))
+    clear = [r.replace(outcome="passed" if r.model == "baseline" else "failed") for r in base + cand
+             if r.trial_id != "t3-candidate-1"]
+    finished = sorted(clear, key=lambda r: run.gate.order.index(r.task_id))
     reasons = [run.after_trial(record) for record in finished]
     assert [r for r in reasons if r] == ["decided after 10/12 tasks"] and (tmp_path / DECISION).is_file()
     assert worker.stop_reason() == "decided after 10/12 tasks"  # another process reads it before its next trial

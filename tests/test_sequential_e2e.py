@@ -4,6 +4,10 @@ the gate says; under xdist every worker stops; a resumed run keeps the decision.
 import json
 import re
 
+import pytest
+
+pytestmark = pytest.mark.e2e  # pytest in a subprocess, and xdist workers
+
 SUITE = '''
 import pytest
 
