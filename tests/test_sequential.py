@@ -66,6 +66,7 @@ def test_the_order_is_seeded_and_the_same_for_every_subset():
 
 def bake_off(tasks: int, samples: int, delta: float, seed: int = 1):
     base, cand = simulate(random.Random(seed), tasks, samples, delta, "easy")
+
     def with_id(records):
         return [r.replace(trial_id=f"{r.task_id}-{r.model}-{r.sample}") for r in records]
 
