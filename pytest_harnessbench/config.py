@@ -81,7 +81,8 @@ OPTIONS = (
     Option("gate_at", "--hb-gate-at", "hb_gate_at", "", "gate at this multiplier only (default: every multiplier)"),
     Option("gate_margin", "--hb-gate-margin", "hb_gate_margin", "score:3pt",
            "allowed worsening per metric, e.g. score:3pt,infra_rate:2pt (metrics: score = passed/all trials, "
-           "pass_rate excludes infra, infra_rate) or a trial metric in its own units, e.g. steps:+2, "
+           "pass_rate excludes infra, infra_rate, pass^K = all K samples pass, pass@K = one of K passes) or a trial "
+           "metric in its own units, e.g. steps:+2, "
            "trajectory_match:-0.1"),
     Option("gate_alpha", "--hb-gate-alpha", "hb_gate_alpha", "0.05", "gate significance level (two-sided interval at 1-alpha)"),
     Option("gate_strict", "--hb-gate-strict", "hb_gate_strict", "false",
@@ -89,6 +90,10 @@ OPTIONS = (
            flag_only=True),
     Option("gate_accept_inconclusive", "--hb-gate-accept-inconclusive", "hb_gate_accept_inconclusive", "false",
            "an inconclusive gate exits 0 even where the CI variable is set", flag_only=True),
+    Option("gate_sequential", "--hb-gate-sequential", "hb_gate_sequential", "false",
+           "run tasks in a seeded random order and decide the gate after each finished task (an interval valid "
+           "however often it is looked at); once every comparison is decided, skip the remaining trials",
+           flag_only=True),
     Option("compare", "--hb-compare", "hb_compare", "",
            "gate against the baseline model's records in this earlier run directory instead of this run's"),
     Option("report", "--hb-report", "hb_report", "",
@@ -137,6 +142,7 @@ class Config:
     gate_strict: bool = False  # an inconclusive verdict blocks: --hb-gate-strict, or CI set; gate_strict_why says which
     # (or, not blocking in CI, that --hb-gate-accept-inconclusive was given)
     gate_strict_why: str = ""
+    gate_sequential: bool = False  # --hb-gate-sequential (sequential.py)
     compare: Path | None = None
     report: Path | None = None
     calibrate: bool = False
@@ -161,7 +167,7 @@ class Config:
             "gate": None if self.gate is None else {
                 "baseline": self.gate, "at": self.gate_at and self.gate_at.label,
                 "margins": [str(m) for m in self.gate_margins], "alpha": self.gate_alpha,
-                "strict": self.gate_strict, "strict_why": self.gate_strict_why,
+                "strict": self.gate_strict, "strict_why": self.gate_strict_why, "sequential": self.gate_sequential,
                 "compare": self.compare and str(self.compare)},
         }
 
@@ -297,16 +303,31 @@ def parse_gate(raw: dict, models: tuple[ModelRef, ...], multipliers: tuple[Multi
         gate_at = at[0]
     compare = Path(raw["compare"]) if raw["compare"].strip() else None
     baseline = raw["gate"].strip() or None
+    sequential = parse_bool("--hb-gate-sequential", raw["gate_sequential"])
+    _check_pass_k_margins(margins, parse_number("--samples", raw["samples"], minimum=1))
     if baseline is None:
         if compare is not None or gate_at is not None:
             raise ConfigError("--hb-compare and --hb-gate-at need --hb-gate BASELINE_MODEL")
+        if sequential:
+            raise ConfigError("--hb-gate-sequential needs --hb-gate BASELINE_MODEL")
         return {}
     if compare is not None:
         _check_compare_run(compare, baseline)
     elif baseline not in [m.text for m in models]:
         raise ConfigError(f"--hb-gate {baseline!r} is not one of --models ({', '.join(m.text for m in models)})")
     return {"gate": baseline, "gate_at": gate_at, "gate_margins": margins, "gate_alpha": alpha,
-            "gate_strict": strict, "gate_strict_why": why, "compare": compare}
+            "gate_strict": strict, "gate_strict_why": why, "compare": compare, "gate_sequential": sequential}
+
+
+def _check_pass_k_margins(margins, samples: int) -> None:
+    """A pass@K / pass^K margin needs K ≤ --samples (no task could have an estimate otherwise)."""
+    from .reliability import parse_pass_k
+
+    for margin in margins:
+        k = (parse_pass_k(margin.metric) or (None, 0))[1]
+        if k > samples:
+            raise ConfigError(f"--hb-gate-margin {margin}: {margin.metric} needs at least {k} samples per task; "
+                              f"--samples is {samples}")
 
 
 def in_ci(environ=os.environ) -> bool:

@@ -64,7 +64,9 @@ def parse_gate_options(run: RunDir, raw: dict) -> dict:
     chosen = settings(run)
     models = parse_models(",".join(chosen.get("models") or [])) if chosen.get("models") else ()
     multipliers = parse_multipliers(",".join(chosen.get("multipliers") or [])) if chosen.get("multipliers") else ()
-    return parse_gate(raw, models, multipliers)
+    # The fixed gate (a merged run is read whole: nothing is left to stop early), against the run's own samples.
+    fixed = {"gate_sequential": "false", "samples": str(chosen.get("samples") or 1)}
+    return parse_gate({**fixed, **raw}, models, multipliers)
 
 
 def session_gate(run: RunDir) -> dict | None:

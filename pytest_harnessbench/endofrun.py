@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
     from .config import Config
     from .recorder import Recorder
+    from .records import TrialRecord
 
 
 @dataclass
@@ -45,6 +46,8 @@ class EndOfRun:
         self.gate_exit = 0  # the gate's exit status (gate.exit_status), once it ran
         self.gate_plans: list = []  # what the gate can decide (gate.GatePlan), from the collected trials
         self.calibration: dict | None = None  # calibration.json's document, once run_calibration computed it
+        self.sequential = None  # sequential.SequentialRun under --hb-gate-sequential (the session sets it)
+        self._compare_records: list[TrialRecord] | None = None
 
     def run(self, exit_status: int, other_failures: int, verbose: bool = False,
             summarize: Callable[[], object] | None = None) -> Outputs:
@@ -52,8 +55,9 @@ class EndOfRun:
 
         ``summarize`` computes the run's summary model (after calibration, which it shows) once, for the
         HTML report here and the terminal afterwards (``Outputs.summary``)."""
-        outputs = Outputs(gate_lines=self.run_gate(), calibration_lines=self.run_calibration(verbose=verbose))
+        outputs = Outputs(calibration_lines=self.run_calibration(verbose=verbose))
         outputs.summary = summarize() if summarize is not None else None
+        outputs.gate_lines = self.run_gate(getattr(outputs.summary, "reliability", None))
         outputs.report_line = self.write_report(outputs.summary)
         outputs.exit_status = self.exit_status(exit_status, other_failures)
         outputs.export = self.export()
@@ -94,21 +98,43 @@ class EndOfRun:
                          f"exit {INCONCLUSIVE_EXIT_STATUS}")
         return lines
 
-    def run_gate(self) -> list[str] | None:
+    def baseline_records(self) -> list[TrialRecord] | None:
+        """The baseline's records of ``--hb-compare`` (read once), or None: this run's own."""
+        if self.config.compare is not None and self._compare_records is None:
+            self._compare_records = RunDir(self.config.compare).latest()
+        return self._compare_records
+
+    def run_gate(self, reliability: dict | None = None) -> list[str] | None:
         """Gate verdicts as summary lines (and gate.json); None when no gate is configured.
 
+        ``reliability``: the summary model's pass@k / pass^k block (``Summary.reliability``), which gate.json
+        carries (computed here when not given). Under --hb-gate-sequential the verdicts are the sequential
+        gate's, and gate.json's ``sequential`` block says where it stopped and what that saved.
         Sets ``gate_exit``: the run's exit status as the gate decides it (0, 1 or 6).
         """
         cfg = self.config
         if cfg.gate is None:
             return None
         multipliers = [cfg.gate_at.label] if cfg.gate_at else [m.label for m in cfg.multipliers]
+        pairs = None  # the fixed gate's, computed by decide_gate
+        if self.sequential is not None:
+            pairs = [(mult, v) for mult, v, _ in self.sequential.final(self.recorder.latest(), self.baseline_records())]
         document, lines = decide_gate(self.recorder.latest(), cfg.gate, cfg.gate_margins, multipliers,
-                                      alpha=cfg.gate_alpha, strict=cfg.gate_strict, compare=cfg.compare)
+                                      alpha=cfg.gate_alpha, strict=cfg.gate_strict, compare=cfg.compare, pairs=pairs)
         document["plan"] = [p.to_dict() for p in self.gate_plans]
+        if reliability is None:
+            from .reliability import summarize
+
+            latest = self.recorder.latest()
+            reliability = summarize(latest, [*self.recorder.earlier_attempts(), *latest])
+        document["reliability"] = reliability
+        if self.sequential is not None:
+            document["sequential"] = self.sequential.to_json(self.recorder.latest())
         self.recorder.write_json("gate.json", document)
         self.gate_exit = document["exit_status"]
-        return lines
+        from .report import sequential_lines
+
+        return lines + sequential_lines(document.get("sequential"), prices=bool(cfg.prices))
 
     def run_calibration(self, verbose: bool = False) -> list[str] | None:
         """Calibration block for the summary (and calibration.json); None unless --hb-calibrate."""
@@ -149,15 +175,18 @@ class EndOfRun:
 
 
 def decide_gate(records, baseline: str, margins, multipliers: list[str], *, alpha: float, strict: bool,
-                compare: Path | None = None) -> tuple[dict, list[str]]:
+                compare: Path | None = None, pairs: list | None = None) -> tuple[dict, list[str]]:
     """The gate over ``records`` at ``multipliers``: gate.json's document (without the plan) and the summary's
-    lines. The session's gate (:meth:`EndOfRun.run_gate`) and ``harnessbench gate`` (downstream.py) both."""
+    lines. The session's gate (:meth:`EndOfRun.run_gate`) and ``harnessbench gate`` (downstream.py) both.
+
+    ``pairs``: (multiplier, verdict) already decided (the sequential gate's); by default the fixed gate's."""
     from .gate import INCONCLUSIVE_EXIT_STATUS, evaluate, verdicts_to_json
     from .report import gate_lines
 
-    earlier = RunDir(compare).latest() if compare else None
-    pairs = evaluate(records, baseline, margins, multipliers=multipliers, alpha=alpha, strict=strict,
-                     baseline_records=earlier)
+    if pairs is None:
+        earlier = RunDir(compare).latest() if compare else None
+        pairs = evaluate(records, baseline, margins, multipliers=multipliers, alpha=alpha, strict=strict,
+                         baseline_records=earlier)
     document = verdicts_to_json([v for _, v in pairs])
     for entry, (mult, _) in zip(document["verdicts"], pairs):
         entry["multiplier"] = mult

@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pytest_harnessbench import metrics
 from pytest_harnessbench.outcomes import INFRA
+from pytest_harnessbench.reliability import parse_pass_k
 from pytest_harnessbench.stats import metric_rate, paired_comparison, paired_metric_comparison, per_task_metric
 
 if TYPE_CHECKING:
@@ -47,10 +48,12 @@ if TYPE_CHECKING:
 #: rate -> True when higher is better; any other name is a trial metric (metrics.higher_is_better)
 METRIC_DIRECTION: dict[str, bool] = {"pass_rate": True, "score": True, "infra_rate": False}
 
-_MARGIN_RE = re.compile(r"^(?P<metric>[a-z_]+):(?P<sign>[+-]?)(?P<number>\d+(?:\.\d*)?|\.\d+)(?P<unit>pts?|%)?$")
+_MARGIN_RE = re.compile(r"^(?P<metric>pass[@^]\d+|[a-z_]+):(?P<sign>[+-]?)"
+                        r"(?P<number>\d+(?:\.\d*)?|\.\d+)(?P<unit>pts?|%)?$")
 _ACCEPTED = (
     "expected RATE:NUMBERpt (or NUMBER%, both meaning percentage points), "
-    f"RATE one of {', '.join(METRIC_DIRECTION)}, e.g. pass_rate:3pt,infra_rate:2pt; or a trial metric in its "
+    f"RATE one of {', '.join(METRIC_DIRECTION)}, pass@K, pass^K (K ≤ --samples), e.g. pass_rate:3pt,pass^3:5pt; "
+    "or a trial metric in its "
     "own units, + for a cost (steps, tool_calls, failed_tool_calls, tokens, wall_s), - for a score: "
     "steps:+2,trajectory_match:-0.1"
 )
@@ -71,7 +74,7 @@ class Margin:
 
     @property
     def higher_is_better(self) -> bool:
-        return METRIC_DIRECTION[self.metric] if not self.absolute else metrics.higher_is_better(self.metric)
+        return METRIC_DIRECTION.get(self.metric, True) if not self.absolute else metrics.higher_is_better(self.metric)
 
     def __str__(self) -> str:
         if self.absolute:
@@ -95,7 +98,8 @@ def parse_margins(text: str) -> list[Margin]:
         metric = match["metric"]
         if any(m.metric == metric for m in margins):
             raise ValueError(f"bad gate margin {piece!r}: metric {metric!r} given twice; {_ACCEPTED}")
-        margins.append(_rate_margin(piece, match) if metric in METRIC_DIRECTION else _metric_margin(piece, match))
+        rate = metric in METRIC_DIRECTION or parse_pass_k(metric) is not None
+        margins.append(_rate_margin(piece, match) if rate else _metric_margin(piece, match))
     return margins
 
 
@@ -224,7 +228,7 @@ def _not_compared(
     baseline_records: Sequence[TrialRecord], candidate_records: Sequence[TrialRecord], margin: Margin
 ) -> tuple[str, float | None, float | None]:
     """Why no task could be paired, in words (a side without a valid trial first); each side's own rate."""
-    own = _own_mean if margin.absolute else _own_rate
+    own = _own_mean if margin.absolute else _own_pass_k if parse_pass_k(margin.metric) else _own_rate
     candidate_words, candidate = own("candidate", candidate_records, margin.metric)
     baseline_words, baseline = own("baseline", baseline_records, margin.metric)
     if candidate is None:
@@ -232,6 +236,44 @@ def _not_compared(
     if baseline is None:
         return f"{baseline_words}, {candidate_words}", candidate, baseline
     return f"no task has valid trials on both sides: {candidate_words}, {baseline_words}", candidate, baseline
+
+
+def _own_pass_k(side: str, records: Sequence[TrialRecord], metric: str) -> tuple[str, float | None]:
+    """One side's pass@k / pass^k over its own tasks with at least k samples, in words and as a fraction."""
+    from .reliability import per_task_pass_k, task_counts
+
+    values = per_task_pass_k(task_counts(records), metric)
+    if not values:
+        return f"{side} has no task with {parse_pass_k(metric)[1]} valid samples for {metric}", None
+    mean = sum(values.values()) / len(values)
+    return f"{side} {100 * mean:.1f}% ({len(values)} tasks)", mean
+
+
+def paired_pass_k_comparison(records_a: Iterable[TrialRecord], records_b: Iterable[TrialRecord], metric: str,
+                             confidence: float = 0.95):
+    """pass@k / pass^k, model B − model A paired by task (tasks with at least k valid samples on both sides).
+
+    A task's estimate is a multiple of 1/C(n, k) (``reliability``), so the interval is
+    ``stats.paired_difference_interval`` on that lattice, as for pass rates: it does not collapse when every
+    task moved by the same amount.
+    """
+    import dataclasses
+    from math import comb, lcm
+
+    from .reliability import per_task_pass_k, task_counts
+    from .stats import paired_difference_interval, paired_tasks_comparison
+
+    counts_a, counts_b = task_counts(records_a), task_counts(records_b)
+    values_a, values_b = per_task_pass_k(counts_a, metric), per_task_pass_k(counts_b, metric)
+    comparison = paired_tasks_comparison(metric, {t: [v] for t, v in values_a.items()},
+                                         {t: [v] for t, v in values_b.items()}, confidence)
+    if comparison.tasks == 0:
+        return dataclasses.replace(comparison, low=-1.0, high=1.0)
+    k = parse_pass_k(metric)[1]
+    paired = sorted(values_a.keys() & values_b.keys())
+    step = 1 / lcm(*(comb(counts[t][1], k) for counts in (counts_a, counts_b) for t in paired))
+    low, high = paired_difference_interval([values_b[t] - values_a[t] for t in paired], step, confidence)
+    return dataclasses.replace(comparison, low=low, high=high)
 
 
 def classify(low: float, high: float, margin: Margin) -> Status:
@@ -264,7 +306,8 @@ def decide(
     """
     baseline_records = list(baseline_records)
     candidate_records = list(candidate_records)
-    compare = paired_metric_comparison if margin.absolute else paired_comparison
+    compare = paired_metric_comparison if margin.absolute else \
+        paired_pass_k_comparison if parse_pass_k(margin.metric) else paired_comparison
     comparison = compare(baseline_records, candidate_records, margin.metric, 1 - alpha)
     not_compared, candidate, baseline = "", comparison.mean_b, comparison.mean_a
     if comparison.tasks == 0:

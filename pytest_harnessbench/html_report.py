@@ -93,6 +93,37 @@ def outcome_figure(summary: Summary):
     return fig
 
 
+def pass_k_figure(summary: Summary):
+    """pass^k (solid) and pass@k (dashed) against k, a line per model × multiplier (``Summary.reliability``);
+    None with one sample per task."""
+    from bokeh.models import HoverTool
+    from bokeh.plotting import figure
+
+    models = summary.models
+    cells = summary.reliability["cells"]
+    if not cells:
+        return None
+    rank = {m: i for i, m in enumerate(models)}
+    top = max(cell["samples"] for cell in cells)
+    fig = figure(height=300, width=560, y_range=(-0.02, 1.05), x_range=(0.8, top + 0.2), toolbar_location=None,
+                 title="pass^k (solid: all k samples pass) and pass@k (dashed: at least one)", name="passk")
+    for cell in sorted(cells, key=lambda c: (rank.get(c["model"], len(rank)), c["multiplier"])):
+        color = MODEL_COLORS[rank.get(cell["model"], len(rank)) % len(MODEL_COLORS)]
+        for kind, dash in (("^", "solid"), ("@", "dashed")):
+            points = [p for p in cell["pass_k"] if p["metric"].startswith(f"pass{kind}") and p["value"] is not None]
+            data = {"k": [p["k"] for p in points], "value": [p["value"] for p in points],
+                    "tasks": [p["tasks"] for p in points], "metric": [p["metric"] for p in points]}
+            label = f"{cell['model']}@{cell['multiplier']}"
+            fig.line("k", "value", source=data, line_dash=dash, color=color, legend_label=label)
+            fig.scatter("k", "value", source=data, color=color, size=6)
+    fig.add_tools(HoverTool(tooltips=[("", "@metric = @value{0.000} over @tasks tasks")]))
+    fig.xaxis.axis_label = "k (samples)"
+    fig.xaxis.ticker = list(range(1, top + 1))
+    fig.legend.label_text_font_size = "8pt"
+    fig.add_layout(fig.legend[0], "right")
+    return fig
+
+
 def _lighten(color: str, amount: float) -> str:
     rgb = [int(color[i:i + 2], 16) for i in (1, 3, 5)]
     return "#" + "".join(f"{round(c + (255 - c) * min(amount, 0.8)):02x}" for c in rgb)
@@ -229,6 +260,9 @@ def render(summary: Summary, records: Sequence[TrialRecord], *, card: Mapping | 
     peaks = peak_figure(summary, models)
     if peaks is not None:
         figures["peaks"] = peaks
+    pass_k = pass_k_figure(summary)
+    if pass_k is not None:
+        figures["passk"] = pass_k
     script, divs = components(figures)
     bokeh_js = "\n".join(Resources(mode="inline", components=["bokeh"]).js_raw)
     comparisons = [(c.label, c.verdict) for c in summary.comparisons]
@@ -252,6 +286,7 @@ def render(summary: Summary, records: Sequence[TrialRecord], *, card: Mapping | 
         title=html.escape(f"harnessbench report {(card or {}).get('run_id', '')}"),
         summary=html.escape(f"{summary.trials} trials · {len(models)} model(s) · multipliers {', '.join(mults)}"),
         rates=divs["rates"], outcomes=divs["outcomes"], peaks=divs.get("peaks", "<p>no peak memory recorded</p>"),
+        passk=divs.get("passk", "<p>one sample per task: no pass@k / pass^k (run with --samples 2 or more)</p>"),
         comparisons=_table(["comparison", "verdict"], comparisons) if comparisons else "<p>nothing to compare</p>",
         power=html.escape(_power(summary)), gate=gate_html or "<p>no gate in this run</p>",
         metrics=_metrics_html(summary) + _extension_html(summary.tables),
@@ -303,6 +338,9 @@ pre {{ background: #f7f7f7; padding: .6em; overflow: auto; max-height: 30em; }}
 {rates}
 <h2>Outcomes</h2>
 {outcomes}
+<h2>Reliability over samples</h2>
+<p>Unbiased estimators from each task's samples (infra left out), averaged over tasks; tasks with fewer than k samples are left out at that k (gate.json's <code>reliability</code> has the intervals and counts).</p>
+{passk}
 <h2>Peak memory per task</h2>
 <p>Each trial's kernel peak memory over its task's memory spec, per task and model; OOM-killed trials are left out (their peak is the limit they hit).</p>
 {peaks}

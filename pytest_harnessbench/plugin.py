@@ -164,8 +164,19 @@ class _RecorderHooks:
                 compat.stop_session(self.session, f"harnessbench: {self.bench.recorder.storage_error}; stopping the session")
             if report.outcome != "rerun":  # progress counts trials, not attempts
                 self.progress.add(record)
+                self._look()
         elif report.failed:
             self.other_failures += 1
+        elif report.skipped and self.bench.sequential is not None:
+            key = self.bench.key_of(report.nodeid)
+            self.bench.sequential.note_skip(key and key.case.model.text, str(report.longrepr))
+
+    def _look(self) -> None:
+        """--hb-gate-sequential: the gate looks again; once decided, trials not yet started are skipped."""
+        reason = self.bench.look()
+        if reason:
+            _write_lines(self.config, [f"harnessbench: gate {reason}: the remaining trials are skipped "
+                                       "(trials already running finish and are recorded)"])
 
     @pytest.hookimpl(trylast=True)
     def pytest_runtest_logfinish(self) -> None:
@@ -233,7 +244,7 @@ class _RecorderHooks:
         from .endofrun import Outputs
 
         end = self.end or Outputs()  # a session interrupted before its end: no gate, report or export
-        from .report import render, trial_lines
+        from .report import reliability_lines, render, trial_lines
 
         bench, width, brief = self.bench, compat.terminal_width(terminalreporter), _brief(self.config)
         listed = (FAILED, ERROR, INFRA) if brief else (INFRA,)  # pytest lists the others with -v, --tb
@@ -244,6 +255,8 @@ class _RecorderHooks:
         for line in trials:
             terminalreporter.write_line(line)
         summary = end.summary or self._summarize()  # interrupted before sessionfinish computed it
+        for line in reliability_lines(summary, verbose=self.config.option.verbose > 0):
+            terminalreporter.write_line(line)
         for line in render(summary, run_dir=str(bench.run.dir), gate_lines=end.gate_lines or (),
                            verbose=self.config.option.verbose > 0, width=width):
             terminalreporter.write_line(line)
@@ -296,6 +309,7 @@ class _XdistHooks:
                 self.bench.shard_plan = {**self.bench.config.shard.to_dict(),
                                          "trials": sorted(trial_key(key.task_id, key.case.id) for key in keys)}
                 _write_lines(self.recorder.config, [_shard_line(self.bench.shard_plan)])
+            self.bench.start_sequential(keys)
             if keys:
                 try:  # before anything is scheduled; a UsageError here still tears the workers down
                     self.bench.own_run_dir()
@@ -390,6 +404,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
             from .agents import harness  # noqa: F401
 
             _freeze_heap()
+        _sequential_order(bench, items, trials)
 
 
 @pytest.hookimpl(trylast=True, specname="pytest_collection_modifyitems")
@@ -449,6 +464,16 @@ def _shard_line(shard_plan: dict) -> str:
             "`harnessbench merge OUT RUN_DIR...`")
 
 
+def _sequential_order(bench, items: list[pytest.Item], trials: list[pytest.Item]) -> None:
+    """--hb-gate-sequential: trials in the seeded task order, each task's trials together (other items keep
+    their places); in the process that records, the gate starts over the collected trials. Before the
+    resume deselection, so a resumed run's gate counts what its earlier run recorded."""
+    if bench.sequential is None:
+        return
+    items[:] = bench.sequential.reorder(items, lambda item: item.stash[KEY].task_id if KEY in item.stash else None)
+    bench.start_sequential(item.stash[KEY] for item in trials)
+
+
 def _freeze_heap() -> None:
     """Before the first trial, move every object alive now (LangChain's modules, pytest's items: hundreds of
     thousands, alive to the end anyway) out of the garbage collector's reach. Each full collection walked
@@ -490,6 +515,9 @@ def hb_agent_factory():
 def trial(request: pytest.FixtureRequest, hb_case, hb_agent_factory):
     """A provisioned, resource-limited sandbox for this trial and the agent to run in it."""
     bench = request.config.stash[BENCH]
+    decided = bench.sequential is not None and bench.sequential.stop_reason()
+    if decided:  # --hb-gate-sequential: the gate is decided, this trial need not run
+        pytest.skip(decided)
     current = bench.new_trial(request.node.stash[KEY], hb_agent_factory)
     request.node.stash[TRIAL] = current
     try:

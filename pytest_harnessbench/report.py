@@ -294,3 +294,68 @@ def render(summary: Summary, *, run_dir: str = "", gate_lines: Sequence[str] = (
     if run_dir:
         lines.append(f"run directory: {run_dir}")
     return lines
+
+
+# --- the sequential gate and reliability across samples (sequential.py, reliability.py) ---------------------
+
+
+def sequential_lines(block: Mapping | None, prices: bool = False) -> list[str]:
+    """Where the sequential gate stopped and what it saved (gate.json's ``sequential``); nothing without it."""
+    if not block:
+        return []
+    looked, total = block.get("looked", 0), block.get("tasks", 0)
+    head = (f"  sequential: {block['reason']} (seeded order {block['seed']})" if block.get("stopped") else
+            f"  sequential: not decided early; looked after {looked}/{total} tasks (seeded order {block['seed']})")
+    if not block.get("skipped_trials"):
+        return [head]
+    cost = block.get("saved_usd")
+    saved = f"saved {block['skipped_trials']} trials"
+    saved += f", about ${cost:.2f} at --hb-prices" if cost is not None else "" if not prices else ", cost unknown"
+    return [f"{head}; {saved}"]
+
+
+def reliability_lines(summary: Summary, verbose: bool = False) -> list[str]:
+    """pass^k / pass@k per model × multiplier, flaky tasks and the run-to-run share of the score's variance, and
+    retry dependence (``Summary.reliability``); compact: pass^k for each k and pass@K, ``verbose`` adds intervals."""
+    lines = []
+    data = summary.reliability
+    if data["cells"]:
+        top = max(cell["samples"] for cell in data["cells"])
+        header = ["model", "mult", *(f"pass^{k}" for k in range(1, top + 1)), f"pass@{top}", "flaky",
+                  "run-to-run", "rerun ±"]
+        body, left_out = [], 0
+        for cell in data["cells"]:
+            by = {p["metric"]: p for p in cell["pass_k"]}
+            shown = [by.get(f"pass^{k}") for k in range(1, top + 1)] + [by.get(f"pass@{top}")]
+            left_out = max([left_out, *(p["left_out"] for p in shown if p)])
+            flaky = cell["flakiness"]
+            body.append([cell["model"], cell["multiplier"], *(_pass_k_cell(p, verbose) for p in shown),
+                         f"{len(flaky['flaky'])}/{flaky['tasks']}" if flaky else "-",
+                         f"{100 * flaky['share_within']:.0f}%" if flaky and flaky["share_within"] is not None else "-",
+                         f"{100 * flaky['rerun_sd']:.1f} pts" if flaky else "-"])
+        lines.append("reliability over samples, infra left out"
+                     + (f", tasks with fewer than k samples left out (up to {left_out} per cell)" if left_out else "")
+                     + ": pass^k all k samples pass, pass@k at least one;")
+        lines.append("  flaky: tasks whose samples disagree; run-to-run: share of the score's variance within tasks; "
+                     "rerun ±: the score's SD over reruns")
+        lines += _table(header, body, right=range(2, len(header)))
+        if verbose:
+            for cell in data["cells"]:
+                flaky = (cell["flakiness"] or {}).get("flaky")
+                if flaky:
+                    lines.append(f"  flaky {cell['model']}@{cell['multiplier']}: {', '.join(flaky)}")
+    for d in data["retries"]:
+        line = (f"retry dependence {d['model']}: {d['retry_passes']} of {d['trials']} trials passed only on a retry "
+                f"({d['retried']} retried); first-attempt score {100 * d['first_score']:.1f}% vs final "
+                f"{100 * d['final_score']:.1f}%")
+        lines.append(line + (" — FLAGGED: the score rests on retries" if d["flagged"] else ""))
+    return lines
+
+
+def _pass_k_cell(p: Mapping | None, verbose: bool) -> str:
+    if p is None or p["value"] is None:
+        return "-"
+    text = f"{100 * p['value']:.1f}%"
+    if verbose and p["low"] is not None:
+        text += f" [{100 * p['low']:.0f}–{100 * p['high']:.0f}]"
+    return text

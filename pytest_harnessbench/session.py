@@ -8,7 +8,7 @@ end-of-run steps (endofrun.py). The plugin talks to it, and to those owners thro
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from . import __version__
@@ -120,6 +120,10 @@ class Bench:
         self._broken_setups = 0  # trials in a row that could not be provisioned, by a harness error
         self.shard_plan: dict | None = None  # --hb-shard: this share's selection (shard.plan), for the card
         self.worker_images: set[str] = set()  # under xdist: the collected tasks' images, as the workers report them
+        from .sequential import from_config
+
+        self.sequential = from_config(config, run_id, run_dir, len(self.tasks.cases))  # --hb-gate-sequential
+        self.end.sequential = self.sequential
 
     @property
     def records_results(self) -> bool:
@@ -233,6 +237,19 @@ class Bench:
         """Why this run is incomplete and the command that finishes it; None when it ran to its end."""
         return self.run.partial_line(interrupted, len(self.recorder.latest()), self.recorder.storage_error)
 
+    # --- the sequential gate (sequential.py): a look after each trial, the shared decision ---
+
+    def start_sequential(self, keys: Iterable[TrialKey]) -> None:
+        """In the process that records: the sequential gate over the collected trials and those already recorded."""
+        if self.sequential is not None and self.records_results:
+            self.sequential.start([(key.task_id, key.trial_id) for key in keys], self.recorder.latest())
+
+    def look(self) -> str | None:
+        """After a trial's record: the reason to stop starting trials when this record decided the gate."""
+        if self.sequential is None:
+            return None
+        return self.sequential.after_trial(self.recorder.records[-1], self.end.baseline_records())
+
     def _card(self, finished_at: str | None) -> dict:
         """The harness card (docs/design.md §Harness card) as it stands; a resumed run keeps its first start and lists resumptions."""
         try:
@@ -249,6 +266,8 @@ class Bench:
         card["suite"] = self.tasks.suite.describe()
         card["shard"] = self.shard_plan
         card["provenance"] = self.provenance()  # asked again at each write: xdist workers report images at their end
+        if self.sequential is not None:
+            card["sequential"] = self.sequential.card()
         if self.run.resume is not None:
             # Keep the original run's start; list every resumption.
             earlier = RunDir(self.run.dir).card() or {}

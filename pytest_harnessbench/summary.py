@@ -182,6 +182,8 @@ class Summary:
     peaks: list[PeakBox]
     calibration: dict | None = None  # calibrate.calibrate's document, when computed or read
     hosts: HostEffect | None = None  # a run merged from shards on several hosts: outcome by host (hosts.py)
+    # pass@k / pass^k and flaky tasks per cell, retry dependence per model (reliability.summarize; gate.json too)
+    reliability: dict = field(default_factory=lambda: {"cells": [], "retries": []})
     tables: list[Table] = field(default_factory=list)  # added by pytest_harnessbench_summary hooks
     extra: dict = field(default_factory=dict)  # anything a hook adds to results(); JSON-able values
 
@@ -241,6 +243,7 @@ class Summary:
             "peaks": [dataclasses.asdict(p) for p in self.peaks],
             "calibration": self.calibration,
             "hosts": self.hosts and self.hosts.to_dict(),
+            "reliability": self.reliability,
             "tables": [dataclasses.asdict(t) for t in self.tables],
             **self.extra,
         }
@@ -447,6 +450,7 @@ def summarize(records: Sequence[TrialRecord], *, models: Sequence[str] = (), mul
                           if records and not groups.measured else None),
         enforcement=sorted({f"{backend}/{method}" for backend, method in groups.enforcement}),
         peaks=_peaks(groups.ratios, models),
+        reliability=_reliability(records, superseded, table_order),
     )
     if calibration is True:
         from .calibrate import calibrate
@@ -459,6 +463,19 @@ def summarize(records: Sequence[TrialRecord], *, models: Sequence[str] = (), mul
 
         summary.hosts = host_effect(records, host_of)
     return summary
+
+
+def _reliability(records: Sequence[TrialRecord], superseded: Sequence[TrialRecord], table_order: list[Cell]) -> dict:
+    """pass@k / pass^k, flakiness and retry dependence (every attempt in order, earlier ones first), in table
+    order: the same however the trials were scheduled."""
+    from .reliability import summarize as reliability
+
+    data = reliability(records, [*superseded, *records])
+    cell_rank = {cell: i for i, cell in enumerate(table_order)}
+    model_rank = {model: i for i, (model, _) in reversed(list(enumerate(table_order)))}
+    data["cells"].sort(key=lambda c: cell_rank.get((c["model"], c["multiplier"]), len(cell_rank)))
+    data["retries"].sort(key=lambda d: model_rank.get(d["model"], len(model_rank)))
+    return data
 
 
 def _measured(tally: Mapping[str, stats.Tally] | None) -> bool:

@@ -355,3 +355,50 @@ def test_the_plan_names_the_smallest_number_of_tasks_that_suffices():
         assert f"{needed} tasks × {samples} samples would fail ≥ 6 pts" in figure.line
         if samples == 3:  # the power figures' own check: 89 × 3 fails ≥ 14.3 pts, so 6 pts needs far more tasks
             assert figure.tasks_needed > 89 * (14.3 - 3) ** 2 / (6 - 3) ** 2 * 0.9
+
+
+# ---------------------------------------------------------------- pass@k / pass^k margins
+
+
+def test_parse_pass_k_margins():
+    assert parse_margins("pass^3:5pt,pass@2:1%") == [Margin("pass^3", 5.0), Margin("pass@2", 1.0)]
+    assert str(Margin("pass^3", 5.0)) == "pass^3:5pt" and Margin("pass^3", 5.0).higher_is_better
+    for bad in ("pass^3:5", "pass^3:+5pt", "pass^0:5pt", "pass~3:5pt"):
+        with pytest.raises(ValueError, match="bad gate margin"):
+            parse_margins(bad)
+
+
+def test_decide_on_pass_hat_k_pairs_tasks_by_hand():
+    """Baseline always passes; the candidate passes 2 of 3 on every task: pass^3 is 1 vs 0 on every task, so
+    pass^3 is 0 against 1 on every task, a loss of 100 points where the pass rate loses 33; pass@3 is 1 vs 1."""
+    base = model_records("base", {f"t{i}": ["passed"] * 3 for i in range(12)})
+    cand = model_records("cand", {f"t{i}": ["passed", "passed", "failed"] for i in range(12)})
+    hat = decide(base, cand, Margin("pass^3", 5.0))
+    assert (hat.status, hat.tasks, hat.baseline, hat.candidate, hat.difference) == ("fail", 12, 1.0, 0.0, -1.0)
+    at = decide(base, cand, Margin("pass@3", 5.0))
+    assert at.difference == 0.0 and at.tasks == 12
+    # pass^2 per task: C(2,2)/C(3,2) = 1/3 vs 1, on a lattice of 1/3: the interval keeps its width
+    two = decide(base, cand, Margin("pass^2", 5.0))
+    assert two.candidate == pytest.approx(1 / 3) and two.status == "fail"
+
+
+def test_pass_k_leaves_out_tasks_with_fewer_than_k_samples_and_says_so_when_none_is_left():
+    base = model_records("base", {"t1": ["passed", "passed"], "t2": ["passed", "infra"]})
+    cand = model_records("cand", {"t1": ["passed", "failed"], "t2": ["passed", "passed"]})
+    verdict = decide(base, cand, Margin("pass^2", 5.0))
+    assert verdict.tasks == 1 and verdict.status == "inconclusive"  # t2 has one valid baseline sample
+    none = decide(base, cand, Margin("pass^3", 5.0))
+    assert none.blocks and "no task with 3 valid samples" in none.not_compared
+
+
+def test_pass_k_margin_needs_enough_samples():
+    from pytest_harnessbench.config import ConfigError, build
+
+    def make(**values):
+        return build(lambda opt: values.get(opt.name, opt.default))
+
+    with pytest.raises(ConfigError, match="pass\\^3 needs at least 3 samples per task; --samples is 2"):
+        make(gate="oracle", gate_margin="pass^3:5pt", samples="2")
+    with pytest.raises(ConfigError, match="--hb-gate-sequential needs --hb-gate"):
+        make(gate_sequential="true")
+    assert make(gate="oracle", gate_sequential="true").gate_sequential

@@ -133,3 +133,22 @@ def test_the_report_of_a_real_bake_off_opens_offline_with_plots_filters_and_traj
     # the trial metrics: each metric's mean per model × multiplier, the same rows as the terminal summary
     metrics = page.locator("table", has_text="trials").filter(has_text="95% CI").first.inner_text()
     assert "steps" in metrics and "failed_tool_calls" in metrics and "oracle:lean" in metrics
+
+
+def test_pass_k_plot_against_k_per_model():
+    from pytest_harnessbench.html_report import pass_k_figure
+
+    from pytest_harnessbench.records import TrialRecord
+    from pytest_harnessbench.summary import summarize
+
+    records = [TrialRecord.from_dict({"task_id": f"t{t}", "model": m, "multiplier": "1x", "sample": s,
+                                      "trial_id": f"{m}{t}{s}", "cause": None,
+                                      "outcome": "passed" if (m == "a" or s == 1) else "failed"})
+               for m in ("a", "b") for t in range(3) for s in (1, 2, 3)]
+    fig = pass_k_figure(summarize(records, models=["a", "b"]))
+    lines = {(r.glyph.line_dash == [], tuple(r.data_source.data["value"])) for r in fig.renderers
+             if type(r.glyph).__name__ == "Line"}
+    # b passes 1 of 3 on each task: pass^k 1/3, 0, 0 (solid) and pass@k 1/3, 2/3, 1 (dashed)
+    assert (True, (1 / 3, 0.0, 0.0)) in lines and (False, (1 / 3, 2 / 3, 1.0)) in lines
+    assert (True, (1.0, 1.0, 1.0)) in lines
+    assert pass_k_figure(summarize([r for r in records if r.sample == 1], models=["a", "b"])) is None

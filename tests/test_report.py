@@ -1,5 +1,6 @@
 """The terminal summary, built from plain records: no pytest run needed."""
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -164,6 +165,34 @@ def test_one_line_per_trial_that_did_not_pass_cut_to_the_terminal():
         "ERROR test_a[nop@1x#1] - error/harness: NameError: x",
         "INFRA test_x[oracle:heavy@1x#1] - infra/oom: killed killed killed killed kill..."]
     assert trial_lines(final, 80, ("infra",)) == trial_lines(final, 80)[2:]
+
+
+def test_sequential_and_reliability_lines():
+    from pytest_harnessbench.report import reliability_lines, sequential_lines
+
+    block = {"stopped": True, "reason": "decided after 31/89 tasks", "seed": "RUN", "looked": 31, "tasks": 89,
+             "skipped_trials": 348, "saved_usd": 12.5}
+    assert sequential_lines(block) == ["  sequential: decided after 31/89 tasks (seeded order RUN); saved 348 trials, "
+                                       "about $12.50 at --hb-prices"]
+    assert sequential_lines({**block, "stopped": False, "looked": 89, "skipped_trials": 0}) == [
+        "  sequential: not decided early; looked after 89/89 tasks (seeded order RUN)"]
+    assert sequential_lines(None) == []
+    summary = {"cells": [{"model": "m", "multiplier": "1x", "samples": 2,
+                          "pass_k": [{"metric": "pass@1", "k": 1, "value": 0.5, "low": 0.2, "high": 0.8, "tasks": 4, "left_out": 0},
+                                     {"metric": "pass^1", "k": 1, "value": 0.5, "low": 0.2, "high": 0.8, "tasks": 4, "left_out": 0},
+                                     {"metric": "pass@2", "k": 2, "value": 0.75, "low": 0.4, "high": 1.0, "tasks": 3, "left_out": 1},
+                                     {"metric": "pass^2", "k": 2, "value": 0.25, "low": 0.0, "high": 0.6, "tasks": 3, "left_out": 1}],
+                          "flakiness": {"flaky": ["t2"], "tasks": 3, "share_within": 0.5, "rerun_sd": 0.1}}],
+               "retries": [{"model": "m", "trials": 8, "retried": 2, "retry_passes": 1, "first_score": 0.25,
+                            "final_score": 0.375, "flagged": True}]}
+    summary = dataclasses.replace(summarize([]), reliability=summary)  # the renderer only formats the model's block
+    lines = reliability_lines(summary)
+    assert "tasks with fewer than k samples left out (up to 1 per cell)" in lines[0]
+    assert lines[2].split() == ["model", "mult", "pass^1", "pass^2", "pass@2", "flaky", "run-to-run", "rerun", "±"]
+    assert lines[4].split() == ["m", "1x", "50.0%", "25.0%", "75.0%", "1/3", "50%", "10.0", "pts"]
+    assert lines[-1] == ("retry dependence m: 1 of 8 trials passed only on a retry (2 retried); first-attempt score "
+                         "25.0% vs final 37.5% — FLAGGED: the score rests on retries")
+    assert "[0–60]" in reliability_lines(summary, verbose=True)[4] and "flaky m@1x: t2" in reliability_lines(summary, True)[5]
 
 
 @pytest.mark.parametrize("name", ["results-d4030c8", "results-before-issue-12"])
