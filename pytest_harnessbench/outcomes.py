@@ -164,9 +164,9 @@ def _by_rules(exc: BaseException | None, oom_kills: int, stop_reason: str | None
        task's verifier that timed out or left no reward: failed, with that cause.
        Any other exception that is not a verification failure (NameError,
        TypeError, ...): the task or plugin is broken — error/harness.
-    6. A verification failure: failed, caused by the agent's timeout or step
-       limit if it ran out of budget, ``gave_up`` if the model refused, else by
-       the assertion itself.
+    6. A verification failure: failed, caused by the agent's timeout, step
+       limit or token/cost cap (``budget``, budget.py) if it ran out of budget,
+       ``gave_up`` if the model refused, else by the assertion itself.
     """
     if exc is None:
         return Verdict(PASSED, None)
@@ -195,7 +195,7 @@ def _by_rules(exc: BaseException | None, oom_kills: int, stop_reason: str | None
         return Verdict(FAILED, exc.cause, message)
     if not _is_verification_failure(exc):
         return Verdict(ERROR, "harness", message)
-    if stop_reason in ("timeout", "step_limit", "gave_up"):
+    if stop_reason in ("timeout", "step_limit", "gave_up", "budget"):
         return Verdict(FAILED, stop_reason, message)
     return Verdict(FAILED, "assertion", message)
 

@@ -162,6 +162,8 @@ class _RecorderHooks:
             self.bench.recorder.add(record)
             if self.bench.recorder.storage_error:
                 _stop(self.session, f"harnessbench: {self.bench.recorder.storage_error}; stopping the session")
+            elif self.bench.spend is not None and self.bench.spend.reached():  # --hb-max-spend (budget.py)
+                _stop(self.session, self.bench.spend.reached())
             if report.outcome != "rerun":  # progress counts trials, not attempts
                 self.progress.add(record)
         elif report.failed:
@@ -235,7 +237,8 @@ class _RecorderHooks:
                            gate_lines=self.gate_lines or (), superseded=bench.recorder.earlier_attempts(),
                            verbose=self.config.option.verbose > 0, width=width):
             terminalreporter.write_line(line)
-        for line in [*(self.calibration_lines or ()), *filter(None, [self.report_line, self.subset_line])]:
+        spend_line = bench.spend and bench.spend.summary_line()
+        for line in [*(self.calibration_lines or ()), *filter(None, [spend_line, self.report_line, self.subset_line])]:
             terminalreporter.write_line(line)
         if self.export is not None:
             terminalreporter.write_line(self.export.summary())
@@ -410,6 +413,10 @@ def hb_agent_factory():
 def trial(request: pytest.FixtureRequest, hb_case, hb_agent_factory):
     """A provisioned, resource-limited sandbox for this trial and the agent to run in it."""
     bench = request.config.stash[BENCH]
+    refused = bench.spend and bench.spend.admit()
+    if refused:  # --hb-max-spend: no new trial; a resume runs it (budget.py)
+        request.session.shouldstop = request.session.shouldstop or f"harnessbench: {refused}; stopping the session"
+        pytest.skip(f"not started: {refused}")
     current = bench.new_trial(request.node.stash[KEY], hb_agent_factory)
     request.node.stash[TRIAL] = current
     try:

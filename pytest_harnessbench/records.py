@@ -16,6 +16,7 @@ class Timing:
     verify_s: float = 0.0  # time in the test body outside the agent: set-up and verification
     total_s: float = 0.0
     timeout_phase: str | None = None  # "agent" or "verify": where a failed/timeout trial ran out of time
+    rate_wait_s: float = 0.0  # waited on a provider's rate limit (ratelimit.py): in total_s, not in agent_s
 
 
 @dataclass
@@ -43,6 +44,8 @@ class TrialRecord:
     finished_at: str = ""
     worker: str = "main"
     rewards: dict | None = None  # a Harbor task's verifier rewards (reward.json kept whole), else None
+    budget: dict | None = None  # the trial's caps and the one reached (budget.py), None without caps
+    confounders: dict = field(default_factory=dict)  # what the trial ran into besides its model (confounders.py)
     schema: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict:

@@ -11,7 +11,7 @@ from collections import Counter
 from itertools import combinations
 from typing import Callable, Mapping, Sequence
 
-from . import stats
+from . import confounders, stats
 
 Record = Mapping
 
@@ -414,6 +414,7 @@ def render(records: Sequence[Record], *, models: Sequence[str] = (), multipliers
     lines += over_declared_lines(records)
     lines += comparison_lines(records, models, multipliers, verbose, width)
     lines.append(power_line(records))
+    lines += confounders.lines(records, width=width)
     lines += metric_lines(records, models, multipliers, verbose, width)
     lines += outcome_table(records, models, multipliers, verbose)
     if superseded:

@@ -20,6 +20,7 @@ from pathlib import Path
 from . import __version__
 from .config import Config, ConfigError
 from .admission import Admission
+from .budget import Caps
 from .paths import StateDirError, check_creatable
 from .records import TrialRecord, harness_card
 from .redact import Redactor
@@ -83,7 +84,7 @@ def check_unused(config: Config) -> None:
 #: Settings that define the experiment: a resumed run must keep them, or its records would mix two experiments.
 RESUME_MUST_MATCH = {"models": "--models", "multipliers": "--multipliers", "samples": "--samples",
                      "backend": "--hb-backend", "scale": "--hb-scale", "enforcement": "--hb-enforcement",
-                     "oom_as": "--hb-oom-as", "max_steps": "--hb-max-steps"}
+                     "oom_as": "--hb-oom-as", "max_steps": "--hb-max-steps", "budget": "--hb-max-tokens/--hb-max-cost"}
 
 
 def check_resumable(settings: Config, card: dict) -> None:
@@ -182,7 +183,8 @@ def open_bench(settings: Config, rootpath: Path, *, ini_dir: Path | None = None,
     try:
         bench = Bench(settings, run_id, run_dir, worker=worker if handed is not None else None,
                       concurrency=concurrency, args=args, cwd=cwd, resume=resume, previous=previous,
-                      suite=SuiteRoot(rootpath, ini_dir), store=store)
+                      suite=SuiteRoot(rootpath, ini_dir), store=store,
+                      controller_pid=handed["controller_pid"] if handed is not None else None)
     except ConfigError as exc:  # e.g. the backend's refusal: said together with the models' problems
         raise ConfigError("\n".join([str(exc), *problems])) from None
     if problems:
@@ -210,7 +212,7 @@ class Bench:
     def __init__(self, config: Config, run_id: str, run_dir: Path, *, worker: str | None = None,
                  concurrency: int = 1, args: list[str] | None = None, cwd: Path | None = None,
                  resume: Resume | None = None, previous: list[dict] | None = None, suite: SuiteRoot | None = None,
-                 store: RunStore | None = None):
+                 store: RunStore | None = None, controller_pid: int | None = None):
         self.config = config
         self.suite = suite or SuiteRoot(Path.cwd())  # what task ids are relative to
         self.run_id = run_id
@@ -229,9 +231,11 @@ class Bench:
             self.admission: Admission | None = Admission(config.capacity) if self.backend.host_admission else None
         except StateDirError as exc:
             raise ConfigError(str(exc)) from None
+        self.spend, self.rate_limits = _budgets(config, run_id, controller_pid or os.getpid())
         self.agent_settings = AgentSettings(max_steps=config.max_steps, model_params=config.model_params,
                                             retries=config.provider_retries, backoff_s=config.provider_backoff,
-                                            prices=config.prices, judge=config.judge)
+                                            prices=config.prices, judge=config.judge,
+                                            caps=Caps(config.max_tokens, config.max_cost), rate_limits=self.rate_limits)
         self.cases: list[Case] = make_cases(config.models, config.multipliers, config.samples)
         self._case_by_id = {case.id: case for case in self.cases}
         self.tasks: dict[str, Task] = {}
@@ -245,6 +249,7 @@ class Bench:
         self.gate_plans: list = []  # what the gate can decide (gate.GatePlan), from the collected trials
         self._started: Counter = Counter()  # trial id -> attempts started by this process
         self._broken_setups = 0  # trials in a row that could not be provisioned, by a harness error
+        self._spend_created = False
 
     @property
     def records_results(self) -> bool:
@@ -315,6 +320,9 @@ class Bench:
             own(self.recorder.store, _named(self.config, self.run_dir))
             if self.resume is None:
                 check_unused(self.config)
+            if self.spend is not None and not self._spend_created:
+                self._spend_created = True
+                self.spend.create()
 
     def reap(self) -> int:
         """``--hb-reap``: remove the sandboxes that sessions which died left behind; returns how many."""
@@ -431,6 +439,8 @@ class Bench:
         """Classify, redact and save a trial's trajectory (with pytest's ``traceback`` of a failed one, which the
         terminal shows as one line); returns the record to send on."""
         record = self.recorder.redactor.redact(trial.finish(exc, body_s, self.config.oom_as).to_dict())
+        if self.spend is not None:
+            self.spend.add(record["model"], record["usage"].get("cost_usd"))
         self.recorder.save_trajectory(record, {**trial.trajectory_document(record), "traceback": traceback})
         return record
 
@@ -556,3 +566,14 @@ class Bench:
     def finish(self) -> None:
         self.recorder.close(finished_at=utc_now())
         self.backend.close()
+        if self.spend is not None and self.records_results:
+            self.spend.remove()
+
+
+def _budgets(config: Config, run_id: str, controller_pid: int):
+    """The session's spend ledger (None without --hb-max-spend) and the providers' rate limits (None without)."""
+    from .budget import SpendLedger
+    from .ratelimit import RateLimits
+
+    spend = None if config.max_spend is None else SpendLedger(run_id, controller_pid, config.max_spend)
+    return spend, (RateLimits(config.rate_limits) if config.rate_limits else None)

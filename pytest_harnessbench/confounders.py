@@ -1,0 +1,253 @@
+"""Confounders: what a trial ran into besides its model, recorded per trial and tested at the end of the run.
+
+The study behind the plugin names them: time of day ("pass rates fluctuate
+with time of day, likely because API latency varies"), concurrency, host
+health. Each trial records (``record["confounders"]``): how many trials held
+a guarantee on the host when it was admitted (the admission ledger), the host
+and its 1-minute load average, and its provider's latency per model call
+(median, p95, max). Its start time, provider retries and rate-limit wait
+(``timing.rate_wait_s``) are elsewhere in the record.
+
+The test (:func:`analyse`): does a trial's outcome (passed or not; error
+trials left out) depend on a confounder *within* a stratum of the same model,
+multiplier and task? The task belongs in the stratum because it is the
+strongest confounder of all: tasks run in order, so without it an easy first
+task would make "started early" look like a cause of passing. Each value is
+split at its stratum's median (a host: the stratum's most common one vs the
+rest) into a 2×2 table per stratum, and the Cochran–Mantel–Haenszel test
+(with R's continuity correction, checked against R's ``mantelhaen.test``
+example in tests) asks whether passing and the high half are associated
+across strata. A stratum whose trials all pass, all fail, or all fall in one
+half carries no information and drops out; with one trial per task and cell
+(``--samples 1``) nothing is testable. P-values are Holm-adjusted over the
+confounders tested.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import statistics
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from statistics import NormalDist
+
+Record = Mapping
+ALPHA = 0.05
+POWER = 0.8
+
+
+# --------------------------------------------------------------------------- recorded per trial
+
+def at_start(admission=None) -> dict:
+    """When a trial is admitted: trials holding a guarantee on this host (itself included), host, load."""
+    concurrency = None
+    if admission is not None:
+        try:
+            concurrency = len(admission.admitted())
+        except OSError:
+            pass
+    try:
+        load = round(os.getloadavg()[0], 2)
+    except OSError:
+        load = None
+    return {"concurrency": concurrency, "host": platform.node(), "load_1m": load}
+
+
+def of_calls(trajectories: Iterable) -> dict:
+    """Provider latency over a trial's model calls (failed attempts included): median, p95, max, in seconds."""
+    latencies = sorted(s for t in trajectories for s in t.model_call_s)
+    if not latencies:
+        return {"model_call_latency_s": None}
+    p95 = latencies[0] if len(latencies) == 1 else statistics.quantiles(latencies, n=20, method="inclusive")[18]
+    return {"model_call_latency_s": {"median": round(statistics.median(latencies), 4), "p95": round(p95, 4),
+                                     "max": latencies[-1], "calls": len(latencies)}}
+
+
+# --------------------------------------------------------------------------- the test
+
+def _started(r: Record) -> float | None:
+    try:
+        return datetime.fromisoformat(r["started_at"]).timestamp()
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _latency(r: Record) -> float | None:
+    return ((r.get("confounders") or {}).get("model_call_latency_s") or {}).get("median")
+
+
+@dataclass(frozen=True)
+class Confounder:
+    name: str
+    value: Callable[[Record], object]
+    categorical: bool = False
+
+
+CONFOUNDERS = (
+    Confounder("start time", _started),
+    Confounder("concurrency at start", lambda r: (r.get("confounders") or {}).get("concurrency")),
+    Confounder("host load (1 min)", lambda r: (r.get("confounders") or {}).get("load_1m")),
+    Confounder("host", lambda r: (r.get("confounders") or {}).get("host"), categorical=True),
+    Confounder("provider latency (median per trial)", _latency),
+    Confounder("provider retries", lambda r: (r.get("usage") or {}).get("provider_retries")),
+    Confounder("rate-limit wait", lambda r: (r.get("timing") or {}).get("rate_wait_s")),
+)
+
+
+@dataclass(frozen=True)
+class CMH:
+    """A Cochran–Mantel–Haenszel test over 2×2 tables ``[[a, b], [c, d]]`` (one per stratum)."""
+
+    statistic: float
+    p: float
+    odds_ratio: float | None  # the Mantel–Haenszel common odds ratio (None: undefined)
+
+
+def cmh(tables: Sequence[Sequence[Sequence[int]]], correct: bool = True) -> CMH | None:
+    """The test for 2×2×K tables, as R's ``mantelhaen.test`` (continuity correction ``min(0.5, |Σa − ΣE[a]|)``).
+
+    Strata with fewer than two observations, or a margin of zero, carry no
+    information (zero variance). None when no stratum carries any.
+    """
+    delta = variance = or_num = or_den = 0.0
+    for (a, b), (c, d) in tables:
+        n = a + b + c + d
+        if n < 2:
+            continue
+        delta += a - (a + b) * (a + c) / n
+        variance += (a + b) * (c + d) * (a + c) * (b + d) / (n * n * (n - 1))
+        or_num += a * d / n
+        or_den += b * c / n
+    if variance <= 0:
+        return None
+    correction = min(0.5, abs(delta)) if correct else 0.0
+    statistic = (abs(delta) - correction) ** 2 / variance
+    p = math.erfc(math.sqrt(statistic / 2))  # chi-square with 1 df
+    odds = None if or_den == 0 else or_num / or_den
+    return CMH(statistic, p, odds)
+
+
+def holm(pvalues: Sequence[float]) -> list[float]:
+    """Holm's step-down adjustment (controls the family-wise error rate), in the input's order."""
+    m = len(pvalues)
+    order = sorted(range(m), key=lambda i: pvalues[i])
+    adjusted = [0.0] * m
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * pvalues[i]))
+        adjusted[i] = running
+    return adjusted
+
+
+def _halves(values: list) -> list[bool] | None:
+    """Which values fall in the high half: above the median (or, with ties there, at or above it)."""
+    numbers = [float(v) for v in values]
+    median = statistics.median(numbers)
+    for high in ([v > median for v in numbers], [v >= median for v in numbers]):
+        if any(high) and not all(high):
+            return high
+    return None
+
+
+def _categories(values: list) -> list[bool] | None:
+    common = Counter(values).most_common(1)[0][0]
+    high = [v != common for v in values]
+    return high if any(high) else None
+
+
+@dataclass(frozen=True)
+class Finding:
+    name: str
+    test: CMH | None  # None: not testable (no stratum with variation)
+    p_adjusted: float | None
+    pass_high: tuple[int, int]  # (passed, trials) in the high halves
+    pass_low: tuple[int, int]
+
+
+def _strata(records: Iterable[Record]) -> dict[tuple, list[Record]]:
+    strata: dict[tuple, list[Record]] = defaultdict(list)
+    for r in records:
+        if r.get("outcome") != "error":
+            strata[(r.get("model"), r.get("multiplier"), r.get("task_id"))].append(r)
+    return strata
+
+
+def _tables(strata: Mapping[tuple, list[Record]], confounder: Confounder) -> list[list[list[int]]]:
+    tables = []
+    for trials in strata.values():
+        pairs = [(confounder.value(r), r["outcome"] == "passed") for r in trials]
+        pairs = [(v, passed) for v, passed in pairs if v is not None]
+        if len(pairs) < 2:
+            continue
+        values = [v for v, _ in pairs]
+        high = _categories(values) if confounder.categorical else _halves(values)
+        if high is None:
+            continue
+        table = [[0, 0], [0, 0]]  # rows: high half, low half; columns: passed, not passed
+        for is_high, (_, passed) in zip(high, pairs):
+            table[0 if is_high else 1][0 if passed else 1] += 1
+        tables.append(table)
+    return tables
+
+
+def analyse(records: Sequence[Record]) -> tuple[list[Finding], int]:
+    """Every confounder's finding (tested ones Holm-adjusted together), and the trials in informative strata."""
+    strata = _strata(records)
+    found = []
+    for confounder in CONFOUNDERS:
+        tables = _tables(strata, confounder)
+        high = (sum(t[0][0] for t in tables), sum(t[0][0] + t[0][1] for t in tables))
+        low = (sum(t[1][0] for t in tables), sum(t[1][0] + t[1][1] for t in tables))
+        found.append((confounder.name, cmh(tables), high, low))
+    tested = [i for i, (_, test, _, _) in enumerate(found) if test is not None]
+    adjusted = dict(zip(tested, holm([found[i][1].p for i in tested])))
+    findings = [Finding(name, test, adjusted.get(i), high, low) for i, (name, test, high, low) in enumerate(found)]
+    trials = sum(len(t) for t in strata.values() if len(t) > 1)
+    return findings, trials
+
+
+def detectable_difference(trials: int, tests: int, alpha: float = ALPHA, power: float = POWER) -> float:
+    """The pass-rate difference between two halves of ``trials`` found at ``power`` (normal approximation,
+    worst-case spread p = 0.5, Bonferroni's α/tests: Holm's first step)."""
+    if trials < 2:
+        return 1.0
+    z = NormalDist().inv_cdf(1 - alpha / (2 * max(tests, 1))) + NormalDist().inv_cdf(power)
+    return min(1.0, z / math.sqrt(trials))
+
+
+def _rate(k: int, n: int) -> str:
+    return f"{100 * k / n:.0f}% ({k}/{n})" if n else "-"
+
+
+def lines(records: Sequence[Record], alpha: float = ALPHA, width: int = 100) -> list[str]:
+    """The summary's block: one line per confounder outcomes depend on, else one line saying nothing was found
+    (each wrapped to ``width``)."""
+    import textwrap
+
+    return [part for line in _lines(records, alpha)
+            for part in textwrap.wrap(line, max(width, 40), subsequent_indent="    ")]
+
+
+def _lines(records: Sequence[Record], alpha: float) -> list[str]:
+    findings, trials = analyse(records)
+    tested = [f for f in findings if f.test is not None]
+    if not tested:
+        return ["confounders: none testable (needs 2+ trials of a task per model × multiplier whose outcomes and "
+                "confounder values differ; --samples 2 or more)"]
+    flagged = [f for f in tested if f.p_adjusted < alpha]
+    out = []
+    for f in sorted(flagged, key=lambda f: f.p_adjusted):
+        odds = "-" if f.test.odds_ratio is None else f"{f.test.odds_ratio:.2f}"
+        out.append(f"confounder: {f.name}: pass rate {_rate(*f.pass_high)} in the upper half vs {_rate(*f.pass_low)} "
+                   f"in the lower, within model × multiplier × task (CMH p={f.p_adjusted:.2g} Holm, "
+                   f"MH odds ratio {odds})")
+    if not out:
+        mde = detectable_difference(trials, len(tested), alpha)
+        out.append(f"confounders: nothing found ({len(tested)} tested within model × multiplier × task: "
+                   f"{', '.join(f.name for f in tested)}); this run could have seen a pass-rate difference of "
+                   f"{100 * mde:.0f} points between a confounder's halves ({trials} trials, 80% power)")
+    return out
