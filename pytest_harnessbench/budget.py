@@ -93,7 +93,7 @@ def missing_prices(models, prices: dict) -> list[str]:
 # --------------------------------------------------------------------------- the session's spend
 
 def _empty() -> dict:
-    return {"by_model": {}, "refused": 0}
+    return {"by_model": {}}
 
 
 class SpendLedger:
@@ -128,24 +128,11 @@ class SpendLedger:
                 ledger["by_model"][model] = ledger["by_model"].get(model, 0.0) + cost
 
     def admit(self) -> str | None:
-        """Before a trial starts: None to go ahead, or why not (the cap is reached; counted as refused)."""
-        if self.cap_usd is None:
-            return None
-        with statefile.locked(self.path, _empty) as ledger:
-            spent = sum(ledger["by_model"].values())
-            if spent < self.cap_usd:
-                return None
-            ledger["refused"] += 1
-        return f"the spend cap ${self.cap_usd:g} is reached (${spent:.4f} spent)"
-
-    def reached(self) -> str | None:
-        """After a trial: why the session should stop starting trials (the cap is reached), or None."""
+        """Before a trial starts: None to go ahead, or why not (the cap is reached)."""
         if self.cap_usd is None:
             return None
         spent = sum(self.read().get("by_model", {}).values())
-        if spent < self.cap_usd:
-            return None
-        return f"harnessbench: --hb-max-spend ${self.cap_usd:g} reached (${spent:.4f} spent); stopping the session"
+        return None if spent < self.cap_usd else f"--hb-max-spend ${self.cap_usd:g} reached (${spent:.4f} spent)"
 
     def read(self) -> dict:
         return statefile.load(self.path, _empty)

@@ -162,8 +162,6 @@ class _RecorderHooks:
             self.bench.recorder.add(record)
             if self.bench.recorder.storage_error:
                 _stop(self.session, f"harnessbench: {self.bench.recorder.storage_error}; stopping the session")
-            elif self.bench.spend is not None and self.bench.spend.reached():  # --hb-max-spend (budget.py)
-                _stop(self.session, self.bench.spend.reached())
             if report.outcome != "rerun":  # progress counts trials, not attempts
                 self.progress.add(record)
         elif report.failed:
@@ -414,7 +412,8 @@ def trial(request: pytest.FixtureRequest, hb_case, hb_agent_factory):
     """A provisioned, resource-limited sandbox for this trial and the agent to run in it."""
     bench = request.config.stash[BENCH]
     refused = bench.spend and bench.spend.admit()
-    if refused:  # --hb-max-spend: no new trial; a resume runs it (budget.py)
+    if refused:  # --hb-max-spend: no new trial, and the session stops (an xdist worker's stop reaches the
+        # controller); asked only when a trial would start, so a run whose last trial crossed the cap is complete
         request.session.shouldstop = request.session.shouldstop or f"harnessbench: {refused}; stopping the session"
         pytest.skip(f"not started: {refused}")
     current = bench.new_trial(request.node.stash[KEY], hb_agent_factory)

@@ -1,0 +1,85 @@
+"""Budgets, the spend cap, the shared rate limit and the confounder block, end to end.
+
+The real langchain-openai client over real HTTP to the scripted server (tests/scripted_openai.py),
+the only test double: it stands in for a remote provider, including its own rate limit.
+"""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from scripted_openai import ScriptedOpenAI  # noqa: E402
+
+TASK = '''
+import pytest
+
+@pytest.mark.task(memory="64Mi", timeout={timeout})
+def test_answer(trial):
+    trial.run_agent("Write 42 to answer.txt.")
+    assert trial.sandbox.read_file("answer.txt").strip() == "42"
+'''
+SOLVE = {"solve_with": "bash", "commands": ["echo 42 > answer.txt"]}
+LOOP = [{"tool_calls": [{"name": "bash", "arguments": {"command": f"echo {i}"}}]} for i in range(10)]
+
+
+@pytest.fixture
+def bake(pytester, monkeypatch):
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+
+    def run(server, *args, timeout=20, out=("--hb-out", "run")):
+        pytester.makepyfile(test_task=TASK.format(timeout=timeout))
+        flags = ["--hb-model-param", f"openai:scripted:base_url={server.base_url}",
+                 "--hb-model-param", "openai:scripted:api_key=test-key"]
+        return pytester.runpytest_subprocess("-p", "no:cacheprovider", "--models", "openai:scripted", *out,
+                                             "--hb-provider-backoff", "0.01", *flags, *args)
+
+    return run
+
+
+def records(pytester):
+    return [json.loads(line) for line in (pytester.path / "run" / "results.jsonl").read_text().splitlines()]
+
+
+def trajectory(pytester, record):
+    return json.loads((pytester.path / "run" / "trials" / f"{record['trial_id']}.json").read_text())["trajectories"][-1]
+
+
+def test_a_token_cap_ends_the_trial_as_failed_budget_after_verification(pytester, bake):
+    with ScriptedOpenAI(LOOP) as server:
+        result = bake(server, "--hb-max-tokens", "2000")
+    (record,) = records(pytester)
+    assert (record["outcome"], record["cause"]) == ("failed", "budget")
+    assert "AssertionError" in record["message"] or "answer.txt" in record["message"]  # the verification ran
+    usage = record["usage"]
+    assert usage["input_tokens"] + usage["output_tokens"] >= 2000 and usage["model_calls"] < 10
+    assert record["budget"] == {"tokens": 2000, "cost_usd": None, "reached": "tokens"}
+    traj = trajectory(pytester, record)
+    assert traj["stop_reason"] == "budget" and len(traj["tool_calls"]) == usage["model_calls"]
+    card = json.loads((pytester.path / "run" / "harness.json").read_text())
+    assert card["settings"]["budget"]["tokens"] == 2000
+    result.stdout.fnmatch_lines(["*failed/budget*"])
+
+
+def test_the_spend_cap_stops_the_run_and_resuming_completes_it(pytester, bake):
+    """Any trial here costs more than the cap: the first one crosses it, the second does not start; the resumed
+    session (the same cap, its own spend) runs the second, and nothing is left to refuse."""
+    prices = pytester.path / "prices.json"
+    prices.write_text(json.dumps({"openai:scripted": {"input_per_1m": 1000.0, "output_per_1m": 1000.0}}))
+    with ScriptedOpenAI([SOLVE]) as server:
+        result = bake(server, "--hb-prices", str(prices), "--hb-max-spend", "0.01", "--samples", "2")
+        assert result.ret == 2 and [r["sample"] for r in records(pytester)] == [1]
+        assert records(pytester)[0]["usage"]["cost_usd"] > 0.01
+        result.stdout.fnmatch_lines(["spend: $* of the $0.01 cap this session (openai:scripted $*)",
+                                     "PARTIAL RUN: *--hb-max-spend $0.01 reached*; 1 trial(s) recorded. "
+                                     "To finish it, run: *"])
+        command = next(line for line in result.outlines if line.startswith("PARTIAL RUN")).split(" run: ", 1)[1]
+        resumed = subprocess.run(command, shell=True, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stdout[-3000:]
+    assert "PARTIAL RUN" not in resumed.stdout
+    assert sorted(r["sample"] for r in records(pytester)) == [1, 2]
+    assert all(r["outcome"] == "passed" for r in records(pytester))
