@@ -83,3 +83,27 @@ def test_the_spend_cap_stops_the_run_and_resuming_completes_it(pytester, bake):
     assert "PARTIAL RUN" not in resumed.stdout
     assert sorted(r["sample"] for r in records(pytester)) == [1, 2]
     assert all(r["outcome"] == "passed" for r in records(pytester))
+
+
+def _busiest_window(times: list[float], window: float) -> int:
+    return max(sum(1 for s in times if t - window < s <= t) for t in times)
+
+
+def test_a_shared_rate_limit_is_never_exceeded_at_the_provider_under_two_workers(pytester, bake):
+    """The provider allows 2 requests per 3 s and answers 429 beyond: without the limit even one worker meets
+    429s (infra/provider); with it, two workers meet none, and the waits (longer than the 3 s timeout) are not
+    the agent's."""
+    with ScriptedOpenAI([SOLVE], rate_limit=(2, 3.0)) as server:
+        bake(server, "--samples", "3", "--hb-provider-retries", "0", out=("--hb-out", "unlimited"))
+        unlimited = [json.loads(line) for line in (pytester.path / "unlimited" / "results.jsonl").read_text().splitlines()]
+        assert any((r["outcome"], r["cause"]) == ("infra", "provider") and "429" in r["message"] for r in unlimited)
+        server.reset()
+        server._answered.clear()
+        result = bake(server, "-n", "2", "--samples", "4", "--hb-rate-limit", "openai=2/3s", timeout=3)
+        chat = server.chat_requests
+    assert [r.status for r in chat] == [200] * 8
+    assert _busiest_window([r.time for r in chat], 3.0) == 2  # measured where the provider counts
+    trials = records(pytester)
+    assert [r["outcome"] for r in trials] == ["passed"] * 4, result.stdout.str()[-3000:]
+    waits = [r["timing"]["rate_wait_s"] for r in trials]
+    assert max(waits) > 3  # more than the whole timeout, and the trial still passed
