@@ -107,3 +107,15 @@ def test_a_shared_rate_limit_is_never_exceeded_at_the_provider_under_two_workers
     assert [r["outcome"] for r in trials] == ["passed"] * 4, result.stdout.str()[-3000:]
     waits = [r["timing"]["rate_wait_s"] for r in trials]
     assert max(waits) > 3  # more than the whole timeout, and the trial still passed
+
+
+def test_provider_latency_that_drives_failures_is_flagged_as_a_confounder(pytester, bake):
+    """Every other conversation the provider takes 5 s to answer its first call: past the 3 s timeout, so those
+    trials fail; the same model, multiplier and task otherwise. The confounder block names provider latency."""
+    with ScriptedOpenAI([{"fault": "slow", "seconds": 5, "times": "always", "every": 2}, SOLVE]) as server:
+        result = bake(server, "-n", "2", "--samples", "14", timeout=3)
+    trials = records(pytester)
+    slow = [r for r in trials if r["confounders"]["model_call_latency_s"]["max"] >= 2.5]
+    assert len(slow) == 7 and all(r["outcome"] == "failed" for r in slow)
+    assert all(r["confounders"]["host"] and r["confounders"]["concurrency"] in (1, 2) for r in trials)
+    result.stdout.fnmatch_lines(["confounder: provider latency (median per trial): pass rate 0% (0/7) in the upper*"])
