@@ -251,3 +251,41 @@ def _lines(records: Sequence[Record], alpha: float) -> list[str]:
                    f"{', '.join(f.name for f in tested)}); this run could have seen a pass-rate difference of "
                    f"{100 * mde:.0f} points between a confounder's halves ({trials} trials, 80% power)")
     return out
+
+
+# --------------------------------------------------------------------------- for the HTML report's plots
+
+def _hour(r: Record) -> int | None:
+    try:
+        return datetime.fromisoformat(r["started_at"]).hour
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _latency_bin(value: float) -> int:
+    """Latency on a doubling scale from 0.25 s: -1 below it, k for [0.25·2^k, 0.25·2^(k+1)) s."""
+    return -1 if value < 0.25 else math.floor(math.log2(value / 0.25))
+
+
+def _latency_label(k: int) -> str:
+    return "<0.25 s" if k < 0 else f"{0.25 * 2 ** k:g}–{0.25 * 2 ** (k + 1):g} s"
+
+
+def pass_rates(records: Sequence[Record]) -> dict[str, list[tuple[str, int, int]]]:
+    """Pass rate (passed, trials; error trials left out) against hour of day (UTC, from ``started_at``),
+    provider latency (median per trial, doubling bins) and concurrency at start: rows (label, passed, trials)."""
+    axes = {"hour of day (UTC)": (_hour, str),
+            "provider latency (median per trial)": (lambda r: None if _latency(r) is None
+                                                    else _latency_bin(_latency(r)), _latency_label),
+            "concurrency at start": (lambda r: (r.get("confounders") or {}).get("concurrency"), str)}
+    out = {}
+    for name, (value, label) in axes.items():
+        counts: dict = defaultdict(lambda: [0, 0])
+        for r in records:
+            v = value(r) if r.get("outcome") != "error" else None
+            if v is not None:
+                counts[v][0] += r["outcome"] == "passed"
+                counts[v][1] += 1
+        if counts:
+            out[name] = [(label(v), k, n) for v, (k, n) in sorted(counts.items())]
+    return out

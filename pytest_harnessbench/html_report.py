@@ -20,7 +20,7 @@ from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from . import calibrate, report, stats
+from . import calibrate, confounders, report, stats
 from .store import RunDir, trajectory_key
 
 Record = Mapping
@@ -136,6 +136,26 @@ def peak_figure(records: Sequence[Record], models: list[str]):
     return fig
 
 
+def confounder_figures(records: Sequence[Record]):
+    """Pass rate against hour of day, provider latency and concurrency at start (bars: trials; hover: counts)."""
+    from bokeh.layouts import row
+    from bokeh.models import ColumnDataSource, HoverTool
+    from bokeh.plotting import figure
+
+    figures = []
+    for name, rows in confounders.pass_rates(records).items():
+        source = ColumnDataSource({"x": [label for label, _, _ in rows], "rate": [k / n for _, k, n in rows],
+                                   "label": [f"{k}/{n} passed" for _, k, n in rows]})
+        fig = figure(x_range=[label for label, _, _ in rows], y_range=(0, 1.05), height=240, width=360,
+                     toolbar_location=None, title=f"pass rate vs {name}", name=f"confounder:{name}")
+        fig.vbar(x="x", top="rate", width=0.7, source=source, color="#1f77b4", alpha=0.7)
+        fig.add_tools(HoverTool(tooltips=[("", "@x: @label")]))
+        fig.yaxis.axis_label = "pass rate (error trials left out)"
+        fig.xaxis.major_label_orientation = 0.8
+        figures.append(fig)
+    return row(*figures) if figures else None
+
+
 TRACEBACK_CHARS = 3000  # of a failed trial's traceback, its end (where it failed); the trial file holds all of it
 
 
@@ -223,6 +243,9 @@ def render(records: Sequence[Record], *, models: Sequence[str] = (), multipliers
     peaks = peak_figure(records, models)
     if peaks is not None:
         figures["peaks"] = peaks
+    confounding = confounder_figures(records)
+    if confounding is not None:
+        figures["confounders"] = confounding
     script, divs = components(figures)
     bokeh_js = "\n".join(Resources(mode="inline", components=["bokeh"]).js_raw)
     calibration = calibration if calibration is not None else calibrate.calibrate(records, models)
@@ -246,6 +269,8 @@ def render(records: Sequence[Record], *, models: Sequence[str] = (), multipliers
         title=html.escape(f"harnessbench report {(card or {}).get('run_id', '')}"),
         summary=html.escape(f"{len(records)} trials · {len(models)} model(s) · multipliers {', '.join(mults)}"),
         rates=divs["rates"], outcomes=divs["outcomes"], peaks=divs.get("peaks", "<p>no peak memory recorded</p>"),
+        confounders=divs.get("confounders", "<p>no start times recorded</p>"),
+        confounder_lines=html.escape(" ".join(confounders.lines(records, width=10_000))),
         comparisons=_table(["comparison", "verdict"], comparisons) if comparisons else "<p>nothing to compare</p>",
         power=html.escape(report.power_line(records)), gate=gate_html or "<p>no gate in this run</p>",
         metrics=_metrics_html(records, models, mults),
@@ -292,6 +317,10 @@ pre {{ background: #f7f7f7; padding: .6em; overflow: auto; max-height: 30em; }}
 <h2>Peak memory per task</h2>
 <p>Each trial's kernel peak memory over its task's memory spec, per task and model; OOM-killed trials are left out (their peak is the limit they hit).</p>
 {peaks}
+<h2>Confounders</h2>
+<p>{confounder_lines}</p>
+<p>The test compares trials of the same model, multiplier and task (Cochran–Mantel–Haenszel, Holm-adjusted); these plots pool them.</p>
+{confounders}
 <h2>Calibration</h2>
 <p>Smallest ceiling where infra falls significantly below 1x while the pass rate excluding infra stays within noise (Benjamini–Hochberg adjusted).</p>
 {calibration}

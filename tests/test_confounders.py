@@ -59,3 +59,12 @@ def test_per_trial_values():
     assert confounders.of_calls([]) == {"model_call_latency_s": None}
     start = confounders.at_start(None)
     assert start["concurrency"] is None and start["host"] and start["load_1m"] >= 0
+
+
+def test_pass_rates_for_the_report_plots():
+    records = [_record("t", True, 0.01, 0), _record("t", False, 3.0, 1), _record("t", True, 0.3, 2),
+               {**_record("t", False, 0.01, 3), "outcome": "error"}]
+    rates = confounders.pass_rates(records)
+    assert rates["hour of day (UTC)"] == [("10", 2, 3)]
+    assert rates["provider latency (median per trial)"] == [("<0.25 s", 1, 1), ("0.25–0.5 s", 1, 1), ("2–4 s", 0, 1)]
+    assert rates["concurrency at start"] == [("1", 2, 3)]
