@@ -470,7 +470,8 @@ class Trial:
             started_at=self.started_at, finished_at=utc_now(),
             worker=self.worker,
             budget=self.budget.to_dict() if self.budget.caps else None,
-            confounders={**self.confounders, **confounders.of_calls(self.trajectories)},
+            confounders={**self.confounders,  # a built-in model's calls are no provider's latency
+                         **confounders.of_calls(self.trajectories if self.case.model.kind == "provider" else [])},
         )
 
     def trajectory_document(self, record: dict) -> dict:
