@@ -29,8 +29,8 @@ import math
 import os
 import platform
 import statistics
-from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from statistics import NormalDist
@@ -80,22 +80,16 @@ def _latency(r: Record) -> float | None:
     return ((r.get("confounders") or {}).get("model_call_latency_s") or {}).get("median")
 
 
-@dataclass(frozen=True)
-class Confounder:
-    name: str
-    value: Callable[[Record], object]
-    categorical: bool = False
+NAMES = ("start time", "concurrency at start", "host load (1 min)", "host", "provider latency (median per trial)",
+         "provider retries", "rate-limit wait")
+CATEGORICAL = frozenset({"host"})
 
 
-CONFOUNDERS = (
-    Confounder("start time", _started),
-    Confounder("concurrency at start", lambda r: (r.get("confounders") or {}).get("concurrency")),
-    Confounder("host load (1 min)", lambda r: (r.get("confounders") or {}).get("load_1m")),
-    Confounder("host", lambda r: (r.get("confounders") or {}).get("host"), categorical=True),
-    Confounder("provider latency (median per trial)", _latency),
-    Confounder("provider retries", lambda r: (r.get("usage") or {}).get("provider_retries")),
-    Confounder("rate-limit wait", lambda r: (r.get("timing") or {}).get("rate_wait_s")),
-)
+def _values(r: Record) -> tuple:
+    """A record's confounder values, in the order of :data:`NAMES` (None: not recorded)."""
+    c = r.get("confounders") or {}
+    return (_started(r), c.get("concurrency"), c.get("load_1m"), c.get("host"), _latency(r),
+            (r.get("usage") or {}).get("provider_retries"), (r.get("timing") or {}).get("rate_wait_s"))
 
 
 @dataclass(frozen=True)
@@ -113,22 +107,26 @@ def cmh(tables: Sequence[Sequence[Sequence[int]]], correct: bool = True) -> CMH 
     Strata with fewer than two observations, or a margin of zero, carry no
     information (zero variance). None when no stratum carries any.
     """
-    delta = variance = or_num = or_den = 0.0
-    for (a, b), (c, d) in tables:
-        n = a + b + c + d
-        if n < 2:
-            continue
-        delta += a - (a + b) * (a + c) / n
-        variance += (a + b) * (c + d) * (a + c) * (b + d) / (n * n * (n - 1))
-        or_num += a * d / n
-        or_den += b * c / n
+    import numpy as np
+
+    cells = np.array([[a, b, c, d] for (a, b), (c, d) in tables], float).reshape(-1, 4)
+    return _cmh(*cells.T, correct=correct)
+
+
+def _cmh(a, b, c, d, correct: bool = True) -> CMH | None:
+    """:func:`cmh` over arrays of the strata's four cells."""
+    n = a + b + c + d
+    keep = n >= 2
+    a, b, c, d, n = a[keep], b[keep], c[keep], d[keep], n[keep]
+    delta = float((a - (a + b) * (a + c) / n).sum())
+    variance = float(((a + b) * (c + d) * (a + c) * (b + d) / (n * n * (n - 1))).sum())
     if variance <= 0:
         return None
     correction = min(0.5, abs(delta)) if correct else 0.0
     statistic = (abs(delta) - correction) ** 2 / variance
     p = math.erfc(math.sqrt(statistic / 2))  # chi-square with 1 df
-    odds = None if or_den == 0 else or_num / or_den
-    return CMH(statistic, p, odds)
+    or_num, or_den = float((a * d / n).sum()), float((b * c / n).sum())
+    return CMH(statistic, p, None if or_den == 0 else or_num / or_den)
 
 
 def holm(pvalues: Sequence[float]) -> list[float]:
@@ -143,22 +141,6 @@ def holm(pvalues: Sequence[float]) -> list[float]:
     return adjusted
 
 
-def _halves(values: list) -> list[bool] | None:
-    """Which values fall in the high half: above the median (or, with ties there, at or above it)."""
-    numbers = [float(v) for v in values]
-    median = statistics.median(numbers)
-    for high in ([v > median for v in numbers], [v >= median for v in numbers]):
-        if any(high) and not all(high):
-            return high
-    return None
-
-
-def _categories(values: list) -> list[bool] | None:
-    common = Counter(values).most_common(1)[0][0]
-    high = [v != common for v in values]
-    return high if any(high) else None
-
-
 @dataclass(frozen=True)
 class Finding:
     name: str
@@ -168,46 +150,84 @@ class Finding:
     pass_low: tuple[int, int]
 
 
-def _strata(records: Iterable[Record]) -> dict[tuple, list[Record]]:
-    strata: dict[tuple, list[Record]] = defaultdict(list)
-    for r in records:
-        if r.get("outcome") != "error":
-            strata[(r.get("model"), r.get("multiplier"), r.get("task_id"))].append(r)
-    return strata
+def _columns(records: Sequence[Record]):
+    """Arrays over the non-error trials: stratum (model × multiplier × task) index, passed, and one column of
+    values per confounder (NaN: not recorded; a categorical one as codes); and the number of strata."""
+    import numpy as np
+
+    kept = [r for r in records if r.get("outcome") != "error"]
+    ids: dict[tuple, int] = {}
+    stratum = np.array([ids.setdefault((r.get("model"), r.get("multiplier"), r.get("task_id")), len(ids))
+                        for r in kept], int)
+    passed = np.array([r.get("outcome") == "passed" for r in kept], bool)
+    rows = [_values(r) for r in kept]
+    columns = []
+    for j, name in enumerate(NAMES):
+        raw = [row[j] for row in rows]
+        if name in CATEGORICAL:
+            codes: dict = {}
+            raw = [None if v is None else codes.setdefault(v, len(codes)) for v in raw]
+        columns.append(np.array([np.nan if v is None else float(v) for v in raw], float))
+    return stratum, passed, columns, len(ids)
 
 
-def _tables(strata: Mapping[tuple, list[Record]], confounder: Confounder) -> list[list[list[int]]]:
-    tables = []
-    for trials in strata.values():
-        pairs = [(confounder.value(r), r["outcome"] == "passed") for r in trials]
-        pairs = [(v, passed) for v, passed in pairs if v is not None]
-        if len(pairs) < 2:
-            continue
-        values = [v for v, _ in pairs]
-        high = _categories(values) if confounder.categorical else _halves(values)
-        if high is None:
-            continue
-        table = [[0, 0], [0, 0]]  # rows: high half, low half; columns: passed, not passed
-        for is_high, (_, passed) in zip(high, pairs):
-            table[0 if is_high else 1][0 if passed else 1] += 1
-        tables.append(table)
-    return tables
+def _split(stratum, values, groups: int, categorical: bool):
+    """Which trials fall in their stratum's upper half, and which strata have two halves.
+
+    Numbers: above the stratum's median (with ties there, at or above it). A
+    category: other than the stratum's most common one.
+    """
+    import numpy as np
+
+    counts = np.bincount(stratum, minlength=groups)
+    if categorical:
+        codes = values.astype(int)
+        width = int(codes.max()) + 1
+        mode = np.bincount(stratum * width + codes, minlength=groups * width).reshape(groups, width).argmax(axis=1)
+        high = codes != mode[stratum]
+        n_high = np.bincount(stratum, weights=high, minlength=groups)
+        return high, (n_high > 0) & (n_high < counts)
+    order = np.lexsort((values, stratum))
+    ordered = values[order]
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    lower, upper = starts + np.maximum(counts - 1, 0) // 2, starts + counts // 2
+    median = np.zeros(groups)
+    present = counts > 0
+    median[present] = (ordered[lower[present]] + ordered[np.minimum(upper, len(ordered) - 1)[present]]) / 2
+    above, at_or_above = values > median[stratum], values >= median[stratum]
+    n_above = np.bincount(stratum, weights=above, minlength=groups)
+    n_at = np.bincount(stratum, weights=at_or_above, minlength=groups)
+    use_above = (n_above > 0) & (n_above < counts)
+    use_at = ~use_above & (n_at > 0) & (n_at < counts)
+    return np.where(use_above[stratum], above, at_or_above), use_above | use_at
 
 
 def analyse(records: Sequence[Record]) -> tuple[list[Finding], int]:
-    """Every confounder's finding (tested ones Holm-adjusted together), and the trials in informative strata."""
-    strata = _strata(records)
+    """Every confounder's finding (tested ones Holm-adjusted together), and the trials in strata of 2 or more.
+
+    Vectorised (numpy): 30,000 records take a few tens of milliseconds.
+    """
+    import numpy as np
+
+    stratum, passed, columns, groups = _columns(records)
     found = []
-    for confounder in CONFOUNDERS:
-        tables = _tables(strata, confounder)
-        high = (sum(t[0][0] for t in tables), sum(t[0][0] + t[0][1] for t in tables))
-        low = (sum(t[1][0] for t in tables), sum(t[1][0] + t[1][1] for t in tables))
-        found.append((confounder.name, cmh(tables), high, low))
+    for name, values in zip(NAMES, columns):
+        known = ~np.isnan(values)
+        test, high_rate, low_rate = None, (0, 0), (0, 0)
+        if known.any():
+            s, p, v = stratum[known], passed[known], values[known]
+            high, split = _split(s, v, groups, name in CATEGORICAL)
+            use = split[s]
+            cell = lambda mask: np.bincount(s[use & mask], minlength=groups)[split].astype(float)  # noqa: E731
+            a, b, c, d = cell(high & p), cell(high & ~p), cell(~high & p), cell(~high & ~p)
+            test = _cmh(a, b, c, d)
+            high_rate, low_rate = (int(a.sum()), int(a.sum() + b.sum())), (int(c.sum()), int(c.sum() + d.sum()))
+        found.append((name, test, high_rate, low_rate))
     tested = [i for i, (_, test, _, _) in enumerate(found) if test is not None]
     adjusted = dict(zip(tested, holm([found[i][1].p for i in tested])))
     findings = [Finding(name, test, adjusted.get(i), high, low) for i, (name, test, high, low) in enumerate(found)]
-    trials = sum(len(t) for t in strata.values() if len(t) > 1)
-    return findings, trials
+    sizes = np.bincount(stratum, minlength=groups)
+    return findings, int(sizes[sizes > 1].sum())
 
 
 def detectable_difference(trials: int, tests: int, alpha: float = ALPHA, power: float = POWER) -> float:
