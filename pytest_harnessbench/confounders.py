@@ -2,7 +2,7 @@
 
 The study behind the plugin names them: time of day ("pass rates fluctuate
 with time of day, likely because API latency varies"), concurrency, host
-health. Each trial records (``record["confounders"]``): how many trials held
+health. Each trial records (``TrialRecord.confounders``): how many trials held
 a guarantee on the host when it was admitted (the admission ledger), the host
 and its 1-minute load average, and its provider's latency per model call
 (median, p95, max). Its start time, provider retries and rate-limit wait
@@ -30,12 +30,17 @@ import os
 import platform
 import statistics
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from statistics import NormalDist
+from typing import TYPE_CHECKING
 
-Record = Mapping
+from .outcomes import ERROR, PASSED
+
+if TYPE_CHECKING:
+    from .records import TrialRecord
+
 ALPHA = 0.05
 POWER = 0.8
 
@@ -69,15 +74,15 @@ def of_calls(trajectories: Iterable) -> dict:
 
 # --------------------------------------------------------------------------- the test
 
-def _started(r: Record) -> float | None:
+def _started(r: TrialRecord) -> float | None:
     try:
-        return datetime.fromisoformat(r["started_at"]).timestamp()
-    except (KeyError, TypeError, ValueError):
+        return datetime.fromisoformat(r.started_at).timestamp()
+    except (TypeError, ValueError):
         return None
 
 
-def _latency(r: Record) -> float | None:
-    return ((r.get("confounders") or {}).get("model_call_latency_s") or {}).get("median")
+def _latency(r: TrialRecord) -> float | None:
+    return ((r.confounders or {}).get("model_call_latency_s") or {}).get("median")
 
 
 NAMES = ("start time", "concurrency at start", "host load (1 min)", "host", "provider latency (median per trial)",
@@ -85,11 +90,11 @@ NAMES = ("start time", "concurrency at start", "host load (1 min)", "host", "pro
 CATEGORICAL = frozenset({"host"})
 
 
-def _values(r: Record) -> tuple:
+def _values(r: TrialRecord) -> tuple:
     """A record's confounder values, in the order of :data:`NAMES` (None: not recorded)."""
-    c = r.get("confounders") or {}
+    c = r.confounders or {}
     return (_started(r), c.get("concurrency"), c.get("load_1m"), c.get("host"), _latency(r),
-            (r.get("usage") or {}).get("provider_retries"), (r.get("timing") or {}).get("rate_wait_s"))
+            (r.usage or {}).get("provider_retries"), r.timing.rate_wait_s)
 
 
 @dataclass(frozen=True)
@@ -150,16 +155,15 @@ class Finding:
     pass_low: tuple[int, int]
 
 
-def _columns(records: Sequence[Record]):
+def _columns(records: Sequence[TrialRecord]):
     """Arrays over the non-error trials: stratum (model × multiplier × task) index, passed, and one column of
     values per confounder (NaN: not recorded; a categorical one as codes); and the number of strata."""
     import numpy as np
 
-    kept = [r for r in records if r.get("outcome") != "error"]
+    kept = [r for r in records if r.outcome != ERROR]
     ids: dict[tuple, int] = {}
-    stratum = np.array([ids.setdefault((r.get("model"), r.get("multiplier"), r.get("task_id")), len(ids))
-                        for r in kept], int)
-    passed = np.array([r.get("outcome") == "passed" for r in kept], bool)
+    stratum = np.array([ids.setdefault((r.model, r.multiplier, r.task_id), len(ids)) for r in kept], int)
+    passed = np.array([r.outcome == PASSED for r in kept], bool)
     rows = [_values(r) for r in kept]
     columns = []
     for j, name in enumerate(NAMES):
@@ -202,7 +206,7 @@ def _split(stratum, values, groups: int, categorical: bool):
     return np.where(use_above[stratum], above, at_or_above), use_above | use_at
 
 
-def analyse(records: Sequence[Record]) -> tuple[list[Finding], int]:
+def analyse(records: Sequence[TrialRecord]) -> tuple[list[Finding], int]:
     """Every confounder's finding (tested ones Holm-adjusted together), and the trials in strata of 2 or more.
 
     Vectorised (numpy): 30,000 records take a few tens of milliseconds.
@@ -239,46 +243,41 @@ def detectable_difference(trials: int, tests: int, alpha: float = ALPHA, power: 
     return min(1.0, z / math.sqrt(trials))
 
 
-def _rate(k: int, n: int) -> str:
-    return f"{100 * k / n:.0f}% ({k}/{n})" if n else "-"
+@dataclass(frozen=True)
+class Block:
+    """The summary model's confounder block (``Summary.confounders``): what ``report.py`` prints and
+    ``html_report.py`` shows, computed once from the records."""
+
+    findings: tuple[Finding, ...]  # every confounder, in the order of NAMES
+    trials: int  # non-error trials in strata (model × multiplier × task) of 2 or more
+    detectable: float | None  # the pass-rate difference this run could have seen; None: nothing testable
+    pass_rates: dict[str, list[tuple[str, int, int]]]  # the HTML report's plots (:func:`pass_rates`)
+    alpha: float = ALPHA
+
+    @property
+    def tested(self) -> list[Finding]:
+        return [f for f in self.findings if f.test is not None]
+
+    @property
+    def flagged(self) -> list[Finding]:
+        """The confounders outcomes depend on (Holm-adjusted p below alpha), smallest p first."""
+        return sorted((f for f in self.tested if f.p_adjusted < self.alpha), key=lambda f: f.p_adjusted)
 
 
-def lines(records: Sequence[Record], alpha: float = ALPHA, width: int = 100) -> list[str]:
-    """The summary's block: one line per confounder outcomes depend on, else one line saying nothing was found
-    (each wrapped to ``width``)."""
-    import textwrap
-
-    return [part for line in _lines(records, alpha)
-            for part in textwrap.wrap(line, max(width, 40), subsequent_indent="    ")]
-
-
-def _lines(records: Sequence[Record], alpha: float) -> list[str]:
+def summarize(records: Sequence[TrialRecord], alpha: float = ALPHA) -> Block:
+    """The block of the run's summary: every confounder tested, and the plots' pass rates."""
     findings, trials = analyse(records)
-    tested = [f for f in findings if f.test is not None]
-    if not tested:
-        return ["confounders: none testable (needs 2+ trials of a task per model × multiplier whose outcomes and "
-                "confounder values differ; --samples 2 or more)"]
-    flagged = [f for f in tested if f.p_adjusted < alpha]
-    out = []
-    for f in sorted(flagged, key=lambda f: f.p_adjusted):
-        odds = "-" if f.test.odds_ratio is None else f"{f.test.odds_ratio:.2f}"
-        out.append(f"confounder: {f.name}: pass rate {_rate(*f.pass_high)} in the upper half vs {_rate(*f.pass_low)} "
-                   f"in the lower, within model × multiplier × task (CMH p={f.p_adjusted:.2g} Holm, "
-                   f"MH odds ratio {odds})")
-    if not out:
-        mde = detectable_difference(trials, len(tested), alpha)
-        out.append(f"confounders: nothing found ({len(tested)} tested within model × multiplier × task: "
-                   f"{', '.join(f.name for f in tested)}); this run could have seen a pass-rate difference of "
-                   f"{100 * mde:.0f} points between a confounder's halves ({trials} trials, 80% power)")
-    return out
+    tested = sum(f.test is not None for f in findings)
+    return Block(tuple(findings), trials, detectable_difference(trials, tested, alpha) if tested else None,
+                 pass_rates(records), alpha)
 
 
 # --------------------------------------------------------------------------- for the HTML report's plots
 
-def _hour(r: Record) -> int | None:
+def _hour(r: TrialRecord) -> int | None:
     try:
-        return datetime.fromisoformat(r["started_at"]).hour
-    except (KeyError, TypeError, ValueError):
+        return datetime.fromisoformat(r.started_at).hour
+    except (TypeError, ValueError):
         return None
 
 
@@ -291,20 +290,20 @@ def _latency_label(k: int) -> str:
     return "<0.25 s" if k < 0 else f"{0.25 * 2 ** k:g}–{0.25 * 2 ** (k + 1):g} s"
 
 
-def pass_rates(records: Sequence[Record]) -> dict[str, list[tuple[str, int, int]]]:
+def pass_rates(records: Sequence[TrialRecord]) -> dict[str, list[tuple[str, int, int]]]:
     """Pass rate (passed, trials; error trials left out) against hour of day (UTC, from ``started_at``),
     provider latency (median per trial, doubling bins) and concurrency at start: rows (label, passed, trials)."""
     axes = {"hour of day (UTC)": (_hour, str),
             "provider latency (median per trial)": (lambda r: None if _latency(r) is None
                                                     else _latency_bin(_latency(r)), _latency_label),
-            "concurrency at start": (lambda r: (r.get("confounders") or {}).get("concurrency"), str)}
+            "concurrency at start": (lambda r: (r.confounders or {}).get("concurrency"), str)}
     out = {}
     for name, (value, label) in axes.items():
         counts: dict = defaultdict(lambda: [0, 0])
         for r in records:
-            v = value(r) if r.get("outcome") != "error" else None
+            v = value(r) if r.outcome != ERROR else None
             if v is not None:
-                counts[v][0] += r["outcome"] == "passed"
+                counts[v][0] += r.outcome == PASSED
                 counts[v][1] += 1
         if counts:
             out[name] = [(label(v), k, n) for v, (k, n) in sorted(counts.items())]

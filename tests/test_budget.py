@@ -5,9 +5,10 @@ import os
 
 import pytest
 
-from pytest_harnessbench.agents.providers import parse_model
+from pytest_harnessbench.models import parse_model
 from pytest_harnessbench.budget import Caps, SpendLedger, TrialBudget, cost_usd, missing_prices
-from pytest_harnessbench.config import ConfigError, parse_budget
+from pytest_harnessbench.config import parse_budget
+from pytest_harnessbench.options import ConfigError
 
 PRICE = {"input_per_1m": 2.0, "output_per_1m": 10.0}
 

@@ -1,18 +1,17 @@
 """Budgets, the spend cap, the shared rate limit and the confounder block, end to end.
 
-The real langchain-openai client over real HTTP to the scripted server (tests/scripted_openai.py),
+The real langchain-openai client over real HTTP to the scripted server (tests/support/scripted_openai.py),
 the only test double: it stands in for a remote provider, including its own rate limit.
 """
 
 import json
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-from scripted_openai import ScriptedOpenAI  # noqa: E402
+from support.scripted_openai import ScriptedOpenAI
+
+pytestmark = pytest.mark.e2e  # bake-offs in pytest subprocesses (the spend cap's stop, -n 2, resume commands)
 
 TASK = '''
 import pytest
