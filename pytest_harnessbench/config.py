@@ -52,6 +52,17 @@ OPTIONS = (
            "seconds before the first provider retry (doubling after each)"),
     Option("prices", "--hb-prices", "hb_prices", "",
            "JSON price table for cost estimates: {MODEL: {input_per_1m: USD, output_per_1m: USD}}"),
+    Option("max_tokens", "--hb-max-tokens", "hb_max_tokens", "",
+           "token cap per trial (input + output, every model alike): the agent stops between model calls once it "
+           "is reached, verification runs, a trial that did not pass is failed/budget; '--hb-scale budget' scales it"),
+    Option("max_cost", "--hb-max-cost", "hb_max_cost", "",
+           "cost cap per trial in USD (needs --hb-prices for every provider model); enforced as --hb-max-tokens"),
+    Option("max_spend", "--hb-max-spend", "hb_max_spend", "",
+           "spend cap for this session in USD (needs --hb-prices): past it no new trial starts and the session ends "
+           "as a PARTIAL RUN with the command that finishes it"),
+    Option("rate_limit", "--hb-rate-limit", "hb_rate_limit", "",
+           "provider rate limits shared by every worker on this host: KEY=LIMIT comma list, KEY a provider or a "
+           "model, LIMIT requests or tokens per window, e.g. openai=500rpm,openai:gpt-5.1=30000tpm,openai:x=3/5s"),
     Option("capacity", "--hb-capacity", "hb_capacity", "",
            "admission control: host capacity shared by concurrent trials, e.g. cpus=2,memory=20Gi (default: this machine)"),
     Option("progress", "--hb-progress", "hb_progress", "30",
@@ -126,6 +137,10 @@ class Config:
     provider_retries: int = 2
     provider_backoff: float = 1.0
     prices: dict = field(default_factory=dict)
+    max_tokens: int | None = None  # per trial (budget.py)
+    max_cost: float | None = None  # per trial, USD
+    max_spend: float | None = None  # per session, USD
+    rate_limits: tuple = ()  # ratelimit.Limit
     reap: bool = False
     progress_s: float = 30.0
     resume: Path | None = None
@@ -164,6 +179,9 @@ class Config:
             "retry_infra": self.retry_infra,
             "shard": self.shard and self.shard.label,
             "prices": self.prices,
+            "budget": {"tokens": self.max_tokens, "cost_usd": self.max_cost, "scaled": "budget" in self.scale,
+                       "session_spend_usd": self.max_spend},
+            "rate_limits": [str(limit) for limit in self.rate_limits],
             "gate": None if self.gate is None else {
                 "baseline": self.gate, "at": self.gate_at and self.gate_at.label,
                 "margins": [str(m) for m in self.gate_margins], "alpha": self.gate_alpha,
@@ -251,6 +269,30 @@ def parse_prices(text: str) -> dict:
             raise ConfigError(f"--hb-prices {text}: entry {model!r} needs numbers input_per_1m and output_per_1m "
                               '(USD per million tokens), e.g. {"openai:gpt-5.1": {"input_per_1m": 1.25, "output_per_1m": 10}}')
     return table
+
+
+def parse_budget(raw: dict, models: tuple[ModelRef, ...], prices: dict) -> dict:
+    """Token and cost caps per trial, the session's spend cap, the providers' rate limits."""
+    from .budget import missing_prices
+    from .ratelimit import parse as parse_limits
+
+    def optional(name: str, flag: str, kind: type):
+        text = raw[name].strip()
+        return None if not text else parse_number(flag, text, kind=kind, minimum=1 if kind is int else 1e-9)
+
+    values = {"max_tokens": optional("max_tokens", "--hb-max-tokens", int),
+              "max_cost": optional("max_cost", "--hb-max-cost", float),
+              "max_spend": optional("max_spend", "--hb-max-spend", float)}
+    for name, flag in (("max_cost", "--hb-max-cost"), ("max_spend", "--hb-max-spend")):
+        unpriced = missing_prices(models, prices)
+        if values[name] is not None and unpriced:
+            raise ConfigError(f"{flag} needs a price for every provider model: --hb-prices has none for "
+                              f"{', '.join(unpriced)}")
+    try:
+        values["rate_limits"] = parse_limits(raw["rate_limit"])
+    except ValueError as exc:
+        raise ConfigError(f"--hb-rate-limit: {exc}") from None
+    return values
 
 
 def parse_capacity_option(text: str):
@@ -430,7 +472,8 @@ def build(value: Callable[[Option], str]) -> Config:
         preflight_call=parse_bool("--hb-preflight-call", raw["preflight_call"]),
         provider_retries=parse_number("--hb-provider-retries", raw["provider_retries"]),
         provider_backoff=parse_number("--hb-provider-backoff", raw["provider_backoff"], kind=float),
-        prices=parse_prices(raw["prices"]),
+        prices=(prices := parse_prices(raw["prices"])),
+        **parse_budget(raw, models, prices),
         reap=parse_bool("--hb-reap", raw["reap"]),
         progress_s=parse_number("--hb-progress", raw["progress"], kind=float),
         retry_infra=parse_number("--hb-retry-infra", raw["retry_infra"]),

@@ -91,6 +91,18 @@ class TrialClock:
             self._switch(VERIFY_PHASE)
             self._rearm()
 
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        """Time that is no phase's (waiting on a provider's rate limit): the clock stops, the watchdog too."""
+        if self._alarm is not None:
+            self._alarm.arm(None)
+        start = self._now()
+        try:
+            yield
+        finally:
+            self._phase_start += self._now() - start
+            self._rearm()
+
     def _switch(self, phase: str) -> None:
         now = self._now()
         if self.phase == VERIFY_PHASE:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from .outcomes import ERROR, FAILED, INFRA, PASSED
 from .store import RunDir, trajectory_key
-from .summary import Summary, Table, rate_text, summarize
+from .summary import Summary, Table, confounder_text, rate_text, summarize
 
 if TYPE_CHECKING:
     from .records import TrialRecord
@@ -163,6 +163,26 @@ def peak_figure(summary: Summary, models: Sequence[str]):
     return fig
 
 
+def confounder_figures(summary: Summary):
+    """Pass rate against hour of day, provider latency and concurrency at start (bars: trials; hover: counts)."""
+    from bokeh.layouts import row
+    from bokeh.models import ColumnDataSource, HoverTool
+    from bokeh.plotting import figure
+
+    figures = []
+    for name, rows in (summary.confounders.pass_rates if summary.confounders else {}).items():
+        source = ColumnDataSource({"x": [label for label, _, _ in rows], "rate": [k / n for _, k, n in rows],
+                                   "label": [f"{k}/{n} passed" for _, k, n in rows]})
+        fig = figure(x_range=[label for label, _, _ in rows], y_range=(0, 1.05), height=240, width=360,
+                     toolbar_location=None, title=f"pass rate vs {name}", name=f"confounder:{name}")
+        fig.vbar(x="x", top="rate", width=0.7, source=source, color="#1f77b4", alpha=0.7)
+        fig.add_tools(HoverTool(tooltips=[("", "@x: @label")]))
+        fig.yaxis.axis_label = "pass rate (error trials left out)"
+        fig.xaxis.major_label_orientation = 0.8
+        figures.append(fig)
+    return row(*figures) if figures else None
+
+
 TRACEBACK_CHARS = 3000  # of a failed trial's traceback, its end (where it failed); the trial file holds all of it
 
 
@@ -263,6 +283,9 @@ def render(summary: Summary, records: Sequence[TrialRecord], *, card: Mapping | 
     pass_k = pass_k_figure(summary)
     if pass_k is not None:
         figures["passk"] = pass_k
+    confounding = confounder_figures(summary)
+    if confounding is not None:
+        figures["confounders"] = confounding
     script, divs = components(figures)
     bokeh_js = "\n".join(Resources(mode="inline", components=["bokeh"]).js_raw)
     comparisons = [(c.label, c.verdict) for c in summary.comparisons]
@@ -287,6 +310,8 @@ def render(summary: Summary, records: Sequence[TrialRecord], *, card: Mapping | 
         summary=html.escape(f"{summary.trials} trials · {len(models)} model(s) · multipliers {', '.join(mults)}"),
         rates=divs["rates"], outcomes=divs["outcomes"], peaks=divs.get("peaks", "<p>no peak memory recorded</p>"),
         passk=divs.get("passk", "<p>one sample per task: no pass@k / pass^k (run with --samples 2 or more)</p>"),
+        confounders=divs.get("confounders", "<p>no start times recorded</p>"),
+        confounder_lines=html.escape(" ".join(confounder_text(summary.confounders))),
         comparisons=_table(["comparison", "verdict"], comparisons) if comparisons else "<p>nothing to compare</p>",
         power=html.escape(_power(summary)), gate=gate_html or "<p>no gate in this run</p>",
         metrics=_metrics_html(summary) + _extension_html(summary.tables),
@@ -344,6 +369,10 @@ pre {{ background: #f7f7f7; padding: .6em; overflow: auto; max-height: 30em; }}
 <h2>Peak memory per task</h2>
 <p>Each trial's kernel peak memory over its task's memory spec, per task and model; OOM-killed trials are left out (their peak is the limit they hit).</p>
 {peaks}
+<h2>Confounders</h2>
+<p>{confounder_lines}</p>
+<p>The test compares trials of the same model, multiplier and task (Cochran–Mantel–Haenszel, Holm-adjusted); these plots pool them.</p>
+{confounders}
 <h2>Calibration</h2>
 <p>Smallest ceiling where infra falls significantly below 1x while the pass rate excluding infra stays within noise (Benjamini–Hochberg adjusted).</p>
 {calibration}

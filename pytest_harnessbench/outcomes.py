@@ -25,6 +25,7 @@ HARNESS = "harness"  # error/harness: the task or the plugin is broken
 WORKER_CRASH = "worker_crash"  # infra/worker_crash: an xdist worker died under the trial (recorded by the controller)
 OOM = "oom"
 TIMEOUT = "timeout"
+BUDGET = "budget"  # failed/budget: the agent stopped at a token or cost cap (budget.py)
 
 
 @dataclass(frozen=True)
@@ -176,9 +177,9 @@ def _by_rules(exc: BaseException | None, oom_kills: int, stop_reason: str | None
        message on the same full disk and the verifier sees only a short output;
        it comes after a timeout or a harness error, which an end-of-trial
        reading cannot show came second. A verifier that left no reward: failed/verifier.
-    6. A verification failure: failed, caused by the agent's timeout or step
-       limit if it ran out of budget, ``gave_up`` if the model refused, else by
-       the assertion itself.
+    6. A verification failure: failed, caused by the agent's timeout, step
+       limit or token/cost cap (``budget``, budget.py) if it ran out of budget,
+       ``gave_up`` if the model refused, else by the assertion itself.
     """
     if exc is None:
         return Verdict(PASSED, None)
@@ -207,7 +208,7 @@ def _by_rules(exc: BaseException | None, oom_kills: int, stop_reason: str | None
         return Verdict(INFRA, "disk", f"no space left on the sandbox's disk at the end of the trial; {message}")
     if isinstance(exc, VerifierFailed):
         return Verdict(FAILED, exc.cause, message)
-    if stop_reason in ("timeout", "step_limit", "gave_up"):
+    if stop_reason in ("timeout", "step_limit", "gave_up", BUDGET):
         return Verdict(FAILED, stop_reason, message)
     return Verdict(FAILED, "assertion", message)
 

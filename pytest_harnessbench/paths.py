@@ -4,6 +4,8 @@
 
     <TMPDIR>/harnessbench-<uid>/      state_root(): created here (0700, ours), never removed
         admission/                    the admission ledger (admission.py)
+        spend/                        sessions' spend ledgers (budget.py)
+        ratelimit/                    provider rate-limit windows (ratelimit.py)
         work/                         the local backend's trial directories (sandbox/local.py)
         confine/                      the local backend's /etc trees for confined commands (sandbox/local.py)
 

@@ -260,7 +260,8 @@ class _RecorderHooks:
         for line in render(summary, run_dir=str(bench.run.dir), gate_lines=end.gate_lines or (),
                            verbose=self.config.option.verbose > 0, width=width):
             terminalreporter.write_line(line)
-        for line in [*(end.calibration_lines or ()), *filter(None, [end.report_line, self.subset_line])]:
+        spend_line = bench.spend and bench.spend.summary_line()
+        for line in [*(end.calibration_lines or ()), *filter(None, [spend_line, end.report_line, self.subset_line])]:
             terminalreporter.write_line(line)
         if end.export is not None:
             terminalreporter.write_line(end.export.summary())
@@ -518,6 +519,11 @@ def trial(request: pytest.FixtureRequest, hb_case, hb_agent_factory):
     decided = bench.sequential is not None and bench.sequential.stop_reason()
     if decided:  # --hb-gate-sequential: the gate is decided, this trial need not run
         pytest.skip(decided)
+    refused = bench.spend and bench.spend.admit()
+    if refused:  # --hb-max-spend: no new trial, and the session stops (an xdist worker's stop reaches the
+        # controller); asked only when a trial would start, so a run whose last trial crossed the cap is complete
+        request.session.shouldstop = request.session.shouldstop or f"harnessbench: {refused}; stopping the session"
+        pytest.skip(f"not started: {refused}")
     current = bench.new_trial(request.node.stash[KEY], hb_agent_factory)
     request.node.stash[TRIAL] = current
     try:

@@ -32,6 +32,7 @@ class Timing:
     verify_s: float = 0.0  # time in the test body outside the agent: set-up and verification
     total_s: float = 0.0
     timeout_phase: str | None = None  # "agent" or "verify": where a failed/timeout trial ran out of time
+    rate_wait_s: float = 0.0  # waited on a provider's rate limit (ratelimit.py): in total_s, not in agent_s
 
     @classmethod
     def from_dict(cls, data: Mapping | None) -> Timing:
@@ -82,6 +83,8 @@ class TrialRecord:
     finished_at: str = ""
     worker: str = "main"
     rewards: dict | None = None  # a Harbor task's verifier rewards (reward.json kept whole), else None
+    budget: dict | None = None  # the trial's caps and the one reached (budget.py), None without caps
+    confounders: dict = field(default_factory=dict)  # what the trial ran into besides its model (confounders.py)
     extra: dict = field(default_factory=dict)  # what pytest_harnessbench_trial_record hooks add
     schema: int = SCHEMA_VERSION
 
@@ -121,7 +124,7 @@ class TrialRecord:
             values.setdefault(name, default)
         if "multiplier_factor" not in data:
             values["multiplier_factor"] = multiplier_factor(str(values["multiplier"]))
-        for name in ("allocation", "resources", "usage", "metrics", "metrics_missing", "extra"):
+        for name in ("allocation", "resources", "usage", "metrics", "metrics_missing", "extra", "confounders"):
             if values.get(name) is None:
                 values[name] = {}
         return cls(**values)

@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from .outcomes import ERROR, FAILED, INFRA
-from .summary import METRIC_COMPARISON_HEADER, METRIC_HEADER, Summary, Table, rate_text
+from .summary import METRIC_COMPARISON_HEADER, METRIC_HEADER, Summary, Table, confounder_text, rate_text
 
 if TYPE_CHECKING:
     from .records import TrialRecord
@@ -266,6 +266,14 @@ def trial_lines(final: Mapping[str, TrialRecord], width: int, outcomes: Sequence
     return lines
 
 
+def confounder_lines(summary: Summary, width: int = 100) -> list[str]:
+    """The confounder block (confounders.py), each sentence wrapped to ``width``."""
+    import textwrap
+
+    return [part for line in confounder_text(summary.confounders)
+            for part in textwrap.wrap(line, max(width, 40), subsequent_indent="    ")]
+
+
 def render(summary: Summary, *, run_dir: str = "", gate_lines: Sequence[str] = (), verbose: bool = False,
            width: int = 80) -> list[str]:
     """The summary, ending with the outcome table (the result, on the last screen) and the gate.
@@ -279,6 +287,7 @@ def render(summary: Summary, *, run_dir: str = "", gate_lines: Sequence[str] = (
     lines += over_declared_lines(summary)
     lines += comparison_lines(summary, verbose, width)
     lines.append(power_line(summary))
+    lines += confounder_lines(summary, width)
     lines += metric_lines(summary, verbose, width)
     lines += extension_lines(summary.tables)
     lines += outcome_table(summary, verbose)

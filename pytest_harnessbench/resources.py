@@ -11,7 +11,7 @@ import math
 import re
 from dataclasses import dataclass, field
 
-SCALABLE = ("cpu", "memory", "pids", "time")
+SCALABLE = ("cpu", "memory", "pids", "time", "budget")  # budget: the token and cost caps (budget.py)
 DEFAULT_SCALE = frozenset({"cpu", "memory"})
 DEFAULT_PIDS = 1024
 DEFAULT_VERIFY_TIMEOUT_S = 600.0  # for a task with neither verify_timeout nor timeout (Harbor's verifier default)

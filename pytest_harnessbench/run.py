@@ -76,7 +76,8 @@ def check_unused(config: Config) -> None:
 #: Settings that define the experiment: a resumed run must keep them, or its records would mix two experiments.
 RESUME_MUST_MATCH = {"models": "--models", "multipliers": "--multipliers", "samples": "--samples",
                      "backend": "--hb-backend", "scale": "--hb-scale", "enforcement": "--hb-enforcement",
-                     "oom_as": "--hb-oom-as", "max_steps": "--hb-max-steps", "shard": "--hb-shard"}
+                     "oom_as": "--hb-oom-as", "max_steps": "--hb-max-steps", "shard": "--hb-shard",
+                     "budget": "--hb-max-tokens/--hb-max-cost"}
 
 
 def check_resumable(settings: Config, card: dict) -> None:

@@ -8,11 +8,13 @@ end-of-run steps (endofrun.py). The plugin talks to it, and to those owners thro
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from . import __version__
 from .admission import Admission
+from .budget import Caps
 from .config import Config
 from .endofrun import EndOfRun
 from .errors import EnforcementUnavailable
@@ -64,7 +66,8 @@ def open_bench(settings: Config, rootpath: Path, *, ini_dir: Path | None = None,
     try:
         bench = Bench(settings, run_id, run_dir, worker=worker if handed is not None else None,
                       concurrency=concurrency, args=args, cwd=cwd, resume=resume, previous=previous,
-                      suite=SuiteRoot(rootpath, ini_dir), store=store)
+                      suite=SuiteRoot(rootpath, ini_dir), store=store,
+                      controller_pid=handed["controller_pid"] if handed is not None else None)
     except ConfigError as exc:  # e.g. the backend's refusal: said together with the models' problems
         raise ConfigError("\n".join([str(exc), *problems])) from None
     if problems:
@@ -93,7 +96,7 @@ class Bench:
     def __init__(self, config: Config, run_id: str, run_dir: Path, *, worker: str | None = None,
                  concurrency: int = 1, args: list[str] | None = None, cwd: Path | None = None,
                  resume: Resume | None = None, previous: list[dict] | None = None, suite: SuiteRoot | None = None,
-                 store: RunStore | None = None):
+                 store: RunStore | None = None, controller_pid: int | None = None):
         self.config = config
         self.run = Run(run_id, run_dir, resume=resume, worker=worker, concurrency=concurrency, args=args or [],
                        cwd=cwd or Path.cwd())
@@ -108,11 +111,13 @@ class Bench:
             self.admission: Admission | None = Admission(config.capacity) if self.backend.host_admission else None
         except StateDirError as exc:
             raise ConfigError(str(exc)) from None
+        self.spend, self.rate_limits = _budgets(config, run_id, controller_pid or os.getpid())
         self.tasks = TaskRegistry(config, self.backend, suite or SuiteRoot(Path.cwd()),
                                   capacity=config.capacity if self.admission is not None else None)
         self.agent_settings = AgentSettings(max_steps=config.max_steps, model_params=config.model_params,
                                             retries=config.provider_retries, backoff_s=config.provider_backoff,
-                                            prices=config.prices, judge=config.judge)
+                                            prices=config.prices, judge=config.judge,
+                                            caps=Caps(config.max_tokens, config.max_cost), rate_limits=self.rate_limits)
         # Secrets (from the environment or given as model parameters) never reach the run directory or LangSmith.
         self.recorder = Recorder(run_dir, Redactor.from_environ().with_params(config.model_params), self._card,
                                  previous, store)
@@ -124,6 +129,7 @@ class Bench:
 
         self.sequential = from_config(config, run_id, run_dir, len(self.tasks.cases))  # --hb-gate-sequential
         self.end.sequential = self.sequential
+        self._spend_created = False
 
     @property
     def records_results(self) -> bool:
@@ -168,6 +174,9 @@ class Bench:
             own(self.recorder.store, named(self.config, self.run.dir))
             if self.run.resume is None:
                 check_unused(self.config)
+            if self.spend is not None and not self._spend_created:
+                self._spend_created = True
+                self.spend.create()
 
     def reap(self) -> int:
         """``--hb-reap``: remove the sandboxes that sessions which died left behind; returns how many."""
@@ -230,6 +239,8 @@ class Bench:
         if announce is not None:
             announce(record)
         record = self.recorder.redacted(record)
+        if self.spend is not None:
+            self.spend.add(record.model, record.usage.get("cost_usd"))
         self.recorder.save_trajectory(record, {**trial.trajectory_document(record), "traceback": traceback})
         return record
 
@@ -287,3 +298,14 @@ class Bench:
     def finish(self) -> None:
         self.recorder.close(finished_at=utc_now())
         self.backend.close()
+        if self.spend is not None and self.records_results:
+            self.spend.remove()
+
+
+def _budgets(config: Config, run_id: str, controller_pid: int):
+    """The session's spend ledger (None without --hb-max-spend) and the providers' rate limits (None without)."""
+    from .budget import SpendLedger
+    from .ratelimit import RateLimits
+
+    spend = None if config.max_spend is None else SpendLedger(run_id, controller_pid, config.max_spend)
+    return spend, (RateLimits(config.rate_limits) if config.rate_limits else None)

@@ -26,7 +26,7 @@ from itertools import combinations
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
-from . import stats
+from . import confounders, stats
 from .outcomes import ERROR, INFRA, METRIC_OUTCOMES, PASSED
 
 if TYPE_CHECKING:
@@ -180,6 +180,7 @@ class Summary:
     nothing_measured: str | None  # every trial ended in error: the most common message; else None
     enforcement: list[str]  # "backend/method" of the trials
     peaks: list[PeakBox]
+    confounders: confounders.Block | None = None  # the confounder tests and pass-rate bins (confounders.py)
     calibration: dict | None = None  # calibrate.calibrate's document, when computed or read
     hosts: HostEffect | None = None  # a run merged from shards on several hosts: outcome by host (hosts.py)
     # pass@k / pass^k and flaky tasks per cell, retry dependence per model (reliability.summarize; gate.json too)
@@ -241,6 +242,10 @@ class Summary:
             "nothing_measured": self.nothing_measured,
             "enforcement": self.enforcement,
             "peaks": [dataclasses.asdict(p) for p in self.peaks],
+            "confounders": self.confounders and {
+                "findings": [dataclasses.asdict(f) for f in self.confounders.findings],
+                "trials": self.confounders.trials, "detectable": self.confounders.detectable,
+                "alpha": self.confounders.alpha, "pass_rates": self.confounders.pass_rates},
             "calibration": self.calibration,
             "hosts": self.hosts and self.hosts.to_dict(),
             "reliability": self.reliability,
@@ -265,6 +270,30 @@ def rate_text(r: stats.Rate) -> str:
         return "-"
     text = f"{100 * r.value:5.1f}% [{100 * r.low:.1f}–{100 * r.high:.1f}] ({r.k}/{r.n})"
     return text + (f" ±{100 * r.se:.1f}" if r.se is not None else "")
+
+
+def _share(k: int, n: int) -> str:
+    return f"{100 * k / n:.0f}% ({k}/{n})" if n else "-"
+
+
+def confounder_text(block: confounders.Block | None) -> list[str]:
+    """The confounder block's sentences, for both renderers: one per confounder outcomes depend on, else one
+    saying nothing was found and what size of effect the run could have seen."""
+    if block is None:
+        return []
+    if not block.tested:
+        return ["confounders: none testable (needs 2+ trials of a task per model × multiplier whose outcomes and "
+                "confounder values differ; --samples 2 or more)"]
+    lines = []
+    for f in block.flagged:
+        odds = "-" if f.test.odds_ratio is None else f"{f.test.odds_ratio:.2f}"
+        lines.append(f"confounder: {f.name}: pass rate {_share(*f.pass_high)} in the upper half vs "
+                     f"{_share(*f.pass_low)} in the lower, within model × multiplier × task "
+                     f"(CMH p={f.p_adjusted:.2g} Holm, MH odds ratio {odds})")
+    return lines or [f"confounders: nothing found ({len(block.tested)} tested within model × multiplier × task: "
+                     f"{', '.join(f.name for f in block.tested)}); this run could have seen a pass-rate "
+                     f"difference of {100 * block.detectable:.0f} points between a confounder's halves "
+                     f"({block.trials} trials, 80% power)"]
 
 
 def _finite(value):
@@ -451,6 +480,7 @@ def summarize(records: Sequence[TrialRecord], *, models: Sequence[str] = (), mul
         enforcement=sorted({f"{backend}/{method}" for backend, method in groups.enforcement}),
         peaks=_peaks(groups.ratios, models),
         reliability=_reliability(records, superseded, table_order),
+        confounders=confounders.summarize(records),
     )
     if calibration is True:
         from .calibrate import calibrate

@@ -17,8 +17,9 @@ from functools import cached_property
 from pathlib import Path
 from datetime import datetime, timezone
 
-from . import harbor, metrics
+from . import confounders, harbor, metrics
 from .admission import Admission, Capacity, check_fits
+from .budget import Caps, TrialBudget, cost_usd
 from .agents.providers import oracle_commands
 from .agents.trajectory import Trajectory, Usage
 from .deadline import BoundedSandbox, TrialClock
@@ -145,6 +146,8 @@ class AgentSettings:
     backoff_s: float = 1.0
     prices: dict = field(default_factory=dict)  # model text -> {"input_per_1m": $, "output_per_1m": $}
     judge: ModelRef | None = None  # scores every trial's outcome (metric "judge")
+    caps: Caps = Caps()  # token and cost caps per trial (budget.py), before --hb-scale budget
+    rate_limits: object = None  # ratelimit.RateLimits shared by every worker, or None
 
 
 def make_cases(models, multipliers, samples: int) -> list[Case]:
@@ -285,6 +288,8 @@ class Trial:
         self._sandbox: Sandbox | None = None
         self.clock = TrialClock(self.allocation.verify_timeout_s)
         self.rewards: dict[str, float] | None = None  # a Harbor verifier's rewards, kept whole in the record
+        self.budget = TrialBudget(agent.caps.scaled(case.multiplier.factor, scale), agent.prices.get(self.model))
+        self.confounders: dict = {}  # what the trial started into (confounders.py), set when it is admitted
 
     @property
     def sandbox(self) -> BoundedSandbox:
@@ -304,6 +309,7 @@ class Trial:
             self.timing.queued_s = self.admission.acquire(self.trial_id, guarantee.cpus, guarantee.memory_bytes)
             self._admitted = True
         self.started_at = utc_now()  # admitted: the trial's own clock starts here
+        self.confounders = confounders.at_start(self.admission if self._admitted else None)
         start = time.monotonic()
         try:
             self.enforcement = self.backend.check()
@@ -338,18 +344,29 @@ class Trial:
             pytest.skip(f"{self.model}: nothing recorded for this task and sample")
         trajectory = Trajectory(model=self.model, instruction=instruction)
         self.trajectories.append(trajectory)  # kept, partial or not, whatever happens below
+        throttle = self.agent.rate_limits and self.agent.rate_limits.throttle(self.model, self.clock.paused)
         try:
             with self.clock.agent_phase(budget):  # the harness bounds its own tool calls by this budget
                 return run_agent(model, trajectory, self._sandbox, timeout_s=budget, max_steps=self.agent.max_steps,
                                  factory=self.agent_factory, retries=self.agent.retries,
-                                 backoff_s=self.agent.backoff_s)
+                                 backoff_s=self.agent.backoff_s, budget=self._budget_check() if self.budget.caps else None,
+                                 throttle=throttle)
         except Exception as exc:
             fault = translate_fault(exc)
             if fault is not None:
                 raise fault from exc
             raise
         finally:
-            self.timing.agent_s += time.monotonic() - start
+            self.timing.rate_wait_s += trajectory.rate_wait_s  # the provider's time, like queued_s: not the agent's
+            self.timing.agent_s += time.monotonic() - start - trajectory.rate_wait_s
+            self.budget.reached = self.budget.reached or trajectory.budget_reached
+
+    def _budget_check(self):
+        """The harness's question between model calls: has this trial (every run_agent of it) reached a cap?"""
+        before = [t.usage for t in self.trajectories[:-1]]
+        earlier_in = sum(u.input_tokens for u in before)
+        earlier_out = sum(u.output_tokens for u in before)
+        return lambda usage: self.budget.hit(earlier_in + usage.input_tokens, earlier_out + usage.output_tokens)
 
     def evaluate(self, reference_tools, *, mode: str = "strict", args: str = "given", name: str | None = None) -> float:
         """Score this trial's tool-call path against ``reference_tools`` (agentevals); recorded as a metric.
@@ -410,9 +427,8 @@ class Trial:
             for key, value in vars(t.usage).items():
                 setattr(total, key, getattr(total, key) + value)
         usage = vars(total)
-        price = self.agent.prices.get(self.model)
-        usage["cost_usd"] = None if price is None else round(
-            total.input_tokens * price["input_per_1m"] / 1e6 + total.output_tokens * price["output_per_1m"] / 1e6, 6)
+        cost = cost_usd(total.input_tokens, total.output_tokens, self.agent.prices.get(self.model))
+        usage["cost_usd"] = None if cost is None else round(cost, 6)
         return usage
 
     def evidence(self) -> Evidence:
@@ -438,7 +454,7 @@ class Trial:
         values, missing = self._all_metrics(judge=verdict.outcome in METRIC_OUTCOMES)
         verdict = metrics.gate_verdict(verdict, values, self.task.gate_on, missing)
         self.timing.timeout_phase = timeout_phase(exc, verdict)
-        self.timing.verify_s = max(0.0, body_s - self.timing.agent_s)
+        self.timing.verify_s = max(0.0, body_s - self.timing.agent_s - self.timing.rate_wait_s)
         self.timing.total_s = self.timing.queued_s + self.timing.provision_s + body_s
         return TrialRecord(
             run_id=self.run_id, trial_id=self.trial_id, task_id=self.task.task_id, model=self.model,
@@ -456,6 +472,9 @@ class Trial:
             attempts=self.attempt, rewards=self.rewards,
             started_at=self.started_at, finished_at=utc_now(),
             worker=self.worker,
+            budget=self.budget.to_dict() if self.budget.caps else None,
+            confounders={**self.confounders,  # a built-in model's calls are no provider's latency
+                         **confounders.of_calls(self.trajectories if self.case.model.kind == "provider" else [])},
         )
 
     def trajectory_document(self, record: dict) -> dict:

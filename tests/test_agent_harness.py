@@ -149,7 +149,7 @@ def test_faults_that_are_not_retryable_and_faults_past_the_deadline_are_not_retr
     with pytest.raises(_Permanent):
         drive(permanent, None, retries=2, backoff_s=0.001)
     assert permanent.calls_made == 1
-    late = harness.retry_middleware(2, 0.001, deadline=time.monotonic() - 1)
+    late = harness.retry_middleware(2, 0.001, deadline=harness.Deadline(-1))
     assert late[0].retry_on(_Retryable("429")) is False
     assert harness.retry_middleware(0, 1.0) == []
 

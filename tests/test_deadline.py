@@ -62,6 +62,22 @@ def short_grace(monkeypatch):
     monkeypatch.setattr(deadline, "WATCHDOG_GRACE_S", 0.1)
 
 
+def test_a_pause_is_no_phase_s_time():
+    """Waiting on a provider's rate limit (ratelimit.py) is charged to neither phase."""
+    ticks = Ticks()
+    clock = TrialClock(10, now=ticks)
+    with clock.watching():
+        with clock.agent_phase(60):
+            ticks.t += 20
+            with clock.paused():
+                ticks.t += 100
+            assert clock.remaining() == 40
+        ticks.t += 2
+        with clock.paused():
+            ticks.t += 30
+        assert clock.remaining() == 8
+
+
 def test_the_watchdog_ends_a_body_stuck_in_python(short_grace):
     clock = TrialClock(0.5)
     with pytest.raises(TrialTimeout, match="verify_timeout = 0.5 s") as info:

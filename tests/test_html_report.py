@@ -104,6 +104,8 @@ def test_the_report_of_a_real_bake_off_opens_offline_with_plots_filters_and_traj
                       for name in ("score", "infra_rate") for model in ("oracle:heavy", "oracle:lean")}
     assert page.evaluate("Bokeh.documents[0].get_model_by_name('outcomes') !== null")
     assert page.evaluate("Bokeh.documents[0].get_model_by_name('peaks') !== null")
+    for axis in ("hour of day (UTC)", "concurrency at start"):  # oracle models make no provider calls: no latency
+        assert page.evaluate(f"Bokeh.documents[0].get_model_by_name('confounder:{axis}') !== null")
     assert _count(page, "canvas") >= 4  # Playwright's CSS pierces Bokeh's shadow roots
 
     # the per-trial table filters

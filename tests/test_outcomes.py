@@ -28,6 +28,8 @@ def test_pytest_fail_is_a_model_failure():
 def test_budget_exhaustion_names_the_budget():
     assert pair(classify(AssertionError(), stop_reason="timeout")) == ("failed", "timeout")
     assert pair(classify(AssertionError(), stop_reason="step_limit")) == ("failed", "step_limit")
+    assert pair(classify(AssertionError(), stop_reason="budget")) == ("failed", "budget")
+    assert pair(classify(None, stop_reason="budget")) == ("passed", None)  # verified what it did: it passed
 
 
 def test_a_phase_past_its_budget_is_a_timeout_with_the_phase():

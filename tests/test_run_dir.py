@@ -77,7 +77,7 @@ def test_a_resume_against_a_run_of_another_suite_is_refused(pytester, workers):
     assert len(records(pytester.path / "r1")) == 2  # nothing ran
 
 
-@pytest.mark.parametrize("workers", [[], ["-n", "2"]])
+@pytest.mark.parametrize("workers", [[], pytest.param(["-n", "2"], marks=pytest.mark.e2e)])
 @pytest.mark.parametrize("args, source", [(["--hb-gate", "oracle", "--hb-compare", "r1"], "--hb-compare r1"),
                                           (["--models", "replay:r1"], "--models replay:r1")])
 def test_a_compare_or_replay_against_a_run_of_another_suite_is_refused(pytester, args, source, workers):

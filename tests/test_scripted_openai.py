@@ -241,6 +241,28 @@ def test_slow_response_times_out_then_answers():
         assert [r.outcome for r in server.requests] == ["fault slow", "fault slow, turn 0"]
 
 
+def test_every_applies_a_fault_to_every_kth_request_of_its_turn():
+    with ScriptedOpenAI([{"fault": 500, "times": "always", "every": 2}, FINAL_TURN]) as server:
+        outcomes = []
+        for _ in range(4):
+            try:
+                chat(server).invoke("hi")
+                outcomes.append("ok")
+            except ModelAPIError:
+                outcomes.append("500")
+    assert outcomes == ["500", "ok", "500", "ok"]
+
+
+def test_the_server_enforces_its_own_rate_limit():
+    with ScriptedOpenAI([FINAL_TURN], rate_limit=(2, 1.0)) as server:
+        chat(server).invoke("hi")
+        chat(server).invoke("hi")
+        assert isinstance(raises(server), ModelRateLimitError)
+        time.sleep(1.05)
+        assert chat(server).invoke("hi").content == "Done."
+    assert [r.status for r in server.chat_requests] == [200, 200, 429, 200]
+
+
 def test_wrong_key_and_401_fault_are_authentication_errors():
     # observed: langchain_openai.chat_models.base.OpenAIAuthenticationError (ModelAuthenticationError)
     with ScriptedOpenAI([{"fault": 401}, FINAL_TURN], api_key="sk-right") as server:

@@ -24,9 +24,27 @@ from langsmith import tracing_context
 from ..sandbox.base import Sandbox
 from .defaults import SYSTEM_PROMPT, sha256
 from .tools import make_tools
-from .trajectory import COMPLETED, ERROR, GAVE_UP, STEP_LIMIT, TIMEOUT, Trajectory
+from .trajectory import BUDGET, COMPLETED, ERROR, GAVE_UP, STEP_LIMIT, TIMEOUT, Trajectory, Usage
 
 AgentFactory = Callable[[Any, list, list], Any]  # (model, tools, middleware) -> a LangGraph agent
+BudgetCheck = Callable[[Usage], "str | None"]  # the trial's usage so far -> the cap it reached, or None
+
+
+class Deadline:
+    """The agent's deadline, pushed back by time spent waiting on a provider's rate limit (never the agent's)."""
+
+    def __init__(self, timeout_s: float | None):
+        self.at = None if timeout_s is None else time.monotonic() + timeout_s
+
+    def extend(self, seconds: float) -> None:
+        if self.at is not None:
+            self.at += seconds
+
+    def remaining(self) -> float | None:
+        return None if self.at is None else max(0.0, self.at - time.monotonic())
+
+    def passed(self) -> bool:
+        return self.at is not None and time.monotonic() >= self.at
 
 
 def default_agent_factory(model: Any, tools: list, middleware: list) -> Any:
@@ -34,7 +52,7 @@ def default_agent_factory(model: Any, tools: list, middleware: list) -> Any:
     return create_agent(model, tools, system_prompt=SYSTEM_PROMPT, middleware=middleware)
 
 
-def retry_middleware(retries: int, backoff_s: float, deadline: float | None = None) -> list:
+def retry_middleware(retries: int, backoff_s: float, deadline: Deadline | None = None) -> list:
     """Provider retries done by the harness (clients' own are off), so each one is counted.
 
     Only retryable faults (rate limit, 5xx, connection, timeout) are retried, and
@@ -44,7 +62,7 @@ def retry_middleware(retries: int, backoff_s: float, deadline: float | None = No
         return []
 
     def retry_on(exc: Exception) -> bool:
-        in_time = deadline is None or time.monotonic() < deadline
+        in_time = deadline is None or not deadline.passed()
         return bool(getattr(exc, "is_retryable", False)) and in_time
 
     return [ModelRetryMiddleware(max_retries=retries, retry_on=retry_on, on_failure="error",
@@ -60,8 +78,10 @@ class _Recorder(BaseCallbackHandler):
 
     def __init__(self, trajectory: Trajectory):
         self.trajectory = trajectory
+        self._started: dict[Any, float] = {}  # run id -> when its model call started (its latency's start)
 
     def on_chat_model_start(self, serialized: Any, messages: list, **kwargs: Any) -> None:
+        self._started[kwargs.get("run_id")] = time.monotonic()
         harness = self.trajectory.harness
         if "system_prompt_sha256" in harness:
             return
@@ -70,7 +90,13 @@ class _Recorder(BaseCallbackHandler):
         harness["system_prompt_sha256"] = sha256(system if isinstance(system, str) else json.dumps(system))
         harness["toolset_sha256"] = sha256(json.dumps(tools, sort_keys=True, default=str))
 
+    def _latency(self, run_id: Any) -> None:
+        start = self._started.pop(run_id, None)
+        if start is not None:
+            self.trajectory.model_call_s.append(round(time.monotonic() - start, 4))
+
     def on_llm_end(self, response: Any, **kwargs: Any) -> None:
+        self._latency(kwargs.get("run_id"))
         usage = self.trajectory.usage
         usage.model_calls += 1
         for generation in (response.generations[0] if response.generations else []):
@@ -79,21 +105,46 @@ class _Recorder(BaseCallbackHandler):
             usage.output_tokens += meta.get("output_tokens", 0)
 
     def on_llm_error(self, error: BaseException, **kwargs: Any) -> None:
+        self._latency(kwargs.get("run_id"))
         self.trajectory.usage.provider_errors += 1
 
 
+def throttle_middleware(throttle: Any, trajectory: Trajectory, deadline: Deadline) -> list:
+    """Wait for the provider's rate limit before every model call (retries too: it sits inside the retry middleware).
+
+    ``throttle`` (ratelimit.Throttle): ``acquire()`` blocks until the shared
+    limit has room and returns the seconds waited; ``used(tokens)`` records a
+    call's tokens. The wait is the provider's, not the agent's: it moves the
+    agent's deadline back.
+    """
+    from langchain.agents.middleware import AgentMiddleware
+
+    class RateLimit(AgentMiddleware):
+        def wrap_model_call(self, request, handler):
+            waited = throttle.acquire()
+            trajectory.rate_wait_s += waited
+            deadline.extend(waited)
+            response = handler(request)
+            messages = getattr(response, "result", None) or [response]
+            throttle.used(sum((getattr(m, "usage_metadata", None) or {}).get("total_tokens", 0) for m in messages))
+            return response
+
+    return [RateLimit()]
+
+
 def run_agent(model: Any, trajectory: Trajectory, sandbox: Sandbox, *, timeout_s: float | None, max_steps: int,
-              factory: AgentFactory | None = None, retries: int = 2, backoff_s: float = 1.0) -> Trajectory:
+              factory: AgentFactory | None = None, retries: int = 2, backoff_s: float = 1.0,
+              budget: BudgetCheck | None = None, throttle: Any = None) -> Trajectory:
     """Drive ``model`` on ``trajectory.instruction`` in ``sandbox``; limits end it, they never raise.
 
-    Exceptions from the model or a tool propagate (for classification); the
-    trajectory passed in keeps everything up to that point.
+    ``budget``: asked between model calls (budget.py); ``throttle``: the
+    provider's shared rate limit (ratelimit.py), whose waits extend the deadline
+    and are kept out of ``duration_s``. Exceptions from the model or a tool
+    propagate (for classification); the trajectory passed in keeps everything
+    up to that point.
     """
     start = time.monotonic()
-    deadline = None if timeout_s is None else start + timeout_s
-
-    def remaining() -> float | None:
-        return None if deadline is None else max(0.0, deadline - time.monotonic())
+    deadline = Deadline(timeout_s)
 
     def record(call):
         trajectory.tool_calls.append(call)
@@ -101,34 +152,42 @@ def run_agent(model: Any, trajectory: Trajectory, sandbox: Sandbox, *, timeout_s
 
     factory = factory or default_agent_factory
     trajectory.harness["factory"] = f"{factory.__module__}.{factory.__qualname__}"
-    agent = factory(model, make_tools(sandbox, record, remaining), retry_middleware(retries, backoff_s, deadline))
+    middleware = retry_middleware(retries, backoff_s, deadline)
+    if throttle is not None:
+        middleware += throttle_middleware(throttle, trajectory, deadline)
+    agent = factory(model, make_tools(sandbox, record, deadline.remaining), middleware)
     config = {"callbacks": [_Recorder(trajectory)], "recursion_limit": 4 * max_steps + 10}
     # LangChain's own live tracing stays off: the run is exported to LangSmith from the
     # run directory at the end (redacted, bounded in time, never blocking a trial).
     with tracing_context(enabled=False):
         try:
-            _drive(agent, config, trajectory, deadline, max_steps)
+            _drive(agent, config, trajectory, deadline, max_steps, budget)
         finally:
-            trajectory.duration_s = time.monotonic() - start
+            trajectory.duration_s = time.monotonic() - start - trajectory.rate_wait_s
     return trajectory
 
 
-def _drive(agent: Any, config: dict, trajectory: Trajectory, deadline: float | None, max_steps: int) -> None:
-    """Stream the agent; stop at the deadline or when the model wants more steps than allowed.
+def _drive(agent: Any, config: dict, trajectory: Trajectory, deadline: Deadline, max_steps: int,
+           budget: BudgetCheck | None = None) -> None:
+    """Stream the agent; stop at the deadline, when the model wants more steps than allowed, or over budget.
 
     ``max_steps`` counts model calls: the tool calls of the last allowed one
     still run (the model's last action counts), then the loop stops before the
-    model would be called again.
+    model would be called again. A budget cap is checked at the same point.
     """
     state: dict = {"messages": [HumanMessage(trajectory.instruction)]}
     try:
         for state in agent.stream({"messages": state["messages"]}, config=config, stream_mode="values"):
             last = state["messages"][-1]
-            if deadline is not None and time.monotonic() >= deadline:
+            if deadline.passed():
                 trajectory.stop_reason = TIMEOUT
                 break
             if last.type == "tool" and trajectory.usage.model_calls >= max_steps:
                 trajectory.stop_reason = STEP_LIMIT  # its tool calls ran; no further model call
+                break
+            reached = budget(trajectory.usage) if budget is not None and last.type == "tool" else None
+            if reached:
+                trajectory.stop_reason, trajectory.budget_reached = BUDGET, reached
                 break
         else:
             last = state["messages"][-1]
@@ -149,11 +208,11 @@ def _drive(agent: Any, config: dict, trajectory: Trajectory, deadline: float | N
     trajectory.usage.provider_retries = trajectory.usage.provider_errors
 
 
-def _out_of_time(exc: Exception, deadline: float | None) -> bool:
+def _out_of_time(exc: Exception, deadline: Deadline) -> bool:
     """A model call that timed out because the trial's budget ran out (its client timeout is that budget).
 
     Any other provider fault stays a provider fault, however late it comes.
     """
     from langchain_core.exceptions import ModelTimeoutError
 
-    return deadline is not None and time.monotonic() >= deadline and isinstance(exc, ModelTimeoutError)
+    return deadline.passed() and isinstance(exc, ModelTimeoutError)

@@ -10,6 +10,7 @@ STEP_LIMIT = "step_limit"  # the model-call budget ran out
 TIMEOUT = "timeout"  # the task's wall-clock budget ran out
 ERROR = "error"  # an exception ended the loop (kept on the trajectory, re-raised)
 GAVE_UP = "gave_up"  # the model refused
+BUDGET = "budget"  # a token or cost cap was reached (budget.py)
 
 
 @dataclass
@@ -43,6 +44,9 @@ class Trajectory:
     duration_s: float = 0.0
     error: str | None = None
     harness: dict = field(default_factory=dict)  # factory, system-prompt and tool-set hashes as the model saw them
+    budget_reached: str | None = None  # "tokens" or "cost": the cap that stopped the loop (stop_reason "budget")
+    model_call_s: list[float] = field(default_factory=list)  # each model call's latency, failed attempts too
+    rate_wait_s: float = 0.0  # waited for the provider's rate limit (ratelimit.py); not part of duration_s
 
     def to_dict(self) -> dict:
         """JSON-ready, sharing the message list rather than deep-copying it (it is only read or dumped)."""

@@ -39,6 +39,11 @@ or a dict ``{model_name: [entries...]}``.  Entries are:
   ``{"fault": "context_overflow"}`` (400, ``code: context_length_exceeded``).
   ``"times": N`` repeats a fault N times (``"always"``: never used up); HTTP faults take an
   optional ``"retry_after"`` in seconds (429 defaults to 1) and ``"message"``.
+  ``"every": K`` applies a fault to only the 1st, (K+1)th, (2K+1)th ... request for its turn
+  (e.g. a provider that is slow in every other conversation).
+
+``rate_limit=(N, SECONDS)``: the server answers 429 (``rate_limit_exceeded``) to a chat request
+when N requests were answered in the last SECONDS, as a provider enforcing its own limit does.
 
 Which turn a request gets: the number of assistant messages already in its ``messages``,
 so every conversation replays the script from its start independently and concurrent
@@ -341,6 +346,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._model_not_found(rec, str(model))
             return
         turn_index = sum(1 for m in body["messages"] if isinstance(m, dict) and m.get("role") == "assistant")
+        if not owner._rate_ok(rec.time):
+            rec.outcome = "rate limited"
+            self._send_error(rec, 429, headers={"retry-after": "1"})
+            return
         fault = owner._take_fault(model, turn_index)
         if fault is not None:
             kind = fault.kind
@@ -468,7 +477,8 @@ class ScriptedOpenAI:
 
     def __init__(self, script: list[dict[str, Any]] | dict[str, list[dict[str, Any]]], *,
                  api_key: str | None = DEFAULT_API_KEY, host: str = "127.0.0.1", port: int = 0,
-                 default_model: str = DEFAULT_MODEL, verbose: bool = False) -> None:
+                 default_model: str = DEFAULT_MODEL, verbose: bool = False,
+                 rate_limit: tuple[int, float] | None = None) -> None:
         if isinstance(script, list):
             script = {default_model: script}
         if not isinstance(script, dict) or not script:
@@ -482,6 +492,9 @@ class ScriptedOpenAI:
         self.requests: list[RecordedRequest] = []
         self._lock = threading.Lock()
         self._used: dict[tuple[str, int, int], int] = {}  # (model, turn, fault#) -> times used
+        self._seen: dict[tuple[str, int, int], int] = {}  # (model, turn, fault#) -> requests it guarded
+        self.rate_limit = rate_limit
+        self._answered: list[float] = []  # when chat requests were let through (rate_limit)
         self._stopping = threading.Event()
         self._connections: set[Any] = set()
         self._httpd: _Server | None = None
@@ -552,10 +565,26 @@ class ScriptedOpenAI:
         with self._lock:
             self.requests.append(rec)
 
+    def _rate_ok(self, now: float) -> bool:
+        """Under ``rate_limit``: whether a request arriving ``now`` is within it (then it counts)."""
+        if self.rate_limit is None:
+            return True
+        count, window = self.rate_limit
+        with self._lock:
+            recent = [t for t in self._answered if t > now - window]
+            if len(recent) >= count:
+                return False
+            self._answered.append(now)
+            return True
+
     def _take_fault(self, model: str, turn: int) -> _Fault | None:
         with self._lock:
             for n, fault in enumerate(self._scripts[model].faults.get(turn, [])):
                 key = (model, turn, n)
+                seen = self._seen.get(key, 0)
+                self._seen[key] = seen + 1
+                if seen % int(fault.spec.get("every", 1)):
+                    continue
                 if fault.times is None or self._used.get(key, 0) < fault.times:
                     self._used[key] = self._used.get(key, 0) + 1
                     return fault
