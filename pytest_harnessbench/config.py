@@ -96,6 +96,11 @@ OPTIONS = (
            flag_only=True),
     Option("langsmith_project", "--hb-langsmith-project", "hb_langsmith_project", "",
            "LangSmith project for this run (default harnessbench-RUN_ID)"),
+    Option("langsmith_mode", "--hb-langsmith-mode", "hb_langsmith_mode", "",
+           "experiments: the suite as a dataset, one experiment per model × multiplier, trials sent as they finish "
+           "(the default); project: one tracing project per run (the default when --hb-langsmith-project is given)"),
+    Option("langsmith_dataset", "--hb-langsmith-dataset", "hb_langsmith_dataset", "",
+           "LangSmith dataset of the suite's tasks for the experiments (default harnessbench-<suite root's name>)"),
     Option("langsmith_timeout", "--hb-langsmith-timeout", "hb_langsmith_timeout", "30",
            "seconds the end-of-run upload may take; what does not make it stays in the run directory"),
     Option("gate", "--hb-gate", "hb_gate", "",
@@ -149,6 +154,8 @@ class Config:
     langsmith: bool = False
     langsmith_project: str | None = None
     langsmith_timeout: float = 30.0
+    langsmith_mode: str = "experiments"  # or "project" (export/langsmith.py)
+    langsmith_dataset: str | None = None
     resume_retry: frozenset[str] = frozenset()
     retry_infra: int = 0
     gate: str | None = None
@@ -451,6 +458,10 @@ def build(value: Callable[[Option], str]) -> Config:
         langsmith=parse_bool("--hb-langsmith", raw["langsmith"]),
         langsmith_project=raw["langsmith_project"].strip() or None,
         langsmith_timeout=parse_number("--hb-langsmith-timeout", raw["langsmith_timeout"], kind=float, minimum=1),
+        langsmith_mode=parse_choice("--hb-langsmith-mode", raw["langsmith_mode"].strip() or
+                                    ("project" if raw["langsmith_project"].strip() else "experiments"),
+                                    ("experiments", "project")),
+        langsmith_dataset=raw["langsmith_dataset"].strip() or None,
         **parse_gate(raw, models, multipliers),
         report=parse_report(raw["report"]),
         calibrate=parse_bool("--hb-calibrate", raw["calibrate"]),

@@ -136,6 +136,8 @@ class _RecorderHooks:
         self.final: dict[str, dict] = {}  # node id -> the trial's last record
         self.session: pytest.Session | None = None
         self.export = None
+        self.upload_stream = None  # LangSmith experiments: trials sent as they finish (export/experiments.py)
+        self.stream_asked = False
         self.other_failures = 0  # failures of tests that are not trials: a gate never hides them
         self.subset_line = _subset_line(config)
 
@@ -160,6 +162,7 @@ class _RecorderHooks:
         if record is not None:
             self.final[report.nodeid] = record  # a retry's later attempt replaces the earlier one
             self.bench.recorder.add(record)
+            self._stream(record)
             if self.bench.recorder.storage_error:
                 _stop(self.session, f"harnessbench: {self.bench.recorder.storage_error}; stopping the session")
             if report.outcome != "rerun":  # progress counts trials, not attempts
@@ -191,7 +194,14 @@ class _RecorderHooks:
         self.calibration_lines = self.bench.run_calibration(verbose=self.config.option.verbose > 0)
         self.report_line = self.bench.write_report()
         session.exitstatus = self.bench.exit_status(session.exitstatus, self.other_failures)
-        self.export = self.bench.export()
+        self.export = self.bench.export(self.upload_stream)
+
+    def _stream(self, record: dict) -> None:
+        if not self.stream_asked:  # at the first record: the run directory and its card exist by now
+            self.stream_asked = True
+            self.upload_stream = self.bench.upload_stream()
+        if self.upload_stream is not None:
+            self.upload_stream.add(record)
 
     def _interruption(self) -> str:
         termination = self.config.stash.get(TERMINATION, None)

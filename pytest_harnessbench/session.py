@@ -434,15 +434,34 @@ class Bench:
         self.recorder.save_trajectory(record, {**trial.trajectory_document(record), "traceback": traceback})
         return record
 
-    def export(self):
-        """Upload the run to LangSmith if configured; returns the ExportResult or None."""
+    def langsmith_on(self) -> bool:
         import os
 
-        from .export.langsmith import enabled, export_run
+        from .export.langsmith import enabled
 
-        if not (self.config.langsmith or enabled(os.environ)):
+        return self.config.langsmith or enabled(os.environ)
+
+    def upload_stream(self):
+        """A :class:`~pytest_harnessbench.export.experiments.Streamer` that sends trials as they finish, when
+        LangSmith is configured in experiments mode; else None."""
+        if not self.langsmith_on() or self.config.langsmith_mode != "experiments":
+            return None
+        from .export.experiments import Streamer
+
+        return Streamer(self.run_dir, dataset=self.config.langsmith_dataset)
+
+    def export(self, stream=None):
+        """Upload the run (what ``stream`` did not send) to LangSmith if configured; returns the ExportResult or None."""
+        if not self.langsmith_on():
             return None
         self.recorder.write_card(finished_at=utc_now())
+        if self.config.langsmith_mode == "experiments":
+            from .export.experiments import upload_experiments
+
+            return upload_experiments(self.run_dir, dataset=self.config.langsmith_dataset, streamer=stream,
+                                      timeout_s=self.config.langsmith_timeout)
+        from .export.langsmith import export_run
+
         return export_run(self.run_dir, project=self.config.langsmith_project, timeout_s=self.config.langsmith_timeout)
 
     def partial_line(self, interrupted: str | None) -> str | None:

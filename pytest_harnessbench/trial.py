@@ -168,7 +168,7 @@ class SuiteRoot:
 
     def describe(self) -> dict:
         """For the harness card: what the task ids are relative to."""
-        return {"ini_dir": self.ini_dir and str(self.ini_dir),
+        return {"ini_dir": self.ini_dir and str(self.ini_dir), "name": (self.ini_dir or self.rootdir).name,
                 "task_ids": "relative to ini_dir, else to each test file's package root"}
 
     def node_id(self, nodeid: str) -> str:

@@ -93,9 +93,10 @@ def project_name(run_id: str, project: str | None = None) -> str:
 
 
 def make_client(env: Mapping[str, str] | None = None, *, redactor: Redactor | None = None,
-                timeout_s: float = READ_TIMEOUT_S, on_error=None):
+                timeout_s: float = READ_TIMEOUT_S, on_error=None, batch: bool = False):
     """A ``langsmith.Client`` that cannot stall a session: synchronous sends (no
-    background batching thread, nothing to flush at exit), no urllib3 retries,
+    background batching thread, nothing to flush at exit; ``batch=True`` for the
+    SDK's batched ingestion, which the caller flushes with a bound), no urllib3 retries,
     short connect/read timeouts, every run kept (no sampling), no runtime info of
     the uploading machine (the harness card describes the run's machine)."""
     from langsmith import Client
@@ -109,7 +110,7 @@ def make_client(env: Mapping[str, str] | None = None, *, redactor: Redactor | No
         api_key=_env_get(env, "LANGSMITH_API_KEY", "LANGCHAIN_API_KEY"),
         retry_config=Retry(total=0, raise_on_redirect=False, raise_on_status=False),
         timeout_ms=(int(connect * 1000), int(read * 1000)),
-        auto_batch_tracing=False,
+        auto_batch_tracing=batch,
         anonymizer=redactor.redact if redactor else None,
         omit_traced_runtime_info=True,
         tracing_sampling_rate=1.0,
@@ -130,6 +131,7 @@ class ExportResult:
     run_dir: str = ""
     endpoint: str = ""
     seconds: float = 0.0
+    kind: str = "project"  # what ``project`` names: a "project", or a "dataset" (its experiments, see experiments.py)
 
     @property
     def ok(self) -> bool:
@@ -139,8 +141,8 @@ class ExportResult:
         """One line for the terminal summary."""
         head = f"LangSmith: {self.uploaded}/{self.total} trials uploaded"
         if self.ok:
-            return f"{head} to project {self.project}"
-        where = f"to project {self.project} " if self.uploaded else ""
+            return f"{head} to {self.kind} {self.project}"
+        where = f"to {self.kind} {self.project} " if self.uploaded else ""
         kept = f"kept in {self.run_dir}" if self.run_dir else "kept locally"
         retry = f" (send later: python -m pytest_harnessbench upload {self.run_dir})" if self.run_dir else ""
         return f"{head} {where}— {self.error or 'incomplete'}; {kept}{retry}"
@@ -306,8 +308,12 @@ class _Clock:
 
 
 def trial_runs(run_id: str, project: str, trial: _TrialData, redactor: Redactor,
-               session_id: str | None = None) -> tuple[dict, list[dict]]:
-    """The root run and its child runs for one trial, as multipart-ingest dicts."""
+               session_id: str | None = None, id_space: str | None = None) -> tuple[dict, list[dict]]:
+    """The root run and its child runs for one trial, as multipart-ingest dicts.
+
+    Run ids are uuid5 of ``id_space`` (default the run id) and the trial's key: the
+    experiment upload uses an id space of its own, so a run can be sent both ways."""
+    id_space = id_space or run_id
     record = trial.record
     timing = record.get("timing") or {}
     resources = record.get("resources") or {}
@@ -318,7 +324,7 @@ def trial_runs(run_id: str, project: str, trial: _TrialData, redactor: Redactor,
         start = (end - timedelta(seconds=total_s)) if end else datetime.now(timezone.utc)
     if end is None or end < start:
         end = start + timedelta(seconds=total_s)
-    root_id = _uuid(run_id, trial.key)
+    root_id = _uuid(id_space, trial.key)
     root_dotted = _dotted(start, root_id)
     model = str(record.get("model", ""))
     outcome, cause = record.get("outcome"), record.get("cause")
@@ -354,7 +360,7 @@ def trial_runs(run_id: str, project: str, trial: _TrialData, redactor: Redactor,
     children: list[dict] = []
 
     def child(kind: str, index: str, name: str, seconds: float, **fields: Any) -> None:
-        run_uuid = _uuid(run_id, trial.key, kind, index)
+        run_uuid = _uuid(id_space, trial.key, kind, index)
         begin, finish = clock.span(seconds)
         children.append({**common, "id": str(run_uuid), "parent_run_id": str(root_id), "name": name,
                          "run_type": kind, "dotted_order": f"{root_dotted}.{_dotted(begin, run_uuid)}",
