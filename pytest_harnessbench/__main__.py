@@ -6,6 +6,9 @@
   what ``RUN_DIR/langsmith.jsonl`` does not list yet), or with ``--mode
   project`` / ``--project`` as one tracing project. Exit status: 0 every trial
   uploaded, 1 some or all not uploaded, 2 bad usage.
+- ``dataset pull langsmith:NAME[@VERSION_OR_TAG] -o FILE.json`` writes a
+  LangSmith dataset's examples to a file that ``--hb-dataset FILE.json`` runs
+  offline (same task ids as ``--hb-dataset langsmith:NAME``).
 - ``report RUN_DIR -o PATH.html`` writes the HTML report of a run directory.
 - ``calibrate RUN_DIR`` prints the recommended kill threshold and memory
   headroom, and writes ``calibration.json`` to the run directory.
@@ -40,6 +43,13 @@ def _parser() -> argparse.ArgumentParser:
     upload.add_argument("--project", metavar="NAME", help="LangSmith project name [default harnessbench-<run_id>]")
     upload.add_argument("--timeout", metavar="SECONDS", type=float, default=60.0,
                         help="give up after this many seconds in total [default 60]")
+    dataset = commands.add_parser("dataset", help="LangSmith datasets as tasks: pull one to a file",
+                                  description="Tasks from a LangSmith dataset (--hb-dataset): 'pull' writes its "
+                                              "examples to a file that runs offline.")
+    dataset_commands = dataset.add_subparsers(dest="dataset_command", metavar="COMMAND", required=True)
+    pull = dataset_commands.add_parser("pull", help="write a dataset's examples to a file for --hb-dataset FILE.json")
+    pull.add_argument("source", metavar="langsmith:NAME[@VERSION_OR_TAG]", help="the dataset (and version or tag)")
+    pull.add_argument("-o", "--output", metavar="FILE.json", type=Path, required=True, help="the file to write")
     report = commands.add_parser("report", help="write the HTML report of a run directory",
                                  description="One self-contained HTML file (no network needed to open it): plots, "
                                              "calibration, comparisons, the harness card, every trial and trajectory.")
@@ -119,6 +129,21 @@ def main(argv: list[str] | None = None) -> int:
             result = upload_experiments(args.run_dir, dataset=args.dataset, timeout_s=args.timeout)
         print(result.summary())
         return 0 if result.ok else 1
+    if args.command == "dataset":
+        from .datasets import DatasetError, Source, pull, write
+
+        try:
+            source = Source.parse(args.source)
+            if source.name is None:
+                raise DatasetError(f"{args.source!r}: name a LangSmith dataset, e.g. langsmith:my-cases@prod")
+            if args.output.suffix != ".json":
+                raise DatasetError(f"-o {args.output}: name a .json file")
+            document = pull(source.name, source.version)
+        except DatasetError as exc:
+            parser.exit(2, f"harnessbench dataset pull: error: {exc}\n")
+        path = write(document, args.output)
+        print(f"{len(document['examples'])} example(s) from {args.source} written to {path}; run them with --hb-dataset {path}")
+        return 0
     if args.command == "report":
         from .html_report import write
 

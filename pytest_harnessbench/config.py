@@ -91,6 +91,12 @@ OPTIONS = (
            "run a trial that ended in infra again, up to N more times (every attempt stays recorded)"),
     Option("resume_retry", "--hb-resume-retry", "hb_resume_retry", "",
            "with --hb-resume: 'infra' also re-runs trials that ended in infra (every attempt stays recorded)"),
+    Option("dataset", "--hb-dataset", "hb_dataset", "",
+           "tasks from a LangSmith dataset, one per example: langsmith:NAME[@VERSION_OR_TAG], or a file written by "
+           "'harnessbench dataset pull' (may be given several times)", repeated=True),
+    Option("dataset_criterion", "--hb-dataset-criterion", "hb_dataset_criterion", "",
+           "pass criterion of every dataset example: answer, trajectory[:T] or judge[:T] (default: the example's "
+           "metadata.criterion, else answer if its reference has one, else trajectory)"),
     Option("langsmith", "--hb-langsmith", "hb_langsmith", "false",
            "upload the run to LangSmith at the end (on by default when LANGSMITH_API_KEY or LANGSMITH_TRACING is set)",
            flag_only=True),
@@ -154,6 +160,8 @@ class Config:
     langsmith: bool = False
     langsmith_project: str | None = None
     langsmith_timeout: float = 30.0
+    datasets: tuple[str, ...] = ()  # --hb-dataset sources (datasets.py)
+    dataset_criterion: str | None = None
     langsmith_mode: str = "experiments"  # or "project" (export/langsmith.py)
     langsmith_dataset: str | None = None
     resume_retry: frozenset[str] = frozenset()
@@ -184,6 +192,10 @@ class Config:
             "provider_retries": self.provider_retries,
             "provider_backoff_s": self.provider_backoff,
             "retry_infra": self.retry_infra,
+            "datasets": list(self.datasets),
+            "dataset_criterion": self.dataset_criterion or ("per example: metadata.criterion, else answer if its "
+                                                            "reference has one, else trajectory:1")
+            if self.datasets else None,
             "prices": self.prices,
             "gate": None if self.gate is None else {
                 "baseline": self.gate, "at": self.gate_at and self.gate_at.label,
@@ -424,6 +436,13 @@ def parse_report(text: str) -> Path | None:
     return path
 
 
+def parse_datasets(text: str) -> tuple[str, ...]:
+    """The --hb-dataset sources, syntax checked (reading them is the session's: datasets.load)."""
+    from .datasets import Source
+
+    return tuple(Source.parse(line).text for line in text.splitlines() if line.strip())
+
+
 def build(value: Callable[[Option], str]) -> Config:
     """Build the Config; ``value(option)`` gives the raw text (CLI, else ini, else default)."""
     raw = {opt.name: value(opt) for opt in OPTIONS}
@@ -462,6 +481,8 @@ def build(value: Callable[[Option], str]) -> Config:
                                     ("project" if raw["langsmith_project"].strip() else "experiments"),
                                     ("experiments", "project")),
         langsmith_dataset=raw["langsmith_dataset"].strip() or None,
+        datasets=parse_datasets(raw["dataset"]),
+        dataset_criterion=raw["dataset_criterion"].strip() or None,
         **parse_gate(raw, models, multipliers),
         report=parse_report(raw["report"]),
         calibrate=parse_bool("--hb-calibrate", raw["calibrate"]),

@@ -45,7 +45,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "task(cpus=1, memory='512Mi', timeout=120, verify_timeout=timeout, pids=1024, image=None, "
         "network=False, solutions=None, "
-        "reference_tools=None, match_mode='strict', gate_on=None): "
+        "reference_tools=None, match_mode='strict', gate_on=None, reference_answer=None): "
         "a harnessbench task, run for every model × multiplier × sample (use the `trial` fixture)")
     if config.option.help or config.option.version:
         return  # nothing to run: no session, no preflight
@@ -63,6 +63,8 @@ def pytest_configure(config: pytest.Config) -> None:
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[BENCH] = bench
+    if settings.datasets:
+        _register_datasets(config, settings)
     _handle_termination(config)
     if settings.reap and bench.records_results:
         _reap_and_exit(bench)
@@ -76,6 +78,18 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(recorder, "harnessbench-recorder")
         if config.pluginmanager.hasplugin("xdist"):
             config.pluginmanager.register(_XdistHooks(bench, recorder), "harnessbench-xdist")
+
+
+def _register_datasets(config: pytest.Config, settings) -> None:
+    """Tasks from LangSmith datasets (datasets.py): read now, before any trial; unreadable is a usage error."""
+    from .dataset_items import DatasetCollector
+    from .datasets import load
+
+    try:
+        loaded = load(settings.datasets, settings.dataset_criterion, has_judge=settings.judge is not None)
+    except ConfigError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    config.pluginmanager.register(DatasetCollector(loaded), "harnessbench-datasets")
 
 
 def _handle_termination(config: pytest.Config) -> None:
