@@ -4,8 +4,8 @@ A synthetic run directory in the plugin's own format (results.jsonl, trials/*.js
 harness.json): 50 tasks x 4 models x 5 multipliers x 5 samples, each trial's
 trajectory three model calls and two tool calls (1 KB of tool output each), six
 metrics. The recorder is the stand-in LangSmith API of the tests
-(tests/langsmith_standin.py, zstd multipart as LangSmith announces it), on
-127.0.0.1, counting requests; the real ``langsmith`` SDK sends.
+(tests/langsmith_standin.py) on 127.0.0.1, counting requests; the real
+``langsmith`` SDK serialises and sends.
 
 Three measurements:
 

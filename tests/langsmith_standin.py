@@ -13,6 +13,7 @@ from __future__ import annotations
 import email.parser
 import json
 import threading
+import time
 import uuid
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -32,8 +33,10 @@ def multipart_parts(content_type: str, body: bytes) -> list[tuple[str, object]]:
 class LangSmithStandIn:
     """Start with ``LangSmithStandIn()``; ``url`` is the LANGSMITH_ENDPOINT; ``close()`` stops it."""
 
-    def __init__(self, port: int = 0, *, multipart: bool = True, compressed: bool = True, keep_bodies: bool = True):
+    def __init__(self, port: int = 0, *, multipart: bool = True, compressed: bool = True, keep_bodies: bool = True,
+                 stall: str | None = None):
         self.multipart = multipart
+        self.stall = stall  # requests to this path are taken and never answered (a stalled server)
         self.compressed = compressed  # zstd-compressed multipart, as LangSmith announces in GET /info
         self.keep_bodies = keep_bodies
         self.requests: list[tuple[str, str, int]] = []  # method, path (with query), body bytes
@@ -55,6 +58,9 @@ class LangSmithStandIn:
 
             def handle_any(self, method: str) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if standin.stall and self.path.startswith(standin.stall):
+                    time.sleep(60)
+                    return
                 with standin.lock:
                     standin.requests.append((method, self.path, len(body)))
                     code, answer = standin.answer(method, self.path, self.headers, body)
@@ -80,6 +86,9 @@ class LangSmithStandIn:
         self.thread.start()
 
     def close(self) -> None:
+        if self.stall:  # its handler threads are asleep (daemon threads): no shutdown()
+            self.server.server_close()
+            return
         self.server.shutdown()
         self.server.server_close()
 

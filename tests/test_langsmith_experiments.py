@@ -47,10 +47,9 @@ def _env(monkeypatch, url=None):
         monkeypatch.setenv("LANGSMITH_ENDPOINT", url)
 
 
-@pytest.fixture(params=["zstd", "plain"])
-def standin(monkeypatch, request):
-    """LangSmith as it is (compressed multipart ingestion) and a server without compression."""
-    server = LangSmithStandIn(compressed=request.param == "zstd")
+@pytest.fixture
+def standin(monkeypatch):
+    server = LangSmithStandIn()
     _env(monkeypatch, server.url)
     yield server
     server.close()
@@ -149,6 +148,19 @@ def test_a_run_uploads_as_one_dataset_and_an_experiment_per_model_and_multiplier
     assert len(standin.requests) < 16
 
 
+def test_a_server_without_multipart_gets_runs_through_runs_batch_and_feedback_one_by_one(run_dir, monkeypatch):
+    server = LangSmithStandIn(multipart=False)
+    _env(monkeypatch, server.url)
+    try:
+        result = upload_experiments(run_dir, timeout_s=60)
+        assert result.ok, result.summary()
+        check_experiments(server, run_dir)
+        posts = [p for m, p, _ in server.requests if m == "POST"]
+        assert "/runs/batch" in posts and posts.count("/feedback") == len(server.feedback)
+    finally:
+        server.close()
+
+
 def test_a_second_upload_creates_nothing_new_with_or_without_the_ledger(run_dir, standin):
     upload_experiments(run_dir, timeout_s=30)
     counts = standin.counts()
@@ -213,6 +225,20 @@ def test_a_dead_endpoint_is_one_line_and_costs_seconds(run_dir, monkeypatch):
     assert time.monotonic() - start < 6
     assert result.summary().startswith("LangSmith: 0/16 trials uploaded — endpoint unreachable")
     assert "harnessbench upload" in result.summary()
+
+
+def test_a_stalled_server_costs_the_time_limit_and_the_process_exits_at_once(run_dir, monkeypatch):
+    """The SDK's background queue would hold the interpreter's exit 12-22 s retrying a stalled server."""
+    server = LangSmithStandIn(stall="/runs/multipart")
+    _env(monkeypatch, server.url)
+    start = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "pytest_harnessbench", "upload", "--timeout", "2", str(run_dir)],
+                          env=dict(os.environ), capture_output=True, text=True, timeout=120)
+    elapsed = time.monotonic() - start
+    server.close()
+    assert done.returncode == 1
+    assert "stopped at the 2 s time limit" in done.stdout and done.stderr == ""
+    assert elapsed < 8, f"took {elapsed:.1f} s with a 2 s limit"
 
 
 def test_the_plugin_streams_trials_and_uploads_the_rest_at_the_end(pytester, monkeypatch, standin):

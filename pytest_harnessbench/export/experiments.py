@@ -19,10 +19,10 @@ What arrives in LangSmith:
   infra_error, one score per trial metric), queued into the same batched
   multipart ingestion as the runs, not one ``POST /feedback`` each.
 
-Sending goes through the SDK's batched ingestion (``create_run`` and
-``create_feedback`` queue operations; its background thread sends up to the
-server's ``size_limit`` operations, 100 by default, per multipart request),
-flushed after each group of trials with a bound. A group the server took is
+Sending: the runs and feedback of a few trials go in one multipart request (up
+to the server's ``size_limit`` operations, 100 by default), built and sent by
+the SDK's own serialisation and sender in the calling thread (see
+:meth:`Uploader._ingest` for why not its background queue). A request the server took is
 written to the ledger ``RUN_DIR/langsmith.jsonl``; the end-of-run step and
 ``harnessbench upload RUN_DIR`` send only what the ledger lacks. During a
 session the controller hands each trial to a :class:`Streamer` as it finishes,
@@ -40,6 +40,7 @@ import queue
 import threading
 import time
 import uuid
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Mapping
 
@@ -51,7 +52,7 @@ LEDGER = "langsmith.jsonl"
 GROUP_TRIALS = 200  # trials the streamer sends at once at most (their operations go out 100 a request)
 GROUP_WAIT_S = 1.0
 STREAM_GROUP_TIMEOUT_S = 120.0  # the most one group may take while the session runs (requests time out sooner)  # the streamer waits this long after a trial for others that finish together
-_SDK_LOGGERS = ("langsmith", "langsmith.client", "langsmith.utils", "langsmith._internal._background_thread")
+_SDK_LOGGERS = ("langsmith", "langsmith.client", "langsmith.utils")
 
 
 class Fatal(Exception):
@@ -196,7 +197,7 @@ class Uploader:
                 raise Fatal(f"LANGSMITH_API_KEY is not set ({url} needs one)")
             try:
                 self.client = make_client(self.env, redactor=self.redactor, timeout_s=max(1.0, self.left()),
-                                          on_error=self.on_error, batch=True)
+                                          on_error=self.on_error)
             except Exception as exc:
                 raise Fatal(f"LangSmith client not configured: {_short(exc)}") from None
         probe = max(0.2, min(PROBE_TIMEOUT_S, self.left()))
@@ -207,7 +208,7 @@ class Uploader:
                 raise Fatal(f"endpoint unreachable ({url})") from None
             raise Fatal(f"endpoint {url} did not answer GET /info: {_short(exc)} — is LANGSMITH_ENDPOINT right?") \
                 from None
-        _ = self.client.info  # fetched once here (the batching thread reads it)
+        _ = self.client.info  # fetched once here (batch size limits, multipart support)
         if self.ledger.dataset_id is None:
             self.ledger.dataset_id = self._call(self._find_or_create_dataset)
             self.ledger.add({"id": self.ledger.dataset_id})
@@ -280,55 +281,86 @@ class Uploader:
         trials = [t for t in trials if t.key not in self.ledger.trials]
         if not trials:
             return 0
-        if self.left() <= 0:
-            raise Fatal("time limit")
         self._ensure_examples(trials)
-        feedback_sync: list[tuple] = []
-        self.errors.clear()
+        sent = 0
+        batch: list[tuple[_TrialData, list[dict], list[dict]]] = []
         for trial in trials:
-            record = trial.record
-            session_id = self._ensure_experiment(record)
-            name = experiment_name(self.run_id, str(record.get("model")), str(record.get("multiplier")))
-            root, children = trial_runs(self.run_id, name, trial, self.redactor, session_id, id_space=self.id_space)
-            root["reference_example_id"] = self.ledger.examples[str(record.get("task_id"))]
-            root_id, start_time = root["id"], root["start_time"]
-            for run in (root, *children):
-                self._call(self.client.create_run, **run)
-            for key, value in trial_feedback(record, self.redactor):
-                kwargs = dict(run_id=root_id, trace_id=root_id, key=key, session_id=session_id,
-                              feedback_id=_uuid(self.id_space, trial.key, "feedback", key), start_time=start_time,
-                              source_info={"source": "pytest-harnessbench"}, stop_after_attempt=1, **value)
-                feedback_sync.append(kwargs)
-                self._call(self.client.create_feedback, **kwargs)
-        self._flush()
-        if getattr(self.client, "_multipart_disabled", False):
-            # an older server without multipart ingestion: the SDK sent the runs to /runs/batch and dropped the
-            # queued feedback, which then goes one POST /feedback at a time (now synchronous: no multipart)
-            self._feedback_one_by_one(feedback_sync)
+            if self.left() <= 0:
+                raise Fatal("time limit")
+            runs, feedback = self._trial_ops(trial)
+            if batch and sum(len(r) + len(f) for _, r, f in batch) + len(runs) + len(feedback) > self._ops_limit():
+                sent += self._ingest(batch)
+                batch = []
+            batch.append((trial, runs, feedback))
+        if batch:
+            sent += self._ingest(batch)
+        return sent
+
+    def _trial_ops(self, trial: _TrialData) -> tuple[list[dict], list[dict]]:
+        """The trial's runs (root linked to its example) and its feedback, as ingestion payloads."""
+        from langsmith import schemas as ls_schemas
+
+        record = trial.record
+        session_id = self._ensure_experiment(record)
+        name = experiment_name(self.run_id, str(record.get("model")), str(record.get("multiplier")))
+        root, children = trial_runs(self.run_id, name, trial, self.redactor, session_id, id_space=self.id_space)
+        root["reference_example_id"] = self.ledger.examples[str(record.get("task_id"))]
+        now = datetime.now(timezone.utc)
+        feedback = [ls_schemas.FeedbackCreate(
+            id=_uuid(self.id_space, trial.key, "feedback", key), run_id=root["id"], trace_id=root["id"], key=key,
+            session_id=session_id, start_time=root["start_time"], created_at=now, modified_at=now,
+            feedback_source=ls_schemas.APIFeedbackSource(metadata={"source": "pytest-harnessbench"}),
+            score=value.get("score"), value=value.get("value"), comment=value.get("comment")).model_dump()
+            for key, value in trial_feedback(record, self.redactor)]
+        return [root, *children], feedback
+
+    def _ops_limit(self) -> int:
+        config = getattr(self.client.info, "batch_ingest_config", None) or {}
+        return int(config.get("size_limit") or 100)
+
+    def _ingest(self, batch: list[tuple[_TrialData, list[dict], list[dict]]]) -> int:
+        """One multipart request with the runs and the feedback of a few trials, sent from this thread.
+
+        The SDK has no public call for this: ``multipart_ingest`` takes runs only, and ``create_feedback``
+        joins runs in a multipart request only through the client's background queue, whose thread (not a
+        daemon) and shared thread pool hold the interpreter's exit while they retry a stalled server (12-22 s
+        measured here past a 3 s limit). So this uses the SDK's own serialisation and sender
+        (``_run_transform``, ``serialize_run_dict``/``serialize_feedback_dict``, ``_multipart_ingest_ops``),
+        synchronously in a daemon thread. On a server without multipart ingestion the SDK sends the runs to
+        ``/runs/batch`` and drops the feedback, which then goes one ``POST /feedback`` at a time.
+        """
+        from langsmith._internal._operations import serialize_feedback_dict, serialize_run_dict
+
+        self.errors.clear()
+        ops = [serialize_run_dict("post", self.client._run_transform(run, copy=True))
+               for _, runs, _ in batch for run in runs]
+        ops += [serialize_feedback_dict(dict(item)) for _, _, feedback in batch for item in feedback]
+        self.client._multipart_ingest_ops(ops)
+        if getattr(self.client, "_multipart_disabled", False) and not self.errors:
+            self._feedback_one_by_one([item for _, _, feedback in batch for item in feedback])
         if self.errors:
             exc = self.errors[0]
             if _is_unreachable(exc):
                 raise Fatal(f"endpoint stopped answering ({_short(exc, 80)})")
             self.failures.append(_status(exc) or f"runs not accepted: {_short(exc)}")
             return 0
+        trials = [trial for trial, _, _ in batch]
         self.ledger.trials |= {t.key for t in trials}
         self.ledger.add(*({"trial": t.key} for t in trials))
         return len(trials)
 
-    def _flush(self) -> None:
-        queue_ = getattr(self.client, "tracing_queue", None)
-        self.client.flush(timeout=max(0.0, self.left()))
-        if queue_ is not None and queue_.unfinished_tasks:
-            raise Fatal("time limit")
-
-    def _feedback_one_by_one(self, calls: list[dict]) -> None:
+    def _feedback_one_by_one(self, items: list[dict]) -> None:
         from langsmith import utils as ls_utils
 
-        for kwargs in calls:
+        for item in items:
             if self.left() <= 0:
                 raise Fatal("time limit")
             try:
-                self.client.create_feedback(**kwargs)
+                self.client.create_feedback(
+                    run_id=item["run_id"], trace_id=item["trace_id"], key=item["key"], session_id=item["session_id"],
+                    feedback_id=item["id"], start_time=item["start_time"], score=item.get("score"),
+                    value=item.get("value"), comment=item.get("comment"),
+                    source_info={"source": "pytest-harnessbench"}, stop_after_attempt=1)
             except ls_utils.LangSmithConflictError:
                 pass
             except Exception as exc:
@@ -336,15 +368,6 @@ class Uploader:
                 return
 
     def close(self) -> None:
-        """Drop what is still queued (it is not in the ledger: a later upload sends it) and stop the SDK's thread."""
-        queue_ = getattr(self.client, "tracing_queue", None)
-        if queue_ is not None:
-            while True:
-                try:
-                    queue_.get_nowait()
-                except queue.Empty:
-                    break
-                queue_.task_done()
         if self.own_client and self.client is not None:
             try:
                 self.client.close(timeout=0)

@@ -93,10 +93,9 @@ def project_name(run_id: str, project: str | None = None) -> str:
 
 
 def make_client(env: Mapping[str, str] | None = None, *, redactor: Redactor | None = None,
-                timeout_s: float = READ_TIMEOUT_S, on_error=None, batch: bool = False):
+                timeout_s: float = READ_TIMEOUT_S, on_error=None):
     """A ``langsmith.Client`` that cannot stall a session: synchronous sends (no
-    background batching thread, nothing to flush at exit; ``batch=True`` for the
-    SDK's batched ingestion, which the caller flushes with a bound), no urllib3 retries,
+    background batching thread, nothing to flush at exit), no urllib3 retries,
     short connect/read timeouts, every run kept (no sampling), no runtime info of
     the uploading machine (the harness card describes the run's machine)."""
     from langsmith import Client
@@ -110,7 +109,7 @@ def make_client(env: Mapping[str, str] | None = None, *, redactor: Redactor | No
         api_key=_env_get(env, "LANGSMITH_API_KEY", "LANGCHAIN_API_KEY"),
         retry_config=Retry(total=0, raise_on_redirect=False, raise_on_status=False),
         timeout_ms=(int(connect * 1000), int(read * 1000)),
-        auto_batch_tracing=batch,
+        auto_batch_tracing=False,
         anonymizer=redactor.redact if redactor else None,
         omit_traced_runtime_info=True,
         tracing_sampling_rate=1.0,
