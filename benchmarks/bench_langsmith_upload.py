@@ -4,8 +4,8 @@ A synthetic run directory in the plugin's own format (results.jsonl, trials/*.js
 harness.json): 50 tasks x 4 models x 5 multipliers x 5 samples, each trial's
 trajectory three model calls and two tool calls (1 KB of tool output each), six
 metrics. The recorder is the stand-in LangSmith API of the tests
-(tests/langsmith_standin.py) on 127.0.0.1, counting requests; the real
-``langsmith`` SDK serialises and sends.
+(tests/langsmith_standin.py) in a process of its own on 127.0.0.1, counting
+requests; the real ``langsmith`` SDK serialises and sends.
 
 Three measurements:
 
@@ -36,9 +36,28 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+STANDIN = Path(__file__).resolve().parent.parent / "tests" / "langsmith_standin.py"
 
-from langsmith_standin import LangSmithStandIn  # noqa: E402
+
+class Recorder:
+    """The stand-in in a process of its own (it parses every multipart body: not the uploader's cost)."""
+
+    def __init__(self):
+        import subprocess
+
+        self.process = subprocess.Popen([sys.executable, str(STANDIN)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        text=True)
+        self.url = self.process.stdout.readline().strip()
+
+    def counts(self) -> dict:
+        import urllib.request
+
+        with urllib.request.urlopen(f"{self.url}/_standin/counts") as answer:
+            return json.loads(answer.read())
+
+    def close(self) -> None:
+        self.process.stdin.close()
+        self.process.wait(timeout=30)
 
 MODELS = ("openai:gpt-a", "openai:gpt-b", "anthropic:claude-c", "anthropic:claude-d")
 MULTIPLIERS = (("1x", 1.0), ("1.5x", 1.5), ("2x", 2.0), ("3x", 3.0), ("uncapped", None))
@@ -85,24 +104,26 @@ def make_run(path: Path, trials: int) -> None:
                                           "exit_code": 0, "timed_out": False})
                         messages.append({"type": "ai", "data": {"content": "done"}})
                         results.write(json.dumps(record) + "\n")
-                        (path / "trials" / f"{trial_id}.json").write_text(json.dumps({"record": record, "trajectories": [
-                            {"model": model, "instruction": f"Do task {task}.", "messages": messages,
-                             "tool_calls": calls, "usage": record["usage"], "stop_reason": "completed",
-                             "duration_s": 50.0}]}))
+                        trajectory = {"model": model, "instruction": f"Do task {task}.", "messages": messages,
+                                      "tool_calls": calls, "usage": record["usage"], "stop_reason": "completed",
+                                      "duration_s": 50.0}
+                        (path / "trials" / f"{trial_id}.json").write_text(
+                            json.dumps({"record": record, "trajectories": [trajectory]}))
 
 
 def experiments_at_end(run: Path) -> dict:
     from pytest_harnessbench.export.experiments import upload_experiments
 
-    server = LangSmithStandIn(keep_bodies=False)
+    server = Recorder()
     os.environ["LANGSMITH_ENDPOINT"] = server.url
     try:
         start = time.monotonic()
         result = upload_experiments(run, timeout_s=600)
         seconds = time.monotonic() - start
+        counts = server.counts()
         return {"uploaded": result.uploaded, "total": result.total, "error": result.error,
-                "requests": len(server.requests), "seconds": seconds, "runs": server.counts()["runs"],
-                "feedback": server.counts()["feedback"]}
+                "requests": counts["requests"], "seconds": seconds, "runs": counts["runs"],
+                "feedback": counts["feedback"]}
     finally:
         server.close()
 
@@ -110,7 +131,7 @@ def experiments_at_end(run: Path) -> dict:
 def experiments_streamed(run: Path, rate: float) -> dict:
     from pytest_harnessbench.export.experiments import Streamer, upload_experiments
 
-    server = LangSmithStandIn(keep_bodies=False)
+    server = Recorder()
     os.environ["LANGSMITH_ENDPOINT"] = server.url
     try:
         records = [json.loads(line) for line in (run / "results.jsonl").read_text().splitlines()]
@@ -124,7 +145,7 @@ def experiments_streamed(run: Path, rate: float) -> dict:
         result = upload_experiments(run, streamer=streamer, timeout_s=600)
         end_s = time.monotonic() - end
         return {"uploaded": result.uploaded, "total": result.total, "error": result.error,
-                "requests": len(server.requests), "feed_s": fed, "end_s": end_s}
+                "requests": server.counts()["requests"], "feed_s": fed, "end_s": end_s}
     finally:
         server.close()
 
@@ -140,12 +161,13 @@ def project_baseline(run: Path, trials: int) -> dict:
     for path in (small / "trials").iterdir():
         if path.stem not in keep:
             path.unlink()
-    server = LangSmithStandIn(keep_bodies=False)
+    server = Recorder()
     os.environ["LANGSMITH_ENDPOINT"] = server.url
     try:
         start = time.monotonic()
         result = export_run(small, timeout_s=600)
-        return {"uploaded": result.uploaded, "requests": len(server.requests), "seconds": time.monotonic() - start}
+        return {"uploaded": result.uploaded, "requests": server.counts()["requests"],
+                "seconds": time.monotonic() - start}
     finally:
         server.close()
 

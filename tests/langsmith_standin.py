@@ -37,6 +37,8 @@ class LangSmithStandIn:
                  stall: str | None = None):
         self.multipart = multipart
         self.stall = stall  # requests to this path are taken and never answered (a stalled server)
+        self.lazy = False  # True: multipart bodies are kept and parsed when counted (a benchmark's recorder)
+        self.pending: list[tuple[str, bytes]] = []
         self.compressed = compressed  # zstd-compressed multipart, as LangSmith announces in GET /info
         self.keep_bodies = keep_bodies
         self.requests: list[tuple[str, str, int]] = []  # method, path (with query), body bytes
@@ -47,7 +49,7 @@ class LangSmithStandIn:
         self.sessions: dict[str, dict] = {}  # id -> project
         self.runs: dict[str, dict] = {}  # id -> run (multipart parts merged)
         self.feedback: dict[str, dict] = {}  # id -> feedback
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()  # counts() runs inside a request too (/_standin/counts)
         standin = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -121,6 +123,10 @@ class LangSmithStandIn:
         return [e for e in self.examples.values() if e["dataset_id"] in ids]
 
     def counts(self) -> dict[str, int]:
+        with self.lock:
+            pending, self.pending = self.pending, []
+            for content_type, body in pending:
+                self._ingest(content_type, body)
         return {"datasets": len(self.datasets), "examples": len(self.examples), "sessions": len(self.sessions),
                 "runs": len(self.runs), "feedback": len(self.feedback)}
 
@@ -138,6 +144,8 @@ class LangSmithStandIn:
             self.bodies.append(body)
         url = urlsplit(raw_path)
         path, query = url.path.rstrip("/"), {k: v[-1] for k, v in parse_qs(url.query).items()}
+        if method == "GET" and path == "/_standin/counts":  # for a benchmark running it in another process
+            return 200, {**self.counts(), "requests": len(self.requests) - 1}
         if method == "GET" and path == "/info":
             return 200, {"version": "0.11.0", "instance_flags": {"zstd_compression_enabled": self.compressed},
                          "batch_ingest_config": {"use_multipart_endpoint": self.multipart, "size_limit": 100,
@@ -194,17 +202,10 @@ class LangSmithStandIn:
         if path == "/runs/multipart" and method == "POST":
             if not self.multipart:
                 return 404, {"detail": "Not Found"}
-            for name, value in multipart_parts(headers["Content-Type"], body):
-                kind, item_id, *field = name.split(".")
-                if kind == "feedback":
-                    self.feedback.setdefault(item_id, value)
-                    continue
-                run = self.runs.setdefault(item_id, {})
-                if field:
-                    run.setdefault(field[0], value)
-                else:
-                    for key, item in value.items():
-                        run.setdefault(key, item)
+            if self.lazy:
+                self.pending.append((headers["Content-Type"], body))
+            else:
+                self._ingest(headers["Content-Type"], body)
             return 202, {}
         if path == "/runs/batch" and method == "POST":
             for run in json.loads(body).get("post", []):
@@ -219,3 +220,27 @@ class LangSmithStandIn:
         if method == "PATCH" and path.startswith("/sessions/"):
             return 200, {}
         return 404, {"detail": f"no route {method} {path}"}
+
+    def _ingest(self, content_type: str, body: bytes) -> None:
+        """The runs and feedback of one multipart request, kept by id (the first of each id wins)."""
+        for name, value in multipart_parts(content_type, body):
+            kind, item_id, *field = name.split(".")
+            if kind == "feedback":
+                self.feedback.setdefault(item_id, value)
+                continue
+            run = self.runs.setdefault(item_id, {})
+            if field:
+                run.setdefault(field[0], value)
+            else:
+                for key, item in value.items():
+                    run.setdefault(key, item)
+
+
+if __name__ == "__main__":  # python tests/langsmith_standin.py: serve until killed, print the URL
+    import sys
+
+    standin = LangSmithStandIn(keep_bodies=False)
+    standin.lazy = True  # answer at once, parse when counted: the benchmark measures the uploader
+    print(standin.url, flush=True)
+    sys.stdin.read()  # until the parent closes our stdin
+    standin.close()

@@ -92,11 +92,13 @@ def check_experiments(standin, run):
     for record in records:
         example = examples[record["task_id"]]
         assert example["id"] == str(example_id(name, record["task_id"]))
-        assert example["metadata"]["spec"] == {k: record["allocation"]["guarantee"][k] for k in ("cpus", "memory_bytes")}
+        guarantee = record["allocation"]["guarantee"]
+        assert example["metadata"]["spec"] == {"cpus": guarantee["cpus"], "memory_bytes": guarantee["memory_bytes"]}
     assert examples["test_tasks.py::test_answer"]["inputs"]["instruction"] == "Write 42 to a.txt."
 
     sessions = {s["name"]: s for s in standin.sessions.values()}
-    assert set(sessions) == {experiment_name(card["run_id"], m, x) for m in ("oracle", "nop") for x in ("1x", "uncapped")}
+    assert set(sessions) == {experiment_name(card["run_id"], m, x)
+                             for m in ("oracle", "nop") for x in ("1x", "uncapped")}
     for session in sessions.values():
         assert session["reference_dataset_id"] == dataset["id"] and session["num_repetitions"] == 2
         meta = session["extra"]["metadata"]
@@ -194,7 +196,8 @@ def test_an_interrupted_upload_is_finished_by_the_upload_command(run_dir, standi
     assert done.returncode == 0, done.stderr
     check_experiments(standin, run_dir)
     ledger = [json.loads(line) for line in (run_dir / LEDGER).read_text().splitlines()]
-    assert sorted(line["trial"] for line in ledger if "trial" in line) == sorted(r["trial_id"] for r in records_of(run_dir))
+    sent = sorted(line["trial"] for line in ledger if "trial" in line)
+    assert sent == sorted(r["trial_id"] for r in records_of(run_dir))
 
 
 def test_the_streamer_sends_trials_as_they_come_and_the_end_sends_the_rest(run_dir, standin):

@@ -173,7 +173,8 @@ def make_chat_model(ref: ModelRef, context: ModelContext, params: dict[str, dict
     from . import builtin
 
     if ref.kind == "oracle" and not context.solutions and context.reference_tools and not ref.argument:
-        calls = [(entry, {}) if isinstance(entry, str) else (entry[0], dict(entry[1])) for entry in context.reference_tools]
+        calls = [(entry, {}) if isinstance(entry, str) else (entry[0], dict(entry[1]))
+                 for entry in context.reference_tools]
         return builtin.scripted(calls, context.answer or "Replayed the reference tool path.", "oracle-reference")
     if ref.kind == "oracle":
         variant, commands = oracle_commands(context.solutions, ref.argument)

@@ -50,8 +50,8 @@ from .langsmith import (DEFAULT_ENDPOINT, PROBE_TIMEOUT_S, ExportResult, _env_ge
 
 LEDGER = "langsmith.jsonl"
 GROUP_TRIALS = 200  # trials the streamer sends at once at most (their operations go out 100 a request)
-GROUP_WAIT_S = 1.0
-STREAM_GROUP_TIMEOUT_S = 120.0  # the most one group may take while the session runs (requests time out sooner)  # the streamer waits this long after a trial for others that finish together
+GROUP_WAIT_S = 1.0  # the streamer waits this long after a trial for others that finish together
+STREAM_GROUP_TIMEOUT_S = 120.0  # the most one group may take while the session runs (requests time out sooner)
 _SDK_LOGGERS = ("langsmith", "langsmith.client", "langsmith.utils")
 
 
@@ -93,7 +93,7 @@ def task_example(dataset: str, trial: _TrialData, redactor: Redactor) -> dict:
 
 
 def experiment_metadata(card: Mapping, model: str, multiplier: str, factor: float | None) -> dict:
-    """The harness card, plus what sets this experiment apart: the model, the multiplier, guarantee and kill threshold."""
+    """The harness card, plus what sets this experiment apart: model, multiplier, guarantee, kill threshold."""
     scale = (card.get("settings") or {}).get("scale") or []
     kill = "none (uncapped)" if factor is None else f"spec × {factor:g} for {', '.join(scale) or 'nothing'}"
     return {**card, "model": model, "multiplier": multiplier, "multiplier_factor": factor,
@@ -158,21 +158,20 @@ class Uploader:
     """Sends groups of trials to one dataset; used from one thread at a time.
 
     ``connect`` probes the endpoint and finds or creates the dataset; ``send``
-    creates the examples and experiments the group needs, queues its runs and
-    feedback, flushes with a bound and writes the group to the ledger.
+    creates the examples and experiments the group needs, sends its runs and
+    feedback a request at a time and writes what went through to the ledger.
     Raises :class:`Fatal` when nothing more can be sent.
     """
 
     def __init__(self, run_dir: Path, card: Mapping, *, dataset: str | None = None, env: Mapping[str, str],
-                 deadline: float, client=None):
+                 deadline: float):
         self.run_dir = Path(run_dir)
         self.card = card
         self.run_id = str(card.get("run_id") or self.run_dir.name)
         self.dataset = dataset_name(card, dataset)
         self.env = env
         self.deadline = deadline
-        self.client = client
-        self.own_client = client is None
+        self.client = None  # built at connect: it reports send errors to on_error
         self.redactor = Redactor.from_environ(env)
         self.ledger = Ledger(self.run_dir, self.dataset)
         self.existing: set[str] | None = None  # example ids the dataset holds (read once, when one is needed)
@@ -191,15 +190,14 @@ class Uploader:
     def connect(self) -> None:
         self.quiet.threads.add(threading.get_ident())
         url = endpoint(self.env)
-        if self.own_client:
-            hosted = url.startswith(DEFAULT_ENDPOINT) or url.endswith(".smith.langchain.com")
-            if hosted and not _env_get(self.env, "LANGSMITH_API_KEY", "LANGCHAIN_API_KEY"):
-                raise Fatal(f"LANGSMITH_API_KEY is not set ({url} needs one)")
-            try:
-                self.client = make_client(self.env, redactor=self.redactor, timeout_s=max(1.0, self.left()),
-                                          on_error=self.on_error)
-            except Exception as exc:
-                raise Fatal(f"LangSmith client not configured: {_short(exc)}") from None
+        hosted = url.startswith(DEFAULT_ENDPOINT) or url.endswith(".smith.langchain.com")
+        if hosted and not _env_get(self.env, "LANGSMITH_API_KEY", "LANGCHAIN_API_KEY"):
+            raise Fatal(f"LANGSMITH_API_KEY is not set ({url} needs one)")
+        try:
+            self.client = make_client(self.env, redactor=self.redactor, timeout_s=max(1.0, self.left()),
+                                      on_error=self.on_error)
+        except Exception as exc:
+            raise Fatal(f"LangSmith client not configured: {_short(exc)}") from None
         probe = max(0.2, min(PROBE_TIMEOUT_S, self.left()))
         try:
             self.client.request_with_retries("GET", "/info", stop_after_attempt=1, timeout=(probe, probe))
@@ -332,7 +330,7 @@ class Uploader:
         from langsmith._internal._operations import serialize_feedback_dict, serialize_run_dict
 
         self.errors.clear()
-        ops = [serialize_run_dict("post", self.client._run_transform(run, copy=True))
+        ops = [serialize_run_dict("post", self.client._run_transform(run))
                for _, runs, _ in batch for run in runs]
         ops += [serialize_feedback_dict(dict(item)) for _, _, feedback in batch for item in feedback]
         self.client._multipart_ingest_ops(ops)
@@ -368,7 +366,7 @@ class Uploader:
                 return
 
     def close(self) -> None:
-        if self.own_client and self.client is not None:
+        if self.client is not None:
             try:
                 self.client.close(timeout=0)
             except Exception:
@@ -423,7 +421,7 @@ def _quietly(uploader: Uploader, body) -> str | None:
             logging.getLogger(name).removeFilter(uploader.quiet)
 
 
-def upload_experiments(run_dir: Path, *, dataset: str | None = None, timeout_s: float = 30.0, client=None,
+def upload_experiments(run_dir: Path, *, dataset: str | None = None, timeout_s: float = 30.0,
                        env: Mapping[str, str] | None = None, streamer: Streamer | None = None) -> ExportResult:
     """Send what the ledger lacks of a run directory as experiments; never raises, bounded by ``timeout_s``.
 
@@ -447,7 +445,7 @@ def upload_experiments(run_dir: Path, *, dataset: str | None = None, timeout_s: 
         elif streamer.error is not None or (uploader is not None and uploader.dataset != name):
             uploader = None  # a fresh connection tries again (a dead endpoint costs one short probe)
     if uploader is None:
-        uploader = Uploader(run_dir, run.card, dataset=dataset, env=env, deadline=deadline, client=client)
+        uploader = Uploader(run_dir, run.card, dataset=dataset, env=env, deadline=deadline)
     uploader.deadline = deadline
     if error is None and run.trials:
         stop = threading.Event()
@@ -479,11 +477,10 @@ class Streamer:
     """
 
     def __init__(self, run_dir: Path, *, dataset: str | None = None, env: Mapping[str, str] | None = None,
-                 client=None, group_wait_s: float = GROUP_WAIT_S):
+                 group_wait_s: float = GROUP_WAIT_S):
         self.run_dir = Path(run_dir)
         self.dataset = dataset
         self.env = os.environ if env is None else env
-        self.client = client
         self.group_wait_s = group_wait_s
         self.queue: queue.SimpleQueue = queue.SimpleQueue()
         self.uploader: Uploader | None = None
@@ -506,7 +503,7 @@ class Streamer:
 
         card = RunDir(self.run_dir).card() or {}
         self.uploader = Uploader(self.run_dir, card, dataset=self.dataset, env=self.env,
-                                 deadline=time.monotonic() + STREAM_GROUP_TIMEOUT_S, client=self.client)
+                                 deadline=time.monotonic() + STREAM_GROUP_TIMEOUT_S)
         self.error = _quietly(self.uploader, self._loop)
 
     def _loop(self) -> None:
