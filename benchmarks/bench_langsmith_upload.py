@@ -4,7 +4,7 @@ A synthetic run directory in the plugin's own format (results.jsonl, trials/*.js
 harness.json): 50 tasks x 4 models x 5 multipliers x 5 samples, each trial's
 trajectory three model calls and two tool calls (1 KB of tool output each), six
 metrics. The recorder is the stand-in LangSmith API of the tests
-(tests/langsmith_standin.py) in a process of its own on 127.0.0.1, counting
+(tests/support/langsmith_standin.py) in a process of its own on 127.0.0.1, counting
 requests; the real ``langsmith`` SDK serialises and sends.
 
 Three measurements:
@@ -36,7 +36,7 @@ import tempfile
 import time
 from pathlib import Path
 
-STANDIN = Path(__file__).resolve().parent.parent / "tests" / "langsmith_standin.py"
+STANDIN = Path(__file__).resolve().parent.parent / "tests" / "support" / "langsmith_standin.py"
 
 
 class Recorder:
@@ -130,11 +130,12 @@ def experiments_at_end(run: Path) -> dict:
 
 def experiments_streamed(run: Path, rate: float) -> dict:
     from pytest_harnessbench.export.experiments import Streamer, upload_experiments
+    from pytest_harnessbench.store import RunDir
 
     server = Recorder()
     os.environ["LANGSMITH_ENDPOINT"] = server.url
     try:
-        records = [json.loads(line) for line in (run / "results.jsonl").read_text().splitlines()]
+        records = RunDir(run).records()  # TrialRecords, as the plugin hands them to the streamer
         streamer = Streamer(run)
         start = time.monotonic()
         for i, record in enumerate(records):

@@ -11,7 +11,11 @@ hits them alike. Prints medians and ratios:
 - previous bwrap: the same trial with the bubblewrap command line used before
   issue 28 (read-only host ``/``, private ``/tmp``, no network namespace of its
   own for PIDs or users), kept here as the baseline for its target: confinement
-  may cost at most 2 ms per trial more than that.
+  may cost at most 2 ms per trial more than that;
+- confined, bwrap as root (root sessions only): the confined trial without the
+  root session's drop to ``nobody`` (confine.Confinement._drop: ``nsenter``
+  into the process's stage namespace as nobody), i.e. bubblewrap started as
+  root, as before that review fix; the difference is what the drop costs.
 
     python benchmarks/bench_local_sandbox.py [--rounds 200] [--command true]
 """
@@ -19,6 +23,7 @@ hits them alike. Prints medians and ratios:
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import time
@@ -48,18 +53,32 @@ class PreviousBwrapSandbox(LocalSandbox):
         return PreviousBwrap(self.workdir, self.confined_etc)
 
 
+class AsRoot(confine.Confinement):
+    """The confined command line without a root session's drop to nobody: bubblewrap started as root."""
+
+    def _drop(self):
+        return [], self.workdir, self.etc
+
+
+class AsRootSandbox(LocalSandbox):
+    def _confinement(self):
+        return AsRoot(self.workdir, self.confined_etc, stage=self.stage)
+
+
 def bare(command: str) -> float:
     start = time.perf_counter()
     subprocess.run(["/bin/bash", "-c", command], capture_output=True, check=True)
     return time.perf_counter() - start
 
 
-def trial(backend: LocalBackend, allocation: Allocation, command: str, previous: bool = False) -> float:
+def trial(backend: LocalBackend, allocation: Allocation, command: str, variant: type | None = None) -> float:
     start = time.perf_counter()
     box = backend.provision(allocation, "bench")
-    if previous:
-        box.__class__ = PreviousBwrapSandbox
-        box._env = confine.environment(box.workdir, box.workdir / ".tmp")
+    if variant is not None:
+        box.__class__ = variant
+    if variant is AsRootSandbox:  # root's again, as the work directory was before the drop (two chown calls)
+        for path in (box.workdir, box.workdir / ".tmp"):
+            os.chown(path, 0, 0)
     try:
         result = box.exec(command)
         assert result.exit_code == 0, result
@@ -84,7 +103,9 @@ def main() -> None:
     runs = {"bare": lambda: bare(args.command),
             "sandbox": lambda: trial(plain, allocation, args.command),
             "confined": lambda: trial(confined, allocation, args.command),
-            "previous bwrap": lambda: trial(confined, allocation, args.command, previous=True)}
+            "previous bwrap": lambda: trial(confined, allocation, args.command, PreviousBwrapSandbox)}
+    if confine.host_owner() is not None:
+        runs["confined, bwrap as root"] = lambda: trial(confined, allocation, args.command, AsRootSandbox)
     times: dict[str, list[float]] = {name: [] for name in runs}
     for round_ in range(args.rounds + 10):  # 10 rounds of warm-up
         order = list(runs) if round_ % 2 else list(reversed(runs))
@@ -97,10 +118,13 @@ def main() -> None:
     median = {name: statistics.median(values) * 1000 for name, values in times.items()}
     print(f"command: {args.command!r}, rounds: {args.rounds}, enforcement: {enforcement}")
     for name in runs:
-        print(f"{name + ':':<16} median {median[name]:7.2f} ms  (ratio to bare {median[name] / median['bare']:.2f})")
+        print(f"{name + ':':<24} median {median[name]:7.2f} ms  (ratio to bare {median[name] / median['bare']:.2f})")
     extra = median["confined"] - median["previous bwrap"]
     print(f"confined - previous bwrap: {extra:+.2f} ms per trial (target <= {TARGET_MS:.0f} ms: "
           f"{'met' if extra <= TARGET_MS else 'NOT met'})")
+    if "confined, bwrap as root" in median:
+        print(f"root session's drop to nobody (confined - confined, bwrap as root): "
+              f"{median['confined'] - median['confined, bwrap as root']:+.2f} ms per trial")
 
 
 if __name__ == "__main__":

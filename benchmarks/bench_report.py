@@ -26,15 +26,18 @@ from pathlib import Path
 
 from bench_summary import LABELS, MULTIPLIERS, in_child, make_records
 
+from pytest_harnessbench.records import TrialRecord
+
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ["--models", "oracle:lean,oracle:heavy,nop", "--multipliers", "1,3,uncapped", "--samples", "3", "-n", "2"]
 
 
 def time_render(records, models, multipliers) -> float:
     from pytest_harnessbench.html_report import render
+    from pytest_harnessbench.summary import summarize
 
     start = time.perf_counter()
-    render(records, models=models, multipliers=multipliers)
+    render(summarize(records, models=models, multipliers=multipliers, calibration=True), records)
     return time.perf_counter() - start
 
 
@@ -66,7 +69,7 @@ def main() -> None:
     imports = time.perf_counter() - start
     models = [f"model-{c}" for c in "abcde"]
     mults = [LABELS[m] for m in MULTIPLIERS]
-    records = make_records(100, models, mults, 10)
+    records = [TrialRecord.from_dict(r) for r in make_records(100, models, mults, 10)]
     in_child(time_render, records[:500], models, mults)  # a first small render: lazy submodules are imported
     times = [in_child(time_render, records, models, mults) for _ in range(args.repeats)]
     print(f"render of {len(records):,} records: median {statistics.median(times):.2f} s over {args.repeats} "

@@ -29,6 +29,7 @@ import random
 from collections import Counter
 
 from pytest_harnessbench.gate import Margin, decide
+from pytest_harnessbench.records import TrialRecord
 
 MARGIN = Margin("score", 3.0)
 DIFFICULTY: dict[str, tuple[float, float]] = {"mixed": (0.2, 0.95), "easy": (0.9, 1.0)}
@@ -46,8 +47,8 @@ def simulate(rng: random.Random, tasks: int, samples: int, delta: float, difficu
         for model, rate, out in (("baseline", p, baseline), ("candidate", p - delta, candidate)):
             for s in range(1, samples + 1):
                 outcome = "passed" if rng.random() < rate else "failed"
-                out.append({"task_id": f"t{t}", "model": model, "multiplier": "1x", "sample": s,
-                            "outcome": outcome, "cause": None})
+                out.append(TrialRecord.from_dict({"task_id": f"t{t}", "model": model, "multiplier": "1x", "sample": s,
+                            "outcome": outcome, "cause": None}))
     return baseline, candidate
 
 

@@ -24,6 +24,7 @@ import random
 from collections import Counter
 
 from pytest_harnessbench.gate import Margin, decide, plan
+from pytest_harnessbench.records import TrialRecord
 
 MARGIN = Margin("score", 3.0)
 SIZES = ((40, 1), (40, 3), (89, 1), (89, 3))
@@ -39,8 +40,8 @@ def simulate(rng: random.Random, tasks: int, samples: int, delta: float, effect_
         q = min(1.0, max(0.0, p - delta + rng.gauss(0.0, effect_sd)))
         for model, rate, out in (("baseline", p, baseline), ("candidate", q, candidate)):
             for s in range(1, samples + 1):
-                out.append({"task_id": f"t{t}", "model": model, "multiplier": "1x", "sample": s,
-                            "outcome": "passed" if rng.random() < rate else "failed", "cause": None})
+                out.append(TrialRecord.from_dict({"task_id": f"t{t}", "model": model, "multiplier": "1x", "sample": s,
+                            "outcome": "passed" if rng.random() < rate else "failed", "cause": None}))
     return baseline, candidate
 
 

@@ -73,6 +73,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _reference(parser: argparse.ArgumentParser, source: str) -> int:
     from .metrics import recorded_reference
+    from .outcomes import PASSED
 
     run_dir, _, model = source.partition("::")
     run = _run_dir(parser, "reference", Path(run_dir), results=True)
@@ -82,12 +83,12 @@ def _reference(parser: argparse.ArgumentParser, source: str) -> int:
         parser.exit(2, f"harnessbench reference: error: {exc}\n")
     passed = {}
     for record in run.latest():
-        if record["model"] == model and record["outcome"] == "passed":
-            passed.setdefault(record["task_id"], record)
+        if record.model == model and record.outcome == PASSED:
+            passed.setdefault(record.task_id, record)
     if not passed:
         parser.exit(1, f"harnessbench reference: {model} passed no trial in {run_dir}: no path to recommend\n")
     for task_id, record in passed.items():
-        print(f"# {task_id} ({model}, {record['trial_id']})")
+        print(f"# {task_id} ({model}, {record.trial_id})")
         print(f"reference_tools={recorded_reference(run.trajectory(record))!r}")
     return 0
 

@@ -8,7 +8,7 @@ the model. Under ``pytest -n N`` (and when several pytest sessions share a
 host) a trial therefore starts only when the sum of the guarantees of the
 trials already admitted, plus its own, fits the host's :class:`Capacity`;
 otherwise it waits. The wait is returned as ``queued_s`` so that it is recorded
-and never charged to the agent's time (DESIGN.md §2, §4; issue 7 item 1).
+and never charged to the agent's time (docs/design.md §Resources, §Data flow; issue 7 item 1).
 
 Coordination is across processes on one host, through files in a state
 directory that only this module uses (default :func:`default_state_dir`,

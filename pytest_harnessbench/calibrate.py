@@ -26,10 +26,12 @@ import statistics
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
 
 from . import stats
 
-Record = Mapping
+if TYPE_CHECKING:
+    from .records import TrialRecord
 FLOOR = "1x"
 QUANTILES = (0.95, 0.99)
 
@@ -77,7 +79,7 @@ class Headroom:
         return self.median > 1.0
 
 
-def _counts(records: Sequence[Record], metric: str) -> tuple[int, int]:
+def _counts(records: Sequence[TrialRecord], metric: str) -> tuple[int, int]:
     rate = stats.metric_rate(records, metric)
     return rate.k, rate.n
 
@@ -109,12 +111,12 @@ def samples_needed(p_floor: float, p_other: float, tasks: int, tests: int = 1, a
     return samples
 
 
-def recommend(records: Sequence[Record], model: str, alpha: float = 0.05) -> Recommendation:
+def recommend(records: Sequence[TrialRecord], model: str, alpha: float = 0.05) -> Recommendation:
     """The smallest ceiling for one model (see the module docstring); records of that model, last attempts."""
-    cells: dict[str, list[Record]] = defaultdict(list)
+    cells: dict[str, list[TrialRecord]] = defaultdict(list)
     for r in records:
-        if r["model"] == model:
-            cells[r["multiplier"]].append(r)
+        if r.model == model:
+            cells[r.multiplier].append(r)
     rank = stats.multiplier_key(r for cell in cells.values() for r in cell)
     higher = sorted((m for m in cells if m != FLOOR), key=rank)
     if FLOOR not in cells or not higher:
@@ -155,7 +157,7 @@ def recommend(records: Sequence[Record], model: str, alpha: float = 0.05) -> Rec
         return Recommendation(model, None, "no_band",
                               f"infra errors do not fall with headroom ({_pct(test)} at {best}): they are not "
                               "caused by the limits, and no ceiling removes them", tests)
-    tasks = len({r["task_id"] for r in floor})
+    tasks = len({r.task_id for r in floor})
     needed = samples_needed(test.floor[0] / test.floor[1], test.other[0] / test.other[1], tasks, len(tests), alpha)
     return Recommendation(model, None, "cannot_decide",
                           f"too few trials: infra {_pct(test)} is not significant ({_p(test)}); "
@@ -174,20 +176,18 @@ def _p(test: Test) -> str:
     return f"p_adj{shown}" if shown.startswith("<") else f"p_adj={shown}"
 
 
-def headroom(records: Sequence[Record]) -> list[Headroom]:
+def headroom(records: Sequence[TrialRecord]) -> list[Headroom]:
     """Per task × model, sorted: peak/spec quantiles from trials with a measured peak that were not OOM-killed."""
-    cells: dict[tuple[str, str], list[Record]] = defaultdict(list)
+    cells: dict[tuple[str, str], list[TrialRecord]] = defaultdict(list)
     for r in records:
-        cells[(r["task_id"], r["model"])].append(r)
+        cells[(r.task_id, r.model)].append(r)
     out = []
     for (task, model), rs in sorted(cells.items()):
-        spec = ((rs[0].get("allocation") or {}).get("guarantee") or {}).get("memory_bytes")
+        spec = rs[0].memory_spec_bytes
         if not spec:
             continue
-        resources = [r.get("resources") or {} for r in rs]
-        killed = sum(bool(res.get("oom_kills")) for res in resources)
-        ratios = sorted(res["peak_memory_bytes"] / spec for res in resources
-                        if res.get("peak_memory_bytes") and not res.get("oom_kills"))
+        killed = sum(bool(r.oom_kills) for r in rs)
+        ratios = sorted(r.peak_memory_bytes / spec for r in rs if r.peak_memory_bytes and not r.oom_kills)
         if not ratios:
             continue
         # The smallest multiple that keeps a share q of trials under it: the ceil(q·n)-th smallest ratio.
@@ -196,10 +196,10 @@ def headroom(records: Sequence[Record]) -> list[Headroom]:
     return out
 
 
-def calibrate(records: Sequence[Record], models: Sequence[str] = (), alpha: float = 0.05) -> dict:
+def calibrate(records: Sequence[TrialRecord], models: Sequence[str] = (), alpha: float = 0.05) -> dict:
     """Everything ``calibration.json`` holds: per-model recommendations, headroom per task × model."""
-    present = list(dict.fromkeys([m for m in models if any(r["model"] == m for r in records)]
-                                 + sorted({r["model"] for r in records})))
+    seen = {r.model for r in records}
+    present = list(dict.fromkeys([m for m in models if m in seen] + sorted(seen)))
     recommendations = [recommend(records, model, alpha) for model in present]
     rooms = headroom(records)
     return {

@@ -1,41 +1,25 @@
 """Options and ini keys → one validated, immutable :class:`Config`.
 
 Every option has an ini key (``--models`` ↔ ``hb_models``, ``--hb-backend`` ↔
-``hb_backend``); the command line wins. Bad values raise :class:`ConfigError`
+``hb_backend``); the command line wins. The options here are the common ones; each
+backend declares and parses its own (``Backend.options``), kept in
+``Config.backend_options``. Bad values raise :class:`ConfigError`
 naming the value and what is accepted; the plugin turns it into a usage error.
 """
 
 from __future__ import annotations
 
 import os
-import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
-from .agents.providers import ModelRef, ModelSpecError, parse_model, parse_model_param
+from .models import ModelRef, ModelSpecError, parse_model, parse_model_param
+from .options import BackendOptions, ConfigError, Option, comma_list, parse_bool, parse_choice, parse_number
 from .resources import DEFAULT_SCALE, SCALABLE, Multiplier, SpecError
-from .sandbox import BACKENDS
+from .sandbox import registry
 
 OOM_AS = ("infra", "failed")
-ENFORCEMENTS = ("cgroup", "rlimit")
-
-
-class ConfigError(ValueError):
-    """A bad option or ini value."""
-
-
-@dataclass(frozen=True)
-class Option:
-    """One setting: its command-line flag, ini key, default and help."""
-
-    name: str
-    flag: str
-    ini: str
-    default: str
-    help: str
-    flag_only: bool = False  # a switch (store_true); its ini key takes true/false
-    repeated: bool = False  # may be given several times; its ini key takes one value per line
 
 
 OPTIONS = (
@@ -44,22 +28,13 @@ OPTIONS = (
     Option("multipliers", "--multipliers", "hb_multipliers", "1",
            "comma list of kill-threshold multipliers ≥ 1 (1, 1.5, 3x) or 'uncapped'"),
     Option("samples", "--samples", "hb_samples", "1", "repeats per task × model × multiplier"),
-    Option("backend", "--hb-backend", "hb_backend", "local", f"sandbox backend: {', '.join(BACKENDS)}"),
-    Option("k8s_namespace", "--hb-k8s-namespace", "hb_k8s_namespace", "",
-           "kubernetes backend: namespace for the trials' pods (default: the kube context's, else 'default')"),
-    Option("k8s_schedule_timeout", "--hb-k8s-schedule-timeout", "hb_k8s_schedule_timeout", "300",
-           "kubernetes backend: seconds a pod may stay Pending (unschedulable, image pull) before the trial is "
-           "infra/sandbox_start"),
-    Option("k8s_max_pods", "--hb-k8s-max-pods", "hb_k8s_max_pods", "0",
-           "kubernetes backend: at most this many pods of the run at once, across xdist workers (0: no cap)"),
+    Option("backend", "--hb-backend", "hb_backend", "local", "sandbox backend"),  # its help lists the registered
     Option("scale", "--hb-scale", "hb_scale", ",".join(sorted(DEFAULT_SCALE)),
            f"what the multiplier scales: comma list of {', '.join(SCALABLE)}"),
     Option("out", "--hb-out", "hb_out", "", "run directory (default .harnessbench/runs/RUN_ID under the rootdir)"),
     Option("oom_as", "--hb-oom-as", "hb_oom_as", "infra",
            "count a non-passing trial with a kernel OOM kill, a fork refused at its pids limit, or a timeout "
            "while thrashing at its memory limit, as 'infra' (default) or 'failed'"),
-    Option("enforcement", "--hb-enforcement", "hb_enforcement", "cgroup",
-           "local backend: 'cgroup' (kernel limits, default) or 'rlimit' (weaker RLIMIT_AS, no CPU cap)"),
     Option("max_steps", "--hb-max-steps", "hb_max_steps", "30",
            "model calls allowed per trial (the last one's tool calls still run)"),
     Option("model_params", "--hb-model-param", "hb_model_params", "",
@@ -76,9 +51,6 @@ OPTIONS = (
            "seconds before the first provider retry (doubling after each)"),
     Option("prices", "--hb-prices", "hb_prices", "",
            "JSON price table for cost estimates: {MODEL: {input_per_1m: USD, output_per_1m: USD}}"),
-    Option("allow_host_exec", "--hb-allow-host-exec", "hb_allow_host_exec", "false",
-           "let provider and replay models run commands unconfined on this host with the local backend when they "
-           "cannot be confined (no bubblewrap or user namespaces)", flag_only=True),
     Option("capacity", "--hb-capacity", "hb_capacity", "",
            "admission control: host capacity shared by concurrent trials, e.g. cpus=2,memory=20Gi (default: this machine)"),
     Option("progress", "--hb-progress", "hb_progress", "30",
@@ -132,6 +104,9 @@ OPTIONS = (
 )
 
 
+BACKEND_OPTION = next(opt for opt in OPTIONS if opt.name == "backend")
+
+
 @dataclass(frozen=True)
 class Config:
     models: tuple[ModelRef, ...]
@@ -141,19 +116,16 @@ class Config:
     scale: frozenset[str]
     out: Path | None
     oom_as: str
-    enforcement: str
     max_steps: int
+    #: The chosen backend's own options, parsed by it (sandbox.base.BackendOptions)
+    backend_options: BackendOptions = field(default_factory=BackendOptions)
     capacity: object = None  # admission.Capacity
-    k8s_namespace: str | None = None
-    k8s_schedule_timeout: float = 300.0
-    k8s_max_pods: int = 0
     model_params: dict = field(default_factory=dict)  # model text (or "*") -> {key: value}
     judge: ModelRef | None = None  # --hb-judge: scores every trial, never part of the outcome unless gated on
     preflight_call: bool = False
     provider_retries: int = 2
     provider_backoff: float = 1.0
     prices: dict = field(default_factory=dict)
-    allow_host_exec: bool = False
     reap: bool = False
     progress_s: float = 30.0
     resume: Path | None = None
@@ -185,7 +157,7 @@ class Config:
             "backend": self.backend,
             "scale": sorted(self.scale),
             "oom_as": self.oom_as,
-            "enforcement": self.enforcement,
+            **self.backend_options.settings(),
             "max_steps": self.max_steps,
             "capacity": str(self.capacity),
             "model_params": self.model_params,
@@ -205,13 +177,6 @@ class Config:
         }
 
 
-def _items(flag: str, text: str) -> list[str]:
-    items = [part.strip() for part in text.split(",")]
-    if not text.strip() or any(not part for part in items):
-        raise ConfigError(f"{flag} {text!r}: empty entry in the comma list")
-    return items
-
-
 def _no_duplicates(flag: str, values: list, labels: list[str]) -> None:
     seen: dict = {}
     for value, label in zip(values, labels):
@@ -221,7 +186,7 @@ def _no_duplicates(flag: str, values: list, labels: list[str]) -> None:
 
 
 def parse_models(text: str) -> tuple[ModelRef, ...]:
-    items = _items("--models", text)
+    items = comma_list("--models", text)
     try:
         models = [parse_model(item) for item in items]
     except ModelSpecError as exc:
@@ -231,7 +196,7 @@ def parse_models(text: str) -> tuple[ModelRef, ...]:
 
 
 def parse_multipliers(text: str) -> tuple[Multiplier, ...]:
-    items = _items("--multipliers", text)
+    items = comma_list("--multipliers", text)
     try:
         multipliers = [Multiplier.parse(item) for item in items]
     except SpecError as exc:
@@ -240,41 +205,8 @@ def parse_multipliers(text: str) -> tuple[Multiplier, ...]:
     return tuple(multipliers)
 
 
-def parse_number(flag: str, text: str, *, kind: type = int, minimum: float = 0, below: float | None = None,
-                 example: str = "") -> int | float:
-    """A whole number (``kind=int``) or a float, ≥ ``minimum`` and < ``below``; ConfigError naming the value."""
-    what = "a whole number" if kind is int else "a number"
-    try:
-        value = kind(str(text).strip())
-    except ValueError:
-        raise ConfigError(f"{flag} {text!r} is not {what}{example}") from None
-    if value < minimum or (below is not None and value >= below) or value != value:
-        limits = f"≥ {minimum:g}" + ("" if below is None else f" and < {below:g}")
-        raise ConfigError(f"{flag} {text!r} must be {limits}{example}")
-    return value
-
-
-def parse_choice(flag: str, text: str, choices: tuple[str, ...]) -> str:
-    value = str(text).strip().lower()
-    if value not in choices:
-        raise ConfigError(f"{flag} {text!r} is not one of: {', '.join(choices)}")
-    return value
-
-
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-
-
-def parse_namespace(text: str) -> str | None:
-    """A Kubernetes namespace name (a DNS-1123 label), or None for the kube context's."""
-    name = text.strip()
-    if name and not _DNS_LABEL.match(name):
-        raise ConfigError(f"--hb-k8s-namespace {text!r} is not a namespace name: lower-case letters, digits and "
-                          "'-', at most 63, e.g. harnessbench")
-    return name or None
-
-
 def parse_scale(text: str) -> frozenset[str]:
-    items = [item.lower() for item in _items("--hb-scale", text)]
+    items = [item.lower() for item in comma_list("--hb-scale", text)]
     unknown = [item for item in items if item not in SCALABLE]
     if unknown:
         raise ConfigError(f"--hb-scale: {unknown[0]!r} is not one of: {', '.join(SCALABLE)}")
@@ -336,7 +268,7 @@ def parse_capacity_option(text: str):
 
 
 def parse_resume(raw: dict) -> dict:
-    retry = frozenset(_items("--hb-resume-retry", raw["resume_retry"])) if raw["resume_retry"].strip() else frozenset()
+    retry = frozenset(comma_list("--hb-resume-retry", raw["resume_retry"])) if raw["resume_retry"].strip() else frozenset()
     unknown = retry - {"infra"}
     if unknown:
         raise ConfigError(f"--hb-resume-retry {raw['resume_retry']!r}: only 'infra' can be retried")
@@ -353,15 +285,6 @@ def parse_resume(raw: dict) -> dict:
         raise ConfigError(f"--hb-resume {resume} appends to the run directory it names; drop --hb-out "
                           f"{raw['out'].strip()} (or name the same directory)")
     return {"resume": resume, "resume_retry": retry}
-
-
-def parse_bool(flag: str, text: str) -> bool:
-    value = str(text).strip().lower()
-    if value in ("1", "true", "yes", "on"):
-        return True
-    if value in ("0", "false", "no", "off", ""):
-        return False
-    raise ConfigError(f"{flag} {text!r} is not true or false")
 
 
 def parse_gate(raw: dict, models: tuple[ModelRef, ...], multipliers: tuple[Multiplier, ...]) -> dict:
@@ -419,7 +342,7 @@ def _check_compare_run(compare: Path, baseline: str) -> None:
     run = RunDir(compare)
     if not run.has_results:
         raise ConfigError(f"--hb-compare {compare}: no {RESULTS} there; name an earlier run directory")
-    there = sorted({r["model"] for r in run.records()})
+    there = sorted({r.model for r in run.records()})
     if baseline not in there:
         raise ConfigError(f"--hb-compare {compare}: holds no records of --hb-gate {baseline!r} "
                           f"(it has: {', '.join(there) or 'none'})")
@@ -436,6 +359,35 @@ def parse_report(text: str) -> Path | None:
     return path
 
 
+def declared_options() -> list[Option]:
+    """Every option: the common ones, then each registered backend's own (all of them appear in ``--help``).
+
+    Raises:
+        ConfigError: a backend cannot be loaded, or declares an option whose name or flag is taken.
+    """
+    names = registry.names()
+    declared = [replace(opt, help=f"{opt.help}: {', '.join(names)} (their own options follow)")
+                if opt is BACKEND_OPTION else opt for opt in OPTIONS]
+    taken: dict[str, str] = {}
+    for opt in OPTIONS:
+        taken[opt.name] = taken[opt.flag] = "harnessbench"
+    for name in names:
+        for opt in registry.load(name).options:
+            for key in (opt.name, opt.flag):
+                if key in taken:
+                    raise ConfigError(f"backend {name!r}: option {key} is taken by {taken[key]}; rename it")
+                taken[key] = f"backend {name!r}"
+            declared.append(opt)
+    return declared
+
+
+def parse_backend(value: Callable[[Option], str]) -> tuple[str, BackendOptions]:
+    """``--hb-backend`` and that backend's own options, parsed by the backend (others' are not read)."""
+    name = parse_choice("--hb-backend", value(BACKEND_OPTION), registry.names())
+    backend = registry.load(name)
+    return name, backend.parse_options({opt.name: value(opt) for opt in backend.options})
+
+
 def parse_datasets(text: str) -> tuple[str, ...]:
     """The --hb-dataset sources, syntax checked (reading them is the session's: datasets.load)."""
     from .datasets import Source
@@ -444,23 +396,21 @@ def parse_datasets(text: str) -> tuple[str, ...]:
 
 
 def build(value: Callable[[Option], str]) -> Config:
-    """Build the Config; ``value(option)`` gives the raw text (CLI, else ini, else default)."""
+    """Build the Config; ``value(option)`` gives the raw text (CLI, else ini, else default) of any option
+    :func:`declared_options` lists."""
     raw = {opt.name: value(opt) for opt in OPTIONS}
     models, multipliers = parse_models(raw["models"]), parse_multipliers(raw["multipliers"])
     judge = parse_judge(raw["judge"])
+    backend, backend_options = parse_backend(value)
     return Config(
         models=models,
         multipliers=multipliers,
         samples=parse_number("--samples", raw["samples"], minimum=1),
-        backend=parse_choice("--hb-backend", raw["backend"], BACKENDS),
+        backend=backend,
+        backend_options=backend_options,
         scale=parse_scale(raw["scale"]),
-        k8s_namespace=parse_namespace(raw["k8s_namespace"]),
-        k8s_schedule_timeout=parse_number("--hb-k8s-schedule-timeout", raw["k8s_schedule_timeout"], kind=float,
-                                          minimum=0.1, example="; use seconds, e.g. 300"),
-        k8s_max_pods=parse_number("--hb-k8s-max-pods", raw["k8s_max_pods"]),
         out=Path(raw["out"]) if raw["out"].strip() else None,
         oom_as=parse_choice("--hb-oom-as", raw["oom_as"], OOM_AS),
-        enforcement=parse_choice("--hb-enforcement", raw["enforcement"], ENFORCEMENTS),
         max_steps=parse_number("--hb-max-steps", raw["max_steps"], minimum=1),
         capacity=parse_capacity_option(raw["capacity"]),
         model_params=parse_model_params(raw["model_params"], models + ((judge,) if judge else ())),
@@ -469,7 +419,6 @@ def build(value: Callable[[Option], str]) -> Config:
         provider_retries=parse_number("--hb-provider-retries", raw["provider_retries"]),
         provider_backoff=parse_number("--hb-provider-backoff", raw["provider_backoff"], kind=float),
         prices=parse_prices(raw["prices"]),
-        allow_host_exec=parse_bool("--hb-allow-host-exec", raw["allow_host_exec"]),
         reap=parse_bool("--hb-reap", raw["reap"]),
         progress_s=parse_number("--hb-progress", raw["progress"], kind=float),
         retry_infra=parse_number("--hb-retry-infra", raw["retry_infra"]),

@@ -39,7 +39,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Mapping
 
-from .config import ConfigError
+from .options import ConfigError
 
 PREFIX = "langsmith:"
 FORMAT = "harnessbench-dataset/1"

@@ -28,8 +28,9 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from .evidence import Evidence
 from .outcomes import AGENT_PHASE, VERIFY_PHASE, TrialTimeout
-from .sandbox.base import Evidence, ExecResult, Sandbox
+from .sandbox.base import ExecResult, Sandbox
 
 WATCHDOG_GRACE_S = 5.0
 
@@ -37,7 +38,7 @@ WATCHDOG_GRACE_S = 5.0
 class TrialClock:
     """Which phase a trial's body is in and what is left of its budget; the watchdog follows it."""
 
-    def __init__(self, verify_s: float, *, now: Callable[[], float] = time.monotonic):
+    def __init__(self, verify_s: float | None, *, now: Callable[[], float] = time.monotonic):
         self.verify_s = verify_s
         self._now = now
         self.phase = VERIFY_PHASE
@@ -47,10 +48,16 @@ class TrialClock:
         self._alarm: _Alarm | None = None
 
     def remaining(self) -> float | None:
-        """Seconds left in the current phase; None when it has no limit (an agent without ``timeout``)."""
+        """Seconds left in the current phase; None when it has no limit.
+
+        No limit: an agent without ``timeout``, or either phase under ``uncapped``
+        when ``--hb-scale`` includes ``time`` (``verify_s`` None).
+        """
         elapsed = self._now() - self._phase_start
         if self.phase == AGENT_PHASE:
             return None if self._agent_budget_s is None else max(0.0, self._agent_budget_s - elapsed)
+        if self.verify_s is None:
+            return None
         return max(0.0, self.verify_s - self._verify_spent - elapsed)
 
     def expired(self) -> TrialTimeout:
@@ -195,8 +202,8 @@ class BoundedSandbox:
     def write_file(self, path: str, content: str | bytes) -> None:
         self._sandbox.write_file(path, content)
 
-    def read_file(self, path: str, text: bool = True) -> str | bytes:
-        return self._sandbox.read_file(path, text)
+    def read_file(self, path: str, text: bool = True, limit: int | None = None) -> str | bytes:
+        return self._sandbox.read_file(path, text, limit)
 
     def evidence(self) -> Evidence:
         return self._sandbox.evidence()

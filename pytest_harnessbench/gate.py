@@ -12,7 +12,7 @@ paired t interval, widened where it would collapse to zero width:
 - lower-is-better metric (infra_rate): the mirror image,
   pass if high ≤ +margin, fail if low > +margin, else inconclusive.
 
-A trial metric (``record["metrics"]``: steps, tokens, trajectory_match, ...)
+A trial metric (``record.metrics``: steps, tokens, trajectory_match, ...)
 is gated the same way, its margin in the metric's own units (``steps:+2``:
 at most two more steps a task), the difference from
 ``stats.paired_metric_comparison`` (the paired t interval over tasks; passed
@@ -33,12 +33,16 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pytest_harnessbench import metrics
-from pytest_harnessbench.stats import Record, metric_rate, paired_comparison, paired_metric_comparison, per_task_metric
+from pytest_harnessbench.outcomes import INFRA
+from pytest_harnessbench.stats import metric_rate, paired_comparison, paired_metric_comparison, per_task_metric
+
+if TYPE_CHECKING:
+    from pytest_harnessbench.records import TrialRecord
 
 #: rate -> True when higher is better; any other name is a trial metric (metrics.higher_is_better)
 METRIC_DIRECTION: dict[str, bool] = {"pass_rate": True, "score": True, "infra_rate": False}
@@ -193,22 +197,22 @@ class GateVerdict:
         }
 
 
-def _models(records: Sequence[Record]) -> str:
-    return ",".join(sorted({str(r.get("model", "")) for r in records} - {""}))
+def _models(records: Sequence[TrialRecord]) -> str:
+    return ",".join(sorted({r.model for r in records} - {""}))
 
 
-def _own_rate(side: str, records: Sequence[Record], metric: str) -> tuple[str, float | None]:
+def _own_rate(side: str, records: Sequence[TrialRecord], metric: str) -> tuple[str, float | None]:
     """One side's rate over its own valid trials, in words and as a fraction (None without a valid trial)."""
     rate = metric_rate(records, metric)
     if rate.n:
         return f"{side} {100 * rate.value:.1f}% ({rate.k}/{rate.n})", rate.value
     if not records:
         return f"{side} has no trial", None
-    infra = sum(r["outcome"] == "infra" for r in records)
+    infra = sum(r.outcome == INFRA for r in records)
     return f"{side} has no valid trial ({infra}/{len(records)} infra)", None
 
 
-def _own_mean(side: str, records: Sequence[Record], metric: str) -> tuple[str, float | None]:
+def _own_mean(side: str, records: Sequence[TrialRecord], metric: str) -> tuple[str, float | None]:
     """One side's mean of a trial metric over its trials that recorded it, in words and as a number."""
     values = [v for task_values in per_task_metric(records, metric).values() for v in task_values]
     if not values:
@@ -217,7 +221,7 @@ def _own_mean(side: str, records: Sequence[Record], metric: str) -> tuple[str, f
 
 
 def _not_compared(
-    baseline_records: Sequence[Record], candidate_records: Sequence[Record], margin: Margin
+    baseline_records: Sequence[TrialRecord], candidate_records: Sequence[TrialRecord], margin: Margin
 ) -> tuple[str, float | None, float | None]:
     """Why no task could be paired, in words (a side without a valid trial first); each side's own rate."""
     own = _own_mean if margin.absolute else _own_rate
@@ -246,8 +250,8 @@ def classify(low: float, high: float, margin: Margin) -> Status:
 
 
 def decide(
-    baseline_records: Iterable[Record],
-    candidate_records: Iterable[Record],
+    baseline_records: Iterable[TrialRecord],
+    candidate_records: Iterable[TrialRecord],
     margin: Margin,
     alpha: float = 0.05,
     strict: bool = False,
@@ -284,8 +288,8 @@ def decide(
 
 
 def decide_all(
-    baseline_records: Iterable[Record],
-    candidate_records: Iterable[Record],
+    baseline_records: Iterable[TrialRecord],
+    candidate_records: Iterable[TrialRecord],
     margins: Sequence[Margin],
     alpha: float = 0.05,
     strict: bool = False,
@@ -333,14 +337,14 @@ def verdicts_to_json(verdicts: Sequence[GateVerdict]) -> dict[str, Any]:
 
 
 def evaluate(
-    records: Sequence[Record],
+    records: Sequence[TrialRecord],
     baseline_model: str,
     margins: Sequence[Margin],
     *,
     multipliers: Sequence[str],
     alpha: float = 0.05,
     strict: bool = False,
-    baseline_records: Sequence[Record] | None = None,
+    baseline_records: Sequence[TrialRecord] | None = None,
 ) -> list[tuple[str, GateVerdict]]:
     """(multiplier, verdict) for every candidate model × multiplier × margin against the baseline model.
 
@@ -348,14 +352,14 @@ def evaluate(
     run's baseline records; tasks are matched by ``task_id`` either way.
     """
     baseline_pool = [r for r in (records if baseline_records is None else baseline_records)
-                     if r["model"] == baseline_model]
-    candidates = list(dict.fromkeys(r["model"] for r in records
-                                    if baseline_records is not None or r["model"] != baseline_model))
+                     if r.model == baseline_model]
+    candidates = list(dict.fromkeys(r.model for r in records
+                                    if baseline_records is not None or r.model != baseline_model))
     verdicts = []
     for mult in multipliers:
-        base = [r for r in baseline_pool if r["multiplier"] == mult]
+        base = [r for r in baseline_pool if r.multiplier == mult]
         for model in candidates:
-            cand = [r for r in records if r["model"] == model and r["multiplier"] == mult]
+            cand = [r for r in records if r.model == model and r.multiplier == mult]
             if base and cand:
                 verdicts += [(mult, v) for v in decide_all(base, cand, margins, alpha, strict)]
     return verdicts
@@ -432,12 +436,27 @@ def _detectable(tasks: int, samples: int, margin: float, alpha: float, power: fl
     return margin + (_t_quantile(1 - alpha, tasks - 1) + NormalDist().inv_cdf(power)) * spread
 
 
+def _fewest_tasks(enough: Callable[[int], bool], most: int = 10**6) -> int:
+    """The smallest n ≥ 2 with ``enough(n)`` (``most`` if none up to it), for ``enough`` false then true as n grows.
+
+    ``_detectable`` falls as tasks are added (both the t quantile and sd/√n do), so doubling finds a
+    number of tasks that suffices and bisection the smallest one.
+    """
+    low, high = 1, 2  # enough(low) is false (one task decides nothing)
+    while not enough(high):
+        if high >= most:
+            return most
+        low, high = high, min(2 * high, most)
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (low, middle) if enough(middle) else (middle, high)
+    return high
+
+
 def plan(margin: Margin, tasks: int, samples: int, alpha: float = 0.05, power: float = PLAN_POWER) -> GatePlan:
     """What the gate can decide on ``margin`` (a rate margin) with ``tasks`` × ``samples``."""
     threshold, target = margin.threshold, 2 * margin.threshold
-    tasks_needed = 2
-    while _detectable(tasks_needed, samples, threshold, alpha, power) > target and tasks_needed < 10**6:
-        tasks_needed = math.ceil(tasks_needed * 1.1)
+    tasks_needed = _fewest_tasks(lambda n: _detectable(n, samples, threshold, alpha, power) <= target)
     samples_needed: int | None = samples
     while _detectable(tasks, samples_needed, threshold, alpha, power) > target:
         samples_needed += 1

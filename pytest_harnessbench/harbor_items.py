@@ -13,7 +13,9 @@ import types
 
 import pytest
 
+from .compat import GeneratedModule
 from .harbor import CONFIG, HarborTaskError, load_task
+from .usage import UsageProblems
 
 SKIP_REASON = "Harbor task: its environment is a container image; run it with --hb-backend docker"
 
@@ -30,38 +32,33 @@ def in_task_dir(path) -> bool:
     return path.name not in (CONFIG, "instruction.md") and _is_task_dir(path.parent)
 
 
-def collect(file_path, parent: pytest.Collector, bench, worker_error_prefix: str):
+def collect(file_path, parent: pytest.Collector, bench, usage: UsageProblems):
     """The collector of a ``task.toml``; a task directory without one is a usage error; None for other files."""
     if file_path.name == "instruction.md" and not (file_path.parent / CONFIG).exists() \
             and _is_task_dir(file_path.parent):
-        message = f"{file_path.parent / CONFIG}: missing (a Harbor task directory needs one)"
-        if bench.worker is not None:  # xdist relays a collection error, not a UsageError
-            pytest.fail(f"{worker_error_prefix}{message}", pytrace=False)
-        bench.problems.append(message)
+        usage.add(f"{file_path.parent / CONFIG}: missing (a Harbor task directory needs one)")
         return None
     if file_path.name != CONFIG:
         return None
-    return HarborTaskModule.from_parent(parent, path=file_path, bench=bench, worker_error_prefix=worker_error_prefix)
+    return HarborTaskModule.from_parent(parent, path=file_path, bench=bench, usage=usage)
 
 
-class HarborTaskModule(pytest.Module):
+class HarborTaskModule(GeneratedModule):
     """One ``task.toml``; a malformed directory is a usage error naming file and field (reported after collection)."""
 
-    def __init__(self, *args, bench, worker_error_prefix: str, **kwargs):
+    prefix = "harbor_task_"
+
+    def __init__(self, *args, bench, usage: UsageProblems, **kwargs):
         super().__init__(*args, **kwargs)
         self.bench = bench
-        self.worker_error_prefix = worker_error_prefix
+        self.usage = usage
 
-    def _getobj(self):  # pytest.Module would import the path as Python: build the module instead
-        module = types.ModuleType(f"harbor_task_{self.path.parent.name}")
-        module.__file__ = str(self.path)
+    def build(self, module: types.ModuleType) -> None:
         try:
             task = load_task(self.path)
         except HarborTaskError as exc:
-            if self.bench.worker is not None:  # xdist relays a collection error, not a UsageError
-                pytest.fail(f"{self.worker_error_prefix}{exc}", pytrace=False)
-            self.bench.problems.append(str(exc))
-            return module
+            self.usage.add(str(exc))
+            return
 
         def body(trial) -> None:
             from .harbor import run
@@ -74,7 +71,6 @@ class HarborTaskModule(pytest.Module):
         if not self.bench.backend.runs_images:
             body.pytestmark.append(pytest.mark.skip(reason=SKIP_REASON))
         setattr(module, task.name, body)
-        return module
 
     def istestfunction(self, obj, name: str) -> bool:
         return getattr(obj, "harbor_task", None) is not None

@@ -10,14 +10,18 @@ again to reverse), numbers as numbers, empty cells last.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from .store import trajectory_key
 
+if TYPE_CHECKING:
+    from .records import TrialRecord
 
-def metrics_by_key(records: Sequence[Mapping]) -> dict[str, dict]:
+
+def metrics_by_key(records: Sequence[TrialRecord]) -> dict[str, dict]:
     """Each trial's metrics (steps, trajectory_match, judge, ...) by trajectory key."""
-    return {trajectory_key(r): dict(r.get("metrics") or {}) for r in records}
+    return {trajectory_key(r): dict(r.metrics) for r in records}
 
 
 SECTION = """<h2>Compare two models</h2>

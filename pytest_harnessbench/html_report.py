@@ -7,25 +7,30 @@ trajectory viewer are plain HTML filled by a few lines of JavaScript from JSON
 embedded in the page, so 30,000 trials cost one JSON blob, not 30,000 rows of
 markup: the table draws the first ``TABLE_PAGE`` matching rows.
 
-``render`` is a pure function of records and documents; ``write`` reads a run
-directory (through ``store.RunDir``) and writes the file.
+``render`` formats the run's summary model (``summary.Summary``, the same
+the terminal summary formats) and the records and documents of the trial
+table; ``write`` reads a run directory (through ``store.RunDir``) and writes
+the file.
 """
 
 from __future__ import annotations
 
 import html
 import json
-import statistics
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from . import calibrate, report, stats
+from .outcomes import ERROR, FAILED, INFRA, PASSED
 from .store import RunDir, trajectory_key
+from .summary import Summary, Table, rate_text, summarize
 
-Record = Mapping
+if TYPE_CHECKING:
+    from .records import TrialRecord
+
 TABLE_PAGE = 500
-OUTCOME_COLORS = {"passed": "#2ca02c", "failed": "#ff7f0e", "infra": "#d62728", "error": "#7f7f7f"}
+OUTCOME_COLORS = {PASSED: "#2ca02c", FAILED: "#ff7f0e", INFRA: "#d62728", ERROR: "#7f7f7f"}
 MODEL_COLORS = ("#1f77b4", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#ff7f0e", "#2ca02c")
 
 
@@ -33,22 +38,22 @@ def _short(task_id: str) -> str:
     return task_id.rsplit("::", 1)[-1]
 
 
-def rate_figure(records: Sequence[Record], model: str, multipliers: list[str]):
+def rate_figure(summary: Summary, model: str):
     """The study's figure for one model: score and infra rate vs multiplier, Wilson 95% whiskers."""
     from bokeh.models import ColumnDataSource, HoverTool, Whisker
     from bokeh.plotting import figure
     from bokeh.transform import dodge
 
-    cells = stats.summarize([r for r in records if r["model"] == model])
+    multipliers = summary.multipliers
     fig = figure(x_range=multipliers, y_range=(-0.02, 1.05), height=260, width=360, title=model,
                  toolbar_location=None, name=f"rates:{model}")
     fig.yaxis.axis_label = "rate (95% interval)"
     fig.xaxis.axis_label = "kill threshold (× spec)"
     for metric, color, offset in (("score", "#1f77b4", -0.08), ("infra_rate", "#d62728", 0.08)):
-        rows = [(m, getattr(cells[(model, m)], metric)) for m in multipliers if (model, m) in cells]
+        rows = [(m, getattr(summary.cells[(model, m)], metric)) for m in multipliers if (model, m) in summary.cells]
         source = ColumnDataSource({"x": [m for m, _ in rows], "y": [r.value for _, r in rows],
                                    "low": [r.low for _, r in rows], "high": [r.high for _, r in rows],
-                                   "label": [report.rate(r) for _, r in rows]})
+                                   "label": [rate_text(r) for _, r in rows]})
         x = dodge("x", offset, range=fig.x_range)
         label = "score (passed/all)" if metric == "score" else "infra rate"
         fig.line(x=x, y="y", source=source, color=color, legend_label=label)
@@ -61,17 +66,16 @@ def rate_figure(records: Sequence[Record], model: str, multipliers: list[str]):
     return fig
 
 
-def outcome_figure(records: Sequence[Record], models: list[str], multipliers: list[str]):
+def outcome_figure(summary: Summary):
     """Stacked counts of outcome/cause per model × multiplier."""
     from bokeh.models import FactorRange, HoverTool
     from bokeh.plotting import figure
 
-    counts = Counter((r["model"], r["multiplier"], r["outcome"] if r["outcome"] == "passed"
-                      else f"{r['outcome']}/{r['cause']}") for r in records)
+    counts = summary.outcome_counts
     order = {o: i for i, o in enumerate(OUTCOME_COLORS)}
-    kinds = sorted({k for _, _, k in counts}, key=lambda k: (order.get(k.split("/")[0], 9), k))
-    factors = [(m, x) for m in models for x in multipliers if any(counts[(m, x, k)] for k in kinds)]
-    data = {"x": factors, **{k: [counts[(m, x, k)] for m, x in factors] for k in kinds}}
+    kinds = sorted({k for cell in counts.values() for k in cell}, key=lambda k: (order.get(k.split("/")[0], 9), k))
+    factors = [(m, x) for m in summary.models for x in summary.multipliers if counts.get((m, x))]
+    data = {"x": factors, **{k: [counts[f].get(k, 0) for f in factors] for k in kinds}}
     shades = defaultdict(int)
     colors = []
     for kind in kinds:  # each cause of one outcome a lighter shade of its colour
@@ -94,7 +98,7 @@ def _lighten(color: str, amount: float) -> str:
     return "#" + "".join(f"{round(c + (255 - c) * min(amount, 0.8)):02x}" for c in rgb)
 
 
-def peak_figure(records: Sequence[Record], models: list[str]):
+def peak_figure(summary: Summary, models: Sequence[str]):
     """Peak memory over the task's spec, per task × model: a box (quartiles), a whisker (min–max) and the median.
 
     Summaries rather than one point per trial keep the figure's data small at
@@ -104,23 +108,15 @@ def peak_figure(records: Sequence[Record], models: list[str]):
     from bokeh.models import ColumnDataSource, FactorRange, HoverTool, Span
     from bokeh.plotting import figure
 
-    ratios: dict[tuple[str, str], list[float]] = defaultdict(list)
-    for r in records:
-        peak = (r.get("resources") or {}).get("peak_memory_bytes")
-        spec = ((r.get("allocation") or {}).get("guarantee") or {}).get("memory_bytes")
-        if peak and spec and not (r.get("resources") or {}).get("oom_kills"):
-            ratios[(_short(r["task_id"]), r["model"])].append(peak / spec)
-    if not ratios:
+    if not summary.peaks:
         return None
     rank = {m: i for i, m in enumerate(models)}
-    factors = sorted(ratios, key=lambda f: (f[0], rank.get(f[1], len(rank)), f[1]))
-    quartiles = [statistics.quantiles(ratios[f], n=4, method="inclusive") if len(ratios[f]) > 1
-                 else [ratios[f][0]] * 3 for f in factors]
+    boxes = sorted(summary.peaks, key=lambda b: (_short(b.task_id), rank.get(b.model, len(rank)), b.model))
+    factors = [(_short(b.task_id), b.model) for b in boxes]
     source = ColumnDataSource({
-        "x": factors, "q1": [q[0] for q in quartiles], "median": [q[1] for q in quartiles],
-        "q3": [q[2] for q in quartiles], "low": [min(ratios[f]) for f in factors],
-        "high": [max(ratios[f]) for f in factors], "n": [len(ratios[f]) for f in factors],
-        "color": [MODEL_COLORS[rank.get(m, 0) % len(MODEL_COLORS)] for _, m in factors]})
+        "x": factors, "q1": [b.q1 for b in boxes], "median": [b.median for b in boxes], "q3": [b.q3 for b in boxes],
+        "low": [b.low for b in boxes], "high": [b.high for b in boxes], "n": [b.trials for b in boxes],
+        "color": [MODEL_COLORS[rank.get(b.model, 0) % len(MODEL_COLORS)] for b in boxes]})
     fig = figure(x_range=FactorRange(*factors), height=360, width=max(600, 40 * len(factors)), toolbar_location=None,
                  title="peak memory / spec, per task and model", name="peaks")  # the legend is the paragraph above
     fig.segment(x0="x", x1="x", y0="low", y1="high", source=source, color="color")
@@ -171,29 +167,41 @@ def _trajectory(document: Mapping) -> list[dict]:
     return out
 
 
-def _trial_rows(records: Sequence[Record]) -> list[list]:
+def _trial_rows(records: Sequence[TrialRecord]) -> list[list]:
     def num(value, digits=2):
         return None if value is None else round(value, digits)
 
     rows = []
     for r in records:
-        res, timing, usage = r.get("resources") or {}, r.get("timing") or {}, r.get("usage") or {}
-        spec = ((r.get("allocation") or {}).get("guarantee") or {}).get("memory_bytes")
-        peak = res.get("peak_memory_bytes")
-        rows.append([trajectory_key(r), _short(r["task_id"]), r["model"], r["multiplier"], r["sample"], r["outcome"],
-                     r.get("cause"), r.get("message") or "", num(peak / spec) if peak and spec else None,
-                     num(timing.get("total_s")), usage.get("model_calls"), usage.get("tool_calls"),
-                     usage.get("input_tokens"), usage.get("output_tokens")])
+        spec, peak = r.memory_spec_bytes, r.peak_memory_bytes
+        rows.append([trajectory_key(r), _short(r.task_id), r.model, r.multiplier, r.sample, r.outcome, r.cause,
+                     r.message or "", num(peak / spec) if peak and spec else None, num(r.timing.total_s),
+                     r.usage.get("model_calls"), r.usage.get("tool_calls"), r.usage.get("input_tokens"),
+                     r.usage.get("output_tokens")])
     return rows
 
 
-def _metrics_html(records: Sequence[Record], models: Sequence[str], mults: Sequence[str]) -> str:
+def _metrics_html(summary: Summary) -> str:
     """The metric means and their paired comparisons, the same rows as the terminal summary."""
-    rows, comparisons = report.metric_tables(records, models, mults)
-    if not rows:
+    if not summary.metric_means:
         return "<p>no trial metrics recorded</p>"
-    return (_table(report.METRIC_HEADER, rows)
-            + (_table(report.METRIC_COMPARISON_HEADER, comparisons) if comparisons else ""))
+    comparisons = summary.metric_comparison_table()
+    return _table_of(summary.metric_table()) + (_table_of(comparisons) if comparisons.rows else "")
+
+
+def _extension_html(tables: Sequence[Table]) -> str:
+    """Tables that pytest_harnessbench_summary hooks added."""
+    return "".join(f"<h3>{html.escape(t.title)}</h3>" + _table_of(t) for t in tables)
+
+
+def _table_of(table: Table) -> str:
+    return _table(table.header, table.rows)
+
+
+def _power(summary: Summary) -> str:
+    p = summary.power
+    return (f"detectable score difference: ≥ {100 * p.detectable:.1f} pts "
+            f"({p.tasks} tasks × {p.samples} samples, 80% power, α=0.05)")
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -207,30 +215,28 @@ def _json_script(element_id: str, data) -> str:
     return f'<script type="application/json" id="{element_id}">{text}</script>'
 
 
-def render(records: Sequence[Record], *, models: Sequence[str] = (), multipliers: Sequence[str] = (),
-           card: Mapping | None = None, trajectories: Mapping[str, Mapping] | None = None,
-           gate: Mapping | None = None, calibration: Mapping | None = None) -> str:
-    """The report as one HTML string; ``trajectories`` maps trajectory keys (``TRIAL_ID[~N]``) to documents."""
+def render(summary: Summary, records: Sequence[TrialRecord], *, card: Mapping | None = None,
+           trajectories: Mapping[str, Mapping] | None = None, gate: Mapping | None = None) -> str:
+    """The report as one HTML string: ``summary`` formatted, ``records`` in the trial table;
+    ``trajectories`` maps trajectory keys (``TRIAL_ID[~N]``) to documents."""
     from bokeh.embed import components
     from bokeh.layouts import row
     from bokeh.resources import Resources
 
-    models = report._order({r["model"] for r in records}, models)
-    mults = sorted({r["multiplier"] for r in records}, key=stats.multiplier_key(records))
-    figures = {"rates": row(*[rate_figure(records, m, mults) for m in models]),
-               "outcomes": outcome_figure(records, models, mults)}
-    peaks = peak_figure(records, models)
+    models, mults = summary.models, summary.multipliers
+    figures = {"rates": row(*[rate_figure(summary, m) for m in models]), "outcomes": outcome_figure(summary)}
+    peaks = peak_figure(summary, models)
     if peaks is not None:
         figures["peaks"] = peaks
     script, divs = components(figures)
     bokeh_js = "\n".join(Resources(mode="inline", components=["bokeh"]).js_raw)
-    calibration = calibration if calibration is not None else calibrate.calibrate(records, models)
-    comparisons = report.comparison_rows(records, models, mults)
+    comparisons = [(c.label, c.verdict) for c in summary.comparisons]
     gate_html = ""
     if gate:
         gate_html = (f"<p>status <b>{html.escape(str(gate.get('status')))}</b>, blocks: {gate.get('blocks')}</p>"
                      + _table(["multiplier", "verdict"], [(v.get("multiplier", ""), v.get("message", ""))
                                                         for v in gate.get("verdicts", [])]))
+    calibration = summary.calibration or {"recommendations": [], "headroom": []}
     cal_rows = [(r["model"], r["multiplier"] or r["status"].replace("_", " "), r["reason"])
                 for r in calibration["recommendations"]]
     room_rows = [(_short(h["task_id"]), h["model"], f"{h['median']:.2f}×", f"{h['needed']['95%']:.2f}×",
@@ -245,11 +251,11 @@ def render(records: Sequence[Record], *, models: Sequence[str] = (), multipliers
     return _PAGE.format(
         bokeh_js=bokeh_js.replace("</script", "<\\/script"), script=script,
         title=html.escape(f"harnessbench report {(card or {}).get('run_id', '')}"),
-        summary=html.escape(f"{len(records)} trials · {len(models)} model(s) · multipliers {', '.join(mults)}"),
+        summary=html.escape(f"{summary.trials} trials · {len(models)} model(s) · multipliers {', '.join(mults)}"),
         rates=divs["rates"], outcomes=divs["outcomes"], peaks=divs.get("peaks", "<p>no peak memory recorded</p>"),
         comparisons=_table(["comparison", "verdict"], comparisons) if comparisons else "<p>nothing to compare</p>",
-        power=html.escape(report.power_line(records)), gate=gate_html or "<p>no gate in this run</p>",
-        metrics=_metrics_html(records, models, mults),
+        power=html.escape(_power(summary)), gate=gate_html or "<p>no gate in this run</p>",
+        metrics=_metrics_html(summary) + _extension_html(summary.tables),
         calibration=_table(["model", "ceiling", "why"], cal_rows),
         headroom=_table(["task", "model", "median peak/spec", "95% need", "99% need", "trials", "OOM-killed",
                          "spec below median peak"], room_rows),
@@ -262,12 +268,20 @@ def render(records: Sequence[Record], *, models: Sequence[str] = (), multipliers
 
 
 def write(run: RunDir, path: Path | str, *, models: Sequence[str] = (), multipliers: Sequence[str] = (),
-          calibration: Mapping | None = None) -> Path:
-    """Read the run directory and write the report to ``path``; returns the path."""
+          summary: Summary | None = None) -> Path:
+    """Read the run directory and write the report to ``path``; returns the path.
+
+    ``summary``: the run's summary model if the session computed it already
+    (with its calibration); else it is computed here from the run's records,
+    with calibration.json's document or, without one, a calibration computed now.
+    """
     path = Path(path)
-    text = render(run.latest(), models=models, multipliers=multipliers, card=run.card(),
-                  trajectories=run.trajectory_documents(), gate=run.document("gate.json"),
-                  calibration=calibration or run.document("calibration.json"))
+    records = run.latest()
+    if summary is None:
+        summary = summarize(records, models=models, multipliers=multipliers,
+                            calibration=run.document("calibration.json") or True)
+    text = render(summary, records, card=run.card(), trajectories=run.trajectory_documents(),
+                  gate=run.document("gate.json"))
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
     return path

@@ -1,4 +1,4 @@
-"""Every trial ends in exactly one outcome with a cause (DESIGN.md §3).
+"""Every trial ends in exactly one outcome with a cause (docs/design.md §Outcomes).
 
 ``classify`` is a pure function of the exception the trial ended with, the
 kernel's counters of limits hit in its sandbox (OOM kills, forks refused at the
@@ -11,9 +11,20 @@ from __future__ import annotations
 import errno
 from dataclasses import dataclass
 
-from .sandbox.base import Evidence, OutputMissingError, SandboxLostError, SandboxStartError
+from .errors import OutputMissingError, SandboxLostError, SandboxStartError
+from .evidence import Evidence
 
 PASSED, FAILED, INFRA, ERROR = "passed", "failed", "infra", "error"
+OUTCOMES = (PASSED, FAILED, INFRA, ERROR)  # the order every table and plot uses
+#: Trials whose metrics describe the model's work: infra and error trials were ended by
+#: the environment or a bug, so their step counts and times measure those, not the model.
+METRIC_OUTCOMES = (PASSED, FAILED)
+
+# Causes that other modules name (the full list: docs/design.md §Outcomes).
+HARNESS = "harness"  # error/harness: the task or the plugin is broken
+WORKER_CRASH = "worker_crash"  # infra/worker_crash: an xdist worker died under the trial (recorded by the controller)
+OOM = "oom"
+TIMEOUT = "timeout"
 
 
 @dataclass(frozen=True)
@@ -156,14 +167,15 @@ def _by_rules(exc: BaseException | None, oom_kills: int, stop_reason: str | None
        failed/pids): the pids limit is a kill threshold like memory's (the
        multiplier scales it with ``--hb-scale pids``), and a command whose fork
        failed ends in whatever way it handles that, never with a kill to see.
-       Then a disk found full at the end (``sandbox/disk.py``): infra/disk,
-       as for ENOSPC in rule 3, since the command that hit it usually lost its
-       error message on the same full disk and the verifier sees only a short
-       output.
-    5. A phase that ran past its budget (TrialTimeout): failed/timeout. A
-       task's verifier that timed out or left no reward: failed, with that cause.
-       Any other exception that is not a verification failure (NameError,
-       TypeError, ...): the task or plugin is broken — error/harness.
+    5. A phase that ran past its budget (TrialTimeout, or a task's verifier
+       that timed out): failed/timeout. Any other exception that is not a
+       verification failure (NameError, TypeError, ...): the task or plugin is
+       broken — error/harness. Then a disk found full at the end
+       (``sandbox/disk.py``, by the trial's own writes): infra/disk, as for
+       ENOSPC in rule 3, since the command that hit it usually lost its error
+       message on the same full disk and the verifier sees only a short output;
+       it comes after a timeout or a harness error, which an end-of-trial
+       reading cannot show came second. A verifier that left no reward: failed/verifier.
     6. A verification failure: failed, caused by the agent's timeout or step
        limit if it ran out of budget, ``gave_up`` if the model refused, else by
        the assertion itself.
@@ -187,14 +199,14 @@ def _by_rules(exc: BaseException | None, oom_kills: int, stop_reason: str | None
     if pids_limit_hits:
         pids_message = f"the kernel refused {pids_limit_hits} fork(s) at the sandbox's pids limit; {message}"
         return Verdict(FAILED if oom_as == FAILED else INFRA, "pids", pids_message)
+    if isinstance(exc, TrialTimeout) or (isinstance(exc, VerifierFailed) and exc.cause == "timeout"):
+        return Verdict(FAILED, "timeout", message)
+    if not isinstance(exc, VerifierFailed) and not _is_verification_failure(exc):
+        return Verdict(ERROR, HARNESS, message)
     if disk_full:
         return Verdict(INFRA, "disk", f"no space left on the sandbox's disk at the end of the trial; {message}")
-    if isinstance(exc, TrialTimeout):
-        return Verdict(FAILED, "timeout", message)
     if isinstance(exc, VerifierFailed):
         return Verdict(FAILED, exc.cause, message)
-    if not _is_verification_failure(exc):
-        return Verdict(ERROR, "harness", message)
     if stop_reason in ("timeout", "step_limit", "gave_up"):
         return Verdict(FAILED, stop_reason, message)
     return Verdict(FAILED, "assertion", message)

@@ -7,21 +7,35 @@ from __future__ import annotations
 
 import pytest
 
-from .config import OPTIONS, ConfigError, Option
-from .records import USER_PROPERTY
+from . import compat
+from .config import OPTIONS, ConfigError, Option, declared_options
+from .outcomes import ERROR, FAILED, INFRA, PASSED
+from .records import USER_PROPERTY, TrialRecord
+from .usage import UsageProblems, relayed
 
 BENCH = pytest.StashKey["Bench"]()
 TRIAL = pytest.StashKey["Trial"]()
 KEY = pytest.StashKey["TrialKey"]()
 TERMINATION = pytest.StashKey["Termination"]()
+USAGE = pytest.StashKey[UsageProblems]()
 CASE_FIXTURE = "hb_case"
-WORKER_USAGE_ERROR = "harnessbench usage error: "  # how a worker's collection error says it is one
 WORKER_INPUT = "harnessbench"  # run id, run directory and resume state, from the xdist controller
 
 
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    from . import hooks
+
+    pluginmanager.add_hookspecs(hooks)
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
+    """The common options, then every registered backend's own (sandbox/registry.py)."""
     group = parser.getgroup("harnessbench", "agent bake-offs (pytest-harnessbench)")
-    for opt in OPTIONS:
+    try:
+        options = declared_options()
+    except ConfigError as exc:  # a third-party backend that does not load: say which, as a usage error
+        raise pytest.UsageError(str(exc)) from None
+    for opt in options:
         help_text = f"{opt.help} [ini {opt.ini}; default {opt.default or 'none'}]"
         if opt.flag_only:
             group.addoption(opt.flag, dest=f"hb_{opt.name}", action="store_const", const="true", default=None,
@@ -63,14 +77,15 @@ def pytest_configure(config: pytest.Config) -> None:
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[BENCH] = bench
+    config.stash[USAGE] = UsageProblems(on_worker=not bench.records_results)
     if settings.datasets:
         _register_datasets(config, settings)
     _handle_termination(config)
     if settings.reap and bench.records_results:
         _reap_and_exit(bench)
     if bench.records_results and getattr(config.option, "numprocesses", None) and _bake_off_configured(config):
-        try:  # under xdist only workers collect, and they cannot relay a usage error: check here
-            bench.check_backend()
+        try:  # under xdist only workers collect, and they cannot relay a usage error: check here (the run
+            bench.check_backend(own=False)  # directory is owned once collection is done: _XdistHooks)
         except ConfigError as exc:
             raise pytest.UsageError(str(exc)) from None
     if bench.records_results:
@@ -105,20 +120,6 @@ def _handle_termination(config: pytest.Config) -> None:
     config.stash[TERMINATION] = termination
 
 
-def _stop(session: pytest.Session, reason: str) -> None:
-    """Stop after the running trials, serially or under xdist (whose controller keeps its own flag)."""
-    session.shouldstop = session.shouldstop or reason
-    dsession = session.config.pluginmanager.get_plugin("dsession")
-    if dsession is not None and not dsession.shouldstop:
-        dsession.shouldstop = reason
-
-
-def _stopped(session: pytest.Session) -> str | None:
-    """Why the session was stopped early (by us, -x or --maxfail, a worker), or None."""
-    dsession = session.config.pluginmanager.get_plugin("dsession")
-    return str(session.shouldstop or session.shouldfail or (dsession is not None and dsession.shouldstop) or "") or None
-
-
 def _bake_off_configured(config: pytest.Config) -> bool:
     """The user asked for a bake-off (models, multipliers or backend set), not just ran tests with -n."""
     chosen = {"models", "multipliers", "backend"}
@@ -143,13 +144,10 @@ class _RecorderHooks:
         self.bench = bench
         self.config = config
         self.progress = Progress(bench.config.progress_s)
-        self.gate_lines: list[str] | None = None
-        self.calibration_lines: list[str] | None = None
-        self.report_line: str | None = None
+        self.end = None  # endofrun.Outputs, once the session finished
         self.partial_line: str | None = None
-        self.final: dict[str, dict] = {}  # node id -> the trial's last record
+        self.final: dict[str, TrialRecord] = {}  # node id -> the trial's last record
         self.session: pytest.Session | None = None
-        self.export = None
         self.upload_stream = None  # LangSmith experiments: trials sent as they finish (export/experiments.py)
         self.stream_asked = False
         self.other_failures = 0  # failures of tests that are not trials: a gate never hides them
@@ -159,7 +157,7 @@ class _RecorderHooks:
         """The collected trials: progress counts them; the gate says what they can decide, before the first."""
         cases = list(cases)
         self.progress.expect((case.model.text, case.multiplier.label) for case in cases)
-        _write_lines(self.config, self.bench.plan_gate(cases))
+        _write_lines(self.config, self.bench.end.plan_gate(cases))
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         """Also runs after a usage error in collection (pytest calls it in a ``finally``)."""
@@ -178,7 +176,7 @@ class _RecorderHooks:
             self.bench.recorder.add(record)
             self._stream(record)
             if self.bench.recorder.storage_error:
-                _stop(self.session, f"harnessbench: {self.bench.recorder.storage_error}; stopping the session")
+                compat.stop_session(self.session, f"harnessbench: {self.bench.recorder.storage_error}; stopping the session")
             if report.outcome != "rerun":  # progress counts trials, not attempts
                 self.progress.add(record)
         elif report.failed:
@@ -190,32 +188,42 @@ class _RecorderHooks:
         with ``-v`` every result has its own line anyway."""
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
         if not self.bench.recorder.records or reporter is None or \
-                (self.config.option.verbose <= 0 and reporter._tw.width_of_current_line):
+                (self.config.option.verbose <= 0 and compat.line_started(reporter)):
             return  # no trial finished yet (a session of plain tests has none), or inside a row of letters
         if self.progress.due():  # asked only here: reports that came together must not use up the turn
             reporter.ensure_newline()
-            for line in self.progress.lines(reporter._tw.fullwidth):
+            for line in self.progress.lines(compat.terminal_width(reporter)):
                 reporter.write_line(line)
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         """With a gate, the exit status is the gate's: trial failures alone don't fail the run."""
         if not self.bench.recorder.records:
             return
-        interrupted = _stopped(session) or (self._interruption() if session.exitstatus == pytest.ExitCode.INTERRUPTED
+        interrupted = compat.stop_reason(session) or (self._interruption() if session.exitstatus == pytest.ExitCode.INTERRUPTED
                                             else None)
         self.partial_line = self.bench.partial_line(interrupted)
-        self.gate_lines = self.bench.run_gate()
-        self.calibration_lines = self.bench.run_calibration(verbose=self.config.option.verbose > 0)
-        self.report_line = self.bench.write_report()
-        session.exitstatus = self.bench.exit_status(session.exitstatus, self.other_failures)
-        self.export = self.bench.export(self.upload_stream)
+        self.end = self.bench.end.run(session.exitstatus, self.other_failures, verbose=self.config.option.verbose > 0,
+                                      summarize=self._summarize, stream=self.upload_stream)
+        session.exitstatus = self.end.exit_status
 
-    def _stream(self, record: dict) -> None:
+    def _stream(self, record: TrialRecord) -> None:
         if not self.stream_asked:  # at the first record: the run directory and its card exist by now
             self.stream_asked = True
-            self.upload_stream = self.bench.upload_stream()
+            self.upload_stream = self.bench.end.upload_stream()
         if self.upload_stream is not None:
             self.upload_stream.add(record)
+
+    def _summarize(self):
+        """The summary model, computed once for the terminal and the HTML report; hooks see it first."""
+        from .summary import summarize
+
+        bench = self.bench
+        summary = summarize(bench.recorder.latest(), models=[m.text for m in bench.config.models],
+                            multipliers=[m.label for m in bench.config.multipliers],
+                            superseded=bench.recorder.earlier_attempts(),
+                            calibration=bench.end.calibration or bench.config.report is not None)  # the report shows it
+        self.config.hook.pytest_harnessbench_summary(summary=summary, config=self.config)
+        return summary
 
     def _interruption(self) -> str:
         termination = self.config.stash.get(TERMINATION, None)
@@ -244,25 +252,27 @@ class _RecorderHooks:
     def _write_summary(self, terminalreporter) -> None:
         if not self.bench.recorder.records:
             return
+        from .endofrun import Outputs
+
+        end = self.end or Outputs()  # a session interrupted before its end: no gate, report or export
         from .report import render, trial_lines
 
-        bench, width, brief = self.bench, terminalreporter._tw.fullwidth, _brief(self.config)
-        listed = ("failed", "error", "infra") if brief else ("infra",)  # pytest lists the others with -v, --tb
+        bench, width, brief = self.bench, compat.terminal_width(terminalreporter), _brief(self.config)
+        listed = (FAILED, ERROR, INFRA) if brief else (INFRA,)  # pytest lists the others with -v, --tb
         trials = trial_lines(self.final, width, listed) if terminalreporter.hasopt("f") else []  # -rf, -ra, default
         terminalreporter.section("harnessbench · tracebacks: RUN_DIR/trials/, -v" if brief and trials else "harnessbench")
         if trials and not brief:
             terminalreporter.write_line("infra trials (the environment ended them, not the model):")
         for line in trials:
             terminalreporter.write_line(line)
-        for line in render(bench.recorder.latest(), models=[m.text for m in bench.config.models],
-                           multipliers=[m.label for m in bench.config.multipliers], run_dir=str(bench.run_dir),
-                           gate_lines=self.gate_lines or (), superseded=bench.recorder.earlier_attempts(),
+        summary = end.summary or self._summarize()  # interrupted before sessionfinish computed it
+        for line in render(summary, run_dir=str(bench.run.dir), gate_lines=end.gate_lines or (),
                            verbose=self.config.option.verbose > 0, width=width):
             terminalreporter.write_line(line)
-        for line in [*(self.calibration_lines or ()), *filter(None, [self.report_line, self.subset_line])]:
+        for line in [*(end.calibration_lines or ()), *filter(None, [end.report_line, self.subset_line])]:
             terminalreporter.write_line(line)
-        if self.export is not None:
-            terminalreporter.write_line(self.export.summary())
+        if end.export is not None:
+            terminalreporter.write_line(end.export.summary())
         for line in bench.backend.warnings():
             terminalreporter.write_line(line, red=True, bold=True)
         if self.partial_line:
@@ -298,25 +308,24 @@ class _XdistHooks:
             self.collected = True
             keys = list(filter(None, map(self.bench.key_of, ids)))
             self.recorder.expect(key.case for key in keys)
+            try:  # first: a mismatch is a usage error, which must leave no run directory behind
+                notes = self.bench.tasks.check_task_ids({key.task_id for key in keys})
+            except ConfigError:
+                return  # the workers found it too, and relay it as a usage error
             if keys:
                 try:  # before anything is scheduled; a UsageError here still tears the workers down
                     self.bench.own_run_dir()
                 except ConfigError as exc:
                     raise pytest.UsageError(str(exc)) from None
-            try:
-                _write_lines(self.recorder.config, self.bench.check_task_ids({key.task_id for key in keys}))
-            except ConfigError:
-                pass  # the workers found it too, and relay it as a usage error
+            _write_lines(self.recorder.config, notes)
 
     def pytest_configure_node(self, node) -> None:
-        node.workerinput[WORKER_INPUT] = self.bench.handover()
+        node.workerinput[WORKER_INPUT] = self.bench.run.handover()
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
-        text = str(report.longrepr)
-        if report.failed and WORKER_USAGE_ERROR in text:
-            message = text.split(WORKER_USAGE_ERROR, 1)[1].strip()
-            if message not in self.usage_errors:
-                self.usage_errors.append(message)
+        message = relayed(report)
+        if message is not None and message not in self.usage_errors:
+            self.usage_errors.append(message)
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
@@ -331,7 +340,7 @@ class _XdistHooks:
         """A worker died mid-trial: record it as infra/worker_crash (the report then reaches logreport)."""
         record = self.bench.crash_record(crashitem, str(getattr(report.node.gateway, "id", "?")), str(report.longrepr))
         if record is not None:
-            report.user_properties.append((USER_PROPERTY, record))
+            report.user_properties.append((USER_PROPERTY, record.to_dict()))
 
 
 def pytest_collect_file(file_path, parent: pytest.Collector):
@@ -339,7 +348,7 @@ def pytest_collect_file(file_path, parent: pytest.Collector):
     if file_path.name in ("task.toml", "instruction.md") and BENCH in parent.config.stash:
         from .harbor_items import collect
 
-        return collect(file_path, parent, parent.config.stash[BENCH], WORKER_USAGE_ERROR)
+        return collect(file_path, parent, parent.config.stash[BENCH], parent.config.stash[USAGE])
     return None
 
 
@@ -355,53 +364,58 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         return
     bench = metafunc.config.stash[BENCH]
     uses_trial = CASE_FIXTURE in metafunc.fixturenames
-    task = bench.task(metafunc.definition.nodeid, metafunc.function.__name__, dict(marker.kwargs),
-                      harbor_task=getattr(metafunc.function, "harbor_task", None), uses_trial=uses_trial)
-    if task is None and bench.worker is not None:
-        # xdist cannot relay a UsageError from a worker; a collection error it can (the controller's exit is 4).
-        pytest.fail(f"{WORKER_USAGE_ERROR}{bench.problems[-1]}", pytrace=False)
+    try:
+        task = bench.tasks.task(metafunc.definition.nodeid, metafunc.function.__name__, dict(marker.kwargs),
+                                harbor_task=getattr(metafunc.function, "harbor_task", None), uses_trial=uses_trial)
+    except ConfigError as exc:
+        metafunc.config.stash[USAGE].add(str(exc))
+        task = None
     if not uses_trial:
         return
-    cases = bench.cases if task is not None else []
+    cases = bench.tasks.cases if task is not None else []
     metafunc.parametrize(CASE_FIXTURE, cases, ids=[c.id for c in cases], indirect=True)
 
 
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
-    bench = config.stash[BENCH]
-    if bench.problems and bench.worker is not None:
+    bench, usage = config.stash[BENCH], config.stash[USAGE]
+    if usage.found and usage.on_worker:
         items[:] = []  # its collection error told the controller, which exits 4; a UsageError here crashes xdist
         return
-    if bench.problems:
-        raise pytest.UsageError("\n".join(bench.problems))
+    usage.raise_found()
     trials = [item for item in items if CASE_FIXTURE in getattr(item, "fixturenames", ())]
     for item in trials:  # a trial's identity, computed once
-        item.stash[KEY] = bench.key(item.nodeid, item.callspec.params[CASE_FIXTURE])
+        item.stash[KEY] = bench.tasks.key(item.nodeid, item.callspec.params[CASE_FIXTURE])
     if trials:
-        try:
+        try:  # the task ids first: check_backend creates the run directory, which a usage error must not leave
+            notes = bench.tasks.check_task_ids({item.stash[KEY].task_id for item in trials})
             bench.check_backend()
-            notes = bench.check_task_ids({item.stash[KEY].task_id for item in trials})
         except ConfigError as exc:
-            if bench.worker is None:
-                raise pytest.UsageError(str(exc)) from None
-            _relay_usage_error(session, str(exc))
+            usage.now(str(exc), session)
             items[:] = []
             return
         if bench.worker is None:  # under xdist the controller says it (_XdistHooks)
             _write_lines(config, notes)
         if not config.option.collectonly:  # LangChain's ~1 s import here, not inside the first trial's timing
             from .agents import harness  # noqa: F401
-    if bench.resume is not None:
-        finished = [item for item in trials if bench.skip(item.stash[KEY].trial_id)]
+
+            _freeze_heap()
+    if bench.run.resume is not None:
+        finished = [item for item in trials if bench.run.skip(item.stash[KEY].trial_id)]
         if finished:
             done = set(map(id, finished))
             items[:] = [item for item in items if id(item) not in done]
             config.hook.pytest_deselected(items=finished)
 
 
-def _relay_usage_error(session: pytest.Session, message: str) -> None:
-    """From an xdist worker: a usage error as the collection error the controller turns into exit 4."""
-    report = pytest.CollectReport(session.nodeid, "failed", f"{WORKER_USAGE_ERROR}{message}", [])
-    session.ihook.pytest_collectreport(report=report)
+def _freeze_heap() -> None:
+    """Before the first trial, move every object alive now (LangChain's modules, pytest's items: hundreds of
+    thousands, alive to the end anyway) out of the garbage collector's reach. Each full collection walked
+    them all again, a few times per 80 trials; with them frozen it walks only what the trials made
+    (benchmarks/bench_overhead.py)."""
+    import gc
+
+    gc.collect()  # what is garbage already is freed, not frozen
+    gc.freeze()
 
 
 def _write_lines(config: pytest.Config, lines) -> None:
@@ -453,13 +467,11 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
     bench = item.config.stash.get(BENCH, None)
     if bench is None or not bench.config.retry_infra or CASE_FIXTURE not in getattr(item, "fixturenames", ()):
         return None
-    from _pytest.runner import runtestprotocol  # what pytest-rerunfailures uses too: no public equivalent
-
     hook = item.ihook
     retry = True
     while retry:
         hook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
-        reports = runtestprotocol(item, nextitem=nextitem, log=False)
+        reports = compat.runtestprotocol(item, nextitem=nextitem, log=False)
         records = [(report, _record_of(report)) for report in reports]
         retry = not item.session.shouldstop and any(r is not None and bench.retry(r) for _, r in records)
         for report, record in records:
@@ -492,19 +504,20 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         return report
     exc = call.excinfo.value if call.excinfo is not None else None
     record = bench.finish_trial(current, exc, call.duration if call.when == "call" else 0.0,
-                                traceback=report.longreprtext if report.failed else None)
-    report.user_properties.append((USER_PROPERTY, record))
-    if report.passed and record["outcome"] != "passed":  # verified, but a metric the task gates on missed
+                                traceback=report.longreprtext if report.failed else None,
+                                announce=lambda final: item.ihook.pytest_harnessbench_trial_record(record=final))
+    report.user_properties.append((USER_PROPERTY, record.to_dict()))  # a dict: xdist sends it to the controller
+    if report.passed and record.outcome != PASSED:  # verified, but a metric the task gates on missed
         report.outcome = "failed"
-        report.longrepr = f"{record['outcome']}/{record['cause']}: {record['message']}"
+        report.longrepr = f"{record.outcome}/{record.cause}: {record.message}"
     if _is_fatal(exc):  # auth or model-not-found mid-run: stop cleanly, keep what finished
-        item.session.shouldstop = f"harnessbench: {record['model']}: {record['message']}; stopping the session"
+        item.session.shouldstop = f"harnessbench: {record.model}: {record.message}; stopping the session"
     elif call.when == "setup":
         item.session.shouldstop = bench.provisioned(record) or item.session.shouldstop
     if bench.recorder.storage_error:
         item.session.shouldstop = f"harnessbench: {bench.recorder.storage_error}; stopping the session"
-    if record["message"] and report.failed:
-        report.sections.append(("harnessbench", f"{record['outcome']}/{record['cause']}: {record['message']}"))
+    if record.message and report.failed:
+        report.sections.append(("harnessbench", f"{record.outcome}/{record.cause}: {record.message}"))
     return report
 
 
@@ -514,10 +527,11 @@ def _is_fatal(exc: BaseException | None) -> bool:
     return isinstance(exc, ProviderFatal)
 
 
-def _record_of(report: pytest.TestReport) -> dict | None:
+def _record_of(report: pytest.TestReport) -> TrialRecord | None:
+    """The trial's record a report carries (as a dict, which xdist can send), or None for other tests."""
     for name, value in getattr(report, "user_properties", ()):
         if name == USER_PROPERTY:
-            return value
+            return TrialRecord.from_dict(value)
     return None
 
 
@@ -527,10 +541,10 @@ def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config):
         return None
     if report.outcome == "rerun":
         return "rerun", "R", ("RERUN", {"yellow": True})
-    if record["outcome"] == "infra":
-        return "infra", "I", ("INFRA", {"yellow": True})
-    if record["outcome"] == "error":
-        return "error", "E", ("ERROR", {"red": True})
+    if record.outcome == INFRA:
+        return INFRA, "I", ("INFRA", {"yellow": True})  # a category of its own in pytest's last line
+    if record.outcome == ERROR:
+        return ERROR, "E", ("ERROR", {"red": True})
     return None
 
 

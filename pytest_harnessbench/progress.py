@@ -8,7 +8,12 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
+
+from .outcomes import INFRA
+
+if TYPE_CHECKING:
+    from .records import TrialRecord
 
 
 class Progress:
@@ -24,10 +29,10 @@ class Progress:
         """Set the expected trials, once per collection (xdist: every worker collects the same)."""
         self.total = Counter(cells)
 
-    def add(self, record: dict) -> None:
-        cell = (record["model"], record["multiplier"])
+    def add(self, record: TrialRecord) -> None:
+        cell = (record.model, record.multiplier)
         self.done[cell] += 1
-        self.infra[cell] += record["outcome"] == "infra"
+        self.infra[cell] += record.outcome == INFRA
 
     def due(self) -> bool:
         """Time for a progress line (and resets the timer when it is)."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from .records import TrialRecord
 from .redact import Redactor
 from .store import RunStore, latest
 
@@ -20,34 +21,41 @@ class Recorder:
     """The run directory's writer for one session; ``make_card(finished_at)`` builds the harness card."""
 
     def __init__(self, run_dir: Path, redactor: Redactor, make_card: Callable[[str | None], dict],
-                 previous: list[dict] | None = None, store: RunStore | None = None):
+                 previous: list[TrialRecord] | None = None, store: RunStore | None = None):
         self.run_dir = Path(run_dir)
         self.store = store or RunStore(run_dir)
         self.redactor = redactor
-        self.records: list[dict] = list(previous or [])  # every attempt, as in results.jsonl
+        self.records: list[TrialRecord] = list(previous or [])  # every attempt, as in results.jsonl
         self.storage_error: str | None = None
         self._make_card = make_card
         self._card_written = False
 
-    def latest(self) -> list[dict]:
+    def latest(self) -> list[TrialRecord]:
         """One record per trial: its last attempt (earlier attempts stay in results.jsonl)."""
         return latest(self.records)
 
-    def earlier_attempts(self) -> list[dict]:
+    def earlier_attempts(self) -> list[TrialRecord]:
         """Records that a later attempt of the same trial superseded (retries, resumed infra trials)."""
         last = {id(r) for r in self.latest()}
         return [r for r in self.records if id(r) not in last]
 
-    def add(self, record: dict) -> None:
+    def redacted(self, record: TrialRecord) -> TrialRecord:
+        """The record with every secret in its text replaced (the same object when there is none to hide)."""
+        if not self.redactor:
+            return record
+        return TrialRecord.from_dict(self.redactor.redact(record.to_dict()))
+
+    def add(self, record: TrialRecord) -> None:
         """Keep the record, redacted, and append it to results.jsonl (the card is written before the first)."""
-        record = self.redactor.redact(record)
+        record = self.redacted(record)
         self.records.append(record)
         if not self._card_written:
             self.write_card()
         self._write(self.store.append, record)
 
-    def save_trajectory(self, record: dict, document: dict) -> None:
-        self._write(self.store.write_trajectory, record, self.redactor.redact(document))
+    def save_trajectory(self, record: TrialRecord, document: dict) -> None:
+        """The trial's file: ``document`` with the record, both redacted."""
+        self._write(self.store.write_trajectory, self.redacted(record), self.redactor.redact(document))
 
     def write_json(self, name: str, document: dict) -> None:
         self._write(self.store.write_json, name, document)

@@ -2,7 +2,7 @@
 
 A task declares a :class:`Spec`. For a multiplier *m* every scaled resource
 gets a **guarantee** equal to the spec and a **limit** (the kill threshold)
-equal to spec × m; ``uncapped`` means no limit at all (DESIGN.md §2).
+equal to spec × m; ``uncapped`` means no limit at all (docs/design.md §Resources).
 """
 
 from __future__ import annotations
@@ -174,7 +174,7 @@ class Allocation:
     guarantee: Resources
     limit: Resources
     timeout_s: float | None
-    verify_timeout_s: float = DEFAULT_VERIFY_TIMEOUT_S
+    verify_timeout_s: float | None = DEFAULT_VERIFY_TIMEOUT_S  # None: uncapped with time scaled
 
     @classmethod
     def of(cls, spec: Spec, multiplier: Multiplier, scale: frozenset[str] = DEFAULT_SCALE) -> Allocation:

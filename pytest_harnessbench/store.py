@@ -12,6 +12,8 @@ import json
 import os
 from pathlib import Path
 
+from .records import TrialRecord
+
 RESULTS = "results.jsonl"
 CARD = "harness.json"
 TRIALS = "trials"
@@ -81,17 +83,18 @@ class RunStore:
         self.path.mkdir(parents=True, exist_ok=True)
         _dump(self.path / name, data)
 
-    def append(self, record: dict) -> None:
+    def append(self, record: TrialRecord) -> None:
         if self._results is None:
             self.path.mkdir(parents=True, exist_ok=True)
             self._results = open(self.path / RESULTS, "a", encoding="utf-8")
-        self._results.write(json.dumps(record, sort_keys=True) + "\n")
+        self._results.write(json.dumps(record.to_dict(), sort_keys=True) + "\n")
         self._results.flush()
 
-    def write_trajectory(self, record: dict, data: dict) -> Path:
+    def write_trajectory(self, record: TrialRecord, data: dict) -> Path:
+        """The trial's document (trajectories, traceback), with the record as a dict under ``record``."""
         target = trajectory_path(self.path, record)
         target.parent.mkdir(parents=True, exist_ok=True)
-        _dump(target, data)
+        _dump(target, {**data, "record": record.to_dict()})
         return target
 
     def close(self) -> None:
@@ -115,13 +118,13 @@ def _holder(fd: int, attempts: int = 20) -> str:
     return "its pid and host not yet written"
 
 
-def trajectory_key(record: dict) -> str:
+def trajectory_key(record: TrialRecord) -> str:
     """``TRIAL_ID`` for a first attempt, ``TRIAL_ID~N`` for attempt N (a retry): no attempt overwrites another."""
-    attempt = record.get("attempts") if isinstance(record.get("attempts"), int) else 1
-    return record["trial_id"] if attempt <= 1 else f"{record['trial_id']}~{attempt}"
+    attempt = record.attempts if isinstance(record.attempts, int) else 1
+    return record.trial_id if attempt <= 1 else f"{record.trial_id}~{attempt}"
 
 
-def trajectory_path(run_dir: Path, record: dict) -> Path:
+def trajectory_path(run_dir: Path, record: TrialRecord) -> Path:
     return Path(run_dir) / TRIALS / f"{trajectory_key(record)}.json"
 
 
@@ -144,11 +147,11 @@ class RunDir:
         """Results, or at least trajectories (the recording process died before its first record)."""
         return self.has_results or (self.path / TRIALS).is_dir()
 
-    def records(self) -> list[dict]:
+    def records(self) -> list[TrialRecord]:
         """Every attempt's record, in order; none when there is no results.jsonl."""
         return load_records(self.path) if self.has_results else []
 
-    def latest(self) -> list[dict]:
+    def latest(self) -> list[TrialRecord]:
         """One record per trial, its last attempt."""
         return latest(self.records())
 
@@ -158,7 +161,7 @@ class RunDir:
         ``spell`` shows how to name one (e.g. ``replay:RUN_DIR::MODEL``). Raises
         ValueError if the run has no records of ``named``, or several models and none named.
         """
-        models = sorted({r["model"] for r in self.latest()})
+        models = sorted({r.model for r in self.latest()})
         if named and named not in models:
             raise ValueError(f"{self.path} has no records of {named!r} (it has: {', '.join(models) or 'none'})")
         if not named and len(models) > 1:
@@ -172,7 +175,7 @@ class RunDir:
         """A JSON document beside the results (``harness.json``, ``gate.json``, ``calibration.json``), or None."""
         return RunStore(self.path).read_json(name)
 
-    def trajectory(self, record: dict) -> dict:
+    def trajectory(self, record: TrialRecord) -> dict:
         """The trajectory document of one attempt (raises OSError/ValueError if it is missing or torn)."""
         return json.loads(trajectory_path(self.path, record).read_text())
 
@@ -188,22 +191,36 @@ class RunDir:
                 documents[path.stem] = document
         return documents
 
+    def trajectory_records(self, documents: dict[str, dict] | None = None) -> dict[str, TrialRecord]:
+        """The record in each trial file (``trajectory_documents``), by file key: a trial whose line never reached
+        results.jsonl (the recording process died) still has one. A file key stands in for a missing trial id;
+        a record this version cannot read is left out."""
+        records = {}
+        for key, document in (self.trajectory_documents() if documents is None else documents).items():
+            try:
+                records[key] = TrialRecord.from_dict({"trial_id": key, **document["record"]})
+            except (TypeError, ValueError):
+                continue
+        return records
+
     def __str__(self) -> str:
         return str(self.path)
 
 
-def latest(records: list[dict]) -> list[dict]:
+def latest(records: list[TrialRecord]) -> list[TrialRecord]:
     """One record per trial, its last attempt (a resumed run keeps every attempt in results.jsonl)."""
-    return list({r["trial_id"]: r for r in records}.values())
+    return list({r.trial_id: r for r in records}.values())
 
 
-def load_records(run_dir: Path) -> list[dict]:
-    """Records of a run directory; a torn last line (crash mid-write) is skipped."""
+def load_records(run_dir: Path) -> list[TrialRecord]:
+    """Records of a run directory; a torn last line (crash mid-write), or one that is no record, is skipped."""
     records = []
     with open(Path(run_dir) / RESULTS, encoding="utf-8") as f:
         for line in f:
             try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:
+                data = json.loads(line)
+                if isinstance(data, dict) and data.get("trial_id"):
+                    records.append(TrialRecord.from_dict(data))
+            except (json.JSONDecodeError, TypeError, ValueError):
                 continue
     return records

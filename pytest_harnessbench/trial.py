@@ -19,14 +19,17 @@ from datetime import datetime, timezone
 
 from . import harbor, metrics
 from .admission import Admission, Capacity, check_fits
-from .agents.providers import ModelRef, oracle_commands
+from .agents.providers import oracle_commands
 from .agents.trajectory import Trajectory, Usage
 from .deadline import BoundedSandbox, TrialClock
+from .errors import SandboxError
+from .evidence import Evidence
+from .models import ModelRef
 from .outcomes import classify, thrashed, timeout_phase
 from .records import Timing, TrialRecord
 from .resources import Allocation, Multiplier, Spec, SpecError
+from .sandbox.base import Backend, Sandbox
 from .stats import METRIC_OUTCOMES
-from .sandbox.base import Backend, Evidence, Sandbox, SandboxError
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._@#=+-]+")
 _DROPPED = re.compile(r"(?:[^\w]|[\x00-\x7f])+")  # within an unsafe run: all but non-ASCII letters and digits

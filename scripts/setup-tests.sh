@@ -5,7 +5,7 @@
 #
 # 1. the package with its test extra (the real OpenAI client the provider tests drive);
 # 2. bubblewrap (provider models' commands run isolated on the local backend);
-# 3. user-mode-linux (tests/test_cgroup_v2_guest.py boots a cgroup v2 guest on a v1 host);
+# 3. user-mode-linux (tests/test_cgroup_v2_guest.py boots a cgroup v2 guest on a v1 host; scripts/install-uml.sh);
 # 4. a Docker engine and the offline base image (.ci/docker-setup.sh).
 # Idempotent: each step is skipped when already done. Exits non-zero with a one-line reason.
 set -euo pipefail
@@ -27,12 +27,9 @@ if ! command -v bwrap >/dev/null; then
     { apt-get update -qq && apt-get install -y -qq bubblewrap >/dev/null; } || die "apt-get install bubblewrap failed"
 fi
 
-if ! command -v linux.uml >/dev/null; then
-    [ "$(id -u)" = 0 ] || die "user-mode-linux is missing: install it (apt-get install user-mode-linux) or run this as root"
-    say "installing user-mode-linux"
-    export DEBIAN_FRONTEND=noninteractive
-    { apt-get update -qq && apt-get install -y -qq user-mode-linux >/dev/null; } || die "apt-get install user-mode-linux failed"
-fi
+[ "$(id -u)" = 0 ] || command -v linux.uml >/dev/null \
+    || die "user-mode-linux is missing: install it (apt-get install user-mode-linux) or run this as root"
+[ "$(id -u)" != 0 ] || bash scripts/install-uml.sh  # Debian's, or one that boots on this host kernel
 
 bash .ci/docker-setup.sh
 

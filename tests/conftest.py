@@ -6,6 +6,7 @@ derives all its host state from ``TMPDIR`` (see ``pytest_harnessbench/paths.py``
 so a fresh ``TMPDIR`` is a fresh machine as far as the plugin can tell.
 """
 
+import importlib.util
 import os
 import shutil
 import sys
@@ -13,6 +14,9 @@ import tempfile
 from pathlib import Path
 
 import pytest
+
+from support import inprocess
+from support.lanes import LANES, Guard, lanes_of
 
 
 # Whether this suite runs under CI, read once: every test's pytest runs see no CI variable (the gate's default
@@ -41,12 +45,17 @@ def sort_numbers_task(pytester):
     """The example suite's sort task copied into the pytester directory; returns its module (LEAN, HEAVY...)."""
     for name in ("_tasks.py", "conftest.py", "test_sort_numbers.py"):
         shutil.copy(EXAMPLE_SUITE / name, pytester.path / name)
+    # Under a name of its own: a run in this process (tests/support/inprocess.py) imports the copy as
+    # test_sort_numbers, which must not find this one in sys.modules (pytest's "import file mismatch").
+    spec = importlib.util.spec_from_file_location("example_suite_sort_numbers", EXAMPLE_SUITE / "test_sort_numbers.py")
+    module = importlib.util.module_from_spec(spec)
     sys.path.insert(0, str(EXAMPLE_SUITE))
     try:
-        import test_sort_numbers
+        spec.loader.exec_module(module)
     finally:
         sys.path.remove(str(EXAMPLE_SUITE))
-    return test_sort_numbers
+        sys.modules.pop("_tasks", None)  # the copy's own _tasks is imported by the run
+    return module
 
 
 def _strict() -> bool:
@@ -59,6 +68,32 @@ def _strict() -> bool:
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "may_skip(reason): this test may skip under CI, for the reason given")
+    inprocess.keep_library_modules()  # bake-offs in this process share one copy of each library
+    for lane, what in LANES.items():
+        config.addinivalue_line("markers", f"{lane}: a slow lane, left out of the fast lane: the test {what}")
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects: the lanes given here count
+def pytest_collection_modifyitems(items):
+    """Each test gets the lanes its fixtures and parameters put it in (tests/support/lanes.py); the guest's
+    test goes first, so that under xdist its ~2 minutes start at once instead of ending the run."""
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        for lane in sorted(lanes_of(item.fixturenames, params)):
+            if item.get_closest_marker(lane) is None:
+                item.add_marker(lane)
+    items.sort(key=lambda item: item.get_closest_marker("guest") is None)  # stable: the rest keep their order
+
+
+@pytest.fixture(autouse=True)
+def lane_guard(request, monkeypatch):
+    """Fails a test that enters a slow lane without its marker (what it did, and the marker to add)."""
+    guard = Guard({lane for lane in LANES if request.node.get_closest_marker(lane) is not None})
+    guard.install(monkeypatch)
+    yield
+    complaint = guard.complaint(request.node.nodeid)
+    if complaint:
+        pytest.fail(complaint, pytrace=False)
 
 
 def _fail_skip(report, what: str) -> None:

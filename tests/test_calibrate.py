@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from pytest_harnessbench.calibrate import calibrate, lines, recommend
+from pytest_harnessbench.records import TrialRecord
 
 MIB = 1024**2
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
@@ -13,10 +14,11 @@ README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
 
 def record(task, mult, outcome, peak_mib=None, spec_mib=64, sample=1, cause=None, model="oracle:heavy"):
     killed = outcome == "infra" and cause == "oom"
-    return {"task_id": f"example_suite/{task}.py::{task}", "model": model, "multiplier": mult, "sample": sample,
-            "outcome": outcome, "cause": cause, "trial_id": f"{task}-{mult}-{sample}",
-            "allocation": {"guarantee": {"memory_bytes": spec_mib * MIB}},
-            "resources": {"peak_memory_bytes": int((peak_mib or 0) * MIB), "oom_kills": int(killed)}}
+    return TrialRecord.from_dict({
+        "task_id": f"example_suite/{task}.py::{task}", "model": model, "multiplier": mult, "sample": sample,
+        "outcome": outcome, "cause": cause, "trial_id": f"{task}-{mult}-{sample}",
+        "allocation": {"guarantee": {"memory_bytes": spec_mib * MIB}},
+        "resources": {"peak_memory_bytes": int((peak_mib or 0) * MIB), "oom_kills": int(killed)}})
 
 
 def readme_peaks() -> dict[str, tuple[float, float, float, float]]:
@@ -67,7 +69,7 @@ def test_no_infra_at_1x_recommends_1x():
 
 
 def test_two_samples_cannot_decide_and_say_how_many_are_needed():
-    records = [r for r in example_sweep() if r["task_id"].endswith("test_sort_numbers") and r["sample"] <= 2]
+    records = [r for r in example_sweep() if r.task_id.endswith("test_sort_numbers") and r.sample <= 2]
     rec = recommend(records, "oracle:heavy")
     assert rec.multiplier is None and rec.status == "cannot_decide"
     assert rec.samples_needed and rec.samples_needed > 2

@@ -1,9 +1,9 @@
 """cgroup v2 for real (issue 18), on a host that is cgroup v1 only.
 
-Boots a User-Mode Linux guest (Debian's ``user-mode-linux``, kernel 6.1, cgroup
+Boots a User-Mode Linux guest (scripts/install-uml.sh: Debian's ``user-mode-linux``, cgroup
 v2 with the cpu, io, memory and pids controllers) whose root filesystem is the
 host's own ``/``, and runs this checkout's local-backend cgroup tests inside it
-(tests/uml/guest.sh): as root, and as uid 1000 in a subtree delegated the way
+(tests/support/uml/guest.sh): as root, and as uid 1000 in a subtree delegated the way
 ``systemd-run --user --scope -p Delegate=yes`` delegates one. The guest writes
 JUnit XML and the groups left behind to a host directory; this test reads them.
 
@@ -50,6 +50,7 @@ MUST_PASS_IN = {"root": MUST_PASS | {f"{BAKE_OFF}[0]"}, "user": MUST_PASS | {f"{
 MAY_SKIP = {"root": {f"{LEAF}[itself]"}, "user": set()}  # root's groups go elsewhere unless told
 
 pytestmark = [
+    pytest.mark.guest,
     pytest.mark.skipif(UML is None, reason="user-mode-linux is not installed (scripts/setup-tests.sh installs it)"),
     pytest.mark.skipif(os.geteuid() != 0, reason="the guest writes to the host's / with this user's rights: root"),
 ]
@@ -68,8 +69,8 @@ def _exposed(paths: list[Path]) -> list[str]:
 
 def _boot(out: Path) -> float:
     """Run the guest to its end; returns its wall time. It calls setsid(), so signals go to its pid."""
-    argv = [UML, "mem=2G", "rootfstype=hostfs", "rootflags=/", "rw", f"init={REPO}/tests/uml/init.sh",
-            f"hb_script={REPO}/tests/uml/guest.sh", f"hb_out={out}", "con=null", "con0=fd:0,fd:1"]
+    argv = [UML, "mem=2G", "rootfstype=hostfs", "rootflags=/", "rw", f"init={REPO}/tests/support/uml/init.sh",
+            f"hb_script={REPO}/tests/support/uml/guest.sh", f"hb_out={out}", "con=null", "con0=fd:0,fd:1"]
     assert not any(" " in arg for arg in argv), "the guest's command line splits on spaces"
     start = time.monotonic()
     with open(out / "console.txt", "wb") as console:

@@ -11,7 +11,7 @@ def test_defaults():
     cfg = make()
     assert [m.text for m in cfg.models] == ["oracle"]
     assert [m.label for m in cfg.multipliers] == ["1x"]
-    assert (cfg.samples, cfg.backend, cfg.oom_as, cfg.enforcement) == (1, "local", "infra", "cgroup")
+    assert (cfg.samples, cfg.backend, cfg.oom_as, cfg.backend_options.enforcement) == (1, "local", "infra", "cgroup")
     assert cfg.scale == {"cpu", "memory"}
 
 
@@ -34,9 +34,6 @@ def test_full_matrix():
     ("models", "oracle:", "oracle variant is empty"),
     ("models", "nop,nop", "'nop' repeats"),
     ("backend", "podman", "'podman' is not one of: local, docker, kubernetes"),
-    ("k8s_namespace", "Bench_NS", "not a namespace name"),
-    ("k8s_schedule_timeout", "0", "must be ≥ 0.1"),
-    ("k8s_max_pods", "-1", "must be ≥ 0"),
     ("samples", "0", "must be ≥ 1"),
     ("samples", "two", "not a whole number"),
     ("scale", "cpu,disk", "'disk' is not one of"),
@@ -50,6 +47,19 @@ def test_bad_values_name_the_value_and_what_is_accepted(name, value, match):
         make(**{name: value})
 
 
+@pytest.mark.parametrize("name, value, match", [
+    ("k8s_namespace", "Bench_NS", "not a namespace name"),
+    ("k8s_schedule_timeout", "0", "must be ≥ 0.1"),
+    ("k8s_max_pods", "-1", "must be ≥ 0"),
+])
+def test_a_backend_parses_its_own_options(name, value, match):
+    with pytest.raises(ConfigError, match=match):
+        make(backend="kubernetes", **{name: value})
+    make(**{name: value})  # another backend's options are not read: only the chosen backend's
+    options = make(backend="kubernetes", k8s_namespace="bench", k8s_max_pods="3").backend_options
+    assert (options.namespace, options.max_pods, options.schedule_timeout_s) == ("bench", 3, 300.0)
+
+
 def test_every_option_has_an_ini_key_and_flag():
     assert all(opt.ini.startswith("hb_") for opt in OPTIONS)
     assert {opt.flag for opt in OPTIONS} >= {"--models", "--multipliers", "--samples", "--hb-backend",
@@ -58,13 +68,16 @@ def test_every_option_has_an_ini_key_and_flag():
 
 
 def test_backends_come_from_one_registry_and_implement_the_whole_contract():
-    from pytest_harnessbench.config import OPTIONS
-    from pytest_harnessbench.sandbox import BACKENDS, backend_class
+    from pytest_harnessbench.config import declared_options
+    from pytest_harnessbench.sandbox import registry
     from pytest_harnessbench.sandbox.base import Backend
 
-    backend_help = next(opt.help for opt in OPTIONS if opt.name == "backend")
-    for name in BACKENDS:
-        cls = backend_class(name)
+    declared = declared_options()
+    backend_help = next(opt.help for opt in declared if opt.name == "backend")
+    assert registry.names()[:3] == ("local", "docker", "kubernetes")
+    for name in registry.names():
+        cls = registry.load(name)
         assert issubclass(cls, Backend) and cls.name == name and name in backend_help
+        assert all(opt in declared for opt in cls.options)
         for method in ("check", "provision", "describe", "reap"):
             assert getattr(cls, method) is not getattr(Backend, method), f"{name} lacks {method}"

@@ -6,6 +6,8 @@ import time
 
 import pytest
 
+from support import inprocess
+
 from pytest_harnessbench import deadline
 from pytest_harnessbench.deadline import BoundedSandbox, TrialClock
 from pytest_harnessbench.outcomes import TrialTimeout
@@ -38,6 +40,21 @@ def test_the_verify_budget_counts_the_body_outside_the_agent_only():
         ticks.t += 9
         assert clock.remaining() == 0
         assert clock.expired().phase == "verify" and "verify_timeout = 10 s" in str(clock.expired())
+
+
+def test_time_scaled_uncapped_has_no_verify_limit():
+    """``--hb-scale ...,time`` with ``uncapped``: the verify phase has no budget (it raised TypeError)."""
+    allocation = Allocation.of(Spec.from_marker(timeout=30), Multiplier.parse("uncapped"),
+                               frozenset({"cpu", "memory", "time"}))
+    assert allocation.verify_timeout_s is None
+    ticks = Ticks()
+    clock = TrialClock(allocation.verify_timeout_s, now=ticks)
+    with clock.watching():
+        ticks.t += 10_000
+        assert clock.remaining() is None
+        with clock.agent_phase(allocation.timeout_s):
+            assert clock.remaining() is None
+        assert clock.remaining() is None
 
 
 @pytest.fixture
@@ -130,8 +147,7 @@ def test_a_stuck_verifier_is_a_timeout_and_the_session_goes_on(pytester):
     import json
 
     pytester.makepyfile(test_stuck=STUCK)
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--hb-out", "run", "--models", "oracle",
-                                           timeout=120)
+    result = inprocess.run(pytester, "-p", "no:cacheprovider", "--hb-out", "run", "--models", "oracle")
     result.assert_outcomes(passed=1, failed=2)
     records = {json.loads(line)["task_id"].rsplit("::", 1)[1]: json.loads(line)
                for line in (pytester.path / "run" / "results.jsonl").read_text().splitlines()}

@@ -26,8 +26,8 @@ from pytest_harnessbench.sandbox.base import (
     SandboxStartError,
 )
 from pytest_harnessbench.sandbox.docker import CAP_ADD, LABEL_RUN, LABEL_TRIAL, DockerBackend
-from docker_probe import unavailable
-from workloads import thrash
+from support.docker_probe import unavailable
+from support.workloads import thrash
 
 MiB = 1024**2
 HOG = "python3 -c \"x = b'x' * (200 * 1024 * 1024)\""  # touches every page of 200 MiB
@@ -35,6 +35,8 @@ IN_CI = os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
 
 
 
+
+pytestmark = pytest.mark.docker
 
 _REASON = unavailable()
 if _REASON and not IN_CI:
@@ -405,6 +407,7 @@ def test_without_host_cgroup_access_kill_from_inside_and_say_evidence_is_weaker(
 # ---------------------------------------------------------------- through the plugin
 
 
+@pytest.mark.e2e
 def test_example_task_on_docker_shows_oom_at_1x_and_recovers_uncapped(pytester, tmp_path):
     """The example suite runs unchanged with --hb-backend docker (one task, to keep the suite fast)."""
     import json
@@ -433,6 +436,7 @@ def test_example_task_on_docker_shows_oom_at_1x_and_recovers_uncapped(pytester, 
     assert card["backend"]["engine_version"] and card["backend"]["storage_driver"]
 
 
+@pytest.mark.e2e
 def test_hb_reap_removes_a_dead_sessions_container(pytester, api):
     import subprocess
     import sys

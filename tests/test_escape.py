@@ -17,6 +17,7 @@ import os
 import secrets
 import shutil
 import socket
+import stat
 import subprocess
 import tempfile
 import threading
@@ -26,8 +27,9 @@ from pathlib import Path
 
 import pytest
 
-from docker_probe import unavailable
+from support.docker_probe import unavailable
 
+from pytest_harnessbench.paths import state_root
 from pytest_harnessbench.resources import Allocation, Multiplier, Spec
 from pytest_harnessbench.sandbox import confine
 from pytest_harnessbench.sandbox.local import LocalBackend
@@ -214,6 +216,37 @@ def test_a_fork_bomb_is_contained(box):
     assert after.stdout.strip() == "alive", after
 
 
+def test_leaves_no_root_or_setuid_root_file_on_the_host():
+    """What a command makes in its work directory is never host root's, setuid or not (checked with lstat).
+
+    Under a root session bubblewrap started as root would map uid 1000 inside onto host root: ``chmod u+s`` on
+    a copy of a shell would leave a setuid-root binary. The work directory sits below the private state root.
+    Local backend only: a docker trial's files live in the container's own filesystem.
+    """
+    backend = _backend("local")
+    box = backend.provision(Allocation.of(Spec.from_marker(memory="64Mi"), Multiplier.parse("1")), "setuid")
+    try:
+        result = box.exec("cp /bin/sh sh-copy; chmod u+s,g+s sh-copy; touch f; chown 0:0 f; chmod 6777 f; "
+                          "mkdir d; chmod 7777 d; cp /bin/sh d/sh2; chmod 4755 d/sh2; chmod 0777 .; id -u", timeout=30)
+        made = []
+        for where, dirs, files in os.walk(box.workdir):
+            made += [Path(where, name) for name in dirs + files]
+        owners = {path.name: os.lstat(path).st_uid for path in made}
+        setuid = {path.name for path in made if os.lstat(path).st_mode & stat.S_ISUID}
+        root = state_root()
+        root_mode = stat.S_IMODE(os.lstat(root).st_mode)
+        inside_root = root in box.workdir.parents
+    finally:
+        box.close()
+        backend.close()
+    assert result.stdout.split()[-1] == "1000", result
+    assert "sh-copy" in setuid and "sh2" in setuid, (result, setuid)  # the attempts themselves worked ...
+    assert all(uid != 0 for uid in owners.values()), owners  # ... on files that are not root's
+    if os.geteuid() == 0:
+        assert set(owners.values()) == {confine.ROOT_SESSION_UID}, owners
+    assert inside_root and root_mode == 0o700, (root, oct(root_mode))
+
+
 # --- the file tools, which run in the controller's process (local backend) ---------------------------------
 
 
@@ -316,6 +349,8 @@ def _expose(paths: list[Path]) -> str:
     return "\n".join(lines)
 
 
+@pytest.mark.e2e  # a pytest of uid 1000, started through a shell script
+@pytest.mark.docker
 @pytest.mark.skipif(os.geteuid() != 0, reason="switching to a normal user needs root")
 def test_the_suite_holds_as_a_normal_user():
     """The local and docker cases again as uid 1000 (in the docker group), from a pytest of that user.

@@ -22,17 +22,19 @@ from pytest_harnessbench.gate import (
     parse_margins,
     verdicts_to_json,
 )
+from pytest_harnessbench.records import TrialRecord
 from pytest_harnessbench.stats import minimum_detectable_difference, paired_comparison
 
 PASS_RATE = Margin("pass_rate", 3.0)
 INFRA_RATE = Margin("infra_rate", 2.0)
 
 
-def rec(task: str, outcome: str, model: str, sample: int = 1) -> dict:
-    return {"task_id": task, "model": model, "multiplier": "1x", "sample": sample, "outcome": outcome, "cause": None}
+def rec(task: str, outcome: str, model: str, sample: int = 1) -> TrialRecord:
+    return TrialRecord.from_dict({"task_id": task, "model": model, "multiplier": "1x", "sample": sample,
+                                  "outcome": outcome, "cause": None})
 
 
-def model_records(model: str, outcomes_by_task: dict[str, list[str]]) -> list[dict]:
+def model_records(model: str, outcomes_by_task: dict[str, list[str]]) -> list[TrialRecord]:
     return [rec(t, o, model, i + 1) for t, outcomes in outcomes_by_task.items() for i, o in enumerate(outcomes)]
 
 
@@ -110,8 +112,8 @@ def test_classify(low, high, margin, status):
 # ---------------------------------------------------------------- decide
 
 
-def metric_records(model: str, steps_by_task: dict[str, list[float]]) -> list[dict]:
-    return [dict(rec(t, "passed", model, i + 1), metrics={"steps": v})
+def metric_records(model: str, steps_by_task: dict[str, list[float]]) -> list[TrialRecord]:
+    return [rec(t, "passed", model, i + 1).replace(metrics={"steps": v})
             for t, values in steps_by_task.items() for i, v in enumerate(values)]
 
 
@@ -130,7 +132,7 @@ def test_decide_on_a_metric_pairs_tasks_in_the_metrics_units():
 
 def test_a_metric_no_trial_recorded_is_not_compared_and_blocks():
     base = metric_records("base", {"t1": [3], "t2": [4]})
-    cand = [dict(r, model="cand", metrics={}) for r in base]
+    cand = [r.replace(model="cand", metrics={}) for r in base]
     verdict = decide(base, cand, Margin("trajectory_match", 0.0, absolute=True))
     assert verdict.status == "inconclusive" and verdict.blocks
     assert "candidate has no passed or failed trial with metric trajectory_match" in verdict.message
@@ -204,7 +206,7 @@ def test_decide_infra_rate_is_lower_is_better():
 
 def test_a_side_without_a_valid_trial_is_named_blocks_and_shows_the_other_side_rate():
     passed = model_records("base", {f"t{i}": ["passed"] for i in range(6)})
-    oom = [dict(r, model="cand", outcome="infra", cause="oom") for r in passed]
+    oom = [r.replace(model="cand", outcome="infra", cause="oom") for r in passed]
     verdict = decide(passed, oom, PASS_RATE)
     assert verdict.status == "inconclusive" and verdict.blocks and not verdict.strict
     assert verdict.tasks == 0
@@ -213,10 +215,10 @@ def test_a_side_without_a_valid_trial_is_named_blocks_and_shows_the_other_side_r
     data = verdicts_to_json([verdict])
     assert data["blocks"] is True and data["status"] == "inconclusive"
     assert (data["verdicts"][0]["baseline"], data["verdicts"][0]["candidate"]) == (1.0, None)
-    mirrored = decide([dict(r, model="base") for r in oom], [dict(r, model="cand") for r in passed], PASS_RATE)
+    mirrored = decide([r.replace(model="base") for r in oom], [r.replace(model="cand") for r in passed], PASS_RATE)
     assert mirrored.blocks and "baseline has no valid trial (6/6 infra)" in mirrored.message
     assert "candidate 100.0% (6/6)" in mirrored.message
-    elsewhere = decide(passed, [dict(r, model="cand", task_id=f"other-{r['task_id']}") for r in passed], PASS_RATE)
+    elsewhere = decide(passed, [r.replace(model="cand", task_id=f"other-{r.task_id}") for r in passed], PASS_RATE)
     assert elsewhere.blocks and elsewhere.tasks == 0
     assert "no task has valid trials on both sides: candidate 100.0% (6/6), baseline 100.0% (6/6)" in elsewhere.message
 
@@ -225,7 +227,7 @@ def test_the_default_margin_gates_on_score_so_an_all_infra_candidate_fails():
     default = next(option.default for option in OPTIONS if option.name == "gate_margin")
     assert parse_margins(default) == [Margin("score", 3.0)]
     passed = model_records("base", {f"t{i}": ["passed"] for i in range(6)})
-    oom = [dict(r, model="cand", outcome="infra", cause="oom") for r in passed]
+    oom = [r.replace(model="cand", outcome="infra", cause="oom") for r in passed]
     verdict = decide(passed, oom, parse_margins(default)[0])
     assert verdict.status == "fail" and verdict.blocks
     assert "0.0% vs 100.0%" in verdict.message
@@ -337,3 +339,19 @@ def test_the_plan_names_the_regression_the_gate_fails_four_times_in_five():
     assert 0.72 <= statuses["fail"] / 300 <= 0.88
     smaller = plan(MARGIN, 89, 3)
     assert smaller.detectable < figure.detectable and "89 tasks × 3 samples" in smaller.line
+
+
+def test_the_plan_names_the_smallest_number_of_tasks_that_suffices():
+    """Review finding: the search stepped by 10%, so 'N tasks would' could overstate N by up to a tenth."""
+    from benchmarks.gate_power import MARGIN
+    from pytest_harnessbench.gate import _detectable, plan
+
+    for samples in (1, 3, 5):
+        figure = plan(MARGIN, 89, samples)
+        target = 2 * MARGIN.threshold
+        needed = figure.tasks_needed
+        assert _detectable(needed, samples, MARGIN.threshold, 0.05, figure.power) <= target
+        assert _detectable(needed - 1, samples, MARGIN.threshold, 0.05, figure.power) > target, (samples, needed)
+        assert f"{needed} tasks × {samples} samples would fail ≥ 6 pts" in figure.line
+        if samples == 3:  # the power figures' own check: 89 × 3 fails ≥ 14.3 pts, so 6 pts needs far more tasks
+            assert figure.tasks_needed > 89 * (14.3 - 3) ** 2 / (6 - 3) ** 2 * 0.9

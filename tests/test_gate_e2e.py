@@ -1,8 +1,10 @@
-"""The gate decides the exit status of a bake-off (pytester, real local sandboxes)."""
+"""The gate decides the exit status of a bake-off (pytester, in process; real local sandboxes)."""
 
 import json
 
 import pytest
+
+from support import inprocess
 
 SUITE = '''
 import pytest
@@ -20,8 +22,8 @@ def test_task(trial, n):
 
 def run_gate(pytester, tmp_path, monkeypatch, tasks, models, *extra):
     pytester.makepyfile(test_gate_suite=SUITE.format(tasks=tasks))
-    return pytester.runpytest_subprocess("-p", "no:cacheprovider", "--hb-out", "run", "--models", models,
-                                         "--hb-gate", "oracle:lean", *extra)
+    return inprocess.run(pytester, "-p", "no:cacheprovider", "--hb-out", "run", "--models", models,
+                         "--hb-gate", "oracle:lean", *extra)
 
 
 def gate_document(pytester):
@@ -53,16 +55,16 @@ def test_tiny_suite_is_inconclusive_exit_0_unless_strict_or_in_ci(pytester, tmp_
     assert lenient.stdout.str().index("gate plan") < lenient.stdout.str().index("test_gate_suite.py")
     assert lenient.ret == 0  # the candidate's failed trials do not fail a gated run
     args = ["-p", "no:cacheprovider", "--models", "oracle:lean,oracle:broken", "--hb-gate", "oracle:lean"]
-    strict = pytester.runpytest_subprocess(*args, "--hb-out", "run2", "--hb-gate-strict")
+    strict = inprocess.run(pytester, *args, "--hb-out", "run2", "--hb-gate-strict")
     assert strict.ret == 6  # distinct from a failed gate's 1
     monkeypatch.setenv("CI", "true")  # as GitHub Actions, GitLab and Buildkite set it
-    in_ci = pytester.runpytest_subprocess(*args, "--hb-out", "run3")
+    in_ci = inprocess.run(pytester, *args, "--hb-out", "run3")
     in_ci.stdout.fnmatch_lines(["*gate: an INCONCLUSIVE verdict fails this run, exit status 6 (CI is set)*",
                                 "*gate vs oracle:lean: INCONCLUSIVE — exit status 6*"])
     assert in_ci.ret == 6
     gate = json.loads((pytester.path / "run3" / "gate.json").read_text())
     assert gate["exit_status"] == 6 and gate["plan"][0]["detectable_points"] == 100.0
-    accepted = pytester.runpytest_subprocess(*args, "--hb-out", "run4", "--hb-gate-accept-inconclusive")
+    accepted = inprocess.run(pytester, *args, "--hb-out", "run4", "--hb-gate-accept-inconclusive")
     accepted.stdout.fnmatch_lines(["*an INCONCLUSIVE verdict exits 0 here (--hb-gate-accept-inconclusive)*"])
     assert accepted.ret == 0
 
@@ -74,9 +76,8 @@ def test_candidate_without_a_valid_trial_does_not_pass_silently(pytester, tmp_pa
                                  "*@1x: score fail: oracle:hog vs oracle:lean: 0.0% vs 100.0%*6 tasks*"])
     assert result.ret == 1
     # pass_rate leaves infra out, so there is nothing to compare: the verdict says why, and blocks
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--hb-out", "run2", "--models",
-                                           "oracle:lean,oracle:hog", "--hb-gate", "oracle:lean",
-                                           "--hb-gate-margin", "pass_rate:3pt")
+    result = inprocess.run(pytester, "-p", "no:cacheprovider", "--hb-out", "run2", "--models",
+                           "oracle:lean,oracle:hog", "--hb-gate", "oracle:lean", "--hb-gate-margin", "pass_rate:3pt")
     result.stdout.fnmatch_lines(["*gate vs oracle:lean: INCONCLUSIVE — exit status 6*",
                                  "*@1x: pass_rate inconclusive: oracle:hog vs oracle:lean: candidate has no valid "
                                  "trial (6/6 infra), baseline 100.0% (6/6)*"])
@@ -85,8 +86,8 @@ def test_candidate_without_a_valid_trial_does_not_pass_silently(pytester, tmp_pa
 
 def test_compare_against_an_earlier_run(pytester, tmp_path, monkeypatch):
     run_gate(pytester, tmp_path, monkeypatch, 12, "oracle:lean")
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--hb-out", "today", "--models", "oracle:broken",
-                                           "--hb-gate", "oracle:lean", "--hb-compare", "run")
+    result = inprocess.run(pytester, "-p", "no:cacheprovider", "--hb-out", "today", "--models", "oracle:broken",
+                           "--hb-gate", "oracle:lean", "--hb-compare", "run")
     result.stdout.fnmatch_lines(["*gate vs oracle:lean (baseline from run): FAIL*", "*oracle:broken vs oracle:lean*12 tasks*"])
     assert result.ret == 1
 
@@ -100,6 +101,6 @@ def test_compare_against_an_earlier_run(pytester, tmp_path, monkeypatch):
 ])
 def test_gate_usage_errors(pytester, args, message):
     pytester.makepyfile(test_gate_suite=SUITE.format(tasks=1))
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--models", "oracle:lean", *args)
+    result = inprocess.run(pytester, "-p", "no:cacheprovider", "--models", "oracle:lean", *args)
     assert result.ret == 4
     result.stderr.fnmatch_lines([message])

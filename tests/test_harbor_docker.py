@@ -17,6 +17,7 @@ from pytest_harnessbench.sandbox.docker import LABEL_RUN
 from test_docker_backend import _REASON, IN_CI  # the same probe of the engine and base image
 
 pytest_plugins = ["pytester"]
+pytestmark = [pytest.mark.docker, pytest.mark.e2e]  # each test runs a bake-off on docker in a subprocess
 
 if _REASON and not IN_CI:
     pytest.skip(f"no usable Docker engine: {_REASON}", allow_module_level=True)

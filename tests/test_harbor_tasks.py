@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from support import inprocess
+
 from pytest_harnessbench.harbor import (HarborTaskError, RewardError, content_hash, load_task, parse_rewards,
                                         parse_size_mb, passed, resolve_env, strip_canary)
 
@@ -166,12 +168,12 @@ def test_harbor_tasks_mix_with_marker_tasks_and_skip_on_local(pytester):
     make_task(pytester.path, CURRENT, name="demo-task")
     (pytester.path / "demo-task" / "tests" / "test_outputs.py").write_text("import not_installed_here\n")
     pytester.makepyfile(test_marker=MARKER_TASK)
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--co", "-q", "--models", "oracle,nop",
-                                           "--multipliers", "1,3", "--samples", "2")
+    result = inprocess.run(pytester, "-p", "no:cacheprovider", "--co", "-q", "--models", "oracle,nop",
+                           "--multipliers", "1,3", "--samples", "2")
     result.stdout.fnmatch_lines(["demo-task/task.toml::demo-task[oracle@1x#1]", "demo-task/task.toml::demo-task[nop@3x#2]",
                                  "test_marker.py::test_marker[nop@3x#2]", "16 tests collected*"])
     assert "test_outputs" not in result.stdout.str()  # a task's own tests/ are not pytest's to collect
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-rs", "--models", "oracle", "--hb-out", "run")
+    result = inprocess.run(pytester, "-p", "no:cacheprovider", "-rs", "--models", "oracle", "--hb-out", "run")
     result.assert_outcomes(passed=1, skipped=1)
     result.stdout.fnmatch_lines(["*Harbor task: its environment is a container image; run it with --hb-backend docker*"])
 
@@ -183,14 +185,15 @@ def test_harbor_tasks_mix_with_marker_tasks_and_skip_on_local(pytester):
     ("[agent\n", {}, "*bad/task.toml: not valid TOML*"),
     (CURRENT, {"solve_sh": False}, "*bad/solution/solve.sh is missing*"),
 ])
-def test_malformed_task_directory_is_a_usage_error(pytester, toml, kwargs, expected):
+@pytest.mark.parametrize("xdist", [[], pytest.param(["-n", "1"], marks=pytest.mark.e2e, id="xdist")])
+def test_malformed_task_directory_is_a_usage_error(pytester, toml, kwargs, expected, xdist):
     """Also under xdist, where workers collect (and tests/test_outputs.py is never imported)."""
     make_task(pytester.path, toml, name="bad", **kwargs)
     (pytester.path / "bad" / "tests" / "test_outputs.py").write_text("import not_installed_here\n")
-    for xdist in ([], ["-n", "1"]):
-        result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--models", "oracle", *xdist)
-        assert result.ret == pytest.ExitCode.USAGE_ERROR, xdist
-        result.stderr.fnmatch_lines([f"ERROR: {expected}"])
+    args = ["-p", "no:cacheprovider", "--models", "oracle", *xdist]
+    result = pytester.runpytest_subprocess(*args) if xdist else inprocess.run(pytester, *args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: {expected}"])
 
 
 def _record(task_id, model, mult, peak, declared=64 * 2**20, rewards=None):
@@ -199,7 +202,16 @@ def _record(task_id, model, mult, peak, declared=64 * 2**20, rewards=None):
 
 
 def test_summary_lists_harbor_tasks_over_their_declared_memory_and_reward_keys():
-    from pytest_harnessbench.report import over_declared_lines, reward_key_lines
+    from pytest_harnessbench import report
+    from pytest_harnessbench.records import TrialRecord
+    from pytest_harnessbench.summary import summarize
+
+    def over_declared_lines(records):
+        return report.over_declared_lines(summarize([TrialRecord.from_dict(r) for r in records]))
+
+    def reward_key_lines(records, models, multipliers):
+        typed = [TrialRecord.from_dict(r) for r in records]
+        return report.reward_key_lines(summarize(typed, models=models, multipliers=multipliers))
 
     records = [_record("suite/hungry/task.toml::hungry", "oracle", "1x", 64 * 2**20),
                _record("suite/hungry/task.toml::hungry", "oracle", "3x", 120 * 2**20),

@@ -9,6 +9,8 @@ import tempfile
 
 import pytest
 
+from support import inprocess
+
 TASKS = '''
 import pytest
 
@@ -71,9 +73,9 @@ def _count(page, selector: str) -> int:
 def test_the_report_of_a_real_bake_off_opens_offline_with_plots_filters_and_trajectories(pytester, browser, tmp_path):
     pytester.makepyfile(test_tasks=TASKS)
     report = tmp_path / "report.html"
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--hb-out", "run", "--models",
-                                           "oracle:heavy,oracle:lean", "--multipliers", "1,3,uncapped",
-                                           "--samples", "2", "--hb-report", str(report), "--hb-calibrate")
+    result = inprocess.run(pytester, "-p", "no:cacheprovider", "--hb-out", "run", "--models",
+                           "oracle:heavy,oracle:lean", "--multipliers", "1,3,uncapped",
+                           "--samples", "2", "--hb-report", str(report), "--hb-calibrate")
     result.stdout.fnmatch_lines(["*calibration:*", "*oracle:heavy: cannot decide — too few trials*",
                                  "*oracle:lean: 1x*", f"report: {report} (*MB)"])
     assert (pytester.path / "run" / "calibration.json").is_file()

@@ -1,13 +1,12 @@
 """The LLM-as-judge (--hb-judge, openevals) through the real langchain-openai client and the scripted server."""
 
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-from scripted_openai import ScriptedOpenAI  # noqa: E402
+from support import inprocess
+
+from support.scripted_openai import ScriptedOpenAI
 
 TASK = '''
 import pytest
@@ -35,8 +34,8 @@ def judged(pytester, monkeypatch):
     def run(server, *args, key="test-key", models="oracle"):
         params = [f"openai:judge:base_url={server.base_url}"] + ([f"openai:judge:api_key={key}"] if key else [])
         flags = [arg for p in params for arg in ("--hb-model-param", p)]
-        result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--models", models, "--hb-out", "run",
-                                               "--hb-judge", "openai:judge", *flags, *args)
+        result = inprocess.run(pytester, "-p", "no:cacheprovider", "--models", models, "--hb-out", "run",
+                               "--hb-judge", "openai:judge", *flags, *args)
         lines = (pytester.path / "run" / "results.jsonl").read_text().splitlines() if result.ret != 4 else []
         return result, [json.loads(line) for line in lines]
 
@@ -82,6 +81,6 @@ def test_the_judge_is_preflighted_like_the_models(judged):
 
 def test_a_built_in_judge_is_a_usage_error(pytester):
     pytester.makepyfile(test_task=TASK)
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--hb-judge", "oracle")
+    result = inprocess.run(pytester, "-p", "no:cacheprovider", "--hb-judge", "oracle")
     assert result.ret == 4
     result.stderr.fnmatch_lines(["*--hb-judge 'oracle': a judge is a provider model*"])

@@ -1,6 +1,6 @@
 """The kubernetes backend through the real ``kubernetes`` client.
 
-Against the stand-in API server (tests/k8s_standin.py, a test double: there is
+Against the stand-in API server (tests/support/k8s_standin.py, a test double: there is
 no cluster on this machine): the manifests the client sends, QoS read back,
 the Pending -> infra/sandbox_start path with its waiting time, 422s, reaping;
 with its bwrap'd "pods", the client side of exec (stream, timeout kill, output
@@ -15,7 +15,7 @@ import os
 
 import pytest
 
-from k8s_standin import StandInCluster
+from support.k8s_standin import StandInCluster
 from pytest_harnessbench.resources import Allocation, Multiplier, Spec
 from pytest_harnessbench.sandbox.base import EnforcementUnavailable, SandboxError, SandboxStartError
 from pytest_harnessbench.sandbox.kubernetes import KubernetesBackend
@@ -23,6 +23,9 @@ from pytest_harnessbench.sandbox.kubernetes import manifests as m
 from pytest_harnessbench.store import RunDir
 
 pytest_plugins = ["pytester"]
+# Bake-offs against the stand-in run in a subprocess (e2e): the client fixes its default KUBECONFIG path
+# when it is first imported, so runs in one process could not each have their own.
+pytestmark = pytest.mark.kubernetes
 MI = 1024**2
 SPEC = Spec(cpus=0.5, memory_bytes=128 * MI)
 TASK = """
@@ -57,9 +60,10 @@ def run(pytester, *args):
     pytester.makepyfile(test_task=TASK)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--hb-backend", "kubernetes", "--models", "nop",
                                            "--hb-out", str(pytester.path / "run"), *args)
-    return result, RunDir(pytester.path / "run").records()
+    return result, [r.to_dict() for r in RunDir(pytester.path / "run").records()]
 
 
+@pytest.mark.e2e
 def test_pods_are_created_as_specified_and_qos_read_back(standin, pytester):
     result, records = run(pytester, "--multipliers", "1,3,uncapped")
     result.assert_outcomes(passed=3)
@@ -93,6 +97,7 @@ def test_pods_are_created_as_specified_and_qos_read_back(standin, pytester):
     assert card["runtime_classes"].startswith("not visible (403")
 
 
+@pytest.mark.e2e
 def test_an_unschedulable_pod_is_infra_sandbox_start_with_its_waiting_time(pytester, tmp_path, monkeypatch):
     with StandInCluster(mode="unschedulable") as cluster:
         monkeypatch.setenv("KUBECONFIG", str(cluster.kubeconfig(tmp_path / "kubeconfig")))
@@ -106,12 +111,14 @@ def test_an_unschedulable_pod_is_infra_sandbox_start_with_its_waiting_time(pytes
     assert 1.5 <= record["timing"]["provision_s"] < 10
 
 
+@pytest.mark.e2e
 def test_the_namespace_option_wins_over_the_context(standin, pytester):
     result, _ = run(pytester, "--hb-k8s-namespace", "other-ns")
     result.assert_outcomes(passed=1)
     assert standin.created_in == ["other-ns"] and standin.pods == {}
 
 
+@pytest.mark.e2e
 def test_no_cluster_configured_is_a_usage_error(pytester, tmp_path, monkeypatch):
     monkeypatch.setenv("KUBECONFIG", str(tmp_path / "missing"))
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
@@ -155,6 +162,7 @@ def test_reap_removes_dead_owners_pods_and_keeps_live_ones(standin):
     assert standin.pods == {} and standin.policies == {}
 
 
+@pytest.mark.e2e
 def test_hb_reap_removes_a_dead_sessions_pods(standin, pytester):
     dead = m.pod_manifest(name="hb-dead", allocation=allocation("1"), image=None, run_id="run-dead", trial_id="d",
                           owner=f"{os.uname().nodename}:999999999-1", owner_token="999999999-1")
@@ -245,12 +253,13 @@ def test_sort(trial):
 """
 
 
+@pytest.mark.e2e
 def test_a_bake_off_through_exec(exec_standin, pytester):
     pytester.makepyfile(test_task=TASK_WITH_FILES)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--hb-backend", "kubernetes", "--models",
                                            "oracle:lean,nop", "--hb-out", str(pytester.path / "run"))
     result.assert_outcomes(passed=1, failed=1)
-    records = {r["model"]: r for r in RunDir(pytester.path / "run").records()}
+    records = {r.model: r.to_dict() for r in RunDir(pytester.path / "run").records()}
     assert (records["oracle:lean"]["outcome"], records["nop"]["outcome"], records["nop"]["cause"]) == (
         "passed", "failed", "assertion")  # nop wrote no sorted.txt: a missing output is the model's failure
     assert exec_standin.pods == {}

@@ -1,5 +1,5 @@
 """Tasks read from a LangSmith dataset (datasets.py): the real SDK against the stand-in LangSmith API
-(tests/langsmith_standin.py), and the same dataset pulled to a file and run offline."""
+(tests/support/langsmith_standin.py), and the same dataset pulled to a file and run offline."""
 
 import json
 import os
@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from langsmith_standin import LangSmithStandIn
+from support.langsmith_standin import LangSmithStandIn
 from pytest_harnessbench.datasets import DatasetError, Source, tasks
 
 EXAMPLES = [
@@ -76,7 +76,7 @@ def test_an_example_that_makes_no_task_is_an_error_naming_it(example, message):
 
 
 @pytest.fixture
-def standin(monkeypatch):
+def langsmith_server(monkeypatch):
     server = LangSmithStandIn()
     server.add_dataset("support-cases", EXAMPLES)
     server.tag("support-cases", "v1")
@@ -112,7 +112,8 @@ def _check(run_dir):
     assert card["settings"]["dataset_criterion"].startswith("per example: metadata.criterion")
 
 
-def test_a_dataset_runs_as_tasks_beside_marker_tasks_and_its_pulled_file_runs_offline(pytester, standin, monkeypatch):
+@pytest.mark.e2e  # the SDK reads LANGSMITH_* once per process: each session runs in its own
+def test_a_dataset_runs_as_tasks_beside_marker_tasks_and_its_pulled_file_runs_offline(pytester, langsmith_server, monkeypatch):
     pytester.makeini("[pytest]\n")
     pytester.makepyfile(test_tasks=MARKER_TASK)
     result = pytester.runpytest_subprocess(*ARGS, "--hb-dataset", "langsmith:support-cases@v1", "--hb-out", "online")
@@ -139,7 +140,8 @@ def test_a_dataset_runs_as_tasks_beside_marker_tasks_and_its_pulled_file_runs_of
     ("langsmith:support-cases@v9", "--hb-dataset langsmith:support-cases@v9: cannot read it"),
     ("missing.json", "--hb-dataset missing.json: cannot read it"),
 ])
-def test_an_unreadable_dataset_is_a_usage_error_before_any_trial(pytester, standin, source, message):
+@pytest.mark.e2e
+def test_an_unreadable_dataset_is_a_usage_error_before_any_trial(pytester, langsmith_server, source, message):
     pytester.makepyfile(test_tasks=MARKER_TASK)
     result = pytester.runpytest_subprocess(*ARGS, "--hb-dataset", source, "--hb-out", "run")
     assert result.ret == 4

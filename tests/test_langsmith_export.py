@@ -22,6 +22,9 @@ from pathlib import Path
 
 import pytest
 
+from support import inprocess
+
+from pytest_harnessbench.records import TrialRecord
 from pytest_harnessbench.export.langsmith import (ExportResult, enabled, endpoint, export_run, item_name, load_run,
                                                   trial_feedback, trial_runs)
 from pytest_harnessbench.redact import Redactor
@@ -198,8 +201,8 @@ def run_dir(pytester, tmp_path, tmp_path_factory, monkeypatch):
         monkeypatch.delenv(name, raising=False)
     if "run" not in _BUILT:
         pytester.makepyfile(test_tasks=TASKS)
-        result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--models", ",".join(MODELS),
-                                               "--multipliers", "1,uncapped", "--hb-out", "run")
+        result = inprocess.run(pytester, "-p", "no:cacheprovider", "--models", ",".join(MODELS),
+                               "--multipliers", "1,uncapped", "--hb-out", "run")
         result.stdout.fnmatch_lines(["*2 failed, 3 passed, 1 infra*"])
         keep = tmp_path_factory.mktemp("langsmith-run") / "run"
         shutil.copytree(pytester.path / "run", keep)
@@ -244,7 +247,7 @@ def test_export_sends_project_traces_nested_runs_and_feedback(run_dir, fake_lang
     assert set(roots) == {f"test_answer[{m}@{x}#1]" for m, x in EXPECTED}
     session_id = fake_langsmith.sessions[project]["id"]
     for record in records:
-        root = roots[item_name(record)]
+        root = roots[item_name(TrialRecord.from_dict(record))]
         meta = root["extra"]["metadata"]
         assert root["run_type"] == "chain" and root["trace_id"] == root["id"] and root["session_id"] == session_id
         assert {k: meta[k] for k in ("task", "model", "multiplier", "sample", "outcome", "cause")} == {
@@ -284,7 +287,7 @@ def test_export_sends_project_traces_nested_runs_and_feedback(run_dir, fake_lang
         assert item["session_id"] == session_id and item["trace_id"] == item["run_id"]
     assert len(feedback) == sum(3 + len(r["metrics"]) for r in records)
     for record in records:
-        root_id = roots[item_name(record)]["id"]
+        root_id = roots[item_name(TrialRecord.from_dict(record))]["id"]
         assert feedback[(root_id, "outcome")]["value"] == record["outcome"]
         assert feedback[(root_id, "passed")]["score"] == (record["outcome"] == "passed")
         assert feedback[(root_id, "infra_error")]["score"] == (record["outcome"] == "infra")
@@ -339,7 +342,7 @@ def test_dead_endpoint_costs_seconds_and_upload_later_sends_every_trial(run_dir,
         assert done.returncode == 0, done.stderr
         assert done.stdout.strip().splitlines() == [f"LangSmith: 6/6 trials uploaded to project {result.project}"]
         roots = [r for r in server.runs().values() if not r.get("parent_run_id")]
-        assert sorted(r["name"] for r in roots) == sorted(item_name(r) for r in records_of(run_dir))
+        assert sorted(r["name"] for r in roots) == sorted(item_name(TrialRecord.from_dict(r)) for r in records_of(run_dir))
         assert len(server.feedback()) == sum(3 + len(r["metrics"]) for r in records_of(run_dir))
         assert SECRET.encode() not in b"".join(server.bodies())
     finally:
@@ -491,6 +494,8 @@ def test_summary_lines():
 
 
 # ---------------------------------------------------------------- through the plugin, at session end
+# In a subprocess (e2e): the LangSmith SDK reads its environment once per process and keeps background
+# threads that can hold a process's exit, which is part of what these tests measure.
 
 
 def _bake_off(pytester, tmp_path, monkeypatch, out, *extra):
@@ -503,6 +508,7 @@ def _bake_off(pytester, tmp_path, monkeypatch, out, *extra):
     return result, time.monotonic() - start
 
 
+@pytest.mark.e2e
 def test_the_plugin_uploads_at_session_end_and_keeps_secrets_local(pytester, tmp_path, monkeypatch, fake_langsmith):
     monkeypatch.setenv("LANGSMITH_API_KEY", LS_KEY)
     result, _ = _bake_off(pytester, tmp_path, monkeypatch, "run", "--hb-langsmith-project", "bake-off-1")
@@ -514,6 +520,7 @@ def test_the_plugin_uploads_at_session_end_and_keeps_secrets_local(pytester, tmp
     assert SECRET not in local and "[REDACTED:MY_API_KEY]" in local  # redacted in the run directory too
 
 
+@pytest.mark.e2e
 def test_a_dead_endpoint_costs_about_nothing_and_is_reported_in_one_line(pytester, tmp_path, monkeypatch):
     for name in ("LANGSMITH_API_KEY", "LANGSMITH_TRACING", "LANGSMITH_ENDPOINT"):
         monkeypatch.delenv(name, raising=False)
@@ -534,7 +541,7 @@ def test_a_dead_endpoint_costs_about_nothing_and_is_reported_in_one_line(pyteste
 def test_a_missing_metric_is_feedback_without_a_score_and_with_its_cause():
     record = {"outcome": "passed", "cause": None, "message": "", "metrics": {"steps": 2, "trajectory_match": 0.0},
               "metrics_missing": {"judge": "judge openai:j failed: OpenAIAPIError 503"}}
-    feedback = dict(trial_feedback(record, Redactor({})))
+    feedback = dict(trial_feedback(TrialRecord.from_dict(record), Redactor({})))
     assert list(feedback) == ["outcome", "passed", "infra_error", "steps", "trajectory_match", "judge"]
     assert feedback["steps"] == {"score": 2} and feedback["trajectory_match"] == {"score": 0.0}
     assert feedback["judge"] == {"comment": "missing: judge openai:j failed: OpenAIAPIError 503"}

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from polling import wait_for
+from support.polling import wait_for
 
 from pytest_harnessbench.sandbox import cgroups
 from pytest_harnessbench.sandbox.local import work_root
@@ -71,6 +71,7 @@ def _no_sandbox_left(run_id: str) -> bool:
     return not groups and not any(work_root().glob("*/*"))
 
 
+@pytest.mark.e2e  # signals to a session: it must be a process of its own
 @pytest.mark.parametrize("xdist", [[], ["-n", "2"]], ids=["session", "xdist"])
 def test_sigterm_ends_the_run_like_ctrl_c(pytester, xdist):
     """Issue 21.2: SIGTERM (CI runners, `timeout`, Kubernetes) printed nothing and left finished_at null."""
@@ -89,6 +90,7 @@ def test_sigterm_ends_the_run_like_ctrl_c(pytester, xdist):
     assert wait_for(lambda: _no_sandbox_left(finished[0]["run_id"]), 5)
 
 
+@pytest.mark.e2e  # signals to a session: it must be a process of its own
 def test_sigkill_of_the_xdist_controller_leaves_no_sandbox_process_behind(pytester):
     """Issue 21: its workers, busy in trials, ran on for ~16 s (execnet's own shutdown); now they die with it."""
     pytester.makepyfile(test_sleepers=SLEEPERS)
@@ -118,6 +120,7 @@ def pytest_sessionfinish(session):
 '''
 
 
+@pytest.mark.e2e  # signals to a session: it must be a process of its own
 def test_ctrl_c_in_the_session_end_hooks_exits_as_interrupted(pytester):
     """Issue 21: a Ctrl-C landing in the session-end hooks exited 1 with a traceback."""
     pytester.makepyfile(test_steps=STEPS.replace("range(8)", "range(1)"))

@@ -12,7 +12,8 @@ from pytest_harnessbench.resources import Allocation, Multiplier, Spec
 from pytest_harnessbench.sandbox import cgroups
 from pytest_harnessbench.sandbox.base import OutputMissingError
 from pytest_harnessbench.sandbox.local import LocalBackend
-from workloads import thrash
+from support import inprocess
+from support.workloads import thrash
 
 HOG = "python3 -c 'x = bytearray(200 * 1024 * 1024); x[::4096] = b\"1\" * len(x[::4096])'"
 
@@ -393,15 +394,16 @@ def _group_dirs() -> set[str]:
     return {root for mount in set(cgroup_mounts().values()) for root, _, _ in os.walk(mount)}
 
 
-@pytest.mark.parametrize("workers", ["0", "2"])
+@pytest.mark.parametrize("workers", ["0", pytest.param("2", marks=pytest.mark.e2e)])
 def test_four_trials_classify_the_same_on_every_cgroup_version(pytester, workers):
     """The issue 18 bake-off: on the v1 host, and (via tests/test_cgroup_v2_guest.py) on v2 as root and as a user.
 
     Under xdist, on v2 as a user, the workers are born in the controller's session leaf.
     """
     pytester.makepyfile(test_four=FOUR_TRIALS)
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--hb-out", "run", "--models",
-                                           "oracle:heavy,oracle:wrong", "--multipliers", "1,uncapped", "-n", workers)
+    args = ["-p", "no:cacheprovider", "--hb-out", "run", "--models", "oracle:heavy,oracle:wrong", "--multipliers",
+            "1,uncapped", "-n", workers]
+    result = pytester.runpytest_subprocess(*args) if workers != "0" else inprocess.run(pytester, *args)
     recs = [json.loads(line) for line in (pytester.path / "run" / "results.jsonl").read_text().splitlines()]
     assert {(r["model"], r["multiplier"]): (r["outcome"], r["cause"]) for r in recs} == {
         ("oracle:heavy", "1x"): ("infra", "oom"), ("oracle:heavy", "uncapped"): ("passed", None),

@@ -1,3 +1,5 @@
+import errno
+
 import pytest
 
 from pytest_harnessbench.outcomes import ProviderError, TrialTimeout, VerifierFailed, classify, timeout_phase
@@ -101,6 +103,16 @@ def test_a_non_passing_trial_whose_disk_was_full_at_the_end_is_infra_disk():
     assert pair(classify(None, disk_full=True)) == ("passed", None)
     assert pair(classify(AssertionError(), oom_kills=1, disk_full=True)) == ("infra", "oom")
     assert "no space left" in classify(AssertionError(), disk_full=True).message
+
+
+def test_a_disk_found_full_at_the_end_does_not_outrank_a_timeout_or_a_harness_error():
+    """Review finding: the end-of-trial reading says nothing about what ended the trial first."""
+    assert pair(classify(TrialTimeout("agent", "ran past 10 s"), disk_full=True)) == ("failed", "timeout")
+    assert pair(classify(VerifierFailed("timeout", "verifier ran past 60 s"), disk_full=True)) == ("failed", "timeout")
+    assert pair(classify(NameError("nmae"), disk_full=True)) == ("error", "harness")
+    assert pair(classify(VerifierFailed("verifier", "no reward file"), disk_full=True)) == ("infra", "disk")
+    full = OSError(errno.ENOSPC, "No space left on device")  # the trial's own write hit it: still infra/disk
+    assert pair(classify(full, disk_full=True)) == ("infra", "disk")
 
 
 def test_a_timeout_while_thrashing_at_the_memory_limit_is_infra_thrash_other_failures_keep_their_cause():

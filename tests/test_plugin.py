@@ -1,4 +1,8 @@
-"""End to end through pytest: options, outcomes, records, summary, cleanup, xdist."""
+"""End to end through pytest: options, outcomes, records, summary, cleanup, xdist.
+
+Bake-offs run in process (tests/support/inprocess.py); those that start xdist workers or signal the session
+run pytest in a subprocess and carry the ``e2e`` marker.
+"""
 
 import json
 import os
@@ -7,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from polling import small_disk, wait_for
+from support import inprocess
+from support.polling import small_disk, wait_for
 
 from pytest_harnessbench.sandbox import cgroups
 from pytest_harnessbench.sandbox.local import work_root
@@ -38,6 +43,12 @@ def suite(pytester, tmp_path, monkeypatch):
 
 
 def run(pytester, *args):
+    """A bake-off in this process, its run directory ``run``."""
+    return inprocess.run(pytester, "-p", "no:cacheprovider", "--hb-out", "run", *args)
+
+
+def run_e2e(pytester, *args):
+    """The same in a subprocess: for xdist (-n) and anything that signals or kills the session."""
     return pytester.runpytest_subprocess("-p", "no:cacheprovider", "--hb-out", "run", *args)
 
 
@@ -90,8 +101,8 @@ def test_plain_failure():
     wrong = next(d for d in documents if d["record"]["model"] == "oracle:wrong")
     assert "def test_answer(trial):" in wrong["traceback"] and "AssertionError" in wrong["traceback"]
 
-    tracebacks = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--hb-out", "run2", "--models", "oracle:wrong",
-                                               "--tb=short")
+    tracebacks = inprocess.run(pytester, "-p", "no:cacheprovider", "--hb-out", "run2", "--models", "oracle:wrong",
+                               "--tb=short")
     tracebacks.stdout.fnmatch_lines(["*_ test_answer?oracle:wrong@1x#1? _*", "*AssertionError*",
                                      "FAILED test_tasks.py::test_answer?oracle:wrong@1x#1? - *"])
 
@@ -179,6 +190,7 @@ def _run_dir_of(result) -> Path:
     return Path(next(line for line in result.outlines if line.startswith("run directory: ")).split(": ", 1)[1])
 
 
+@pytest.mark.e2e
 def test_default_environment_serial_and_xdist_give_the_same_outcomes(suite):
     """Issue 11: no HARNESSBENCH_* variable, a fresh empty TMPDIR, the default run directory, as a user runs it."""
     assert not [name for name in os.environ if name.startswith("HARNESSBENCH_")]
@@ -215,8 +227,9 @@ def broken_host():  # every trial's admission ledger vanishes, as in issue 11
     result.stdout.fnmatch_lines(["*the last 3 trials could not be provisioned (FileNotFoundError*stopping the session*"])
 
 
+@pytest.mark.e2e
 def test_nothing_left_behind(suite, tmp_path):
-    run(suite, "--models", "oracle:heavy,oracle:lean", "--multipliers", "1,uncapped", "-n", "2")
+    run_e2e(suite, "--models", "oracle:heavy,oracle:lean", "--multipliers", "1,uncapped", "-n", "2")
     work = work_root()  # under the test's own TMPDIR
     assert not work.exists() or list(work.iterdir()) == []
     for parent in cgroups.detect().parents.values():
@@ -250,7 +263,7 @@ import pytest
 def test_x(trial):
     pass
 ''')
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result = inprocess.run(pytester, "-p", "no:cacheprovider")
     assert result.ret == 4
     result.stderr.fnmatch_lines(["*test_x*memory size '2 gigs' is not understood*256Mi*"])
 
@@ -264,7 +277,7 @@ import pytest
 def test_forgot_the_fixture():
     pass
 ''')
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result = inprocess.run(pytester, "-p", "no:cacheprovider")
     assert result.ret == 4
     result.stderr.fnmatch_lines(["*test_forgot.py::test_forgot_the_fixture: @pytest.mark.task on a test without "
                                  "the `trial` fixture: add `trial` to its arguments, or remove the marker"])
@@ -284,6 +297,7 @@ def test_rlimit_enforcement_is_flagged_as_weaker(suite):
                                         ("oracle:heavy", "uncapped"): ("passed", None)}
 
 
+@pytest.mark.e2e
 def test_admission_keeps_concurrent_guarantees_within_capacity(pytester, tmp_path, monkeypatch):
     from datetime import datetime
 
@@ -296,7 +310,7 @@ def test_sleepy(trial, n):
     trial.run_agent("Sleep, then write ok.")
     assert trial.sandbox.read_file("out.txt").strip() == "ok"
 ''')
-    result = run(pytester, "-n", "2", "--hb-capacity", "cpus=1,memory=1Gi")
+    result = run_e2e(pytester, "-n", "2", "--hb-capacity", "cpus=1,memory=1Gi")
     result.assert_outcomes(passed=3)
     spans = sorted((datetime.fromisoformat(r["started_at"]), datetime.fromisoformat(r["finished_at"]))
                    for r in records(pytester))
@@ -310,6 +324,7 @@ def test_a_task_bigger_than_capacity_is_a_usage_error(suite):
     result.stderr.fnmatch_lines(["*test_answer*can never fit*cpus*"])
 
 
+@pytest.mark.e2e
 def test_killed_worker_is_infra_worker_crash_and_its_sandbox_is_reaped(pytester, tmp_path, monkeypatch):
     pytester.makepyfile(test_crash='''
 import pytest
@@ -324,7 +339,7 @@ def test_fine(trial, n):
 def test_kills_its_worker(trial):
     trial.run_agent("This command kills the worker process that runs the trial.")
 ''')
-    result = run(pytester, "-n", "2")
+    result = run_e2e(pytester, "-n", "2")
     result.stdout.fnmatch_lines(["*4 passed, 1 infra*"])
     crashed = [r for r in records(pytester) if r["cause"] == "worker_crash"]
     assert len(crashed) == 1 and crashed[0]["outcome"] == "infra"
@@ -366,6 +381,7 @@ def _interrupt_after(pytester, seconds, *args):
     return proc.returncode, out
 
 
+@pytest.mark.e2e
 def test_ctrl_c_keeps_finished_records_and_prints_their_summary(pytester, tmp_path, monkeypatch):
     pytester.makepyfile(test_resumable=RESUMABLE)
     # 12 trials, interrupted after 3: a trial is surely still running (with only one left, an idle machine
@@ -379,6 +395,7 @@ def test_ctrl_c_keeps_finished_records_and_prints_their_summary(pytester, tmp_pa
     assert not any(work_root().glob("*/*"))  # the running sandbox was torn down
 
 
+@pytest.mark.e2e
 def test_resume_completes_the_same_trials_without_duplicates(pytester, tmp_path, monkeypatch):
     pytester.makepyfile(test_resumable=RESUMABLE)
     models = ["--models", "oracle:lean,oracle:heavy", "--multipliers", "1,uncapped"]
@@ -396,7 +413,7 @@ def test_resume_completes_the_same_trials_without_duplicates(pytester, tmp_path,
     resumed.stdout.fnmatch_lines([f"*2 workers ?{16 - len(before)} items?*"])  # workers deselect what is done
     assert _summary(resumed.outlines) == _summary(full.outlines)  # the summary covers the whole run
 
-    retried = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--hb-resume", "run", "--hb-resume-retry", "infra", *models)
+    retried = inprocess.run(pytester, "-p", "no:cacheprovider", "--hb-resume", "run", "--hb-resume-retry", "infra", *models)
     retried.stdout.fnmatch_lines(["collected 16 items / 12 deselected / 4 selected", "*4 infra*"])
     infra = [r for r in records(pytester) if r["outcome"] == "infra"]
     assert sorted(r["attempts"] for r in infra) == [1] * 4 + [2] * 4  # every attempt stays recorded
@@ -420,12 +437,13 @@ def test_step(trial, n):
 '''
 
 
-@pytest.mark.parametrize("workers", [[], ["-n", "2"]])
+@pytest.mark.parametrize("workers", [[], pytest.param(["-n", "2"], marks=pytest.mark.e2e)])
 def test_retry_infra_reruns_infra_trials_and_keeps_every_attempt(pytester, tmp_path, monkeypatch, workers):
     flags = tmp_path / "flags"
     flags.mkdir()
     pytester.makepyfile(test_flaky=FLAKY_ONCE.replace("FLAGS", str(flags)))
-    result = run(pytester, "--models", "oracle:once,oracle:always", "--hb-retry-infra", "2", *workers)
+    result = (run_e2e if workers else run)(pytester, "--models", "oracle:once,oracle:always", "--hb-retry-infra", "2",
+                                           *workers)
     result.stdout.fnmatch_lines(["*2 passed, 6 rerun, 2 infra*"])  # once: 1 retry each; always: 2 each
     assert result.ret == 1  # trials still in infra after their retries fail the run
     attempts = sorted((r["model"], r["task_id"], r["attempts"], r["outcome"], r["cause"]) for r in records(pytester))
@@ -449,18 +467,20 @@ def test_without_retry_infra_an_infra_trial_runs_once(pytester, tmp_path, monkey
     assert [r["attempts"] for r in records(pytester)] == [1, 1]
 
 
-@pytest.mark.parametrize("workers", [[], ["-n", "2"]])
+@pytest.mark.parametrize("workers", [[], pytest.param(["-n", "2"], marks=pytest.mark.e2e)])
 def test_progress_lines_per_model_and_multiplier(suite, workers):
-    result = run(suite, "--models", "oracle:heavy,oracle:lean", "--multipliers", "1,uncapped", "--hb-progress", "0.001",
+    result = (run_e2e if workers else run)(suite, "--models", "oracle:heavy,oracle:lean", "--multipliers", "1,uncapped",
+                                           "--hb-progress", "0.001",
                  "-v", *workers)
     result.stdout.fnmatch_lines(["harnessbench progress: 4/4 trials · oracle:heavy 1x 1/1 (infra 1), uncapped 1/1",
                                  "  oracle:lean 1x 1/1, uncapped 1/1"])
 
 
+@pytest.mark.e2e
 def test_progress_lines_go_between_rows_of_letters_and_fit_the_terminal(suite, monkeypatch):
     """Issue 21: a 282-column progress line spliced into the dots."""
     monkeypatch.setenv("COLUMNS", "40")  # pytest's narrowest: a row holds 32 letters, then the progress
-    result = run(suite, "--models", "nop", "--samples", "32", "--hb-progress", "0.001", "-n", "2")
+    result = run_e2e(suite, "--models", "nop", "--samples", "32", "--hb-progress", "0.001", "-n", "2")
     lines = result.stdout.lines
     first = next((i for i, line in enumerate(lines) if line.startswith("harnessbench progress")), None)
     assert first is not None, result.stdout.str()
@@ -480,6 +500,7 @@ def test_a_session_of_plain_tests_prints_no_progress_line(pytester, monkeypatch)
     assert "harnessbench progress" not in result.stdout.str()
 
 
+@pytest.mark.e2e
 def test_usage_errors_stay_readable_under_xdist(pytester, monkeypatch):
     pytester.makepyfile(test_bad='''
 import pytest
@@ -510,7 +531,7 @@ import pytest
 def test_x(trial):
     pass
 ''')
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result = inprocess.run(pytester, "-p", "no:cacheprovider")
     assert result.ret == 4
     result.stderr.fnmatch_lines([message])
 
@@ -518,7 +539,7 @@ def test_x(trial):
 def test_help_builds_no_session_even_with_a_provider_model_configured(pytester, monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     pytester.makeini("[pytest]\nhb_models = openai:gpt-5.1\n")
-    result = pytester.runpytest_subprocess("--help")
+    result = inprocess.run(pytester, "--help")
     assert result.ret == 0
     result.stdout.fnmatch_lines(["*--hb-backend*"])
 
@@ -535,6 +556,7 @@ def test_gate_options_are_checked_even_without_a_gate(suite, args, message):
 
 
 @pytest.mark.parametrize("marker, args", [('memory="lots"', []), ("cpus=1", ["--hb-capacity", "cpus=0.5"])])
+@pytest.mark.e2e
 def test_a_bad_task_in_a_multi_file_suite_is_the_same_usage_error_under_xdist(pytester, marker, args):
     """Issue 17.3: with another task file collected too, -n 2 crashed with INTERNALERROR and hid the reason."""
     pytester.makepyfile(test_bad=f'''
@@ -550,7 +572,7 @@ import pytest
 def test_good(trial):
     trial.run_agent("x")
 ''')
-    serial = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--models", "oracle", *args)
+    serial = inprocess.run(pytester, "-p", "no:cacheprovider", "--models", "oracle", *args)
     parallel = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--models", "oracle", "-n", "2", *args)
     errors = [[line for line in result.errlines if line.startswith("ERROR:")] for result in (serial, parallel)]
     assert serial.ret == parallel.ret == 4
@@ -558,6 +580,7 @@ def test_good(trial):
     assert "INTERNALERROR" not in parallel.stdout.str() + parallel.stderr.str()
 
 
+@pytest.mark.e2e  # in one process, a refused resume's lock on the run directory outlived it
 def test_resume_with_other_models_or_multipliers_is_a_usage_error(suite):
     run(suite, "--models", "oracle:lean", "--multipliers", "1")
     card = (suite.path / "run" / "harness.json").read_text()
@@ -571,16 +594,16 @@ def test_resume_with_other_models_or_multipliers_is_a_usage_error(suite):
 
 def test_an_unwritable_run_directory_is_a_usage_error_before_any_trial(suite):
     (suite.path / "afile").write_text("")
-    result = suite.runpytest_subprocess("-p", "no:cacheprovider", "--models", "oracle:lean", "--hb-out", "afile/run")
+    result = inprocess.run(suite, "-p", "no:cacheprovider", "--models", "oracle:lean", "--hb-out", "afile/run")
     assert result.ret == 4
     result.stderr.fnmatch_lines(["ERROR: cannot create the run directory at *afile/run*not a directory; choose a writable --hb-out"])
     suite.makepyfile(test_only_plain="def test_plain():\n    pass\n")
-    plain = suite.runpytest_subprocess("-p", "no:cacheprovider", "--hb-out", "afile/run", "test_only_plain.py")
+    plain = inprocess.run(suite, "-p", "no:cacheprovider", "--hb-out", "afile/run", "test_only_plain.py")
     plain.assert_outcomes(passed=1)  # a session that runs no trial writes nothing, so needs no run directory
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting a filesystem needs root")
-def test_a_disk_that_fills_mid_run_stops_with_the_summary_and_how_to_resume(pytester):
+def test_a_disk_that_fills_mid_run_stops_with_the_summary_and_how_to_resume(pytester, monkeypatch):
 
     pytester.makepyfile(test_fill='''
 import os, subprocess, pytest
@@ -595,9 +618,8 @@ def test_step(trial, n):
     assert trial.sandbox.read_file("out.txt").strip() == "ok"
 ''')
     with small_disk(pytester.path / "disk", "2m") as disk:
-        pytester._monkeypatch.setenv("RUN_DISK", str(disk))
-        result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--models", "oracle",
-                                               "--hb-out", str(disk / "run"))
+        monkeypatch.setenv("RUN_DISK", str(disk))
+        result = inprocess.run(pytester, "-p", "no:cacheprovider", "--models", "oracle", "--hb-out", str(disk / "run"))
         out = result.stdout.str()
         assert "INTERNALERROR" not in out and result.ret == pytest.ExitCode.INTERRUPTED
         result.stdout.fnmatch_lines(["*oracle*1x*", "*PARTIAL RUN: cannot write the run directory*"
@@ -607,7 +629,7 @@ def test_step(trial, n):
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting a filesystem needs root")
-def test_a_command_that_fills_the_sandbox_disk_is_infra_disk_from_the_filesystems_evidence(pytester):
+def test_a_command_that_fills_the_sandbox_disk_is_infra_disk_from_the_filesystems_evidence(pytester, monkeypatch):
     """Issue 21.4: `dd` into a full disk left no exception (its stderr was lost on the same disk): failed/assertion."""
 
     pytester.makepyfile(test_fill='''
@@ -619,7 +641,7 @@ def test_answer(trial):
     assert trial.sandbox.read_file("answer.txt").strip() == "42"
 ''')
     with small_disk(pytester.path / "tmp", "40m") as disk:
-        pytester._monkeypatch.setenv("TMPDIR", str(disk))  # the sandbox's work dir lives under TMPDIR
+        inprocess.use_tmpdir(monkeypatch, disk)  # the sandbox's work dir lives under TMPDIR
         run(pytester, "--models", "oracle")
         (rec,) = records(pytester)
         assert (rec["outcome"], rec["cause"]) == ("infra", "disk"), rec["message"]
@@ -627,7 +649,7 @@ def test_answer(trial):
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting a filesystem needs root")
-def test_a_full_sandbox_disk_is_infra_disk(pytester):
+def test_a_full_sandbox_disk_is_infra_disk(pytester, monkeypatch):
 
     pytester.makepyfile(test_big='''
 import pytest
@@ -638,7 +660,7 @@ def test_big_output(trial):
     trial.sandbox.write_file("big.bin", b"x" * (8 << 20))  # more than the sandbox's disk holds
 ''')
     with small_disk(pytester.path / "tmp", "4m") as disk:
-        pytester._monkeypatch.setenv("TMPDIR", str(disk))  # the sandbox's work dir lives under TMPDIR
+        inprocess.use_tmpdir(monkeypatch, disk)  # the sandbox's work dir lives under TMPDIR
         result = run(pytester, "--models", "oracle")
         result.stdout.fnmatch_lines(["*1 infra*"])
         (rec,) = records(pytester)
@@ -664,6 +686,7 @@ def _alive(pid: int) -> bool:
         return False
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("xdist", [[], ["-n", "1"]], ids=["session", "xdist-worker"])
 def test_sigkill_of_the_session_leaves_no_sandbox_process_behind(pytester, xdist):
     """Issue 17.8: a SIGKILLed session's sandbox processes ran on, orphaned, until the next session."""
@@ -707,9 +730,9 @@ def test_step(trial, n):
     trial.run_agent("Write ok.")
     assert trial.sandbox.read_file("out.txt").strip() == "ok"
 ''')
-    first = pytester.runpytest_subprocess("--models", "oracle", "--hb-out", "r1")
+    first = inprocess.run(pytester, "--models", "oracle", "--hb-out", "r1")
     first.assert_outcomes(passed=1, failed=1)
-    rerun = pytester.runpytest_subprocess("--models", "oracle", "--hb-out", "r2", "--lf")
+    rerun = inprocess.run(pytester, "--models", "oracle", "--hb-out", "r2", "--lf")
     rerun.assert_outcomes(failed=1)
     subset = "subset: --lf ran only the tests that failed last time; the table covers those trials, not the whole*"
     rerun.stdout.fnmatch_lines([subset])
@@ -739,7 +762,7 @@ def test_a_trial_that_hits_its_pids_limit_is_infra_pids_with_the_kernels_count(p
 
 def test_a_trial_that_runs_out_of_time_thrashing_at_its_memory_limit_is_infra_thrash(pytester):
     """Issue 21.7: it was failed/timeout (no OOM kill); a timeout without memory pressure stays the model's."""
-    from workloads import thrash
+    from support.workloads import thrash
 
     solutions = {"thrash": thrash(-1) + " && echo 42 > answer.txt", "sleepy": "sleep 600 && echo 42 > answer.txt"}
     pytester.makepyfile(test_slow=f"""

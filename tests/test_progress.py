@@ -1,4 +1,5 @@
 from pytest_harnessbench.progress import Progress
+from pytest_harnessbench.records import TrialRecord
 
 
 class Clock:
@@ -13,8 +14,8 @@ def test_progress_counts_per_cell_and_is_due_every_interval():
     clock = Clock()
     progress = Progress(30, clock)
     progress.expect([("nop", "1x")] * 3 + [("nop", "3x")] * 3)
-    progress.add({"model": "nop", "multiplier": "1x", "outcome": "infra"})
-    progress.add({"model": "nop", "multiplier": "3x", "outcome": "failed"})
+    progress.add(TrialRecord.from_dict({"model": "nop", "multiplier": "1x", "outcome": "infra"}))
+    progress.add(TrialRecord.from_dict({"model": "nop", "multiplier": "3x", "outcome": "failed"}))
     assert not progress.due()
     clock.now = 31
     assert progress.due() and not progress.due()  # once per interval
@@ -25,7 +26,7 @@ def test_progress_lines_fit_the_terminal_and_never_split_a_cell():
     """Issue 21: a 282-column progress line."""
     progress = Progress(30, Clock())
     progress.expect([(model, x) for model in ("oracle:lean", "oracle:heavy", "nop") for x in ("1x", "3x", "uncapped")])
-    progress.add({"model": "oracle:heavy", "multiplier": "1x", "outcome": "infra"})
+    progress.add(TrialRecord.from_dict({"model": "oracle:heavy", "multiplier": "1x", "outcome": "infra"}))
     assert progress.lines(80) == [
         "harnessbench progress: 1/9 trials · oracle:lean 1x 0/1, 3x 0/1, uncapped 0/1",
         "  oracle:heavy 1x 1/1 (infra 1), 3x 0/1, uncapped 0/1 · nop 1x 0/1, 3x 0/1",

@@ -1,21 +1,20 @@
 """Real provider path: langchain-openai over real HTTP to the scripted server on 127.0.0.1.
 
-The server (tests/scripted_openai.py) is the only test double: it stands in for
+The server (tests/support/scripted_openai.py) is the only test double: it stands in for
 a remote provider we cannot reach from here.
 """
 
 import hashlib
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-from scripted_openai import ScriptedOpenAI  # noqa: E402
+from support import inprocess
+from support.scripted_openai import ScriptedOpenAI
 
-from pytest_harnessbench import session as session_module  # noqa: E402
-from pytest_harnessbench.config import ConfigError, build  # noqa: E402
+from pytest_harnessbench import session as session_module
+from pytest_harnessbench.config import ConfigError, build
 
 TASK = '''
 import pytest
@@ -37,8 +36,8 @@ def bake(pytester, tmp_path, monkeypatch):
         pytester.makepyfile(test_task=tasks.format(timeout=timeout))
         params = [f"openai:scripted:base_url={server.base_url}"] + ([f"openai:scripted:api_key={key}"] if key else [])
         flags = [arg for p in params for arg in ("--hb-model-param", p)]
-        return pytester.runpytest_subprocess("-p", "no:cacheprovider", "--models", "openai:scripted", "--hb-out", "run",
-                                             "--hb-provider-backoff", "0.01", *flags, *args)
+        return inprocess.run(pytester, "-p", "no:cacheprovider", "--models", "openai:scripted", "--hb-out", "run",
+                             "--hb-provider-backoff", "0.01", *flags, *args)
 
     return run
 
@@ -144,7 +143,6 @@ def test_context_overflow_and_refusal_are_the_models_failures(pytester, bake):
         bake(server)
     assert (records(pytester)[0]["outcome"], records(pytester)[0]["cause"]) == ("failed", "context_overflow")
     with ScriptedOpenAI([{"refusal": "I can't help with that."}]) as server:
-        pytester.runpytest_subprocess  # same bake-off, a model that refuses
         (pytester.path / "run" / "results.jsonl").unlink()
         bake(server)
     assert (records(pytester)[0]["outcome"], records(pytester)[0]["cause"]) == ("failed", "gave_up")
@@ -220,10 +218,10 @@ def test_answer(trial):
     trial.run_agent("Write 42 to answer.txt.")
     assert trial.sandbox.read_file("answer.txt").strip() == "42"
 ''')
-    pytester.runpytest_subprocess("-p", "no:cacheprovider", "--models", "oracle:heavy", "--multipliers", "uncapped",
-                                  "--hb-out", "recorded")
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--models", "replay:recorded",
-                                           "--multipliers", "1,uncapped", "--hb-out", "run")
+    inprocess.run(pytester, "-p", "no:cacheprovider", "--models", "oracle:heavy", "--multipliers", "uncapped",
+                  "--hb-out", "recorded")
+    result = inprocess.run(pytester, "-p", "no:cacheprovider", "--models", "replay:recorded",
+                           "--multipliers", "1,uncapped", "--hb-out", "run")
     result.stdout.fnmatch_lines(["*1 passed, 1 infra*"])
     outcomes = {r["multiplier"]: (r["outcome"], r["cause"]) for r in records(pytester)}
     assert outcomes == {"uncapped": ("passed", None), "1x": ("infra", "oom")}
@@ -234,8 +232,8 @@ def test_an_example_suite_task_is_solved_through_the_provider_path(pytester, tmp
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
     task = sort_numbers_task  # the task's own lean solution, served by the "provider"
     with ScriptedOpenAI([{"solve_with": "bash", "commands": [task.LEAN]}]) as server:
-        result = pytester.runpytest_subprocess(
-            "-p", "no:cacheprovider", "test_sort_numbers.py",
+        result = inprocess.run(
+            pytester, "-p", "no:cacheprovider", "test_sort_numbers.py",
             "--models", "openai:scripted", "--multipliers", "1,uncapped", "--hb-out", "run",
             "--hb-model-param", f"openai:scripted:base_url={server.base_url}",
             "--hb-model-param", "openai:scripted:api_key=test-key")
@@ -277,22 +275,22 @@ def test_a_short_secret_parameter_leaves_ids_intact(pytester, bake):
 
 def test_replay_sources_are_checked_before_the_run(pytester, tmp_path, monkeypatch):
     pytester.makepyfile(test_task=TASK.format(timeout=20))
-    pytester.runpytest_subprocess("-p", "no:cacheprovider", "--models", "oracle,nop", "--multipliers", "1,3",
-                                  "--hb-out", "recorded")
+    inprocess.run(pytester, "-p", "no:cacheprovider", "--models", "oracle,nop", "--multipliers", "1,3",
+                  "--hb-out", "recorded")
     for model, message in [("replay:recorded", "*holds several models (nop, oracle); name one*"),
                            ("replay:recorded::typo", "*has no records of 'typo'*"),
                            ("replay:recorded::oracle", "*recorded it at several multipliers (1x, 3x)*"),
                            ("replay:nowhere", "*replay needs an earlier run directory*")]:
-        result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--models", model)
+        result = inprocess.run(pytester, "-p", "no:cacheprovider", "--models", model)
         assert result.ret == 4, model
         result.stderr.fnmatch_lines([message])
 
 
 def test_compare_needs_the_baseline_in_that_run(pytester, tmp_path, monkeypatch):
     pytester.makepyfile(test_task=TASK.format(timeout=20))
-    pytester.runpytest_subprocess("-p", "no:cacheprovider", "--models", "nop", "--hb-out", "earlier")
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--models", "oracle", "--hb-gate", "oracle",
-                                           "--hb-compare", "earlier")
+    inprocess.run(pytester, "-p", "no:cacheprovider", "--models", "nop", "--hb-out", "earlier")
+    result = inprocess.run(pytester, "-p", "no:cacheprovider", "--models", "oracle", "--hb-gate", "oracle",
+                           "--hb-compare", "earlier")
     assert result.ret == 4
     result.stderr.fnmatch_lines(["*--hb-compare earlier: holds no records of --hb-gate 'oracle' (it has: nop)*"])
 

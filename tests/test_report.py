@@ -1,6 +1,29 @@
 """The terminal summary, built from plain records: no pytest run needed."""
 
-from pytest_harnessbench.report import metric_tables, render, trial_lines
+import json
+from pathlib import Path
+
+import pytest
+
+from pytest_harnessbench import report
+from pytest_harnessbench.records import TrialRecord
+from pytest_harnessbench.summary import summarize
+
+
+def typed(records):
+    return [TrialRecord.from_dict(r) for r in records]
+
+
+def render(records, *, models, multipliers, **options):
+    return report.render(summarize(typed(records), models=models, multipliers=multipliers), **options)
+
+
+def metric_tables(records, models, multipliers):
+    return report.metric_tables(summarize(typed(records), models=models, multipliers=multipliers))
+
+
+def trial_lines(final, width, *outcomes):
+    return report.trial_lines({nodeid: TrialRecord.from_dict(r) for nodeid, r in final.items()}, width, *outcomes)
 
 
 def record(model, mult, outcome, cause=None, task="t1", sample=1, message="", enforcement="cgroup-v1"):
@@ -141,3 +164,15 @@ def test_one_line_per_trial_that_did_not_pass_cut_to_the_terminal():
         "ERROR test_a[nop@1x#1] - error/harness: NameError: x",
         "INFRA test_x[oracle:heavy@1x#1] - infra/oom: killed killed killed killed kill..."]
     assert trial_lines(final, 80, ("infra",)) == trial_lines(final, 80)[2:]
+
+
+@pytest.mark.parametrize("name", ["results-d4030c8", "results-before-issue-12"])
+def test_the_summary_of_an_earlier_runs_records_prints_what_it_printed_before_the_summary_model(name):
+    """Issue 22: the summary model changed how the summary is computed, not what it says. The expected text is what
+    report.render printed for these records at d4030c8, the commit before (both files in tests/data)."""
+    data = Path(__file__).parent / "data"
+    records = [TrialRecord.from_dict(json.loads(line)) for line in (data / f"{name}.jsonl").read_text().splitlines()]
+    summary = summarize(records, models=["oracle:heavy", "oracle:lean", "nop"], multipliers=["1x", "3x", "uncapped"])
+    lines = (report.render(summary, run_dir="RUN") + ["-- verbose --"]
+             + report.render(summary, run_dir="RUN", verbose=True, width=100))
+    assert lines == (data / f"{name}.summary.txt").read_text().splitlines()

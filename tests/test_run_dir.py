@@ -8,8 +8,10 @@ import sys
 
 import pytest
 
+from support import inprocess
+
 from pytest_harnessbench.config import ConfigError
-from pytest_harnessbench.session import match_task_ids
+from pytest_harnessbench.tasks import match_task_ids
 
 STEPS = '''
 import pytest
@@ -36,7 +38,9 @@ def records(run_dir):
 
 
 def hb(pytester, *args):
-    return pytester.runpytest_subprocess("-p", "no:cacheprovider", "--models", "oracle", *args)
+    """A bake-off in this process; with -n in a subprocess (xdist's workers are processes anyway)."""
+    args = ("-p", "no:cacheprovider", "--models", "oracle", *args)
+    return pytester.runpytest_subprocess(*args) if "-n" in args else inprocess.run(pytester, *args)
 
 
 def test_a_run_outside_the_suite_resumed_with_the_space_separated_form_runs_nothing_again(pytester, tmp_path_factory):
@@ -60,7 +64,7 @@ def test_the_same_suite_from_two_working_directories_gives_the_same_trial_ids(py
     assert ids[0] == ids[1] and ids[0][0][0] == "test_step.py::test_step[0]"
 
 
-@pytest.mark.parametrize("workers", [[], ["-n", "2"]])
+@pytest.mark.parametrize("workers", [[], pytest.param(["-n", "2"], marks=pytest.mark.e2e)])
 def test_a_resume_against_a_run_of_another_suite_is_refused(pytester, workers):
     suite(pytester, "a", name="alpha")
     suite(pytester, "b", name="beta")
@@ -73,15 +77,18 @@ def test_a_resume_against_a_run_of_another_suite_is_refused(pytester, workers):
     assert len(records(pytester.path / "r1")) == 2  # nothing ran
 
 
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]])
 @pytest.mark.parametrize("args, source", [(["--hb-gate", "oracle", "--hb-compare", "r1"], "--hb-compare r1"),
                                           (["--models", "replay:r1"], "--models replay:r1")])
-def test_a_compare_or_replay_against_a_run_of_another_suite_is_refused(pytester, args, source):
+def test_a_compare_or_replay_against_a_run_of_another_suite_is_refused(pytester, args, source, workers):
+    """A usage error leaves no run directory behind (one holding only ``session.lock`` was left: review finding)."""
     suite(pytester, "a", name="alpha")
     suite(pytester, "b", name="beta")
     hb(pytester, "a", "--hb-out", "r1")
-    refused = hb(pytester, "b", "--hb-out", "r2", *args)
+    refused = hb(pytester, "b", "--hb-out", "r2", *args, *workers)
     assert refused.ret == pytest.ExitCode.USAGE_ERROR
     refused.stderr.fnmatch_lines([f"ERROR: {source}: none of its 2 task id(s) match the 2 collected here*"])
+    assert not (pytester.path / "r2").exists(), sorted(p.name for p in (pytester.path / "r2").iterdir())
 
 
 def test_match_task_ids_names_both_sides_or_the_new_ones():
@@ -104,6 +111,7 @@ def test_a_partial_match_is_reported_and_the_new_tasks_run(pytester):
     both.assert_outcomes(passed=2)
 
 
+@pytest.mark.e2e
 def test_two_sessions_started_at_once_on_one_run_directory_exactly_one_runs(pytester):
     """Issue 21.3: both ran, and the directory mixed two runs' records; the lock refuses the second at start."""
     suite(pytester, "a", solution="sleep 2; echo ok > out.txt")
@@ -133,6 +141,7 @@ def test_a_session_that_died_leaves_no_lock_behind(pytester):
     hb(pytester, "a", "--hb-out", "run").assert_outcomes(passed=2)
 
 
+@pytest.mark.e2e  # the command it prints runs as a user would run it
 def test_the_partial_run_line_prints_a_command_that_finishes_the_run(pytester):
     """Issue 21: the hint said "the same command with --hb-resume DIR", which with --hb-out was refused (exit 4)."""
     suite(pytester, "a", solution="test $(cat n.txt) = 1 && echo ok > out.txt")

@@ -54,7 +54,7 @@ from langchain_core.messages import AIMessage, HumanMessage, ToolMessage  # noqa
 from langchain_openai import ChatOpenAI  # noqa: E402
 from langchain_openai.chat_models import base as lc_openai  # noqa: E402
 
-from scripted_openai import ScriptError, ScriptedOpenAI, count_tokens  # noqa: E402
+from support.scripted_openai import ScriptError, ScriptedOpenAI, count_tokens  # noqa: E402
 
 TOOL_TURN = {"tool_calls": [{"name": "bash", "arguments": {"command": "echo 42 > answer.txt"}}]}
 FINAL_TURN = {"content": "Done."}
@@ -357,7 +357,7 @@ def test_concurrent_conversations_replay_independently_and_share_faults():
 def test_cli_serves_a_script_file(tmp_path: Path):
     script = tmp_path / "script.json"
     script.write_text(json.dumps({"openai-ish": [FINAL_TURN]}))
-    module = Path(__file__).with_name("scripted_openai.py")
+    module = Path(__file__).parent / "support" / "scripted_openai.py"
     proc = subprocess.Popen([sys.executable, str(module), "--port", "0", "--script", str(script)],
                             stdout=subprocess.PIPE, text=True)
     try:

@@ -11,6 +11,7 @@ import pytest
 from scipy import stats as sps
 
 from pytest_harnessbench import stats
+from pytest_harnessbench.records import TrialRecord
 from pytest_harnessbench.stats import (
     benjamini_hochberg,
     clustered_se,
@@ -29,12 +30,13 @@ from pytest_harnessbench.stats import (
 )
 
 
-def rec(task: str, outcome: str, *, model: str = "m", mult: str = "1x", sample: int = 1) -> dict:
+def rec(task: str, outcome: str, *, model: str = "m", mult: str = "1x", sample: int = 1) -> TrialRecord:
     cause = {"passed": None, "failed": "assertion", "infra": "oom", "error": "harness"}[outcome]
-    return {"task_id": task, "model": model, "multiplier": mult, "sample": sample, "outcome": outcome, "cause": cause}
+    return TrialRecord.from_dict({"task_id": task, "model": model, "multiplier": mult, "sample": sample,
+                                  "outcome": outcome, "cause": cause})
 
 
-def task_records(task: str, outcomes: list[str], **kw) -> list[dict]:
+def task_records(task: str, outcomes: list[str], **kw) -> list[TrialRecord]:
     return [rec(task, o, sample=i + 1, **kw) for i, o in enumerate(outcomes)]
 
 
@@ -151,13 +153,14 @@ def test_summarize_orders_cells_and_counts():
 
 
 def test_multipliers_are_ordered_by_the_records_numbers_and_older_records_by_their_labels():
-    new = [{"multiplier": label, "multiplier_factor": factor}
+    new = [TrialRecord.from_dict({"multiplier": label, "multiplier_factor": factor})
            for label, factor in [("uncapped", None), ("3x", 3.0), ("1x", 1.0), ("1.5x", 1.5)]]
     assert sorted(["uncapped", "3x", "1x", "1.5x"], key=multiplier_key(new)) == ["1x", "1.5x", "3x", "uncapped"]
-    old = [{"multiplier": label} for label in ["uncapped", "3x", "1x", "1.5x", "2"]]  # before multiplier_factor
+    old = [TrialRecord.from_dict({"multiplier": label})  # before multiplier_factor
+           for label in ["uncapped", "3x", "1x", "1.5x", "2"]]
     assert sorted(["uncapped", "3x", "1x", "1.5x", "2"], key=multiplier_key(old)) == ["1x", "1.5x", "2", "3x", "uncapped"]
     with pytest.raises(ValueError, match="multiplier"):
-        multiplier_key([{"multiplier": "lots"}])
+        multiplier_key([TrialRecord.from_dict({"multiplier": "lots"})])
 
 
 # ---------------------------------------------------------------- two proportions
@@ -268,7 +271,7 @@ def test_paired_comparison_matches_scipy_ttest_rel():
 
 def test_paired_comparison_ignores_sample_index():
     a, b = paired_example()
-    shuffled = [dict(r, sample=3 - r["sample"]) for r in b]  # reverse sample numbers of B
+    shuffled = [r.replace(sample=3 - r.sample) for r in b]  # reverse sample numbers of B
     rng = random.Random(0)
     rng.shuffle(shuffled)
     assert paired_comparison(a, shuffled) == paired_comparison(a, b)
@@ -296,7 +299,7 @@ def test_mcnemar_only_with_one_sample_per_task():
     assert result.method == "mcnemar"
     assert result.pvalue == pytest.approx(sps.binomtest(8, 10, 0.5).pvalue)
     assert result.difference == pytest.approx(6 / 30)
-    doubled = paired_comparison(a + [dict(r, sample=2) for r in a], b + [dict(r, sample=2) for r in b], "score")
+    doubled = paired_comparison(a + [r.replace(sample=2) for r in a], b + [r.replace(sample=2) for r in b], "score")
     assert doubled.method == "paired-t"
     assert doubled.difference == pytest.approx(result.difference)
 
@@ -310,7 +313,7 @@ def test_paired_comparison_edges():
     same = paired_comparison(all_pass, all_pass, "score")
     assert (same.difference, same.pvalue, same.sd) == (0.0, 1.0, 0.0)
     assert same.low < 0.0 < same.high  # no difference seen in 10 trials is not a difference known to be 0
-    all_fail = [dict(r, outcome="failed") for r in all_pass]
+    all_fail = [r.replace(outcome="failed") for r in all_pass]
     worse = paired_comparison(all_pass, all_fail, "score")
     assert (worse.difference, worse.low, worse.pvalue) == (-1.0, -1.0, 0.0)
     assert worse.high > -1.0
@@ -381,10 +384,8 @@ def test_minimum_detectable_difference_formula():
 # Numeric trial metrics (steps, tokens, trajectory match, ...)
 
 
-def metric_rec(task: str, value, *, model: str = "m", outcome: str = "passed", sample: int = 1) -> dict:
-    record = rec(task, outcome, model=model, sample=sample)
-    record["metrics"] = {} if value is None else {"steps": value}
-    return record
+def metric_rec(task: str, value, *, model: str = "m", outcome: str = "passed", sample: int = 1) -> TrialRecord:
+    return rec(task, outcome, model=model, sample=sample).replace(metrics={} if value is None else {"steps": value})
 
 
 def test_metric_mean_is_the_mean_of_task_means_with_a_t_interval_over_tasks():

@@ -2,6 +2,8 @@
 
 import pytest
 
+from support import inprocess
+
 from pytest_harnessbench import metrics
 from pytest_harnessbench.store import RunDir
 
@@ -26,11 +28,11 @@ def test_gated(trial):
 
 
 def run(pytester, *args):
-    return pytester.runpytest_subprocess("-p", "no:cacheprovider", "--hb-out", "run", *args)
+    return inprocess.run(pytester, "-p", "no:cacheprovider", "--hb-out", "run", *args)
 
 
 def by_trial(pytester) -> dict:
-    return {(r["task_id"].rsplit("::", 1)[1], r["model"]): r for r in RunDir(pytester.path / "run").latest()}
+    return {(r.task_id.rsplit("::", 1)[1], r.model): r.to_dict() for r in RunDir(pytester.path / "run").latest()}
 
 
 def test_example_suite_lean_and_heavy_take_different_paths(pytester, sort_numbers_task):
@@ -40,11 +42,12 @@ def test_example_suite_lean_and_heavy_take_different_paths(pytester, sort_number
     run_dir = RunDir(pytester.path / "run")
     reference = metrics.reference_document([("bash", {"command": task.LEAN})])
     scores = {}
-    for record in run_dir.latest():
+    for typed in run_dir.latest():
+        record = typed.to_dict()
         assert {k: record["metrics"][k] for k in ("steps", "tool_calls", "failed_tool_calls", "tokens")} == {
             "steps": 2, "tool_calls": 1, "failed_tool_calls": 0, "tokens": 0}
         assert 0 < record["metrics"]["wall_s"] <= record["timing"]["agent_s"] + 0.0005  # wall_s is rounded to ms
-        document = run_dir.trajectory(record)
+        document = run_dir.trajectory(typed)
         scores[record["model"]] = {mode: metrics.trajectory_match(document, reference, mode)
                                    for mode in metrics.MATCH_MODES}
         assert metrics.trajectory_match(document, reference, "strict", args="ignore") == 1.0  # one bash call each

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_harnessbench.agents.providers import parse_model
+from pytest_harnessbench.models import parse_model
 from pytest_harnessbench.resources import Multiplier, SpecError
 from pytest_harnessbench.trial import Case, SuiteRoot, TrialKey
 

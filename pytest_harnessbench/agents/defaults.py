@@ -32,3 +32,14 @@ def sha256(text: str) -> str:
 
 def toolset_hash(descriptions: dict[str, str] = TOOL_DESCRIPTIONS) -> str:
     return sha256(json.dumps(descriptions, sort_keys=True))
+
+
+def fingerprint(max_steps: int | None = None, model_params: dict | None = None) -> dict:
+    """What the harness card records of the harness: hashes of the prompt and the tools, the step limit."""
+    return {
+        "system_prompt_sha256": sha256(SYSTEM_PROMPT),
+        "tools": sorted(TOOL_DESCRIPTIONS),
+        "toolset_sha256": toolset_hash(),
+        "max_steps": DEFAULT_MAX_STEPS if max_steps is None else max_steps,
+        "model_params": model_params or {},
+    }

@@ -9,7 +9,8 @@ from typing import Callable
 from langchain_core.tools import BaseTool, StructuredTool
 from langchain_core.tools.base import create_schema_from_function
 
-from ..sandbox.base import Sandbox, SandboxError, SandboxLostError, SandboxStartError
+from ..errors import SandboxError, SandboxLostError, SandboxStartError
+from ..sandbox.base import Sandbox, decode_text
 from .defaults import TOOL_DESCRIPTIONS, TOOL_OUTPUT_LIMIT
 from .trajectory import ToolCall
 
@@ -30,6 +31,14 @@ def _clip(text: str) -> str:
     return f"{text[:half]}\n... [{len(text) - TOOL_OUTPUT_LIMIT} characters cut] ...\n{text[-half:]}"
 
 
+def _head(data: bytes) -> str:
+    """What the read_file tool shows: at most TOOL_OUTPUT_LIMIT bytes from the file's start (the rest is not read)."""
+    if len(data) <= TOOL_OUTPUT_LIMIT:
+        return decode_text(data)
+    return (f"{decode_text(data[:TOOL_OUTPUT_LIMIT])}\n[file cut: its first {TOOL_OUTPUT_LIMIT} bytes shown; "
+            "read the rest with bash (tail, sed -n, grep)]")
+
+
 def make_tools(sandbox: Sandbox, record: Callable[[ToolCall], None],
                remaining: Callable[[], float | None]) -> list[BaseTool]:
     """bash, read_file, write_file over ``sandbox``; ``remaining()`` bounds each command."""
@@ -46,9 +55,7 @@ def make_tools(sandbox: Sandbox, record: Callable[[ToolCall], None],
     def read_file(path: str) -> str:
         start = time.monotonic()
         try:
-            output = _clip(sandbox.read_file(path))
-        except UnicodeDecodeError:
-            output = f"error: {path} is not a text file"
+            output = _head(sandbox.read_file(path, text=False, limit=TOOL_OUTPUT_LIMIT + 1))
         except _MODEL_MISTAKES as exc:
             if not _model_mistake(exc):
                 raise

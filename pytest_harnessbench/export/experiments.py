@@ -44,6 +44,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Mapping
 
+from ..records import TrialRecord
 from ..redact import Redactor
 from .langsmith import (DEFAULT_ENDPOINT, PROBE_TIMEOUT_S, ExportResult, _env_get, _is_unreachable, _Quiet, _RunData,
                         _short, _status, _TrialData, _uuid, endpoint, load_run, make_client, trial_feedback, trial_runs)
@@ -76,9 +77,9 @@ def example_id(dataset: str, task_id: str) -> uuid.UUID:
     return _uuid(f"dataset:{dataset}", task_id)
 
 
-def task_spec(record: Mapping) -> dict:
+def task_spec(record: TrialRecord) -> dict:
     """The task's spec as the record shows it: the guarantee (= spec: cpus, memory bytes) of its allocation."""
-    guarantee = (record.get("allocation") or {}).get("guarantee") or {}
+    guarantee = (record.allocation or {}).get("guarantee") or {}
     return {"cpus": guarantee.get("cpus"), "memory_bytes": guarantee.get("memory_bytes")}
 
 
@@ -86,7 +87,7 @@ def task_example(dataset: str, trial: _TrialData, redactor: Redactor) -> dict:
     """The example of the trial's task: its instruction (from the trajectory), spec and id."""
     record = trial.record
     instruction = next((t.get("instruction") for t in trial.trajectories if t.get("instruction")), None)
-    task_id = str(record.get("task_id"))
+    task_id = str(record.task_id)
     return {"id": str(example_id(dataset, task_id)),
             "inputs": redactor.redact({"task_id": task_id, "instruction": instruction}),
             "metadata": {"task_id": task_id, "spec": task_spec(record), "source": "pytest-harnessbench"}}
@@ -242,7 +243,7 @@ class Uploader:
     def _ensure_examples(self, trials: list[_TrialData]) -> None:
         wanted: dict[str, dict] = {}
         for trial in trials:
-            task_id = str(trial.record.get("task_id"))
+            task_id = str(trial.record.task_id)
             if task_id not in self.ledger.examples and task_id not in wanted:
                 wanted[task_id] = task_example(self.dataset, trial, self.redactor)
         if not wanted:
@@ -257,8 +258,8 @@ class Uploader:
         self.ledger.examples.update({task_id: e["id"] for task_id, e in wanted.items()})
         self.ledger.add(*({"example": task_id, "id": e["id"]} for task_id, e in wanted.items()))
 
-    def _ensure_experiment(self, record: Mapping) -> str:
-        model, multiplier = str(record.get("model")), str(record.get("multiplier"))
+    def _ensure_experiment(self, record: TrialRecord) -> str:
+        model, multiplier = str(record.model), str(record.multiplier)
         key = f"{model}@{multiplier}"
         if key not in self.ledger.experiments:
             card = self.redactor.redact(dict(self.card))
@@ -266,7 +267,7 @@ class Uploader:
             project = self._call(
                 self.client.create_project, experiment_name(self.run_id, model, multiplier), upsert=True,
                 reference_dataset_id=self.ledger.dataset_id,
-                metadata=experiment_metadata(card, model, multiplier, record.get("multiplier_factor")),
+                metadata=experiment_metadata(card, model, multiplier, record.multiplier_factor),
                 description=f"pytest-harnessbench run {self.run_id}: {model} at {multiplier}",
                 num_repetitions=samples if isinstance(samples, int) else None)
             self.ledger.experiments[key] = str(project.id)
@@ -300,9 +301,9 @@ class Uploader:
 
         record = trial.record
         session_id = self._ensure_experiment(record)
-        name = experiment_name(self.run_id, str(record.get("model")), str(record.get("multiplier")))
+        name = experiment_name(self.run_id, str(record.model), str(record.multiplier))
         root, children = trial_runs(self.run_id, name, trial, self.redactor, session_id, id_space=self.id_space)
-        root["reference_example_id"] = self.ledger.examples[str(record.get("task_id"))]
+        root["reference_example_id"] = self.ledger.examples[str(record.task_id)]
         now = datetime.now(timezone.utc)
         feedback = [ls_schemas.FeedbackCreate(
             id=_uuid(self.id_space, trial.key, "feedback", key), run_id=root["id"], trace_id=root["id"], key=key,
@@ -490,7 +491,7 @@ class Streamer:
         self.sent = 0
         self.final_deadline = float("inf")
 
-    def add(self, record: dict) -> None:
+    def add(self, record: TrialRecord) -> None:
         if self.error is not None or self.closing.is_set():
             return
         self.queue.put(record)
@@ -528,9 +529,9 @@ class Streamer:
                 trials.append(_TrialData(trajectory_key(record), record, trajectories))
             self.sent += self.uploader.send(trials)
 
-    def _next_group(self) -> list[dict]:
+    def _next_group(self) -> list[TrialRecord]:
         """The trials that finished together: the first (waiting while the session runs), then those within the wait."""
-        group: list[dict] = []
+        group: list[TrialRecord] = []
         while not group:
             try:
                 group.append(self.queue.get(timeout=0.2))

@@ -31,6 +31,7 @@ batching or urllib3 retries, and failures end up counted in
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -43,6 +44,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Mapping
 
+from ..outcomes import INFRA, PASSED
+from ..records import TrialRecord
 from ..redact import Redactor
 
 DEFAULT_ENDPOINT = "https://api.smith.langchain.com"
@@ -153,7 +156,7 @@ class ExportResult:
 @dataclass
 class _TrialData:
     key: str  # unique within the run: the trial id, with ~N for a repeated attempt
-    record: dict
+    record: TrialRecord
     trajectories: list[dict] = field(default_factory=list)
 
 
@@ -178,13 +181,11 @@ def load_run(run_dir: Path) -> _RunData:
         raise FileNotFoundError(f"{run_dir} is not a harnessbench run directory (no {RESULTS}, no {TRIALS}/)")
     card = run.card() or {}
     docs = run.trajectory_documents()
-    records = [r for r in run.records() if isinstance(r, dict) and r.get("trial_id")]
-    seen = {(r["trial_id"], r.get("started_at")) for r in records}
-    for trial_id, doc in docs.items():
-        record = doc["record"]
-        if (record.get("trial_id", trial_id), record.get("started_at")) not in seen:
-            records.append({"trial_id": trial_id, **record})
-    run_id = card.get("run_id") or next((r.get("run_id") for r in records if r.get("run_id")), None) or run.path.name
+    in_files = run.trajectory_records(docs)
+    records = run.records()
+    seen = {(r.trial_id, r.started_at) for r in records}
+    records += [r for r in in_files.values() if (r.trial_id, r.started_at) not in seen]
+    run_id = card.get("run_id") or next((r.run_id for r in records if r.run_id), None) or run.path.name
     trials, used = [], set()
     for record in records:
         key = file_key = trajectory_key(record)  # a retry or resumed attempt: a trace of its own
@@ -194,8 +195,9 @@ def load_run(run_dir: Path) -> _RunData:
             key = f"{file_key}.{n}"
         used.add(key)
         # attach the trajectory to the record it belongs to (an older layout kept the last attempt in TRIAL_ID.json)
-        doc = docs.get(file_key) or docs.get(record["trial_id"])
-        same_attempt = doc is not None and doc["record"].get("started_at") == record.get("started_at")
+        doc_key = file_key if file_key in docs else record.trial_id
+        doc = docs.get(doc_key)
+        same_attempt = doc_key in in_files and in_files[doc_key].started_at == record.started_at
         trajectories = [t for t in doc.get("trajectories", []) if isinstance(t, dict)] if same_attempt else []
         trials.append(_TrialData(key, record, trajectories))
     return _RunData(str(run_id), card, trials)
@@ -204,7 +206,7 @@ def load_run(run_dir: Path) -> _RunData:
 # ---------------------------------------------------------------- building runs
 
 
-def trial_feedback(record: Mapping, redactor: Redactor) -> list[tuple[str, dict]]:
+def trial_feedback(record: TrialRecord, redactor: Redactor) -> list[tuple[str, dict]]:
     """(key, create_feedback arguments) for one trial: its outcome, then each metric.
 
     ``outcome`` (value), ``passed`` and ``infra_error`` (1/0) carry the outcome
@@ -212,14 +214,14 @@ def trial_feedback(record: Mapping, redactor: Redactor) -> list[tuple[str, dict]
     metric that is missing (a judge that failed) is sent with no score and its
     cause as the comment, never as a 0.
     """
-    outcome = record.get("outcome")
-    comment = redactor.redact_text(f"{outcome}/{record.get('cause')}: {record.get('message', '')}".rstrip(": "))
+    outcome = record.outcome
+    comment = redactor.redact_text(f"{outcome}/{record.cause}: {record.message}".rstrip(": "))
     feedback = [("outcome", {"value": outcome, "comment": comment}),
-                ("passed", {"score": int(outcome == "passed"), "comment": comment}),
-                ("infra_error", {"score": int(outcome == "infra"), "comment": comment})]
-    feedback += [(name, {"score": value}) for name, value in (record.get("metrics") or {}).items()]
+                ("passed", {"score": int(outcome == PASSED), "comment": comment}),
+                ("infra_error", {"score": int(outcome == INFRA), "comment": comment})]
+    feedback += [(name, {"score": value}) for name, value in record.metrics.items()]
     feedback += [(name, {"comment": redactor.redact_text(f"missing: {cause}")})
-                 for name, cause in (record.get("metrics_missing") or {}).items()]
+                 for name, cause in record.metrics_missing.items()]
     return feedback
 
 
@@ -241,11 +243,11 @@ def _dotted(start: datetime, run_id: uuid.UUID) -> str:
     return start.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ") + str(run_id)
 
 
-def item_name(record: dict) -> str:
+def item_name(record: TrialRecord) -> str:
     """The pytest item name: ``test_x[model@mult#sample]`` (``test_x[model@mult#sample-own_ids]``
     for a task with parameters of its own)."""
-    node, _, own = str(record.get("task_id") or record.get("trial_id") or "trial").partition("[")
-    case = f"{record.get('model')}@{record.get('multiplier')}#{record.get('sample')}"
+    node, _, own = str(record.task_id or record.trial_id or "trial").partition("[")
+    case = f"{record.model}@{record.multiplier}#{record.sample}"
     own = own.removesuffix("]")
     return f"{node.split('::')[-1]}[{case}-{own}]" if own else f"{node.split('::')[-1]}[{case}]"
 
@@ -314,19 +316,19 @@ def trial_runs(run_id: str, project: str, trial: _TrialData, redactor: Redactor,
     experiment upload uses an id space of its own, so a run can be sent both ways."""
     id_space = id_space or run_id
     record = trial.record
-    timing = record.get("timing") or {}
-    resources = record.get("resources") or {}
-    total_s = float(timing.get("total_s") or 0.0)
-    start = _parse_time(record.get("started_at"))
-    end = _parse_time(record.get("finished_at"))
+    timing = dataclasses.asdict(record.timing)
+    resources = record.resources
+    total_s = float(record.timing.total_s or 0.0)
+    start = _parse_time(record.started_at)
+    end = _parse_time(record.finished_at)
     if start is None:
         start = (end - timedelta(seconds=total_s)) if end else datetime.now(timezone.utc)
     if end is None or end < start:
         end = start + timedelta(seconds=total_s)
     root_id = _uuid(id_space, trial.key)
     root_dotted = _dotted(start, root_id)
-    model = str(record.get("model", ""))
-    outcome, cause = record.get("outcome"), record.get("cause")
+    model = record.model
+    outcome, cause = record.outcome, record.cause
     instructions = [t.get("instruction", "") for t in trial.trajectories]
     last = trial.trajectories[-1] if trial.trajectories else {}
     final = next((m for m in reversed(last.get("messages") or []) if m.get("type") == "ai"), None)
@@ -334,24 +336,24 @@ def trial_runs(run_id: str, project: str, trial: _TrialData, redactor: Redactor,
     if session_id:
         common["session_id"] = session_id
     metadata = {
-        "run_id": run_id, "trial_id": record.get("trial_id"), "task": record.get("task_id"), "model": model,
-        "multiplier": record.get("multiplier"), "sample": record.get("sample"), "outcome": outcome, "cause": cause,
-        "allocation": record.get("allocation"), "peak_memory_bytes": resources.get("peak_memory_bytes"),
+        "run_id": run_id, "trial_id": record.trial_id, "task": record.task_id, "model": model,
+        "multiplier": record.multiplier, "sample": record.sample, "outcome": outcome, "cause": cause,
+        "allocation": record.allocation, "peak_memory_bytes": resources.get("peak_memory_bytes"),
         "oom_kills": resources.get("oom_kills"), "cpu_seconds": resources.get("cpu_seconds"),
-        "enforcement": record.get("enforcement"), "backend": record.get("backend"), "timing": timing,
-        "usage": record.get("usage"), "attempts": record.get("attempts"), "worker": record.get("worker"),
+        "enforcement": record.enforcement, "backend": record.backend, "timing": timing,
+        "usage": record.usage, "attempts": record.attempts, "worker": record.worker,
         "stop_reason": last.get("stop_reason"), "timeline": "reconstructed from recorded durations",
     }
-    tags = ["harnessbench", f"model:{model}", f"multiplier:{record.get('multiplier')}", f"outcome:{outcome}"]
+    tags = ["harnessbench", f"model:{model}", f"multiplier:{record.multiplier}", f"outcome:{outcome}"]
     if cause:
         tags.append(f"cause:{cause}")
     root = {
         **common, "id": str(root_id), "dotted_order": root_dotted, "name": item_name(record), "run_type": "chain",
         "start_time": start, "end_time": end, "tags": tags, "extra": {"metadata": metadata},
         "inputs": ({"instruction": instructions[0]} if len(instructions) == 1 else {"instructions": instructions}),
-        "outputs": {"outcome": outcome, "cause": cause, "message": record.get("message", ""),
+        "outputs": {"outcome": outcome, "cause": cause, "message": record.message,
                     "final_answer": _message(final)["content"] if final else None},
-        "error": None if outcome == "passed" else f"{outcome}/{cause}: {record.get('message', '')}".rstrip(": "),
+        "error": None if outcome == PASSED else f"{outcome}/{cause}: {record.message}".rstrip(": "),
     }
     provider, model_name = _provider_model(model)
     agent_start = start + timedelta(seconds=float(timing.get("queued_s") or 0) + float(timing.get("provision_s") or 0))

@@ -8,12 +8,22 @@ environment ended the trial, not the model.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, ClassVar, Protocol
+
+# Re-exported: a backend imports its whole contract from this module.
+from ..errors import (EnforcementUnavailable, OutputMissingError, SandboxError, SandboxLostError,
+                      SandboxPathError, SandboxStartError)
+from ..evidence import Evidence
+from ..options import BackendOptions, Option
 
 if TYPE_CHECKING:
-    from ..config import Config
     from ..resources import Allocation
+
+__all__ = ["CAPTURE_LIMIT", "TIMEOUT_EXIT_CODE", "Backend", "EnforcementUnavailable", "Evidence", "ExecResult",
+           "OutputMissingError", "Sandbox", "SandboxError", "SandboxLostError", "SandboxPathError",
+           "SandboxStartError", "decode_text"]
 
 TIMEOUT_EXIT_CODE = 124  # what coreutils `timeout` returns; we use it for killed-on-timeout
 CAPTURE_LIMIT = 8 * 1024 * 1024  # bytes of stdout (and of stderr) kept per command
@@ -44,76 +54,6 @@ class ExecResult:
         return self.exit_code == 0
 
 
-@dataclass
-class Evidence:
-    """What the kernel (or engine) says happened inside a sandbox.
-
-    ``oom_kills`` comes from the kernel's own counter where there is one;
-    ``oom_source`` names it (``memory.oom_control``, ``memory.events``,
-    ``State.OOMKilled``, or ``heuristic`` for the rlimit fallback).
-    ``pids_limit_hits`` counts the forks the kernel refused at the sandbox's
-    pids limit (``max`` in the group's ``pids.events``, v1 and v2).
-    ``disk_free_bytes`` and ``disk_full`` describe the filesystem the sandbox
-    writes to, read at the end (see ``sandbox/disk.py``); None where a backend
-    cannot see it.
-
-    Memory pressure short of an OOM kill (a process at its limit can live on
-    by evicting and re-reading its own file pages, see ``outcomes.thrashed``):
-    ``memory_at_limit`` (usage reached the limit), ``file_refault_bytes`` (its
-    own evicted file pages read back: ``workingset_refault_file``),
-    ``major_faults`` and, where cgroup v2 has PSI, ``memory_stall_s`` (time
-    some task waited for memory: ``memory.pressure``). None: not readable here.
-    """
-
-    peak_memory_bytes: int | None = None
-    cpu_seconds: float | None = None
-    oom_kills: int = 0
-    oom_source: str = ""
-    pids_limit_hits: int = 0
-    disk_free_bytes: int | None = None
-    disk_full: bool = False
-    memory_at_limit: bool = False
-    file_refault_bytes: int | None = None
-    major_faults: int | None = None
-    memory_stall_s: float | None = None
-    notes: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-class SandboxError(Exception):
-    """Base of all sandbox failures that are the environment's fault."""
-
-
-class SandboxStartError(SandboxError):
-    """The sandbox could not be created or started (classified ``infra/sandbox_start``)."""
-
-
-class SandboxLostError(SandboxError):
-    """The sandbox vanished mid-trial (classified ``infra/sandbox_lost``)."""
-
-
-class EnforcementUnavailable(SandboxError):
-    """The backend cannot enforce the requested limits on this machine.
-
-    Raised by :meth:`Backend.check` before any trial starts; the plugin turns it
-    into a usage error, because silently dropping a limit corrupts the experiment.
-    """
-
-
-class SandboxPathError(PermissionError):
-    """A file path that leads outside the sandbox (absolute on the host, ``..``, a symlink out)."""
-
-
-class OutputMissingError(FileNotFoundError):
-    """A file the task reads from the sandbox does not exist.
-
-    A subclass of :class:`FileNotFoundError`: an output the agent was to
-    produce but did not counts as the model's failure (``failed/assertion``).
-    """
-
-
 class Sandbox(Protocol):
     """One trial's isolated, resource-limited environment."""
 
@@ -132,8 +72,12 @@ class Sandbox(Protocol):
     def write_file(self, path: str, content: str | bytes) -> None:
         """Write a file (relative paths are inside the working directory)."""
 
-    def read_file(self, path: str, text: bool = True) -> str | bytes:
+    def read_file(self, path: str, text: bool = True, limit: int | None = None) -> str | bytes:
         """Read a file: as text (:func:`decode_text`, never a decoding error) or, with ``text=False``, as bytes.
+
+        ``limit``: at most this many bytes from its start, the rest never read
+        (the agent's ``read_file`` tool: a model may point it at a huge, even
+        sparse, file).
 
         Raises:
             OutputMissingError: the file does not exist.
@@ -152,25 +96,57 @@ class Sandbox(Protocol):
 class Backend:
     """Creates sandboxes of one kind (``local``, ``docker``, ...): the whole lifecycle the session uses.
 
-    A new backend is one module with a subclass and one line in ``sandbox.BACKENDS``.
-    Every sandbox it makes is named or labelled after its creating process, so
-    that :meth:`reap` removes exactly its own leftovers and nothing else.
+    A new backend is one module with a subclass, registered under a name through an entry point
+    (sandbox/registry.py; README, "Writing a backend"). It declares its own options (:attr:`options`,
+    parsed by :meth:`parse_options`) and is made by :meth:`create`. Every sandbox it makes is named or
+    labelled after its creating process, so that :meth:`reap` removes exactly its own leftovers and
+    nothing else, also from another process (:meth:`reaper_args`, :meth:`for_reaping`).
     """
 
-    name: str
+    name: str  # its registered name
+    run_id: str  # the run its sandboxes belong to (their names or labels carry it)
     runs_images: bool = False  # whether tasks that bring their own container image (Harbor tasks) can run here
     #: Whether the session's host ledger (admission.py) admits this backend's trials. A backend whose
     #: sandboxes run elsewhere (a cluster, with its own scheduler) sets it False.
     host_admission: bool = True
+    #: This backend's own options (flag ``--hb-...``, ini key ``hb_...``): every registered backend's appear in
+    #: ``--help``; only the chosen backend's are parsed.
+    options: ClassVar[tuple[Option, ...]] = ()
 
     @classmethod
-    def from_config(cls, config: Config, run_id: str) -> Backend:
-        """The backend for a session's settings.
+    def parse_options(cls, raw: Mapping[str, str]) -> BackendOptions:
+        """This backend's options from their text (``raw``: each of :attr:`options` by name: the command line,
+        else the ini file, else the default).
+
+        Raises:
+            ConfigError: a bad value, naming the flag and what is accepted.
+        """
+        return BackendOptions()
+
+    @classmethod
+    def create(cls, options: BackendOptions, run_id: str, *, untrusted: Sequence[str] = ()) -> Backend:
+        """The backend for a session.
+
+        ``untrusted``: the models of the session whose commands are model-written (provider models, replays
+        of them), by name; empty when every command comes from the task's author. A backend that runs
+        commands where the author's trust matters (the host) must confine them, or refuse.
 
         Raises:
             EnforcementUnavailable: the settings ask for something this backend cannot do here.
         """
         return cls(run_id)
+
+    def reaper_args(self) -> dict:
+        """What another process needs to rebuild this backend for :meth:`reap` (JSON-able; the watchdog gets it).
+
+        :meth:`for_reaping` turns it back into a backend; the default is the constructor's keyword arguments.
+        """
+        return {}
+
+    @classmethod
+    def for_reaping(cls, run_id: str, args: Mapping[str, object]) -> Backend:
+        """A backend that can :meth:`reap` the sandboxes of one made elsewhere (``args``: its :meth:`reaper_args`)."""
+        return cls(run_id, **args)
 
     def check(self) -> str:
         """Return the enforcement method this backend will use, or raise EnforcementUnavailable."""

@@ -59,8 +59,13 @@ def _open_dir(name: str, dir_fd: int, path: str) -> int:
         raise
 
 
-def open_beneath(root: Path, path: str, flags: int, mode: int = 0o644, make_parents: bool = False) -> int:
+def open_beneath(root: Path, path: str, flags: int, mode: int = 0o644, make_parents: bool = False,
+                 owner: tuple[int, int] | None = None) -> int:
     """A file descriptor of the regular file ``path`` beneath ``root``, opened with ``flags``.
+
+    ``owner``: (uid, gid) given to the directories made and to the file (a root
+    session's confined sandbox runs as another user, who must be able to change
+    what the task wrote). A file with other hard links keeps its owner.
 
     Raises:
         SandboxPathError: the path leaves ``root``, passes a link, or names no regular file.
@@ -73,10 +78,13 @@ def open_beneath(root: Path, path: str, flags: int, mode: int = 0o644, make_pare
             if make_parents:
                 try:
                     os.mkdir(name, 0o755, dir_fd=fd)
+                    made = True
                 except FileExistsError:
-                    pass
+                    made = False
             parent, fd = fd, _open_dir(name, fd, path)
             os.close(parent)
+            if make_parents and made and owner is not None:
+                os.fchown(fd, *owner)
         try:
             file_fd = os.open(names[-1], flags | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, mode, dir_fd=fd)
         except OSError as exc:
@@ -87,11 +95,13 @@ def open_beneath(root: Path, path: str, flags: int, mode: int = 0o644, make_pare
             raise
     finally:
         os.close(fd)
-    kind = os.fstat(file_fd).st_mode
-    if not stat.S_ISREG(kind):
+    info = os.fstat(file_fd)
+    if not stat.S_ISREG(info.st_mode):
         os.close(file_fd)
-        if stat.S_ISDIR(kind):
+        if stat.S_ISDIR(info.st_mode):
             raise IsADirectoryError(f"{path}: a directory")
         raise SandboxPathError(f"{path}: not a regular file")
+    if owner is not None and info.st_nlink == 1:
+        os.fchown(file_fd, *owner)
     os.set_blocking(file_fd, True)
     return file_fd

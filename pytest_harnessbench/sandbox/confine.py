@@ -4,9 +4,18 @@ A provider model (or a replay of one) writes the commands the local backend
 runs on this host. Each such command runs under bubblewrap, as Flatpak runs
 applications, with (README, "Safety"):
 
-- its own user namespace, an unprivileged identity inside (uid/gid 1000, even
-  when the session runs as root), every capability dropped, no new privileges,
-  and no further user namespaces (``--disable-userns``);
+- its own user namespace, an unprivileged identity inside (uid/gid 1000), every
+  capability dropped, no new privileges, and no further user namespaces
+  (``--disable-userns``). Uid 1000 inside is the user who starts bubblewrap
+  on the host: the session's user, or, when the session runs as root,
+  :data:`ROOT_SESSION_UID` (``nobody``), to which the command drops before
+  bubblewrap starts. Started by root, bubblewrap would map
+  uid 1000 onto host root, and a command could leave a setuid-root file in
+  its work directory (:func:`host_owner`). The dropped user cannot walk the
+  private state root to the work directory: the controller makes, once per
+  process, a mount namespace (:class:`Stage`) where the state directories are
+  bound onto a tmpfs it can reach, and ``nsenter`` enters it, drops to nobody
+  and starts bubblewrap;
 - its own PID, IPC, UTS, cgroup and (unless the task asks for network) network
   namespaces: it sees and signals only its own processes, and reaches no host
   socket, loopback service or abstract Unix socket;
@@ -38,6 +47,13 @@ from pathlib import Path
 
 SANDBOX_UID = 1000
 SANDBOX_GID = 1000
+# The host identity a root session's confined commands run as (nobody/nogroup). Files they leave in their work
+# directory are this user's on the host: never setuid-root, and unreachable by others below the 0700 state root.
+ROOT_SESSION_UID = 65534
+ROOT_SESSION_GID = 65534
+# Where a Stage's tmpfs goes, in its own mount namespace (the host's directory is untouched): the first of these
+# that is no ancestor of a directory it shows. Each lies just below /, which anyone may enter.
+STAGE_POINTS = ("/tmp", "/var/tmp", "/dev/shm", "/mnt")
 
 # /etc entries programs need to run (dynamic linker, Debian's alternatives, time zone, certificates,
 # name-service switch for files only). Bound read-only when present.
@@ -101,8 +117,70 @@ _EPERM, _ENOSYS = 1, 38
 _NR, _ARCH, _ARG0_LOW = 0, 4, 16
 
 
+def host_owner() -> tuple[int, int] | None:
+    """The host (uid, gid) confined commands run as, when it is not the session's own: a root session's drop.
+
+    The work directory (and what the controller writes into it) must belong to it,
+    so that uid 1000 inside may write there.
+    """
+    return (ROOT_SESSION_UID, ROOT_SESSION_GID) if os.geteuid() == 0 else None
+
+
 class ConfinementUnavailable(RuntimeError):
     """This machine cannot confine commands (no bubblewrap, no user namespaces, an unknown architecture)."""
+
+
+class Stage:
+    """A root session's view of its private directories for the dropped user: a mount namespace, kept by a descriptor.
+
+    In it a tmpfs (mode 0755) over one of :data:`STAGE_POINTS` holds a bind of
+    each of ``roots`` (the work root, the ``/etc`` trees' root; each must let
+    nobody enter: 0755, or owned by it), so that nobody
+    can reach a trial's directory there without any way into the 0700 state
+    root on the host. Made once per process (about the cost of one command);
+    every confined command enters it with ``nsenter``, which also drops to
+    nobody. The namespace lives as long as :attr:`fd` is open: nothing is left
+    behind when the process ends, however it ends.
+
+    Raises:
+        ConfinementUnavailable: the namespace cannot be made (no ``unshare``, no mount permission).
+    """
+
+    def __init__(self, roots: list[Path]):
+        self.roots = [Path(root) for root in roots]
+        self.point = next((p for p in STAGE_POINTS if os.path.isdir(p) and not any(
+            root == Path(p) or Path(p) in root.parents for root in self.roots)), None)
+        if self.point is None:
+            raise ConfinementUnavailable(f"no place for a root session's stage among {', '.join(STAGE_POINTS)}")
+        binds = " && ".join(f'mkdir "$1/{i}" && mount --bind "${i + 2}" "$1/{i}"' for i in range(len(self.roots)))
+        script = f'mount -t tmpfs -o mode=0755,size=64k harnessbench "$1" && {binds} && echo ready && read _'
+        try:
+            holder = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "--", "/bin/sh", "-c",
+                                       script, "sh", self.point, *map(str, self.roots)],
+                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        except OSError as exc:
+            raise ConfinementUnavailable(f"cannot make a root session's mount namespace: {exc}") from None
+        try:
+            if holder.stdout.readline() != b"ready\n":
+                holder.wait(timeout=20)
+                detail = holder.stderr.read().decode(errors="replace").strip()
+                raise ConfinementUnavailable(f"cannot make a root session's mount namespace: {detail}")
+            self.fd = os.open(f"/proc/{holder.pid}/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
+        finally:
+            holder.stdin.close()  # the holder exits; the namespace stays while self.fd is open
+            holder.wait(timeout=20)
+            holder.stdout.close()
+            holder.stderr.close()
+
+    def path(self, path: Path | str) -> str:
+        """Where ``path`` (below one of the roots) is seen inside the namespace."""
+        for i, root in enumerate(self.roots):
+            if Path(path) == root or root in Path(path).parents:
+                return os.path.join(self.point, str(i), os.path.relpath(path, root))
+        raise ValueError(f"{path} is below none of {self.roots}")
+
+    def close(self) -> None:
+        os.close(self.fd)
 
 
 def _insn(code: int, k: int, jt: int = 0, jf: int = 0) -> bytes:
@@ -167,6 +245,7 @@ def prepare_etc(directory: Path) -> Path:
     about 10 ms of mount calls; one directory made once per process costs nothing per trial.
     """
     directory.mkdir(parents=True, exist_ok=True)
+    directory.chmod(0o755)  # readable by the dropped user (mkdtemp made it 0700); its parents stay private
     for name in ETC_FILES:
         source = Path("/etc") / name
         try:
@@ -206,16 +285,18 @@ def _system_binds() -> tuple[str, ...]:
 
 
 class Confinement:
-    """The bubblewrap command line for one command, and the file descriptor it reads (closed after spawning).
+    """The bubblewrap command line for one command, and the file descriptors it reads (closed after spawning).
 
     ``etc`` is a directory made by :func:`prepare_etc`. Use as
     ``with Confinement(workdir, etc, network) as c: Popen(c.argv + cmd, pass_fds=c.fds)``.
+    ``stage``: a root session's :class:`Stage` showing both (required when :func:`host_owner` is set).
     """
 
-    def __init__(self, workdir: Path, etc: Path, network: bool = False):
+    def __init__(self, workdir: Path, etc: Path, network: bool = False, stage: Stage | None = None):
         self.workdir = str(workdir)
         self.etc = str(etc)
         self.network = network
+        self.stage = stage
         self.fds: tuple[int, ...] = ()
 
     def __enter__(self) -> Confinement:
@@ -228,15 +309,36 @@ class Confinement:
         self.fds = ()
 
     @property
+    def pass_fds(self) -> tuple[int, ...]:
+        """The descriptors the command line names: the seccomp filter's, and the stage's namespace."""
+        return self.fds + ((self.stage.fd,) if self.stage is not None else ())
+
+    @property
     def argv(self) -> list[str]:
         resolver = [arg for name in ETC_NETWORK_FILES for arg in ("--ro-bind-try", f"/etc/{name}", f"/etc/{name}")]
-        return ["bwrap", "--unshare-all", "--unshare-user", *(["--share-net"] if self.network else []),
+        drop, workdir, etc = self._drop()
+        return [*drop, "bwrap", "--unshare-all", "--unshare-user", *(["--share-net"] if self.network else []),
                 "--disable-userns", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_GID), "--hostname", "sandbox",
                 "--cap-drop", "ALL", "--new-session", "--die-with-parent",
-                *_system_binds(), "--ro-bind", self.etc, "/etc", *(resolver if self.network else []),
+                *_system_binds(), "--ro-bind", etc, "/etc", *(resolver if self.network else []),
                 "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/dev/shm", "--tmpfs", "/tmp",
-                "--bind", self.workdir, self.workdir, "--chdir", self.workdir, "--remount-ro", "/",
+                "--bind", workdir, self.workdir, "--chdir", self.workdir, "--remount-ro", "/",
                 "--seccomp", str(self.fds[0]), "--"]
+
+    def _drop(self) -> tuple[list[str], str, str]:
+        """What runs before bubblewrap, and where bubblewrap finds the work directory and ``/etc``.
+
+        In a root session: ``nsenter`` into the :class:`Stage`'s mount namespace,
+        dropping to :func:`host_owner` there; the directories as the stage shows
+        them. Otherwise nothing, and the directories where they are.
+        """
+        owner = host_owner()
+        if owner is None:
+            return [], self.workdir, self.etc
+        if self.stage is None:
+            raise ConfinementUnavailable("a root session's confined command needs its stage (confine.Stage)")
+        return (["nsenter", f"--mount=/proc/self/fd/{self.stage.fd}", f"--setuid={owner[0]}",
+                 f"--setgid={owner[1]}", "--"], self.stage.path(self.workdir), self.stage.path(self.etc))
 
 
 def environment(workdir: Path, tmpdir: Path) -> dict[str, str]:
@@ -258,19 +360,35 @@ def unavailable_reason() -> str | None:
     """
     if shutil.which("bwrap") is None:
         return "bubblewrap is not installed"
+    if host_owner() is not None and not all(shutil.which(tool) for tool in ("nsenter", "unshare")):
+        return "nsenter and unshare (util-linux) are needed: a root session starts bubblewrap as nobody through them"
     try:
         seccomp_program()
     except ConfinementUnavailable as exc:
         return str(exc)
     try:
-        with tempfile.TemporaryDirectory() as probe_dir, \
-                Confinement(Path(probe_dir), prepare_etc(Path(probe_dir) / "etc")) as confinement:
-            result = subprocess.run([*confinement.argv, "/bin/true"], capture_output=True, timeout=20,
-                                    pass_fds=confinement.fds)
+        with tempfile.TemporaryDirectory() as probe_dir:
+            etc = prepare_etc(Path(probe_dir) / "etc")
+            work = Path(probe_dir) / "work"
+            work.mkdir(mode=0o700)
+            stage = None
+            if host_owner() is not None:
+                os.chown(work, *host_owner())
+                stage = Stage([work, etc])
+            try:
+                with Confinement(work, etc, stage=stage) as confinement:
+                    result = subprocess.run([*confinement.argv, "/bin/true"], capture_output=True, timeout=20,
+                                            pass_fds=confinement.pass_fds)
+            finally:
+                if stage is not None:
+                    stage.close()
+    except ConfinementUnavailable as exc:
+        return str(exc)
     except (OSError, subprocess.SubprocessError) as exc:
         return f"bubblewrap could not be started: {exc}"
     if result.returncode != 0:
         detail = result.stderr.decode(errors="replace").strip().splitlines()
-        return (f"bubblewrap cannot create an unprivileged user namespace here "
+        who = "" if host_owner() is None else f" for uid {ROOT_SESSION_UID} (a root session starts it as nobody)"
+        return (f"bubblewrap cannot create an unprivileged user namespace here{who} "
                 f"({detail[-1] if detail else f'exit {result.returncode}'})")
     return None

@@ -59,9 +59,40 @@ def _cannot_allocate(directory: str | os.PathLike) -> bool:
     return False
 
 
-def record(evidence: Evidence, directory: str | os.PathLike) -> Evidence:
-    """``evidence`` with the disk reading of ``directory`` (left unset when it cannot be read)."""
+def free_bytes(directory: str | os.PathLike) -> int | None:
+    """What an unprivileged writer may still use on ``directory``'s filesystem (None: cannot be read)."""
+    try:
+        stat = os.statvfs(directory)
+    except OSError:
+        return None
+    return stat.f_bavail * stat.f_frsize
+
+
+def own_bytes(directory: str | os.PathLike) -> int:
+    """The space the files below ``directory`` take (allocated blocks, links not followed)."""
+    total = 0
+    for where, dirs, files in os.walk(directory):
+        for name in dirs + files:
+            try:
+                total += os.lstat(os.path.join(where, name)).st_blocks * 512
+            except OSError:
+                continue  # removed meanwhile
+    return total
+
+
+def record(evidence: Evidence, directory: str | os.PathLike, free_at_start: int | None = None) -> Evidence:
+    """``evidence`` with the disk reading of ``directory`` (left unset when it cannot be read).
+
+    ``free_at_start``: ``directory`` lies on a filesystem others write too (the
+    local backend's TMPDIR), which had that much free when the trial started.
+    Full then counts as this trial's only when its own files below ``directory``
+    take at least half of that: another process filling the shared disk is not
+    this trial's doing. (Walked only when the disk is full.)
+    """
     reading = read(directory)
     if reading is not None:
-        evidence.disk_free_bytes, evidence.disk_full = reading.free_bytes, reading.full
+        full = reading.full
+        if full and free_at_start is not None:
+            full = own_bytes(directory) >= free_at_start // 2
+        evidence.disk_free_bytes, evidence.disk_full = reading.free_bytes, full
     return evidence

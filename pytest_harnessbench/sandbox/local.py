@@ -27,9 +27,11 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from ..options import BackendOptions, Option, parse_bool, parse_choice
 from ..paths import state_root, writable_dir
 from ..procs import owner_token, token_alive
 from ..redact import looks_secret
@@ -39,8 +41,6 @@ from .base import (CAPTURE_LIMIT, Backend, TIMEOUT_EXIT_CODE, EnforcementUnavail
                    SandboxLostError, SandboxStartError, decode_text)
 from .beneath import open_beneath
 
-if TYPE_CHECKING:
-    from ..config import Config
 
 # What this backend names, and so all its reaper may remove: work/run-RUN_ID/SANDBOX and cgroups RUN_ID.SANDBOX,
 # where SANDBOX is OWNER.TRIAL.RANDOM and OWNER the creating process's PID-START token.
@@ -50,6 +50,18 @@ _SANDBOX_NAME = re.compile(r"(?P<owner>\d+-\d+)\.[^/]+\Z")
 _RLIMIT_OOM_SIGNS = re.compile(rb"MemoryError|Cannot allocate memory|std::bad_alloc|out of memory", re.IGNORECASE)
 # Printed by a command's prologue when it could not enter the trial's cgroup (then exit 125).
 _JOIN_FAILED = "harnessbench: could not enter the trial's cgroup"
+
+
+ENFORCEMENTS = ("cgroup", "rlimit")
+
+
+@dataclass(frozen=True)
+class LocalOptions(BackendOptions):
+    enforcement: str = "cgroup"  # or "rlimit"
+    allow_host_exec: bool = False  # model-written commands may run unconfined where they cannot be confined
+
+    def settings(self) -> dict:
+        return {"enforcement": self.enforcement}
 
 
 def _network_isolation_works() -> bool:
@@ -86,6 +98,13 @@ class LocalBackend(Backend):
     """
 
     name = "local"
+    options = (
+        Option("enforcement", "--hb-enforcement", "hb_enforcement", "cgroup",
+               "local backend: 'cgroup' (kernel limits, default) or 'rlimit' (weaker RLIMIT_AS, no CPU cap)"),
+        Option("allow_host_exec", "--hb-allow-host-exec", "hb_allow_host_exec", "false",
+               "local backend: let provider and replay models run commands unconfined on this host when they "
+               "cannot be confined (no bubblewrap or user namespaces)", flag_only=True),
+    )
 
     def __init__(self, run_id: str, enforcement: str = "cgroup", confined: bool = False,
                  host_exec_consent: bool = False):
@@ -97,10 +116,16 @@ class LocalBackend(Backend):
         self._isolate_network: bool | None = None
         self._watchdog = None
         self._etc: Path | None = None  # confined sandboxes' /etc, made on first use (confine.prepare_etc)
+        self._stage: confine.Stage | None = None  # a root session's view of them for nobody (confine.Stage)
 
     @classmethod
-    def from_config(cls, config: Config, run_id: str) -> LocalBackend:
-        """A model that writes its own commands (provider, replay) gets them confined, or the user must opt out.
+    def parse_options(cls, raw: Mapping[str, str]) -> LocalOptions:
+        return LocalOptions(enforcement=parse_choice("--hb-enforcement", raw["enforcement"], ENFORCEMENTS),
+                            allow_host_exec=parse_bool("--hb-allow-host-exec", raw["allow_host_exec"]))
+
+    @classmethod
+    def create(cls, options: LocalOptions, run_id: str, *, untrusted: Sequence[str] = ()) -> LocalBackend:
+        """A model that writes its own commands (``untrusted``) gets them confined, or the user must opt out.
 
         Every trial of such a session is confined, the built-in models' too, so
         that all models of one bake-off meet the same sandbox.
@@ -108,18 +133,20 @@ class LocalBackend(Backend):
         Raises:
             EnforcementUnavailable: confinement is impossible here and ``--hb-allow-host-exec`` was not given.
         """
-        untrusted = [m.text for m in config.models if m.kind in ("provider", "replay")]
         if not untrusted:
-            return cls(run_id, config.enforcement)
+            return cls(run_id, options.enforcement)
         reason = confine.unavailable_reason()
         if reason is None:
-            return cls(run_id, config.enforcement, confined=True)
-        if not config.allow_host_exec:
+            return cls(run_id, options.enforcement, confined=True)
+        if not options.allow_host_exec:
             raise EnforcementUnavailable(
                 f"--models {untrusted[0]}: its commands cannot be confined on this host ({reason}); install "
                 "bubblewrap and allow unprivileged user namespaces, use --hb-backend docker, or pass "
                 "--hb-allow-host-exec to run them unconfined on this host")
-        return cls(run_id, config.enforcement, host_exec_consent=True)
+        return cls(run_id, options.enforcement, host_exec_consent=True)
+
+    def reaper_args(self) -> dict:
+        return {"enforcement": self.mode}
 
     def check(self) -> str:
         """The enforcement method.
@@ -144,7 +171,7 @@ class LocalBackend(Backend):
                                     "workdir or env: use --hb-backend docker")
         enforcement = self.check()
         if self._watchdog is None:  # from now on this process has sandboxes that must die with it
-            self._watchdog = watchdog.start(self.name, self.run_id)
+            self._watchdog = watchdog.start(self)
         try:
             workdir = _make_workdir(work_root() / f"{_RUN_DIR_PREFIX}{self.run_id}", f"{owner_token()}.{trial_id[:60]}.")
         except OSError as exc:
@@ -155,7 +182,7 @@ class LocalBackend(Backend):
                 group = self._create_group(f"{self.run_id}.{workdir.name}", allocation)
             return LocalSandbox(workdir, allocation, enforcement, group,
                                 isolate_network=bool(self._isolate_network) and not network,
-                                confined_etc=self._confined_etc(), network=network)
+                                confined_etc=self._confined_etc(), network=network, stage=self._root_stage())
         except BaseException:
             if group is not None:
                 group.remove()
@@ -174,6 +201,19 @@ class LocalBackend(Backend):
             except OSError as exc:
                 raise SandboxStartError(f"cannot prepare the confined sandboxes' /etc: {exc}") from exc
         return self._etc
+
+    def _root_stage(self) -> confine.Stage | None:
+        """A root session's confined sandboxes: the mount namespace where nobody reaches the work and /etc roots."""
+        if not self.confined or confine.host_owner() is None:
+            return None
+        if self._stage is None:
+            try:
+                for root in (work_root(), confine_root()):  # below the 0700 state root: only the stage shows them
+                    root.chmod(0o755)
+                self._stage = confine.Stage([work_root(), confine_root()])
+            except (OSError, confine.ConfinementUnavailable) as exc:
+                raise SandboxStartError(str(exc)) from exc
+        return self._stage
 
     def _create_group(self, name: str, allocation: Allocation) -> cgroups.Group:
         limit, guarantee = allocation.limit, allocation.guarantee
@@ -195,7 +235,8 @@ class LocalBackend(Backend):
 
     def _isolation(self) -> str:
         if self.confined:
-            return ("bubblewrap: own user (uid 1000), pid, ipc, uts, net, cgroup namespaces, no capabilities, "
+            who = "" if confine.host_owner() is None else f", host uid {confine.ROOT_SESSION_UID} (root session)"
+            return (f"bubblewrap: own user (uid 1000{who}), pid, ipc, uts, net, cgroup namespaces, no capabilities, "
                     "seccomp; read-only /usr and /etc basics, private /tmp, only the work dir writable")
         if self.host_exec_consent:
             return "NONE: --hb-allow-host-exec, model-written commands run on this host as this user"
@@ -261,6 +302,9 @@ class LocalBackend(Backend):
         Then undo what finding the cgroup hierarchy changed (on cgroup v2, the session leaf).
         """
         self.reap(own=True)
+        if self._stage is not None:
+            self._stage.close()
+            self._stage = None
         if self._cgroups is not None:
             self._cgroups.close()
         watchdog.stop(self._watchdog)
@@ -304,7 +348,7 @@ class LocalSandbox:
 
     def __init__(self, workdir: Path, allocation: Allocation, enforcement: str,
                  group: cgroups.Group | None, isolate_network: bool, confined_etc: Path | None = None,
-                 network: bool = False):
+                 network: bool = False, stage: confine.Stage | None = None):
         self.workdir = workdir
         self.allocation = allocation
         self.enforcement = enforcement
@@ -312,11 +356,19 @@ class LocalSandbox:
         self.isolate_network = isolate_network
         self.confined_etc = confined_etc  # confined (every command under bubblewrap) with this /etc, or not
         self.network = network  # the task asked for network access
+        self.stage = stage  # a root session's confined sandboxes: where nobody sees the work directory
         self._suspected_ooms = 0
         self._groups: list[int] = []  # process groups of our commands: without a cgroup, close() kills these
         self._closed = False
+        # Confined under a root session, commands run as nobody on the host (confine.host_owner): the work
+        # directory and what the controller writes into it are nobody's, so that the sandbox can write there.
+        self._owner = confine.host_owner() if confined_etc is not None else None
         tmp = workdir / ".tmp"
         tmp.mkdir()
+        if self._owner is not None:
+            for path in (workdir, tmp):
+                os.chown(path, *self._owner)
+        self._free_at_start = disk.free_bytes(workdir)  # the disk is TMPDIR's, shared: see evidence()
         if confined_etc is not None:
             self._env = confine.environment(workdir, tmp)
         else:  # the task's own commands see the host environment minus anything that looks like a secret
@@ -336,7 +388,7 @@ class LocalSandbox:
                 proc = subprocess.Popen(
                     self._argv(command, confinement), cwd=self.workdir, env=self._env,
                     stdin=subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True,
-                    pass_fds=confinement.fds if confinement else (),
+                    pass_fds=confinement.pass_fds if confinement else (),
                 )
             self._groups.append(proc.pid)
             timed_out = False
@@ -359,7 +411,7 @@ class LocalSandbox:
     def _confinement(self) -> confine.Confinement | contextlib.nullcontext:
         if self.confined_etc is None:
             return contextlib.nullcontext()
-        return confine.Confinement(self.workdir, self.confined_etc, network=self.network)
+        return confine.Confinement(self.workdir, self.confined_etc, network=self.network, stage=self.stage)
 
     def _argv(self, command: str, confinement: confine.Confinement | None) -> list[str]:
         """``bash -c command`` behind a shell prologue that applies the limits, then execs it.
@@ -397,18 +449,19 @@ class LocalSandbox:
     def write_file(self, path: str, content: str | bytes) -> None:
         """Raises: SandboxPathError: the path leaves the working directory or passes a link (beneath.py)."""
         data = content.encode() if isinstance(content, str) else content
-        fd = open_beneath(self.workdir, path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, make_parents=True)
+        fd = open_beneath(self.workdir, path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, make_parents=True,
+                          owner=self._owner)
         with open(fd, "wb") as file:
             file.write(data)
 
-    def read_file(self, path: str, text: bool = True) -> str | bytes:
+    def read_file(self, path: str, text: bool = True, limit: int | None = None) -> str | bytes:
         """Raises: OutputMissingError: no such file; SandboxPathError: outside, through a link, not a file."""
         try:
             fd = open_beneath(self.workdir, path, os.O_RDONLY)
         except (FileNotFoundError, IsADirectoryError) as exc:
             raise OutputMissingError(f"{path} does not exist in the sandbox") from exc
         with open(fd, "rb") as file:
-            data = file.read()
+            data = file.read() if limit is None else file.read(limit)
         return decode_text(data) if text else data
 
     def applied_limits(self) -> dict:
@@ -418,10 +471,12 @@ class LocalSandbox:
         return {"RLIMIT_AS": self.allocation.limit.memory_bytes}  # set in each command's child before exec
 
     def evidence(self) -> Evidence:
+        """The cgroup's counters (or the rlimit heuristics); a full disk only if this trial's own files filled it."""
         if self.group is not None:
-            return disk.record(self.group.evidence(), self.workdir)
+            return disk.record(self.group.evidence(), self.workdir, self._free_at_start)
         return disk.record(Evidence(oom_kills=self._suspected_ooms, oom_source="heuristic",
-                                    notes=["rlimit enforcement: OOM inferred from exit 137 / MemoryError"]), self.workdir)
+                                    notes=["rlimit enforcement: OOM inferred from exit 137 / MemoryError"]),
+                           self.workdir, self._free_at_start)
 
     def close(self) -> None:
         if self._closed:

@@ -1,6 +1,6 @@
 """Docker backend: one container per trial, limits set by the engine, evidence from the kernel.
 
-Mapping of an :class:`~pytest_harnessbench.resources.Allocation` (DESIGN.md §2):
+Mapping of an :class:`~pytest_harnessbench.resources.Allocation` (docs/design.md §Resources):
 
 =====================  ==========================================================
 guarantee memory       ``mem_reservation`` (cgroup v1 soft limit / v2 memory.low)

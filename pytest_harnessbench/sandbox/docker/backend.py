@@ -193,7 +193,7 @@ class DockerBackend(Backend):
         """
         enforcement = self.check()
         if self._watchdog is None:  # from now on this process has containers that must go with it
-            self._watchdog = watchdog.start(self.name, self.run_id)
+            self._watchdog = watchdog.start(self)
         docker = docker_sdk()
         api = self._api
         image = image or DEFAULT_IMAGE

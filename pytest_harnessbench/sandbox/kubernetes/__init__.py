@@ -1,6 +1,6 @@
 """Kubernetes backend: one pod per trial, through the official ``kubernetes`` client (no kubectl).
 
-Mapping of an :class:`~pytest_harnessbench.resources.Allocation` (DESIGN.md §2):
+Mapping of an :class:`~pytest_harnessbench.resources.Allocation` (docs/design.md §Resources):
 
 =====================  ==========================================================
 guarantee cpus/memory  container ``resources.requests`` (what the scheduler reserves)

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 import threading
 import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ...options import BackendOptions, ConfigError, Option, parse_number
 from ..base import Backend, EnforcementUnavailable, SandboxError, SandboxStartError
 from ..container import owner_alive, owner_label
 from .client import API_TIMEOUT_S, Cluster, api_error, connect, explain, sdk, transport_errors
@@ -16,7 +20,6 @@ from .sandbox import KubernetesSandbox
 from .states import read_pod, start_failure
 
 if TYPE_CHECKING:
-    from ...config import Config
     from ...resources import Allocation
 
 ENFORCEMENT = "kubernetes-requests-limits"
@@ -24,11 +27,39 @@ POLL_S = 0.5  # between looks at a starting pod
 MAX_PODS_POLL_S = 1.0
 
 
+@dataclass(frozen=True)
+class KubernetesOptions(BackendOptions):
+    namespace: str | None = None  # None: the kube context's
+    schedule_timeout_s: float = 300.0
+    max_pods: int = 0  # 0: no cap
+
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+
+
+def parse_namespace(text: str) -> str | None:
+    """A Kubernetes namespace name (a DNS-1123 label), or None for the kube context's."""
+    name = text.strip()
+    if name and not _DNS_LABEL.match(name):
+        raise ConfigError(f"--hb-k8s-namespace {text!r} is not a namespace name: lower-case letters, digits and "
+                          "'-', at most 63, e.g. harnessbench")
+    return name or None
+
+
 class KubernetesBackend(Backend):
     """One pod per trial in a namespace of the current kube context (``--hb-backend kubernetes``)."""
 
     name = "kubernetes"
     host_admission = False  # the cluster's scheduler admits pods; concurrency is -n and --hb-k8s-max-pods
+    options = (
+        Option("k8s_namespace", "--hb-k8s-namespace", "hb_k8s_namespace", "",
+               "kubernetes backend: namespace for the trials' pods (default: the kube context's, else 'default')"),
+        Option("k8s_schedule_timeout", "--hb-k8s-schedule-timeout", "hb_k8s_schedule_timeout", "300",
+               "kubernetes backend: seconds a pod may stay Pending (unschedulable, image pull) before the trial is "
+               "infra/sandbox_start"),
+        Option("k8s_max_pods", "--hb-k8s-max-pods", "hb_k8s_max_pods", "0",
+               "kubernetes backend: at most this many pods of the run at once, across xdist workers (0: no cap)"),
+    )
 
     def __init__(self, run_id: str, namespace: str | None = None, schedule_timeout_s: float = 300.0,
                  max_pods: int = 0) -> None:
@@ -44,9 +75,20 @@ class KubernetesBackend(Backend):
         self._lock = threading.Lock()
 
     @classmethod
-    def from_config(cls, config: Config, run_id: str) -> KubernetesBackend:
-        return cls(run_id, namespace=config.k8s_namespace, schedule_timeout_s=config.k8s_schedule_timeout,
-                   max_pods=config.k8s_max_pods)
+    def parse_options(cls, raw: Mapping[str, str]) -> KubernetesOptions:
+        return KubernetesOptions(
+            namespace=parse_namespace(raw["k8s_namespace"]),
+            schedule_timeout_s=parse_number("--hb-k8s-schedule-timeout", raw["k8s_schedule_timeout"], kind=float,
+                                            minimum=0.1, example="; use seconds, e.g. 300"),
+            max_pods=parse_number("--hb-k8s-max-pods", raw["k8s_max_pods"]))
+
+    @classmethod
+    def create(cls, options: KubernetesOptions, run_id: str, *, untrusted: Sequence[str] = ()) -> KubernetesBackend:
+        return cls(run_id, namespace=options.namespace, schedule_timeout_s=options.schedule_timeout_s,
+                   max_pods=options.max_pods)
+
+    def reaper_args(self) -> dict:
+        return {"namespace": self._namespace}
 
     # -- connection ---------------------------------------------------------------------
 

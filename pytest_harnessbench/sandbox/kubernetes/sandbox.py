@@ -33,7 +33,8 @@ elif [ -r $g/memory/memory.oom_control ]; then
   show $g/memory/memory.limit_in_bytes memory_max; show $g/cpu/cpu.cfs_quota_us cpu_quota_us
 fi
 """
-READ_SCRIPT = 'if [ -d "$1" ]; then exit 21; elif [ ! -e "$1" ]; then exit 2; fi; exec cat -- "$1"'
+READ_SCRIPT = ('if [ -d "$1" ]; then exit 21; elif [ ! -e "$1" ]; then exit 2; fi; '
+               'if [ -n "$2" ]; then exec head -c "$2" -- "$1"; fi; exec cat -- "$1"')
 # Egress to the API server's own service: a default-deny policy that is enforced blocks it.
 NETWORK_PROBE = '[ -n "$KUBERNETES_SERVICE_HOST" ] || exit 3; exec 3<>"/dev/tcp/$KUBERNETES_SERVICE_HOST/$KUBERNETES_SERVICE_PORT"'
 
@@ -234,7 +235,7 @@ class KubernetesSandbox:
         if timed_out or code != 0:
             raise self._failure(f"tar -x of {target} ended with {code}: {decode_text(err)[:200]}")
 
-    def read_file(self, path: str, text: bool = True) -> str | bytes:
+    def read_file(self, path: str, text: bool = True, limit: int | None = None) -> str | bytes:
         """Read a file (symlinks are followed).
 
         Raises:
@@ -244,7 +245,8 @@ class KubernetesSandbox:
         """
         self._check_open()
         target = self._path(path)
-        code, out, err, timed_out = self._run(["bash", "-c", READ_SCRIPT, "hb-read", target], API_TIMEOUT_S,
+        code, out, err, timed_out = self._run(["bash", "-c", READ_SCRIPT, "hb-read", target,
+                                               "" if limit is None else str(limit)], API_TIMEOUT_S,
                                               limit=None)
         if code == 2:
             raise OutputMissingError(f"{path}: no such file in the sandbox ({target})")

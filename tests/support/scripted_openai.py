@@ -6,7 +6,7 @@ replays a script of chat-completion "turns", so the real ``langchain-openai`` cl
 
 Usage::
 
-    from scripted_openai import ScriptedOpenAI
+    from support.scripted_openai import ScriptedOpenAI
 
     script = [
         {"tool_calls": [{"name": "bash", "arguments": {"command": "echo 42 > answer.txt"}}]},
@@ -19,7 +19,7 @@ Usage::
 
 Manual runs / benchmarks::
 
-    python tests/scripted_openai.py --port 8011 --script script.json [--api-key KEY]
+    python tests/support/scripted_openai.py --port 8011 --script script.json [--api-key KEY]
 
 Script
 ------
