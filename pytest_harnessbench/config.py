@@ -16,10 +16,11 @@ from typing import Callable
 
 from .models import ModelRef, ModelSpecError, parse_model, parse_model_param
 from .options import BackendOptions, ConfigError, Option, comma_list, parse_bool, parse_choice, parse_number
+from .outcomes import FAILED, INFRA
 from .resources import DEFAULT_SCALE, SCALABLE, Multiplier, SpecError
 from .sandbox import registry
 
-OOM_AS = ("infra", "failed")
+OOM_AS = (INFRA, FAILED)
 
 
 OPTIONS = (
@@ -32,7 +33,7 @@ OPTIONS = (
     Option("scale", "--hb-scale", "hb_scale", ",".join(sorted(DEFAULT_SCALE)),
            f"what the multiplier scales: comma list of {', '.join(SCALABLE)}"),
     Option("out", "--hb-out", "hb_out", "", "run directory (default .harnessbench/runs/RUN_ID under the rootdir)"),
-    Option("oom_as", "--hb-oom-as", "hb_oom_as", "infra",
+    Option("oom_as", "--hb-oom-as", "hb_oom_as", INFRA,
            "count a non-passing trial with a kernel OOM kill, a fork refused at its pids limit, or a timeout "
            "while thrashing at its memory limit, as 'infra' (default) or 'failed'"),
     Option("max_steps", "--hb-max-steps", "hb_max_steps", "30",
@@ -269,7 +270,7 @@ def parse_capacity_option(text: str):
 
 def parse_resume(raw: dict) -> dict:
     retry = frozenset(comma_list("--hb-resume-retry", raw["resume_retry"])) if raw["resume_retry"].strip() else frozenset()
-    unknown = retry - {"infra"}
+    unknown = retry - {INFRA}
     if unknown:
         raise ConfigError(f"--hb-resume-retry {raw['resume_retry']!r}: only 'infra' can be retried")
     if not raw["resume"].strip():
