@@ -14,22 +14,21 @@ import types
 
 import pytest
 
+from .compat import GeneratedModule
 from .datasets import DatasetTask, run
 
 
-class DatasetModule(pytest.Module):
-    """One dataset's examples as test functions (pytest.Module would import the path as Python)."""
+class DatasetModule(GeneratedModule):
+    """One dataset's examples as test functions."""
 
     def __init__(self, *args, tasks: list[DatasetTask], **kwargs):
         super().__init__(*args, **kwargs)
         self.tasks = tasks
+        self.prefix = f"harnessbench_dataset_{self.path.name}_"  # the module's name: one per dataset
 
-    def _getobj(self):
-        module = types.ModuleType(f"harnessbench_dataset_{self.path.name}")
-        module.__file__ = str(self.path)
+    def build(self, module: types.ModuleType) -> None:
         for task in self.tasks:
             setattr(module, task.name, _body(task))
-        return module
 
     def istestfunction(self, obj, name: str) -> bool:
         return getattr(obj, "dataset_task", None) is not None
