@@ -1,9 +1,14 @@
 """Command line: ``python -m pytest_harnessbench COMMAND RUN_DIR`` (also installed as ``harnessbench``).
 
-- ``upload RUN_DIR [--project NAME]`` sends a finished (or partial) run
-  directory to LangSmith from its local files, e.g. after a bake-off whose
-  endpoint was down. Exit status: 0 every trial uploaded, 1 some or all not
-  uploaded, 2 bad usage.
+- ``upload RUN_DIR [--dataset NAME | --project NAME]`` sends a finished (or
+  partial) run directory to LangSmith from its local files, e.g. after a
+  bake-off whose endpoint was down: as experiments on the suite's dataset (only
+  what ``RUN_DIR/langsmith.jsonl`` does not list yet), or with ``--mode
+  project`` / ``--project`` as one tracing project. Exit status: 0 every trial
+  uploaded, 1 some or all not uploaded, 2 bad usage.
+- ``dataset pull langsmith:NAME[@VERSION_OR_TAG] -o FILE.json`` writes a
+  LangSmith dataset's examples to a file that ``--hb-dataset FILE.json`` runs
+  offline (same task ids as ``--hb-dataset langsmith:NAME``).
 - ``report RUN_DIR -o PATH.html`` writes the HTML report of a run directory.
 - ``calibrate RUN_DIR`` prints the recommended kill threshold and memory
   headroom, and writes ``calibration.json`` to the run directory.
@@ -31,14 +36,27 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     upload = commands.add_parser(
         "upload", help="send a run directory to LangSmith",
-        description="Send a run directory (harness.json, results.jsonl, trials/) to LangSmith: one project, "
-                    "one trace per trial, outcome feedback. Uses LANGSMITH_ENDPOINT and LANGSMITH_API_KEY; "
-                    "values of secret-looking environment variables are redacted. Re-sending a run is "
-                    "idempotent (same run and feedback ids).")
+        description="Send a run directory (harness.json, results.jsonl, trials/) to LangSmith: by default as "
+                    "experiments (the suite's tasks as a dataset, one experiment per model x multiplier, runs "
+                    "linked to their examples, outcome and metric feedback), sending only what RUN_DIR/"
+                    "langsmith.jsonl does not list as sent; or as one tracing project (--mode project). Uses "
+                    "LANGSMITH_ENDPOINT and LANGSMITH_API_KEY; values of secret-looking environment variables are "
+                    "redacted. Re-sending a run is idempotent (same dataset, example, run and feedback ids).")
     upload.add_argument("run_dir", metavar="RUN_DIR", type=Path, help="the run directory (--hb-out)")
+    upload.add_argument("--mode", choices=("experiments", "project"),
+                        help="experiments [default], or project (the default when --project is given)")
+    upload.add_argument("--dataset", metavar="NAME",
+                        help="dataset of the suite's tasks [default harnessbench-<suite root's name>]")
     upload.add_argument("--project", metavar="NAME", help="LangSmith project name [default harnessbench-<run_id>]")
     upload.add_argument("--timeout", metavar="SECONDS", type=float, default=60.0,
                         help="give up after this many seconds in total [default 60]")
+    dataset = commands.add_parser("dataset", help="LangSmith datasets as tasks: pull one to a file",
+                                  description="Tasks from a LangSmith dataset (--hb-dataset): 'pull' writes its "
+                                              "examples to a file that runs offline.")
+    dataset_commands = dataset.add_subparsers(dest="dataset_command", metavar="COMMAND", required=True)
+    pull = dataset_commands.add_parser("pull", help="write a dataset's examples to a file for --hb-dataset FILE.json")
+    pull.add_argument("source", metavar="langsmith:NAME[@VERSION_OR_TAG]", help="the dataset (and version or tag)")
+    pull.add_argument("-o", "--output", metavar="FILE.json", type=Path, required=True, help="the file to write")
     report = commands.add_parser("report", help="write the HTML report of a run directory",
                                  description="One self-contained HTML file (no network needed to open it): plots, "
                                              "calibration, comparisons, the harness card, every trial and trajectory.")
@@ -183,11 +201,34 @@ def main(argv: list[str] | None = None) -> int:
         _run_dir(parser, "upload", args.run_dir)
         if args.timeout <= 0:
             parser.exit(2, f"harnessbench upload: error: --timeout {args.timeout:g}: must be > 0\n")
-        from .export.langsmith import export_run
+        mode = args.mode or ("project" if args.project else "experiments")
+        if mode == "experiments" and args.project:
+            parser.exit(2, "harnessbench upload: error: --project names a tracing project: use it with --mode project\n")
+        if mode == "project":
+            from .export.langsmith import export_run
 
-        result = export_run(args.run_dir, project=args.project, timeout_s=args.timeout)
+            result = export_run(args.run_dir, project=args.project, timeout_s=args.timeout)
+        else:
+            from .export.experiments import upload_experiments
+
+            result = upload_experiments(args.run_dir, dataset=args.dataset, timeout_s=args.timeout)
         print(result.summary())
         return 0 if result.ok else 1
+    if args.command == "dataset":
+        from .datasets import DatasetError, Source, pull, write
+
+        try:
+            source = Source.parse(args.source)
+            if source.name is None:
+                raise DatasetError(f"{args.source!r}: name a LangSmith dataset, e.g. langsmith:my-cases@prod")
+            if args.output.suffix != ".json":
+                raise DatasetError(f"-o {args.output}: name a .json file")
+            document = pull(source.name, source.version)
+        except DatasetError as exc:
+            parser.exit(2, f"harnessbench dataset pull: error: {exc}\n")
+        path = write(document, args.output)
+        print(f"{len(document['examples'])} example(s) from {args.source} written to {path}; run them with --hb-dataset {path}")
+        return 0
     if args.command == "report":
         from .html_report import write
 

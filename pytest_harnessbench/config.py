@@ -80,11 +80,22 @@ OPTIONS = (
            "run a trial that ended in infra again, up to N more times (every attempt stays recorded)"),
     Option("resume_retry", "--hb-resume-retry", "hb_resume_retry", "",
            "with --hb-resume: 'infra' also re-runs trials that ended in infra (every attempt stays recorded)"),
+    Option("dataset", "--hb-dataset", "hb_dataset", "",
+           "tasks from a LangSmith dataset, one per example: langsmith:NAME[@VERSION_OR_TAG], or a file written by "
+           "'harnessbench dataset pull' (may be given several times)", repeated=True),
+    Option("dataset_criterion", "--hb-dataset-criterion", "hb_dataset_criterion", "",
+           "pass criterion of every dataset example: answer, trajectory[:T] or judge[:T] (default: the example's "
+           "metadata.criterion, else answer if its reference has one, else trajectory)"),
     Option("langsmith", "--hb-langsmith", "hb_langsmith", "false",
            "upload the run to LangSmith at the end (on by default when LANGSMITH_API_KEY or LANGSMITH_TRACING is set)",
            flag_only=True),
     Option("langsmith_project", "--hb-langsmith-project", "hb_langsmith_project", "",
            "LangSmith project for this run (default harnessbench-RUN_ID)"),
+    Option("langsmith_mode", "--hb-langsmith-mode", "hb_langsmith_mode", "",
+           "experiments: the suite as a dataset, one experiment per model × multiplier, trials sent as they finish "
+           "(the default); project: one tracing project per run (the default when --hb-langsmith-project is given)"),
+    Option("langsmith_dataset", "--hb-langsmith-dataset", "hb_langsmith_dataset", "",
+           "LangSmith dataset of the suite's tasks for the experiments (default harnessbench-<suite root's name>)"),
     Option("langsmith_timeout", "--hb-langsmith-timeout", "hb_langsmith_timeout", "30",
            "seconds the end-of-run upload may take; what does not make it stays in the run directory"),
     Option("gate", "--hb-gate", "hb_gate", "",
@@ -148,6 +159,10 @@ class Config:
     langsmith: bool = False
     langsmith_project: str | None = None
     langsmith_timeout: float = 30.0
+    datasets: tuple[str, ...] = ()  # --hb-dataset sources (datasets.py)
+    dataset_criterion: str | None = None
+    langsmith_mode: str = "experiments"  # or "project" (export/langsmith.py)
+    langsmith_dataset: str | None = None
     resume_retry: frozenset[str] = frozenset()
     retry_infra: int = 0
     gate: str | None = None
@@ -178,6 +193,10 @@ class Config:
             "provider_backoff_s": self.provider_backoff,
             "retry_infra": self.retry_infra,
             "shard": self.shard and self.shard.label,
+            "datasets": list(self.datasets),
+            "dataset_criterion": self.dataset_criterion or ("per example: metadata.criterion, else answer if its "
+                                                            "reference has one, else trajectory:1")
+            if self.datasets else None,
             "prices": self.prices,
             "budget": {"tokens": self.max_tokens, "cost_usd": self.max_cost, "scaled": "budget" in self.scale,
                        "session_spend_usd": self.max_spend},
@@ -449,6 +468,13 @@ def parse_backend(value: Callable[[Option], str]) -> tuple[str, BackendOptions]:
     return name, backend.parse_options({opt.name: value(opt) for opt in backend.options})
 
 
+def parse_datasets(text: str) -> tuple[str, ...]:
+    """The --hb-dataset sources, syntax checked (reading them is the session's: datasets.load)."""
+    from .datasets import Source
+
+    return tuple(Source.parse(line).text for line in text.splitlines() if line.strip())
+
+
 def build(value: Callable[[Option], str]) -> Config:
     """Build the Config; ``value(option)`` gives the raw text (CLI, else ini, else default) of any option
     :func:`declared_options` lists."""
@@ -482,6 +508,12 @@ def build(value: Callable[[Option], str]) -> Config:
         langsmith=parse_bool("--hb-langsmith", raw["langsmith"]),
         langsmith_project=raw["langsmith_project"].strip() or None,
         langsmith_timeout=parse_number("--hb-langsmith-timeout", raw["langsmith_timeout"], kind=float, minimum=1),
+        langsmith_mode=parse_choice("--hb-langsmith-mode", raw["langsmith_mode"].strip() or
+                                    ("project" if raw["langsmith_project"].strip() else "experiments"),
+                                    ("experiments", "project")),
+        langsmith_dataset=raw["langsmith_dataset"].strip() or None,
+        datasets=parse_datasets(raw["dataset"]),
+        dataset_criterion=raw["dataset_criterion"].strip() or None,
         **parse_gate(raw, models, multipliers),
         report=parse_report(raw["report"]),
         calibrate=parse_bool("--hb-calibrate", raw["calibrate"]),

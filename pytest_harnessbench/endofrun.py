@@ -50,17 +50,18 @@ class EndOfRun:
         self._compare_records: list[TrialRecord] | None = None
 
     def run(self, exit_status: int, other_failures: int, verbose: bool = False,
-            summarize: Callable[[], object] | None = None) -> Outputs:
+            summarize: Callable[[], object] | None = None, stream=None) -> Outputs:
         """Every step in order; ``exit_status``: pytest's so far (the gate may decide it instead).
 
         ``summarize`` computes the run's summary model (after calibration, which it shows) once, for the
-        HTML report here and the terminal afterwards (``Outputs.summary``)."""
+        HTML report here and the terminal afterwards (``Outputs.summary``); ``stream``: the
+        :meth:`upload_stream` that sent trials as they finished, if any (the export sends what it left)."""
         outputs = Outputs(calibration_lines=self.run_calibration(verbose=verbose))
         outputs.summary = summarize() if summarize is not None else None
         outputs.gate_lines = self.run_gate(getattr(outputs.summary, "reliability", None))
         outputs.report_line = self.write_report(outputs.summary)
         outputs.exit_status = self.exit_status(exit_status, other_failures)
-        outputs.export = self.export()
+        outputs.export = self.export(stream)
         return outputs
 
     def exit_status(self, current: int, other_failures: int) -> int:
@@ -162,15 +163,35 @@ class EndOfRun:
             return f"report: cannot write {self.config.report}: {exc}"
         return f"report: {path} ({path.stat().st_size / 1e6:.1f} MB)"
 
-    def export(self):
-        """Upload the run to LangSmith if configured; returns the ExportResult or None."""
+    def langsmith_on(self) -> bool:
+        """LangSmith is configured: --hb-langsmith, or its environment (export/langsmith.py: enabled)."""
         import os
 
-        from .export.langsmith import enabled, export_run
+        from .export.langsmith import enabled
 
-        if not (self.config.langsmith or enabled(os.environ)):
+        return self.config.langsmith or enabled(os.environ)
+
+    def upload_stream(self):
+        """A :class:`~pytest_harnessbench.export.experiments.Streamer` that sends trials as they finish, when
+        LangSmith is configured in experiments mode; else None."""
+        if not self.langsmith_on() or self.config.langsmith_mode != "experiments":
+            return None
+        from .export.experiments import Streamer
+
+        return Streamer(self.run_dir, dataset=self.config.langsmith_dataset)
+
+    def export(self, stream=None):
+        """Upload the run (what ``stream`` did not send) to LangSmith if configured; returns the ExportResult or None."""
+        if not self.langsmith_on():
             return None
         self.recorder.write_card(finished_at=utc_now())
+        if self.config.langsmith_mode == "experiments":
+            from .export.experiments import upload_experiments
+
+            return upload_experiments(self.run_dir, dataset=self.config.langsmith_dataset, streamer=stream,
+                                      timeout_s=self.config.langsmith_timeout)
+        from .export.langsmith import export_run
+
         return export_run(self.run_dir, project=self.config.langsmith_project, timeout_s=self.config.langsmith_timeout)
 
 

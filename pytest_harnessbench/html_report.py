@@ -149,8 +149,7 @@ def peak_figure(summary: Summary, models: Sequence[str]):
         "low": [b.low for b in boxes], "high": [b.high for b in boxes], "n": [b.trials for b in boxes],
         "color": [MODEL_COLORS[rank.get(b.model, 0) % len(MODEL_COLORS)] for b in boxes]})
     fig = figure(x_range=FactorRange(*factors), height=360, width=max(600, 40 * len(factors)), toolbar_location=None,
-                 title="peak memory / spec (box: quartiles, line: range; above 1: the task declares less than it used)",
-                 name="peaks")
+                 title="peak memory / spec, per task and model", name="peaks")  # the legend is the paragraph above
     fig.segment(x0="x", x1="x", y0="low", y1="high", source=source, color="color")
     fig.vbar(x="x", width=0.6, top="q3", bottom="q1", source=source, fill_color="color", fill_alpha=0.35,
              line_color="color")
@@ -158,8 +157,8 @@ def peak_figure(summary: Summary, models: Sequence[str]):
     fig.add_layout(Span(location=1.0, dimension="width", line_dash="dashed", line_color="#444444"))
     fig.add_tools(HoverTool(tooltips=[("", "@x: median @median{0.00}×, range @low{0.00}–@high{0.00}× (@n trials)")]))
     fig.yaxis.axis_label = "peak / spec"
-    fig.xaxis.major_label_orientation = 1.0
-    fig.xaxis.group_label_orientation = 0.3
+    fig.xaxis.major_label_orientation = "vertical"  # model names, then task names below them: never overlapping
+    fig.xaxis.group_label_orientation = "vertical"
     return fig
 
 
@@ -303,6 +302,8 @@ def render(summary: Summary, records: Sequence[TrialRecord], *, card: Mapping | 
     trials = _trial_rows(records)
     shown = {row[0] for row in trials}
     docs = {key: _trial_view(doc) for key, doc in (trajectories or {}).items() if key in shown}
+    from . import html_compare
+
     options = lambda values: "".join(f"<option>{html.escape(v)}</option>" for v in values)  # noqa: E731
     return _PAGE.format(
         bokeh_js=bokeh_js.replace("</script", "<\\/script"), script=script,
@@ -321,7 +322,9 @@ def render(summary: Summary, records: Sequence[TrialRecord], *, card: Mapping | 
         card=html.escape(json.dumps(card or {}, indent=2, sort_keys=True, default=str)),
         model_options=options(models), mult_options=options(mults), outcome_options=options(OUTCOME_COLORS),
         trials_json=_json_script("hb-trials", trials), docs_json=_json_script("hb-trajectories", docs),
-        page=TABLE_PAGE)
+        page=TABLE_PAGE, compare=html_compare.SECTION, compare_style=html_compare.STYLE,
+        compare_script=html_compare.SCRIPT,
+        metrics_json=_json_script("hb-metrics", html_compare.metrics_by_key(records)))
 
 
 def write(run: RunDir, path: Path | str, *, models: Sequence[str] = (), multipliers: Sequence[str] = (),
@@ -354,7 +357,7 @@ th {{ background: #f3f3f3; }} tr.passed td:nth-child(6) {{ color: #2ca02c; }} tr
 pre {{ background: #f7f7f7; padding: .6em; overflow: auto; max-height: 30em; }}
 .filters select {{ margin-right: 1em; }} dialog {{ width: 80vw; max-height: 85vh; }}
 .call {{ border-left: 3px solid #1f77b4; padding-left: .5em; margin: .6em 0; }}
-</style>
+{compare_style}</style>
 <script>{bokeh_js}</script>
 </head><body>
 <h1>{title}</h1><p>{summary}</p>
@@ -367,7 +370,7 @@ pre {{ background: #f7f7f7; padding: .6em; overflow: auto; max-height: 30em; }}
 <p>Unbiased estimators from each task's samples (infra left out), averaged over tasks; tasks with fewer than k samples are left out at that k (gate.json's <code>reliability</code> has the intervals and counts).</p>
 {passk}
 <h2>Peak memory per task</h2>
-<p>Each trial's kernel peak memory over its task's memory spec, per task and model; OOM-killed trials are left out (their peak is the limit they hit).</p>
+<p>Each trial's kernel peak memory over its task's memory spec, per task and model (box: quartiles, line: range, square: median); above 1 (the dashed line) the task declares less than it used. OOM-killed trials are left out (their peak is the limit they hit).</p>
 {peaks}
 <h2>Confounders</h2>
 <p>{confounder_lines}</p>
@@ -394,10 +397,12 @@ outcome <select id="f-outcome"><option value="">all</option>{outcome_options}</s
 <th>message</th><th>peak/spec</th><th>total s</th><th>model calls</th><th>tool calls</th><th>tokens in</th><th>tokens out</th><th>trajectory</th></tr></thead>
 <tbody></tbody></table>
 <dialog id="trajectory"><button id="close">close</button><div id="trajectory-body"></div></dialog>
+{compare}
 <h2>Harness card</h2>
 <pre>{card}</pre>
 {trials_json}
 {docs_json}
+{metrics_json}
 {script}
 <script>
 (function () {{
@@ -405,17 +410,19 @@ outcome <select id="f-outcome"><option value="">all</option>{outcome_options}</s
   const docs = JSON.parse(document.getElementById("hb-trajectories").textContent);
   const body = document.querySelector("#trials tbody");
   const esc = (s) => String(s ?? "").replace(/[&<>"]/g, (c) => ({{"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"}})[c]);
+  const hb = window.hb = {{trials, docs, esc, sortBy: null}};
   function draw() {{
     const m = document.getElementById("f-model").value, x = document.getElementById("f-mult").value,
           o = document.getElementById("f-outcome").value;
-    const match = trials.filter((t) => (!m || t[2] === m) && (!x || t[3] === x) && (!o || t[5] === o));
+    let match = trials.filter((t) => (!m || t[2] === m) && (!x || t[3] === x) && (!o || t[5] === o));
+    if (hb.sortBy) match = match.slice().sort(hb.sortBy);  // a clicked column header (html_compare.py)
     body.innerHTML = match.slice(0, {page}).map((t) =>
       `<tr class="${{esc(t[5])}}" data-key="${{esc(t[0])}}">` + t.slice(1).map((c) => `<td>${{esc(c)}}</td>`).join("") +
       `<td>${{docs[t[0]] ? `<a href="#" class="open">open</a>` : "-"}}</td></tr>`).join("");
     document.getElementById("f-count").textContent =
       match.length > {page} ? `showing {page} of ${{match.length}}` : `${{match.length}} trial(s)`;
   }}
-  function show(key) {{
+  function runsHtml(key) {{
     const parts = docs[key].runs.map((t) => `<h3>${{esc(t.model)}}: ${{esc(t.stop)}}, ${{(t.duration_s ?? 0).toFixed(2)}} s</h3>` +
       `<p>usage: ${{esc(JSON.stringify(t.usage))}}${{t.error ? " · error: " + esc(t.error) : ""}}</p>` +
       `<h4>messages</h4>` + t.messages.map((msg) => `<p><b>${{esc(msg.role)}}</b>: ${{esc(msg.text)}}` +
@@ -423,7 +430,12 @@ outcome <select id="f-outcome"><option value="">all</option>{outcome_options}</s
       `<h4>tool calls</h4>` + t.tool_calls.map((c) => `<div class="call"><b>${{esc(c.name)}}</b> exit ${{esc(c.exit_code)}}, ` +
         `${{(c.duration_s ?? 0).toFixed(2)}} s<pre>${{esc(JSON.stringify(c.args, null, 1))}}</pre><pre>${{esc(c.output)}}</pre></div>`).join(""));
     if (docs[key].traceback) parts.push(`<h4>traceback</h4><pre class="traceback">${{esc(docs[key].traceback)}}</pre>`);
-    document.getElementById("trajectory-body").innerHTML = `<h2>${{esc(key)}}</h2>` + parts.join("");
+    return parts.join("");
+  }}
+  function show(key) {{
+    const row = trials.find((t) => t[0] === key);
+    document.getElementById("trajectory-body").innerHTML = `<h2>${{esc(key)}}</h2>` +
+      (row && hb.summaryHtml ? hb.summaryHtml(row) : "") + runsHtml(key);
     document.getElementById("trajectory").showModal();
   }}
   ["f-model", "f-mult", "f-outcome"].forEach((id) => document.getElementById(id).addEventListener("change", draw));
@@ -431,8 +443,10 @@ outcome <select id="f-outcome"><option value="">all</option>{outcome_options}</s
     if (e.target.classList.contains("open")) {{ e.preventDefault(); show(e.target.closest("tr").dataset.key); }}
   }});
   document.getElementById("close").addEventListener("click", () => document.getElementById("trajectory").close());
+  Object.assign(hb, {{draw, runsHtml}});
   draw();
 }})();
 </script>
+{compare_script}
 </body></html>
 """

@@ -61,7 +61,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "task(cpus=1, memory='512Mi', timeout=120, verify_timeout=timeout, pids=1024, image=None, "
         "network=False, solutions=None, "
-        "reference_tools=None, match_mode='strict', gate_on=None): "
+        "reference_tools=None, match_mode='strict', gate_on=None, reference_answer=None): "
         "a harnessbench task, run for every model × multiplier × sample (use the `trial` fixture)")
     if config.option.help or config.option.version:
         return  # nothing to run: no session, no preflight
@@ -80,6 +80,8 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(str(exc)) from None
     config.stash[BENCH] = bench
     config.stash[USAGE] = UsageProblems(on_worker=not bench.records_results)
+    if settings.datasets:
+        _register_datasets(config, settings)
     _handle_termination(config)
     if settings.reap and bench.records_results:
         _reap_and_exit(bench)
@@ -93,6 +95,18 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(recorder, "harnessbench-recorder")
         if config.pluginmanager.hasplugin("xdist"):
             config.pluginmanager.register(_XdistHooks(bench, recorder), "harnessbench-xdist")
+
+
+def _register_datasets(config: pytest.Config, settings) -> None:
+    """Tasks from LangSmith datasets (datasets.py): read now, before any trial; unreadable is a usage error."""
+    from .dataset_items import DatasetCollector
+    from .datasets import load
+
+    try:
+        loaded = load(settings.datasets, settings.dataset_criterion, has_judge=settings.judge is not None)
+    except ConfigError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    config.pluginmanager.register(DatasetCollector(loaded), "harnessbench-datasets")
 
 
 def _handle_termination(config: pytest.Config) -> None:
@@ -136,6 +150,8 @@ class _RecorderHooks:
         self.partial_line: str | None = None
         self.final: dict[str, TrialRecord] = {}  # node id -> the trial's last record
         self.session: pytest.Session | None = None
+        self.upload_stream = None  # LangSmith experiments: trials sent as they finish (export/experiments.py)
+        self.stream_asked = False
         self.other_failures = 0  # failures of tests that are not trials: a gate never hides them
         self.subset_line = _subset_line(config)
 
@@ -160,6 +176,7 @@ class _RecorderHooks:
         if record is not None:
             self.final[report.nodeid] = record  # a retry's later attempt replaces the earlier one
             self.bench.recorder.add(record)
+            self._stream(record)
             if self.bench.recorder.storage_error:
                 compat.stop_session(self.session, f"harnessbench: {self.bench.recorder.storage_error}; stopping the session")
             if report.outcome != "rerun":  # progress counts trials, not attempts
@@ -199,8 +216,15 @@ class _RecorderHooks:
                                             else None)
         self.partial_line = self.bench.partial_line(interrupted)
         self.end = self.bench.end.run(session.exitstatus, self.other_failures, verbose=self.config.option.verbose > 0,
-                                      summarize=self._summarize)
+                                      summarize=self._summarize, stream=self.upload_stream)
         session.exitstatus = self.end.exit_status
+
+    def _stream(self, record: TrialRecord) -> None:
+        if not self.stream_asked:  # at the first record: the run directory and its card exist by now
+            self.stream_asked = True
+            self.upload_stream = self.bench.end.upload_stream()
+        if self.upload_stream is not None:
+            self.upload_stream.add(record)
 
     def _summarize(self):
         """The summary model, computed once for the terminal and the HTML report; hooks see it first."""

@@ -35,7 +35,7 @@ from .stats import METRIC_OUTCOMES
 _UNSAFE = re.compile(r"[^A-Za-z0-9._@#=+-]+")
 _DROPPED = re.compile(r"(?:[^\w]|[\x00-\x7f])+")  # within an unsafe run: all but non-ASCII letters and digits
 MARKER_KEYS = frozenset({"cpus", "memory", "timeout", "verify_timeout", "pids", "image", "network", "solutions",
-                         "reference_tools", "match_mode", "gate_on"})
+                         "reference_tools", "match_mode", "gate_on", "reference_answer"})
 
 
 def utc_now() -> str:
@@ -56,6 +56,7 @@ class Task:
     reference_tools: tuple = ()  # the expected tool-call path: names or (name, args)
     match_mode: str = "strict"  # how trajectory_match compares the path with reference_tools
     gate_on: dict = field(default_factory=dict)  # metric -> threshold a passed trial must also meet
+    reference_answer: str | None = None  # the oracle's final reply (a LangSmith dataset's expected answer)
 
     @classmethod
     def from_harbor(cls, task_id: str, task: harbor.HarborTask) -> Task:
@@ -86,7 +87,8 @@ class Task:
         return cls(task_id=task_id, name=name, spec=Spec.from_marker(**kwargs), solutions=dict(solutions),
                    image=kwargs.get("image"), network=bool(kwargs.get("network", False)),
                    reference_tools=tuple(reference_tools), match_mode=match_mode,
-                   gate_on=_gate_on(kwargs.get("gate_on") or {}, bool(reference_tools)))
+                   gate_on=_gate_on(kwargs.get("gate_on") or {}, bool(reference_tools)),
+                   reference_answer=kwargs.get("reference_answer"))
 
     def check(self, models: Iterable[ModelRef], capacity: Capacity | None) -> None:
         """Whether this task can run in this bake-off at all; raises SpecError or ValueError saying why not.
@@ -100,13 +102,14 @@ class Task:
             check_fits(self.spec.cpus, self.spec.memory_bytes, capacity)
 
     def check_model(self, model: ModelRef) -> None:
-        """An oracle needs the solution it names. Raises SpecError."""
+        """An oracle needs the solution it names (a task with no solutions but a reference tool path: the oracle
+        replays that path). Raises SpecError."""
         if model.kind == "oracle" and self.harbor is not None:
             if model.argument:
                 raise SpecError(f"--models {model.text}: a Harbor task has one solution (solution/solve.sh); use oracle")
             if not self.harbor.has_solution:
                 raise SpecError(f"--models {model.text}: {self.harbor.solution_dir / 'solve.sh'} is missing")
-        elif model.kind == "oracle":
+        elif model.kind == "oracle" and not (self.reference_tools and not self.solutions and not model.argument):
             try:
                 oracle_commands(self.solutions, model.argument)
             except KeyError as exc:
@@ -174,7 +177,7 @@ class SuiteRoot:
 
     def describe(self) -> dict:
         """For the harness card: what the task ids are relative to."""
-        return {"ini_dir": self.ini_dir and str(self.ini_dir),
+        return {"ini_dir": self.ini_dir and str(self.ini_dir), "name": (self.ini_dir or self.rootdir).name,
                 "task_ids": "relative to ini_dir, else to each test file's package root"}
 
     def node_id(self, nodeid: str) -> str:
@@ -338,7 +341,8 @@ class Trial:
         start = time.monotonic()
         spent = sum(t.duration_s for t in self.trajectories)
         budget = None if self.allocation.timeout_s is None else max(0.0, self.allocation.timeout_s - spent)
-        context = ModelContext(self.task.task_id, self.case.sample, self.task.solutions)
+        context = ModelContext(self.task.task_id, self.case.sample, self.task.solutions, self.task.reference_answer,
+                               self.task.reference_tools)
         model = make_chat_model(self.case.model, context, self.agent.model_params, budget)
         if model is None:
             pytest.skip(f"{self.model}: nothing recorded for this task and sample")

@@ -126,10 +126,47 @@ def test_the_report_of_a_real_bake_off_opens_offline_with_plots_filters_and_traj
     assert "bash" in call and "exit 137" in call and "bytearray" in call
     assert "human" in dialog.inner_text() and "usage" in dialog.inner_text()
     assert "def test_answer(trial):" in dialog.locator("pre.traceback").inner_text()  # the terminal showed one line
+    assert dialog.locator("p.outcome").inner_text().startswith("infra/oom")  # the outcome, above the trajectory
+    assert "peak/spec" in dialog.locator("table.trial-metrics").inner_text()
     page.screenshot(path=str(tmp_path / ARTIFACT), full_page=True)
     print(f"screenshot: {tmp_path / ARTIFACT}")
     page.locator("#close").click()
     assert not dialog.is_visible()
+
+    # the table sorts by any column: numbers as numbers, a second click reverses
+    page.select_option("#f-model", "")
+    page.select_option("#f-outcome", "")
+    column = lambda n: page.locator(f"#trials tbody tr td:nth-child({n})").all_inner_texts()  # noqa: E731
+    page.locator("#trials thead th", has_text="total s").click()
+    totals = [float(v) for v in column(9)]
+    assert totals == sorted(totals) and len(totals) == 12 and totals[0] < totals[-1]
+    page.locator("#trials thead th", has_text="total s").click()
+    assert [float(v) for v in column(9)] == sorted(totals, reverse=True)
+    page.locator("#trials thead th", has_text="outcome").click()
+    assert column(5) == sorted(column(5))
+
+    # the compare view: two models' trials of the same task, multiplier and sample, side by side
+    page.select_option("#c-mult", "1x")
+    page.select_option("#c-sample", "1")
+    page.select_option("#c-a", "oracle:heavy")
+    page.select_option("#c-b", "oracle:lean")
+    a, b = page.locator("#compare-a"), page.locator("#compare-b")
+    assert a.locator("p.outcome").inner_text().startswith("infra/oom")
+    assert b.locator("p.outcome").inner_text() == "passed"
+    assert "bytearray" in a.locator(".call").inner_text() and "echo 42" in b.locator(".call").inner_text()
+    assert "steps" in b.locator("table.trial-metrics").inner_text()
+    box_a, box_b = a.bounding_box(), b.bounding_box()
+    assert box_a["x"] + box_a["width"] <= box_b["x"] and abs(box_a["y"] - box_b["y"]) < 2  # side by side
+
+    # the peak-memory plot: its title fits the figure, task and model labels run vertically (no overlap)
+    peaks = page.evaluate("""() => {
+        const fig = Bokeh.documents[0].get_model_by_name('peaks');
+        const axis = fig.below[0];
+        return {title: fig.title.text, width: fig.width, major: axis.major_label_orientation,
+                group: axis.group_label_orientation};
+    }""")
+    assert len(peaks["title"]) * 8 < peaks["width"], peaks  # 8 px a character is generous at Bokeh's 13px bold
+    assert peaks["major"] == peaks["group"] == "vertical"
     # the calibration table made it into the page
     assert "too few trials" in page.locator("table", has_text="ceiling").inner_text()
     # the trial metrics: each metric's mean per model × multiplier, the same rows as the terminal summary

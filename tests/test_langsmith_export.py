@@ -337,8 +337,8 @@ def test_dead_endpoint_costs_seconds_and_upload_later_sends_every_trial(run_dir,
     server = FakeLangSmith(port)  # the endpoint comes back
     try:
         env = {**os.environ, "LANGSMITH_ENDPOINT": server.url}
-        done = subprocess.run([sys.executable, "-m", "pytest_harnessbench", "upload", str(run_dir)],
-                              env=env, capture_output=True, text=True, timeout=120)
+        done = subprocess.run([sys.executable, "-m", "pytest_harnessbench", "upload", "--mode", "project",
+                               str(run_dir)], env=env, capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stderr
         assert done.stdout.strip().splitlines() == [f"LangSmith: 6/6 trials uploaded to project {result.project}"]
         roots = [r for r in server.runs().values() if not r.get("parent_run_id")]

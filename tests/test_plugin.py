@@ -525,7 +525,7 @@ def test_x(trial):
 
 @pytest.mark.parametrize("marker, message", [
     ('memroy="1Gi"', "*unknown key memroy=...; a task accepts cpus, gate_on, image, match_mode, memory, network, "
-                     "pids, reference_tools, solutions, timeout*"),
+                     "pids, reference_answer, reference_tools, solutions, timeout*"),
     ('storage="1Gi"', "*unknown key storage=...*"),
 ])
 def test_misspelt_marker_keys_are_usage_errors(pytester, marker, message):

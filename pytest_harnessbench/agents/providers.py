@@ -30,6 +30,8 @@ class ModelContext:
     task_id: str
     sample: int
     solutions: dict = field(default_factory=dict)
+    answer: str | None = None  # the oracle's final reply, if the task declares one (datasets.py)
+    reference_tools: tuple = ()  # a task without solutions: the oracle replays this path
 
 
 def oracle_commands(solutions: dict[str, str | list[str]], variant: str | None) -> tuple[str, list[str]]:
@@ -87,10 +89,14 @@ def make_chat_model(ref: ModelRef, context: ModelContext, params: dict[str, dict
     """Build the chat model for one trial (imports LangChain). Returns None for a replay with nothing recorded."""
     from . import builtin
 
+    if ref.kind == "oracle" and not context.solutions and context.reference_tools and not ref.argument:
+        calls = [(entry, {}) if isinstance(entry, str) else (entry[0], dict(entry[1]))
+                 for entry in context.reference_tools]
+        return builtin.scripted(calls, context.answer or "Replayed the reference tool path.", "oracle-reference")
     if ref.kind == "oracle":
         variant, commands = oracle_commands(context.solutions, ref.argument)
-        return builtin.scripted([("bash", {"command": c}) for c in commands], f"Ran the reference solution '{variant}'.",
-                                f"oracle-{variant}")
+        return builtin.scripted([("bash", {"command": c}) for c in commands],
+                                context.answer or f"Ran the reference solution '{variant}'.", f"oracle-{variant}")
     if ref.kind == "nop":
         return builtin.scripted([], "I will not do anything.", "nop")
     if ref.kind == "replay":

@@ -133,6 +133,7 @@ class ExportResult:
     run_dir: str = ""
     endpoint: str = ""
     seconds: float = 0.0
+    kind: str = "project"  # what ``project`` names: a "project", or a "dataset" (its experiments, see experiments.py)
 
     @property
     def ok(self) -> bool:
@@ -142,8 +143,8 @@ class ExportResult:
         """One line for the terminal summary."""
         head = f"LangSmith: {self.uploaded}/{self.total} trials uploaded"
         if self.ok:
-            return f"{head} to project {self.project}"
-        where = f"to project {self.project} " if self.uploaded else ""
+            return f"{head} to {self.kind} {self.project}"
+        where = f"to {self.kind} {self.project} " if self.uploaded else ""
         kept = f"kept in {self.run_dir}" if self.run_dir else "kept locally"
         retry = f" (send later: python -m pytest_harnessbench upload {self.run_dir})" if self.run_dir else ""
         return f"{head} {where}— {self.error or 'incomplete'}; {kept}{retry}"
@@ -308,8 +309,12 @@ class _Clock:
 
 
 def trial_runs(run_id: str, project: str, trial: _TrialData, redactor: Redactor,
-               session_id: str | None = None) -> tuple[dict, list[dict]]:
-    """The root run and its child runs for one trial, as multipart-ingest dicts."""
+               session_id: str | None = None, id_space: str | None = None) -> tuple[dict, list[dict]]:
+    """The root run and its child runs for one trial, as multipart-ingest dicts.
+
+    Run ids are uuid5 of ``id_space`` (default the run id) and the trial's key: the
+    experiment upload uses an id space of its own, so a run can be sent both ways."""
+    id_space = id_space or run_id
     record = trial.record
     timing = dataclasses.asdict(record.timing)
     resources = record.resources
@@ -320,7 +325,7 @@ def trial_runs(run_id: str, project: str, trial: _TrialData, redactor: Redactor,
         start = (end - timedelta(seconds=total_s)) if end else datetime.now(timezone.utc)
     if end is None or end < start:
         end = start + timedelta(seconds=total_s)
-    root_id = _uuid(run_id, trial.key)
+    root_id = _uuid(id_space, trial.key)
     root_dotted = _dotted(start, root_id)
     model = record.model
     outcome, cause = record.outcome, record.cause
@@ -356,7 +361,7 @@ def trial_runs(run_id: str, project: str, trial: _TrialData, redactor: Redactor,
     children: list[dict] = []
 
     def child(kind: str, index: str, name: str, seconds: float, **fields: Any) -> None:
-        run_uuid = _uuid(run_id, trial.key, kind, index)
+        run_uuid = _uuid(id_space, trial.key, kind, index)
         begin, finish = clock.span(seconds)
         children.append({**common, "id": str(run_uuid), "parent_run_id": str(root_id), "name": name,
                          "run_type": kind, "dotted_order": f"{root_dotted}.{_dotted(begin, run_uuid)}",
