@@ -70,7 +70,7 @@ def problems(output: str) -> list[str]:
     if not lines:
         return ["no 'run directory:' line: the bake-off printed no summary"]
     records = latest(load_records(Path(lines[-1].split(": ", 1)[1])))
-    cells = Counter((r["model"], r["multiplier"], r["outcome"]) for r in records)
+    cells = Counter((r.model, r.multiplier, r.outcome) for r in records)
     found = []
     for model in MODELS:
         for mult in MULTIPLIERS:

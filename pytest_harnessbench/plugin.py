@@ -279,7 +279,7 @@ class _RecorderHooks:
         for line in trials:
             terminalreporter.write_line(line)
         summary = end.summary or self._summarize()  # interrupted before sessionfinish computed it
-        for line in reliability_lines(summary, verbose=self.config.option.verbose > 0):
+        for line in reliability_lines(summary, verbose=self.config.option.verbose > 0, width=width):
             terminalreporter.write_line(line)
         for line in render(summary, run_dir=str(bench.run.dir), gate_lines=end.gate_lines or (),
                            verbose=self.config.option.verbose > 0, width=width):

@@ -323,33 +323,48 @@ def sequential_lines(block: Mapping | None, prices: bool = False) -> list[str]:
     return [f"{head}; {saved}"]
 
 
-def reliability_lines(summary: Summary, verbose: bool = False) -> list[str]:
+def reliability_lines(summary: Summary, verbose: bool = False, width: int = 80) -> list[str]:
     """pass^k / pass@k per model × multiplier, flaky tasks and the run-to-run share of the score's variance, and
-    retry dependence (``Summary.reliability``); compact: pass^k for each k and pass@K, ``verbose`` adds intervals."""
+    retry dependence (``Summary.reliability``).
+
+    Compact by default, as the rest of the summary (it must stay readable at thousands of trials on an 80-column
+    terminal): one line when every task's samples agree in every cell (pass^k = pass@k = the score), else
+    pass^1, pass^K, pass@K and the flaky count; ``verbose`` shows every k with intervals, the run-to-run share,
+    the rerun SD and the flaky tasks by name."""
+    import textwrap
+
     lines = []
     data = summary.reliability
-    if data["cells"]:
-        top = max(cell["samples"] for cell in data["cells"])
-        header = ["model", "mult", *(f"pass^{k}" for k in range(1, top + 1)), f"pass@{top}", "flaky",
-                  "run-to-run", "rerun ±"]
+    cells = data["cells"]
+    if cells and not verbose and not any((cell["flakiness"] or {}).get("flaky") for cell in cells):
+        lines += textwrap.wrap("reliability: every task's samples agree (pass^k = pass@k = score; -v: table)",
+                               max(width, 40), subsequent_indent="  ")
+    elif cells:
+        top = max(cell["samples"] for cell in cells)
+        ks = range(1, top + 1) if verbose else sorted({1, top})
+        header = ["model", "mult", *(f"pass^{k}" for k in ks), f"pass@{top}", "flaky"]
+        header += ["run-to-run", "rerun ±"] if verbose else []
         body, left_out = [], 0
-        for cell in data["cells"]:
+        for cell in cells:
             by = {p["metric"]: p for p in cell["pass_k"]}
-            shown = [by.get(f"pass^{k}") for k in range(1, top + 1)] + [by.get(f"pass@{top}")]
+            shown = [by.get(f"pass^{k}") for k in ks] + [by.get(f"pass@{top}")]
             left_out = max([left_out, *(p["left_out"] for p in shown if p)])
             flaky = cell["flakiness"]
-            body.append([cell["model"], cell["multiplier"], *(_pass_k_cell(p, verbose) for p in shown),
-                         f"{len(flaky['flaky'])}/{flaky['tasks']}" if flaky else "-",
-                         f"{100 * flaky['share_within']:.0f}%" if flaky and flaky["share_within"] is not None else "-",
-                         f"{100 * flaky['rerun_sd']:.1f} pts" if flaky else "-"])
-        lines.append("reliability over samples, infra left out"
-                     + (f", tasks with fewer than k samples left out (up to {left_out} per cell)" if left_out else "")
-                     + ": pass^k all k samples pass, pass@k at least one;")
-        lines.append("  flaky: tasks whose samples disagree; run-to-run: share of the score's variance within tasks; "
-                     "rerun ±: the score's SD over reruns")
+            row = [cell["model"], cell["multiplier"], *(_pass_k_cell(p, verbose) for p in shown),
+                   f"{len(flaky['flaky'])}/{flaky['tasks']}" if flaky else "-"]
+            if verbose:
+                row += [f"{100 * flaky['share_within']:.0f}%" if flaky and flaky["share_within"] is not None else "-",
+                        f"{100 * flaky['rerun_sd']:.1f} pts" if flaky else "-"]
+            body.append(row)
+        about = ("reliability over samples, infra left out"
+                 + (f", tasks with fewer than k samples left out (up to {left_out} per cell)" if left_out else "")
+                 + ": pass^k all k samples pass, pass@k at least one; flaky: tasks whose samples disagree"
+                 + ("; run-to-run: share of the score's variance within tasks; rerun ±: the score's SD over reruns"
+                    if verbose else " (-v: every k, intervals, run-to-run variance)"))
+        lines += textwrap.wrap(about, max(width, 40), subsequent_indent="  ")
         lines += _table(header, body, right=range(2, len(header)))
         if verbose:
-            for cell in data["cells"]:
+            for cell in cells:
                 flaky = (cell["flakiness"] or {}).get("flaky")
                 if flaky:
                     lines.append(f"  flaky {cell['model']}@{cell['multiplier']}: {', '.join(flaky)}")
@@ -357,7 +372,8 @@ def reliability_lines(summary: Summary, verbose: bool = False) -> list[str]:
         line = (f"retry dependence {d['model']}: {d['retry_passes']} of {d['trials']} trials passed only on a retry "
                 f"({d['retried']} retried); first-attempt score {100 * d['first_score']:.1f}% vs final "
                 f"{100 * d['final_score']:.1f}%")
-        lines.append(line + (" — FLAGGED: the score rests on retries" if d["flagged"] else ""))
+        line += " — FLAGGED: the score rests on retries" if d["flagged"] else ""
+        lines += textwrap.wrap(line, max(width, 40), subsequent_indent="  ")
     return lines
 
 

@@ -282,8 +282,7 @@ def confounder_text(block: confounders.Block | None) -> list[str]:
     if block is None:
         return []
     if not block.tested:
-        return ["confounders: none testable (needs 2+ trials of a task per model × multiplier whose outcomes and "
-                "confounder values differ; --samples 2 or more)"]
+        return ["confounders: none testable (no task's trials differ in outcome within a model × multiplier)"]
     lines = []
     for f in block.flagged:
         odds = "-" if f.test.odds_ratio is None else f"{f.test.odds_ratio:.2f}"

@@ -186,13 +186,26 @@ def test_sequential_and_reliability_lines():
                "retries": [{"model": "m", "trials": 8, "retried": 2, "retry_passes": 1, "first_score": 0.25,
                             "final_score": 0.375, "flagged": True}]}
     summary = dataclasses.replace(summarize([]), reliability=summary)  # the renderer only formats the model's block
-    lines = reliability_lines(summary)
+    lines = reliability_lines(summary, width=400)
     assert "tasks with fewer than k samples left out (up to 1 per cell)" in lines[0]
-    assert lines[2].split() == ["model", "mult", "pass^1", "pass^2", "pass@2", "flaky", "run-to-run", "rerun", "±"]
-    assert lines[4].split() == ["m", "1x", "50.0%", "25.0%", "75.0%", "1/3", "50%", "10.0", "pts"]
+    assert lines[1].split() == ["model", "mult", "pass^1", "pass^2", "pass@2", "flaky"]
+    assert lines[3].split() == ["m", "1x", "50.0%", "25.0%", "75.0%", "1/3"]
     assert lines[-1] == ("retry dependence m: 1 of 8 trials passed only on a retry (2 retried); first-attempt score "
                          "25.0% vs final 37.5% — FLAGGED: the score rests on retries")
-    assert "[0–60]" in reliability_lines(summary, verbose=True)[4] and "flaky m@1x: t2" in reliability_lines(summary, True)[5]
+    assert all(len(line) <= 80 for line in reliability_lines(summary, width=80))
+    wide = reliability_lines(summary, verbose=True, width=400)
+    assert wide[1].split() == ["model", "mult", "pass^1", "pass^2", "pass@2", "flaky", "run-to-run", "rerun", "±"]
+    assert wide[3].split()[-3:] == ["50%", "10.0", "pts"]
+    agreeing = {**block_of(summary), "cells": [{**block_of(summary)["cells"][0],
+                                                "flakiness": {"flaky": [], "tasks": 3, "share_within": 0.0, "rerun_sd": 0.0}}],
+                "retries": []}
+    one = reliability_lines(dataclasses.replace(summary, reliability=agreeing))
+    assert len(one) == 1 and "every task's samples agree" in one[0] and len(one[0]) <= 80
+    assert "[0–60]" in wide[3] and "flaky m@1x: t2" in wide[4]
+
+
+def block_of(summary):
+    return summary.reliability
 
 
 @pytest.mark.parametrize("name", ["results-d4030c8", "results-before-issue-12"])
