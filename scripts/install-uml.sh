@@ -3,8 +3,8 @@
 #
 # Debian bookworm's user-mode-linux (6.1) and bookworm-backports' (6.12) panic at their first process on a
 # host kernel 6.18 with an AMX-capable CPU ("userspace - ptrace set fp regs failed, errno = 14": the host's
-# FPU state is larger than those kernels expect). Debian unstable's (7.2) boots. It needs glibc >= 2.38,
-# newer than bookworm's, so it goes to /opt/harnessbench-uml with trixie's libc6 beside it (patchelf points
+# FPU state is larger than those kernels expect). Debian unstable's (7.2) boots. It needs a newer glibc
+# than bookworm's, so it goes to /opt/harnessbench-uml with unstable's own libc6 beside it (patchelf points
 # the binary at that loader and library directory; nothing of the system's libc changes), and
 # /usr/local/bin/linux.uml (ahead of /usr/bin on PATH) links to it. The distribution's package is kept and
 # used whenever it boots.
@@ -43,7 +43,7 @@ command -v patchelf >/dev/null && command -v curl >/dev/null && command -v xz >/
     || { apt-get update -qq && apt-get install -y -qq patchelf curl xz-utils >/dev/null; } || die "apt-get install patchelf curl xz-utils failed"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
-for spec in "sid user-mode-linux uml" "trixie libc6 libc"; do
+for spec in "sid user-mode-linux uml" "sid libc6 libc"; do
     set -- $spec
     path="$(package_path "$1" "$2")" || true
     [ -n "$path" ] || die "no $2 in Debian $1's package index at $MIRROR"
