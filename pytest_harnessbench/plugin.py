@@ -268,7 +268,7 @@ class _RecorderHooks:
         from .endofrun import Outputs
 
         end = self.end or Outputs()  # a session interrupted before its end: no gate, report or export
-        from .report import reliability_lines, render, trial_lines
+        from .report import render, trial_lines
 
         bench, width, brief = self.bench, compat.terminal_width(terminalreporter), _brief(self.config)
         listed = (FAILED, ERROR, INFRA) if brief else (INFRA,)  # pytest lists the others with -v, --tb
@@ -279,8 +279,6 @@ class _RecorderHooks:
         for line in trials:
             terminalreporter.write_line(line)
         summary = end.summary or self._summarize()  # interrupted before sessionfinish computed it
-        for line in reliability_lines(summary, verbose=self.config.option.verbose > 0, width=width):
-            terminalreporter.write_line(line)
         for line in render(summary, run_dir=str(bench.run.dir), gate_lines=end.gate_lines or (),
                            verbose=self.config.option.verbose > 0, width=width):
             terminalreporter.write_line(line)

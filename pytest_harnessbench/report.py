@@ -282,7 +282,8 @@ def render(summary: Summary, *, run_dir: str = "", gate_lines: Sequence[str] = (
     (the table's rows need 100); ``verbose`` (pytest's ``-v``) adds every
     interval and comparison and prints the table one wide line per row.
     """
-    lines = usage_lines(summary)
+    lines = reliability_lines(summary, verbose, width)
+    lines += usage_lines(summary)
     lines += reward_key_lines(summary)
     lines += over_declared_lines(summary)
     lines += comparison_lines(summary, verbose, width)
