@@ -118,6 +118,9 @@ class StandInCluster:
     def __init__(self, mode: str = "running", exec_pods: bool = False) -> None:
         self.mode = mode
         self.exec_pods = exec_pods
+        # How an exec stream ends once the command has: "linger" reads the client's frames to its close
+        # first; "at_once" drops the connection under them, as an API server may (the client must cope).
+        self.exec_close = "linger"
         self.pod_dirs: dict[str, str] = {}  # pod name -> its /task on this host (exec_pods)
         self.pods: dict[tuple[str, str], dict] = {}
         self.policies: dict[tuple[str, str], dict] = {}
@@ -194,7 +197,7 @@ class StandInCluster:
                     with cluster.lock:
                         directory = cluster.pod_dirs.get(name)
                     if directory is not None:
-                        ExecSession(self, directory, urllib.parse.parse_qs(url.query)).run()
+                        ExecSession(self, directory, urllib.parse.parse_qs(url.query), cluster.exec_close).run()
                         self.close_connection = True
                         return
                 query = {k: v[0] for k, v in urllib.parse.parse_qs(url.query).items()}
@@ -290,11 +293,20 @@ def bwrap_argv(directory: str, command: list[str]) -> list[str]:
             "--chdir", "/task", "--die-with-parent", *command]
 
 
+def close_quietly(pipe) -> None:
+    """Close a pipe whose reader may be gone (closing flushes, and the flush may hit a broken pipe)."""
+    try:
+        pipe.close()
+    except OSError:
+        pass
+
+
 class ExecSession:
     """One exec request as a WebSocket speaking the v5 channel protocol, over a bwrap'd local process."""
 
-    def __init__(self, handler, directory: str, query: dict) -> None:
+    def __init__(self, handler, directory: str, query: dict, close: str = "linger") -> None:
         self.handler, self.sock = handler, handler.connection
+        self.linger = close == "linger"
         self.command = query.get("command", [])
         self.stdin = query.get("stdin", ["false"])[0] == "true"
         self.directory = directory
@@ -311,10 +323,11 @@ class ExecSession:
         self.handler.wfile.flush()
         proc = subprocess.Popen(bwrap_argv(self.directory, self.command), stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        feed = threading.Thread(target=self._feed, args=(proc,), daemon=True)
         if not self.stdin:
             proc.stdin.close()
         else:
-            threading.Thread(target=self._feed, args=(proc,), daemon=True).start()
+            feed.start()
         pumps = [threading.Thread(target=self._pump, args=(stream, channel), daemon=True)
                  for stream, channel in ((proc.stdout, 1), (proc.stderr, 2))]
         for pump in pumps:
@@ -322,6 +335,8 @@ class ExecSession:
         for pump in pumps:
             pump.join()
         code = proc.wait()
+        if self.linger and feed.is_alive():  # read the client's frames to its close first: closing a
+            feed.join(timeout=5)  # socket with unread data sends a reset under the client's writes
         status = {"metadata": {}, "status": "Success"} if code == 0 else {
             "metadata": {}, "status": "Failure", "reason": "NonZeroExitCode",
             "message": f"command terminated with non-zero exit code: exit code {code}",
@@ -348,16 +363,16 @@ class ExecSession:
                     break
                 if payload[:2] == bytes([CLOSE_SIGNAL, 0]):
                     break
-                if payload[:1] == b"\x00":
-                    proc.stdin.write(payload[1:])
-                    proc.stdin.flush()
+                if payload[:1] == b"\x00" and not proc.stdin.closed:
+                    try:
+                        proc.stdin.write(payload[1:])
+                        proc.stdin.flush()
+                    except OSError:  # the command stopped reading: drop the rest, keep reading frames
+                        close_quietly(proc.stdin)
         except (OSError, ValueError):
             pass
         finally:
-            try:
-                proc.stdin.close()
-            except OSError:
-                pass
+            close_quietly(proc.stdin)
 
     def _send(self, channel: int, data: bytes) -> None:
         self._frame(0x2, bytes([channel]) + data)

@@ -74,6 +74,24 @@ def exit_status(error_channel: bytes | str) -> int | None:
     return None
 
 
+def send_stdin(ws: Any, data: bytes) -> None:
+    """Write ``data`` to the command's stdin, then EOF (v5 protocol's close signal).
+
+    A command may end before it has read everything (tar stops at its
+    end-of-archive blocks), and the server then closes the stream under our
+    writes: that is no failure of its own. The status read after it says how the
+    command ended, and a lost status fails the exec there.
+    """
+    import websocket
+
+    try:
+        for start in range(0, len(data), STDIN_CHUNK):
+            ws.write_stdin(data[start:start + STDIN_CHUNK])
+        ws.close_channel(0)
+    except (BrokenPipeError, ConnectionResetError, websocket.WebSocketConnectionClosedException):
+        pass
+
+
 class KubernetesSandbox:
     """One trial's pod; implements the :class:`~.base.Sandbox` protocol."""
 
@@ -151,25 +169,27 @@ class KubernetesSandbox:
         import websocket
 
         ws = self._open(argv, stdin=stdin_data is not None)
-        out, err = bytearray(), bytearray()
+        out, err, status = bytearray(), bytearray(), bytearray()  # status: the error channel's Status object
         cut: set[int] = set()  # channels whose output went over the limit
 
+        def take(channel: int, buffer: bytearray) -> None:
+            chunk = ws.read_channel(channel)
+            room = len(chunk) if limit is None or channel == 3 else max(0, limit - len(buffer))
+            if len(chunk) > room:
+                cut.add(channel)
+            buffer.extend(chunk[:room])
+
+        channels = ((1, out), (2, err), (3, status))
+
         def drain() -> None:
-            for channel, buffer in ((1, out), (2, err)):
-                chunk = ws.read_channel(channel)
-                if chunk:
-                    room = len(chunk) if limit is None else max(0, limit - len(buffer))
-                    if len(chunk) > room:
-                        cut.add(channel)
-                    buffer.extend(chunk[:room])
+            for channel, buffer in channels:
+                take(channel, buffer)
 
         deadline = None if timeout is None else time.monotonic() + max(timeout, 0.0)
         timed_out = False
         try:
             if stdin_data is not None:
-                for start in range(0, len(stdin_data), STDIN_CHUNK):
-                    ws.write_stdin(stdin_data[start:start + STDIN_CHUNK])
-                ws.close_channel(0)  # EOF on stdin (v5 protocol; tar stops at its end-of-archive blocks anyway)
+                send_stdin(ws, stdin_data)
             while ws.is_open():
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
@@ -178,9 +198,18 @@ class KubernetesSandbox:
                 ws.update(timeout=1.0 if remaining is None else min(remaining, 1.0))
                 drain()
             drain()
-            code = exit_status(ws.read_channel(3))
+            code = exit_status(bytes(status))
         except (websocket.WebSocketException, *transport_errors()) as exc:
-            raise self._failure(exc) from None
+            # The server sends the status after the command's last output, then may drop the
+            # connection at once: our reply to its close then fails, and the command still ended.
+            for channel, buffer in channels:  # what the client holds already (it polls only for a channel it lacks)
+                try:
+                    take(channel, buffer)
+                except (websocket.WebSocketException, *transport_errors()):
+                    pass
+            code = exit_status(bytes(status))
+            if code is None:
+                raise self._failure(exc) from None
         finally:  # a timed-out command's stream is still busy: drop it without waiting for the server's close
             ws.close(timeout=0 if timed_out else 3)
         for channel, buffer in ((1, out), (2, err)):
