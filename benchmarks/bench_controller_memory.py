@@ -103,7 +103,7 @@ def measure(suite: Path, workers: int, sleep: float, env: dict) -> tuple[int, in
 
 
 def slope(xs: list[float], ys: list[float]) -> tuple[float, float]:
-    n, mx, my = len(xs), sum(xs) / len(xs), sum(ys) / len(ys)
+    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
     b = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
     return b, my - b * mx
 

@@ -8,6 +8,7 @@ import json
 import os
 
 import pytest
+from support.rundir import results
 
 # e2e: the entry point is found by a pytest process with the dist-info on its PYTHONPATH.
 pytestmark = pytest.mark.e2e
@@ -85,7 +86,7 @@ def test_a_registered_backend_runs_a_trial_with_its_own_options(pytester, tagged
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--hb-backend", "tagged",
                                            "--hb-tagged-tag", "blue", "--hb-out", "run")
     result.assert_outcomes(passed=1)
-    [record] = [json.loads(line) for line in (pytester.path / "run" / "results.jsonl").read_text().splitlines()]
+    [record] = results(pytester.path / "run")
     assert (record["backend"], record["outcome"]) == ("tagged", "passed")
     assert record["enforcement"].startswith("cgroup-")
     card = json.loads((pytester.path / "run" / "harness.json").read_text())

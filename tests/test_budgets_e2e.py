@@ -10,6 +10,7 @@ import subprocess
 import pytest
 
 from support.scripted_openai import ScriptedOpenAI
+from support.rundir import last_trajectory, results
 
 pytestmark = pytest.mark.e2e  # bake-offs in pytest subprocesses (the spend cap's stop, -n 2, resume commands)
 
@@ -41,11 +42,11 @@ def bake(pytester, monkeypatch):
 
 
 def records(pytester):
-    return [json.loads(line) for line in (pytester.path / "run" / "results.jsonl").read_text().splitlines()]
+    return results(pytester.path / "run")
 
 
 def trajectory(pytester, record):
-    return json.loads((pytester.path / "run" / "trials" / f"{record['trial_id']}.json").read_text())["trajectories"][-1]
+    return last_trajectory(pytester.path / "run", record)
 
 
 def test_a_token_cap_ends_the_trial_as_failed_budget_after_verification(pytester, bake):
@@ -94,7 +95,7 @@ def test_a_shared_rate_limit_is_never_exceeded_at_the_provider_under_two_workers
     the agent's."""
     with ScriptedOpenAI([SOLVE], rate_limit=(2, 3.0)) as server:
         bake(server, "--samples", "3", "--hb-provider-retries", "0", out=("--hb-out", "unlimited"))
-        unlimited = [json.loads(line) for line in (pytester.path / "unlimited" / "results.jsonl").read_text().splitlines()]
+        unlimited = results(pytester.path / "unlimited")
         assert any((r["outcome"], r["cause"]) == ("infra", "provider") and "429" in r["message"] for r in unlimited)
         server.reset()
         server._answered.clear()

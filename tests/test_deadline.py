@@ -124,6 +124,7 @@ def box():
     backend.close()
 
 
+@pytest.mark.trials
 def test_a_command_is_cut_at_the_phase_deadline(box):
     clock = TrialClock(1)
     bounded = BoundedSandbox(box, clock)

@@ -34,6 +34,8 @@ from pytest_harnessbench.resources import Allocation, Multiplier, Spec
 from pytest_harnessbench.sandbox import confine
 from pytest_harnessbench.sandbox.local import LocalBackend
 
+pytestmark = pytest.mark.trials  # real sandboxes, attacked from inside
+
 BACKENDS = ["local", "docker"]
 CAP_SYS_ADMIN = 21
 

@@ -6,7 +6,6 @@ without them on a developer machine, failing under CI (like test_docker_backend.
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import pytest
 from pytest_harnessbench.sandbox.docker import LABEL_RUN
 
 from test_docker_backend import _REASON, IN_CI  # the same probe of the engine and base image
+from support.rundir import results
 
 pytest_plugins = ["pytester"]
 pytestmark = [pytest.mark.docker, pytest.mark.e2e]  # each test runs a bake-off on docker in a subprocess
@@ -39,7 +39,7 @@ def _dangling(api) -> set[str]:
 
 
 def _records(path: Path) -> dict[tuple[str, str, str], dict]:
-    records = [json.loads(line) for line in (path / "results.jsonl").read_text().splitlines()]
+    records = results(path)
     return {(r["task_id"].rsplit("::", 1)[-1], r["model"], r["multiplier"]): r for r in records}
 
 

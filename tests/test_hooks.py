@@ -3,6 +3,7 @@
 import json
 
 import pytest
+from support.rundir import results
 
 # e2e: the hooks are seen by a conftest of a bake-off run in its own pytest process (serial and under xdist).
 pytestmark = pytest.mark.e2e
@@ -45,7 +46,7 @@ def test_a_conftest_adds_a_metric_and_a_field_to_each_record_and_a_table_to_the_
                                            "--multipliers", "1", "--samples", "2", "--hb-out", "run",
                                            "--hb-report", "report.html", *workers)
     result.assert_outcomes(passed=2, failed=2)
-    records = [json.loads(line) for line in (pytester.path / "run" / "results.jsonl").read_text().splitlines()]
+    records = results(pytester.path / "run")
     assert len(records) == 4
     for record in records:  # added where the trial ran (the worker under xdist), stored with the record
         assert record["extra"]["seen_by"].startswith("conftest in ")

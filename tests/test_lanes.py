@@ -26,9 +26,10 @@ def test_the_lane_of_a_process_comes_from_its_command_line(argv, lane):
 
 def test_fixtures_and_backend_parameters_put_a_test_in_a_lane():
     assert lanes_of(["tmp_path", "browser"], {}) == {"browser"}
-    assert lanes_of(["standin", "pytester"], {}) == {"kubernetes"}
+    assert lanes_of(["standin", "pytester"], {}) == {"kubernetes", "trials"}
     assert lanes_of(["backend"], {"backend": "docker"}) == {"docker"}
-    assert lanes_of(["backend", "pytester"], {"backend": "local", "n": 3}) == set()
+    assert lanes_of(["backend", "pytester"], {"backend": "local", "n": 3}) == {"trials"}
+    assert lanes_of(["backend", "tmp_path"], {"backend": "local", "n": 3}) == set()
 
 
 def test_a_missing_marker_is_named_with_the_fast_lanes_expression():
@@ -41,4 +42,14 @@ def test_a_missing_marker_is_named_with_the_fast_lanes_expression():
     assert guard.complaint("t.py::test_x") == (
         f"t.py::test_x started python -m pytest: mark it @pytest.mark.e2e ({LANES['e2e']}), so that the fast "
         f"lane (-m \"{FAST_LANE}\") leaves it out; see tests/support/lanes.py")
-    assert FAST_LANE == "not (e2e or docker or guest or kubernetes or browser)"
+    assert FAST_LANE == "not (e2e or docker or guest or kubernetes or browser or trials)"
+
+
+@pytest.mark.trials  # it creates one: the guard around this test wants the marker as well
+def test_a_local_sandbox_backend_needs_the_trials_lane(monkeypatch):
+    from pytest_harnessbench.sandbox.local import LocalBackend
+
+    guard = Guard(set())
+    guard.install(monkeypatch)
+    LocalBackend("lanes-test", enforcement="rlimit").close()
+    assert "created a local sandbox backend: mark it @pytest.mark.trials" in guard.complaint("t.py::test_x")

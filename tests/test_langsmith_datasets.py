@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from support.langsmith_standin import LangSmithStandIn
+from support.rundir import results
 from pytest_harnessbench.datasets import DatasetError, Source, tasks
 
 EXAMPLES = [
@@ -90,7 +91,7 @@ def langsmith_server(monkeypatch):
 
 
 def _outcomes(run_dir):
-    records = [json.loads(line) for line in (run_dir / "results.jsonl").read_text().splitlines()]
+    records = results(run_dir)
     return {(r["task_id"], r["model"], r["sample"]): (r["outcome"], r["cause"]) for r in records}
 
 

@@ -14,6 +14,7 @@ import pytest
 
 from support import inprocess
 from support.langsmith_standin import LangSmithStandIn
+from support.rundir import results
 from pytest_harnessbench.export.experiments import (LEDGER, Streamer, dataset_name, example_id, experiment_name,
                                                     upload_experiments)
 from pytest_harnessbench.store import RunDir
@@ -77,7 +78,7 @@ def run_dir(pytester, tmp_path, tmp_path_factory, monkeypatch):
 
 
 def records_of(run):
-    return [json.loads(line) for line in (run / "results.jsonl").read_text().splitlines()]
+    return results(run)
 
 
 def check_experiments(langsmith_server, run):

@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from support import inprocess
+from support.rundir import results
 
 from pytest_harnessbench.records import TrialRecord
 from pytest_harnessbench.export.langsmith import (ExportResult, enabled, endpoint, export_run, item_name, load_run,
@@ -213,7 +214,7 @@ def run_dir(pytester, tmp_path, tmp_path_factory, monkeypatch):
 
 
 def records_of(run: Path) -> list[dict]:
-    return [json.loads(line) for line in (run / "results.jsonl").read_text().splitlines()]
+    return results(run)
 
 
 # ---------------------------------------------------------------- tests

@@ -1,6 +1,5 @@
 """The local backend against the real kernel: limits are enforced, evidence is the kernel's."""
 
-import json
 import os
 import re
 import time
@@ -14,6 +13,9 @@ from pytest_harnessbench.sandbox.base import OutputMissingError
 from pytest_harnessbench.sandbox.local import LocalBackend
 from support import inprocess
 from support.workloads import thrash
+from support.rundir import results
+
+pytestmark = pytest.mark.trials  # real local sandboxes: cgroups, bwrap, kernel OOM kills
 
 HOG = "python3 -c 'x = bytearray(200 * 1024 * 1024); x[::4096] = b\"1\" * len(x[::4096])'"
 
@@ -74,7 +76,8 @@ def test_pids_limit(backend):
     box = sandbox(backend, pids=8)
     try:
         assert box.evidence().pids_limit_hits == 0
-        result = box.exec("for i in $(seq 20); do sleep 60 & done")  # close() ends them
+        # dash, not bash: bash retries a fork that fails with EAGAIN for 15 s; close() ends the sleeps
+        result = box.exec("sh -c 'for i in $(seq 20); do sleep 60 & done'")
         evidence = box.evidence()
     finally:
         box.close()
@@ -404,7 +407,7 @@ def test_four_trials_classify_the_same_on_every_cgroup_version(pytester, workers
     args = ["-p", "no:cacheprovider", "--hb-out", "run", "--models", "oracle:heavy,oracle:wrong", "--multipliers",
             "1,uncapped", "-n", workers]
     result = pytester.runpytest_subprocess(*args) if workers != "0" else inprocess.run(pytester, *args)
-    recs = [json.loads(line) for line in (pytester.path / "run" / "results.jsonl").read_text().splitlines()]
+    recs = results(pytester.path / "run")
     assert {(r["model"], r["multiplier"]): (r["outcome"], r["cause"]) for r in recs} == {
         ("oracle:heavy", "1x"): ("infra", "oom"), ("oracle:heavy", "uncapped"): ("passed", None),
         ("oracle:wrong", "1x"): ("failed", "assertion"), ("oracle:wrong", "uncapped"): ("failed", "assertion")}, \

@@ -13,6 +13,7 @@ import pytest
 
 from support import inprocess
 from support.polling import small_disk, wait_for
+from support.rundir import results
 
 from pytest_harnessbench.sandbox import cgroups
 from pytest_harnessbench.sandbox.local import work_root
@@ -199,7 +200,7 @@ def test_default_environment_serial_and_xdist_give_the_same_outcomes(suite):
             "--samples", "2"]
     serial = suite.runpytest_subprocess(*args)
     parallel = suite.runpytest_subprocess("-n", "2", *args)
-    runs = {name: [json.loads(line) for line in (_run_dir_of(result) / "results.jsonl").read_text().splitlines()]
+    runs = {name: results(_run_dir_of(result))
             for name, result in (("serial", serial), ("xdist", parallel))}
     for recs in runs.values():
         outcomes = {(r["model"], r["multiplier"], r["outcome"], r["cause"]) for r in recs}
@@ -387,7 +388,7 @@ def test_ctrl_c_keeps_finished_records_and_prints_their_summary(pytester, tmp_pa
     # 12 trials, interrupted after 3: a trial is surely still running (with only one left, an idle machine
     # sometimes finished it and was in its session-end hooks when the signal came: exit 1 in CI).
     code, out = _interrupt_after(pytester, 3, "--hb-out", "run", "--models", "oracle:lean", "--samples", "3")
-    assert code == 2 and "KeyboardInterrupt" in out
+    assert code == 2 and "KeyboardInterrupt" in out, out[-4000:]
     finished = records(pytester)
     assert 3 <= len(finished) < 12
     assert re.search(rf"^oracle:lean +1x +{len(finished)} ", out, re.M)  # the summary of what finished
@@ -745,11 +746,12 @@ def test_step(trial, n):
     assert "subset:" not in first.stdout.str()
 
 
+# dash (sh), not bash: bash retries a fork that fails with EAGAIN for 15 s before it gives up
 FORKY = """
 import pytest
 
 @pytest.mark.task(memory="64Mi", pids=8, timeout=60,
-                  solutions="for i in $(seq 12); do sleep 60 & done; /bin/echo 42 > answer.txt")
+                  solutions="sh -c 'for i in $(seq 12); do sleep 60 & done; /bin/echo 42 > answer.txt'")
 def test_answer(trial):
     trial.run_agent("Write the answer to answer.txt.")
     assert trial.sandbox.read_file("answer.txt").strip() == "42"

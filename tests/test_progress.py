@@ -1,3 +1,5 @@
+import pytest
+
 from pytest_harnessbench.progress import Progress
 from pytest_harnessbench.records import TrialRecord
 
@@ -42,6 +44,7 @@ def test_progress_off():
     assert not progress.due()
 
 
+@pytest.mark.trials  # a Bench starts its backend
 def test_key_of_finds_our_id_among_the_users_own_parameters(tmp_path):
     from pytest_harnessbench.config import build
     from pytest_harnessbench.session import Bench

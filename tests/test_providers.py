@@ -12,6 +12,7 @@ import pytest
 
 from support import inprocess
 from support.scripted_openai import ScriptedOpenAI
+from support.rundir import last_trajectory, results
 
 from pytest_harnessbench import session as session_module
 from pytest_harnessbench.config import ConfigError, build
@@ -43,11 +44,11 @@ def bake(pytester, tmp_path, monkeypatch):
 
 
 def records(pytester):
-    return [json.loads(line) for line in (pytester.path / "run" / "results.jsonl").read_text().splitlines()]
+    return results(pytester.path / "run")
 
 
 def trajectory(pytester, record):
-    return json.loads((pytester.path / "run" / "trials" / f"{record['trial_id']}.json").read_text())["trajectories"][-1]
+    return last_trajectory(pytester.path / "run", record)
 
 
 def test_a_provider_model_solves_a_task_through_the_real_client(pytester, bake):
@@ -189,6 +190,7 @@ def test_provider_commands_are_confined_on_the_local_backend(pytester, bake, mon
     assert card["backend"]["filesystem"].startswith("bubblewrap")
 
 
+@pytest.mark.trials
 @pytest.mark.parametrize("model", ["openai:gpt-5.1", "replay:{prior}"])
 def test_without_confinement_a_model_writing_commands_on_the_local_backend_needs_explicit_consent(
         monkeypatch, tmp_path, model):

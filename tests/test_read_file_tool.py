@@ -13,6 +13,8 @@ from pytest_harnessbench.agents.tools import make_tools
 from pytest_harnessbench.resources import Allocation, Multiplier, Spec
 from pytest_harnessbench.sandbox.local import LocalBackend
 
+pytestmark = pytest.mark.trials  # the agent tool against a real local sandbox
+
 
 @pytest.fixture
 def box():

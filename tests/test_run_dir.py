@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from support import inprocess
+from support.rundir import results
 
 from pytest_harnessbench.config import ConfigError
 from pytest_harnessbench.tasks import match_task_ids
@@ -34,7 +35,7 @@ def suite(pytester, directory: str, name: str = "step", solution: str = "echo ok
 
 
 def records(run_dir):
-    return [json.loads(line) for line in (run_dir / "results.jsonl").read_text().splitlines()]
+    return results(run_dir)
 
 
 def hb(pytester, *args):

@@ -5,6 +5,7 @@ import json
 import re
 
 import pytest
+from support.rundir import results
 
 pytestmark = pytest.mark.e2e  # pytest in a subprocess, and xdist workers
 
@@ -32,7 +33,7 @@ def gate_document(pytester, out="run"):
 
 
 def recorded(pytester, out="run"):
-    return [json.loads(line) for line in (pytester.path / out / "results.jsonl").read_text().splitlines()]
+    return results(pytester.path / out)
 
 
 def test_a_clearly_worse_candidate_stops_early_skips_the_rest_and_fails_the_gate(pytester):

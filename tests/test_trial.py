@@ -17,6 +17,8 @@ from pytest_harnessbench.resources import Multiplier
 from pytest_harnessbench.sandbox.local import LocalBackend, work_root
 from pytest_harnessbench.trial import AgentSettings, Case, SuiteRoot, Task, Trial, TrialKey
 
+pytestmark = pytest.mark.trials  # one trial in process on the real kernel
+
 HOG = "python3 -c 'x = bytearray(150 << 20); x[::4096] = b\"1\" * len(x[::4096])'"
 SOLUTIONS = {"lean": "echo 42 > answer.txt", "heavy": HOG + " && echo 42 > answer.txt", "slow": "sleep 30"}
 

@@ -47,7 +47,8 @@ from typing import Mapping
 from ..records import TrialRecord
 from ..redact import Redactor
 from .langsmith import (DEFAULT_ENDPOINT, PROBE_TIMEOUT_S, ExportResult, _env_get, _is_unreachable, _Quiet, _RunData,
-                        _short, _status, _TrialData, _uuid, endpoint, load_run, make_client, trial_feedback, trial_runs)
+                        _short, _status, _TrialData, _uuid, endpoint, load_or_explain, make_client, run_until, trial_feedback,
+                        trial_runs)
 
 LEDGER = "langsmith.jsonl"
 GROUP_TRIALS = 200  # trials the streamer sends at once at most (their operations go out 100 a request)
@@ -432,10 +433,9 @@ def upload_experiments(run_dir: Path, *, dataset: str | None = None, timeout_s: 
     started = time.monotonic()
     run_dir = Path(run_dir)
     env = os.environ if env is None else env
-    try:
-        run = load_run(run_dir)
-    except (OSError, ValueError) as exc:
-        return ExportResult(dataset or "", 0, 0, _short(exc), str(run_dir), endpoint(env), kind="dataset")
+    run = load_or_explain(run_dir, env, dataset or "", "dataset")
+    if isinstance(run, ExportResult):
+        return run
     name = dataset_name(run.card, dataset)
     deadline = started + timeout_s
     uploader, error = None, None
@@ -455,14 +455,7 @@ def upload_experiments(run_dir: Path, *, dataset: str | None = None, timeout_s: 
         def sweep() -> None:
             box[0] = _quietly(uploader, lambda: _sweep(uploader, run, stop))
 
-        thread = threading.Thread(target=sweep, name="harnessbench-langsmith", daemon=True)
-        thread.start()
-        thread.join(max(0.0, deadline - time.monotonic()) + 0.25)
-        if thread.is_alive():
-            stop.set()
-            error = "time limit"
-        else:
-            error = box[0]
+        error = box[0] if run_until(sweep, deadline, stop) else "time limit"
     if streamer is None or not streamer.running():
         uploader.close()
     return _result(run_dir, uploader, len(run.trials), error, started, env, name, timeout_s)

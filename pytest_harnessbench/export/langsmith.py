@@ -42,7 +42,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from ..outcomes import INFRA, PASSED
 from ..records import TrialRecord
@@ -652,18 +652,32 @@ def export_run(run_dir: Path, *, project: str | None = None, timeout_s: float = 
     started = time.monotonic()
     run_dir = Path(run_dir)
     env = os.environ if env is None else env
-    try:
-        run = load_run(run_dir)
-    except (OSError, ValueError) as exc:
-        return ExportResult(project or "", 0, 0, _short(exc), str(run_dir), endpoint(env))
+    run = load_or_explain(run_dir, env, project or "", "project")
+    if isinstance(run, ExportResult):
+        return run
     name = project_name(run.run_id, project)
     if not run.trials:
         return ExportResult(name, 0, 0, None, str(run_dir), endpoint(env))
     job = _Export(run, name, timeout_s, client, env, Redactor.from_environ(env))
-    thread = threading.Thread(target=job.run_all, name="harnessbench-langsmith", daemon=True)
-    thread.start()
-    thread.join(max(0.0, job.deadline - time.monotonic()) + 0.25)
-    finished = not thread.is_alive()
-    if not finished:
-        job.stop.set()
+    finished = run_until(job.run_all, job.deadline, job.stop)
     return job.result(run_dir, started, finished)
+
+
+def load_or_explain(run_dir: Path, env: Mapping[str, str], name: str, kind: str) -> _RunData | ExportResult:
+    """The run directory's trials, or the result of an upload that could not read them."""
+    try:
+        return load_run(run_dir)
+    except (OSError, ValueError) as exc:
+        return ExportResult(name, 0, 0, _short(exc), str(run_dir), endpoint(env), kind=kind)
+
+
+def run_until(job: Callable[[], None], deadline: float, stop: threading.Event) -> bool:
+    """Run ``job`` in a daemon thread until it ends or ``deadline`` (monotonic) passes; False if
+    it was still running then (``stop`` is set so it winds down, and nobody waits for it)."""
+    thread = threading.Thread(target=job, name="harnessbench-langsmith", daemon=True)
+    thread.start()
+    thread.join(max(0.0, deadline - time.monotonic()) + 0.25)
+    if thread.is_alive():
+        stop.set()
+        return False
+    return True

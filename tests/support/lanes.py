@@ -1,17 +1,17 @@
 """The suite's slow lanes: their markers, how a test gets one, and the guard that catches a missing one.
 
-``python -m pytest tests`` runs every lane; the fast lane is ``-m "not (e2e or docker or guest or kubernetes
-or browser)"`` (:data:`FAST_LANE`). A test is in a slow lane when it does something slow or something that
-needs more than this checkout, and it gets the marker three ways:
+``python -m pytest tests`` runs every lane; the fast lane, pure unit tests, is ``-m "not (e2e or docker
+or guest or kubernetes or browser or trials)"`` (:data:`FAST_LANE`). A test is in a slow lane when it does
+something slow or something that needs more than this checkout, and it gets the marker three ways:
 
 - from its module (``pytestmark``) where the whole module is of one lane (the docker, kubernetes and guest
-  modules);
-- from what it uses, at collection (:func:`lanes_of`): a fixture of :data:`FIXTURE_LANES`, or a
-  parametrization that picks the docker backend;
+  modules, and those that run real local sandboxes);
+- from what it uses, at collection (:func:`lanes_of`): a fixture of :data:`FIXTURE_LANES` (``pytester``
+  puts a test in ``trials``), or a parametrization that picks the docker backend;
 - and whatever it forgot is caught while it runs (:class:`Guard`): a test that starts pytest in another
-  process, connects to the Docker engine, boots the guest, drives a browser or starts the Kubernetes
-  stand-in without its lane's marker fails, naming the marker. So a new test cannot slip into the fast
-  lane by forgetting it.
+  process, connects to the Docker engine, boots the guest, drives a browser, starts the Kubernetes
+  stand-in or creates a local sandbox backend without its lane's marker fails, naming the marker. So a
+  new test cannot slip into the fast lane by forgetting it.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ LANES = {
     "guest": "boots the User-Mode Linux cgroup v2 guest (about 2 minutes)",
     "kubernetes": "talks to a Kubernetes API server: the stand-in (tests/support/k8s_standin.py) or a cluster",
     "browser": "drives Debian's chromium through Playwright",
+    "trials": "runs trials in this process: a pytest session through pytester, or real local sandboxes",
 }
 FAST_LANE = "not (" + " or ".join(LANES) + ")"
 
@@ -35,6 +36,7 @@ FIXTURE_LANES = {
     "standin": "kubernetes",
     "exec_standin": "kubernetes",
     "cluster": "kubernetes",
+    "pytester": "trials",  # a pytest session in this process (a subprocess one is e2e as well)
 }
 # Parameter values that pick a lane's backend (e.g. the escape suite parametrized over backends).
 PARAM_LANES = {"docker": "docker", "kubernetes": "kubernetes"}
@@ -102,6 +104,8 @@ class Guard:
         self._wrap(monkeypatch, "docker.api.client", "APIClient", "docker", "connected to the Docker engine")
         self._wrap(monkeypatch, "support.k8s_standin", "StandInCluster", "kubernetes",
                    "started the Kubernetes stand-in")
+        self._wrap(monkeypatch, "pytest_harnessbench.sandbox.local", "LocalBackend", "trials",
+                   "created a local sandbox backend")
 
     def _wrap(self, monkeypatch, module_name: str, class_name: str, lane: str, what: str) -> None:
         import importlib
