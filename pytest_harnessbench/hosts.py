@@ -34,6 +34,23 @@ class HostEffect:
     p_combined: float | None
     verdict: str | None  # stats.verdict of p_combined ("differs", "within noise"); None when not testable
 
+    def lines(self) -> list[str]:
+        """As the terminal summary and the HTML report say it."""
+        listed = ", ".join(f"{host} {n}" for host, n in self.hosts.items())
+        out = [f"hosts: the shards ran on {len(self.hosts)} machines ({listed} trials); a host is a confounder"]
+        if self.p_combined is None:
+            out.append(f"  outcome by host within model × multiplier: not testable ({self.uninformative} cell(s), "
+                       "each with one host or one outcome)")
+            return out
+        out.append(f"  outcome by host within model × multiplier: {self.verdict} (Fisher's combination of "
+                   f"{len(self.cells)} cell test(s); {self.uninformative} cell(s) with one host or one outcome "
+                   "left out)")
+        if self.verdict.startswith("differs"):
+            worst = sorted(self.cells.items(), key=lambda item: item[1])[:3]
+            out.append("  cells that differ most: " + ", ".join(f"{m}@{x} ({stats.format_p(p)})"
+                                                               for (m, x), p in worst))
+        return out
+
     def to_dict(self) -> dict:
         """As ``Summary.results()`` carries it."""
         return {"hosts": self.hosts, "uninformative": self.uninformative, "p_combined": self.p_combined,

@@ -313,6 +313,8 @@ def render(summary: Summary, records: Sequence[TrialRecord], *, card: Mapping | 
         passk=divs.get("passk", "<p>one sample per task: no pass@k / pass^k (run with --samples 2 or more)</p>"),
         confounders=divs.get("confounders", "<p>no start times recorded</p>"),
         confounder_lines=html.escape(" ".join(confounder_text(summary.confounders))),
+        hosts="".join(f"<p>{html.escape(line.strip())}</p>" for line in (summary.hosts.lines() if summary.hosts
+                                                                         else ())),
         comparisons=_table(["comparison", "verdict"], comparisons) if comparisons else "<p>nothing to compare</p>",
         power=html.escape(_power(summary)), gate=gate_html or "<p>no gate in this run</p>",
         metrics=_metrics_html(summary) + _extension_html(summary.tables),
@@ -374,7 +376,7 @@ pre {{ background: #f7f7f7; padding: .6em; overflow: auto; max-height: 30em; }}
 {peaks}
 <h2>Confounders</h2>
 <p>{confounder_lines}</p>
-<p>The test compares trials of the same model, multiplier and task (Cochran–Mantel–Haenszel, Holm-adjusted); these plots pool them.</p>
+{hosts}<p>The test compares trials of the same model, multiplier and task (Cochran–Mantel–Haenszel, Holm-adjusted); these plots pool them.</p>
 {confounders}
 <h2>Calibration</h2>
 <p>Smallest ceiling where infra falls significantly below 1x while the pass rate excluding infra stays within noise (Benjamini–Hochberg adjusted).</p>

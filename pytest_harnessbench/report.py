@@ -222,24 +222,7 @@ TRIAL_WORDS = {FAILED: "FAILED", ERROR: "ERROR", INFRA: "INFRA"}
 
 def host_lines(summary: Summary) -> list[str]:
     """A run merged from shards on several hosts: whether the outcome depended on the host (hosts.py)."""
-    effect = summary.hosts
-    if effect is None:
-        return []
-    from .stats import format_p
-
-    listed = ", ".join(f"{host} {n}" for host, n in effect.hosts.items())
-    out = [f"hosts: the shards ran on {len(effect.hosts)} machines ({listed} trials); a host is a confounder"]
-    if effect.p_combined is None:
-        out.append(f"  outcome by host within model × multiplier: not testable ({effect.uninformative} cell(s), each "
-                   "with one host or one outcome)")
-        return out
-    out.append(f"  outcome by host within model × multiplier: {effect.verdict} (Fisher's combination of "
-               f"{len(effect.cells)} cell test(s); {effect.uninformative} cell(s) with one host or one outcome "
-               "left out)")
-    if effect.verdict.startswith("differs"):
-        worst = sorted(effect.cells.items(), key=lambda item: item[1])[:3]
-        out.append("  cells that differ most: " + ", ".join(f"{m}@{x} ({format_p(p)})" for (m, x), p in worst))
-    return out
+    return summary.hosts.lines() if summary.hosts is not None else []
 
 
 def fit(line: str, width: int) -> str:

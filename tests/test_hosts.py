@@ -1,6 +1,8 @@
 """The host effect of a merged run (hosts.py): said only with several hosts, tested against known values;
 carried by the summary model and formatted by the terminal report."""
 
+import html
+
 import pytest
 
 from pytest_harnessbench.hosts import cell_p, host_effect
@@ -57,3 +59,14 @@ def test_same_outcomes_on_both_hosts_are_within_noise():
     effect = host_effect(records, {"r1": "a", "r2": "b"})
     assert effect.p_combined == pytest.approx(1.0)
     assert "within noise" in lines(records, {"r1": "a", "r2": "b"})[1]
+
+
+def test_the_html_report_says_it_as_the_terminal_does():
+    from pytest_harnessbench.html_report import render
+
+    records = (_records("r1", "m", "1x", ["passed"] * 10) + _records("r2", "m", "1x", ["infra"] * 8 + ["passed"] * 2))
+    summary = summarize(records, host_of={"r1": "fast", "r2": "slow"})
+    page = render(summary, records)
+    for line in host_lines(summary):
+        assert f"<p>{html.escape(line.strip())}</p>" in page
+    assert "hosts: the shards ran on 2 machines (fast 10, slow 10 trials)" in page
