@@ -233,7 +233,7 @@ def small_problem():
 
 
 def test_the_optimal_rule_has_the_error_it_was_solved_for_and_saves_what_monte_carlo_sees(small_problem):
-    saved, z = small_problem.solve(0.1)
+    saved, caught, z = small_problem.solve(0.1)
     rng = np.random.default_rng(6)
     steps = np.arange(1, 31)
     null = rng.standard_normal((100_000, 30)).cumsum(axis=1) / np.sqrt(steps)
@@ -243,11 +243,12 @@ def test_the_optimal_rule_has_the_error_it_was_solved_for_and_saves_what_monte_c
     crossed = effect >= z
     ran = np.where(crossed.any(axis=1), crossed.argmax(axis=1) + 1, 30)
     assert np.mean(30 - ran) / 30 == pytest.approx(saved, abs=0.005)
+    assert crossed.any(axis=1).mean() == pytest.approx(caught, abs=0.005)
 
 
 def test_no_spending_boundary_saves_more_than_the_optimal_rule(small_problem):
     """The bound holds against the gate's own boundaries, whose error the same recursion confirms."""
-    best, _ = small_problem.best()
+    best, _, _ = small_problem.best()
     for rho in (0.5, 1.0, 1.5, 3.0):
         looks = range(5, 31)
         z = spending_boundaries(tuple(n / 30 for n in looks), tuple(0.025 * (n / 30) ** rho for n in looks))
