@@ -1,15 +1,18 @@
 """Tests for pytest_harnessbench.sequential: the spending boundaries against exact values, the looks against
-the benchmark's fast path, the stopping rule on records."""
+the benchmark's fast path, the stopping rule on records; and the statistics benchmarks/gate_sequential.py
+compares the gate with (confidence sequences, the optimal stopping bound) against hand figures and Monte Carlo."""
 
 from __future__ import annotations
 
+import math
 import random
 
+import numpy as np
 import pytest
 from scipy.stats import multivariate_normal, norm
 
+from benchmarks import gate_sequential as bench
 from benchmarks.gate_false_pass import MARGIN, simulate
-from benchmarks.gate_sequential import fixed_status, sequential_status
 from pytest_harnessbench import sequential
 from pytest_harnessbench.gate import decide
 from pytest_harnessbench.records import TrialRecord
@@ -96,7 +99,8 @@ def test_a_clear_regression_stops_early_and_its_verdict_is_the_benchmarks():
     assert (mult, verdict.status, look) == ("1x", "fail", stopped_at)
     rate = lambda rs, t: sum(r.outcome == "passed" for r in rs if r.task_id == t) / 3  # noqa: E731
     diffs = [rate(cand, f"t{i}") - rate(base, f"t{i}") for i in range(89)]
-    assert sequential_status(diffs, 3) == ("fail", stopped_at)  # the benchmark's fast path: the same looks
+    status, ran = bench.judge(np.array([diffs]), 3, bench.gate_looks(89))  # the benchmark's fast path: the same looks
+    assert (status[0], ran[0]) == (bench.FAIL, stopped_at)
     assert seq.update(base + cand) is False and seq.looked == stopped_at  # later records change nothing
     block = seq.to_json()
     assert block["stopped"] and block["comparisons"][0]["decided_after"] == stopped_at and len(block["order"]) == 89
@@ -121,7 +125,10 @@ def test_a_small_suite_has_one_look_with_the_fixed_gates_verdict():
         fixed = decide(base, cand, MARGIN)
         assert (verdict.status, verdict.low, verdict.high) == (fixed.status, fixed.low, fixed.high)
         rate = lambda rs, t: sum(r.outcome == "passed" for r in rs if r.task_id == t) / 2  # noqa: E731
-        assert fixed_status([rate(cand, f"t{i}") - rate(base, f"t{i}") for i in range(8)], 2) == fixed.status
+        diffs = np.array([[rate(cand, f"t{i}") - rate(base, f"t{i}") for i in range(8)]])
+        statuses = {bench.PASS: "pass", bench.FAIL: "fail", bench.INCONCLUSIVE: "inconclusive"}
+        for looks in (bench.fixed_looks(8), bench.gate_looks(8)):
+            assert statuses[bench.judge(diffs, 2, looks)[0][0]] == fixed.status
 
 
 def test_saved_cost_uses_each_models_mean_cost():
@@ -162,8 +169,92 @@ def test_a_run_orders_trials_by_task_and_shares_its_decision_through_the_run_dir
 
 def test_a_clear_regression_at_89_tasks_saves_trials_and_is_still_caught():
     """benchmarks/gate_sequential.py's 15-points-worse row at 89 easy tasks × 3 samples, with few gates."""
-    from benchmarks.gate_sequential import cell
+    diffs = bench.simulated_differences(np.random.default_rng(11), 200, 89, 3, 0.15, "easy")
+    fixed, _ = bench.judge(diffs, 3, bench.fixed_looks(89))
+    status, ran = bench.judge(diffs, 3, bench.gate_looks(89))
+    assert (fixed == bench.FAIL).mean() > 0.95 and (status == bench.FAIL).mean() > 0.95
+    assert not (status == bench.PASS).any() and np.mean(89 - ran) / 89 > 0.4
 
-    fixed, seq, saved = cell(11, 40, 89, 3, 0.15, "easy", sequential.RHO)
-    assert seq["fail"] >= 38 and fixed["fail"] >= 38 and seq["pass"] == 0
-    assert saved > 0.4
+
+def test_a_two_task_identical_suite_stays_inconclusive_under_every_look():
+    """The variance floor: two tasks both models passed every time prove nothing, at any look's level."""
+    same = np.zeros((1, 2))
+    for looks in (bench.fixed_looks(2), bench.gate_looks(2), bench.spending_looks(2, 2, lambda t: t)):
+        assert bench.judge(same, 1, looks)[0][0] == bench.INCONCLUSIVE
+
+
+def test_the_simulated_task_sd_is_the_hand_computed_one():
+    # mixed: p uniform in 0.2-0.95 and p - 0.15 uniform in 0.05-0.8 both have mean p(1 - p) 0.1975
+    # (E p - E p² = 0.575 - 0.3775 and 0.425 - 0.2275), the planning figure of gate.PLAN_MEAN_P_Q
+    from pytest_harnessbench.gate import PLAN_MEAN_P_Q
+
+    assert bench.task_sd("mixed", 3, 0.15) == pytest.approx((2 * PLAN_MEAN_P_Q / 3) ** 0.5, rel=1e-6)
+    assert bench.task_sd("mixed", 1, 0.0) == pytest.approx((2 * 0.1975) ** 0.5, rel=1e-6)
+    diffs = bench.simulated_differences(np.random.default_rng(2), 4000, 20, 3, 0.15, "mixed")
+    assert diffs.std() == pytest.approx(bench.task_sd("mixed", 3, 0.15), rel=0.01)
+    assert diffs.mean() == pytest.approx(-0.15, abs=0.003)
+
+
+def test_betting_wealth_by_hand_and_ville_under_the_null():
+    # gains 0.5 then -0.25: the first bet is 0 (prior mean 0); the second is mean 0.25 over second moment
+    # (0.25 + 0.25)/2 = 0.25, so 1.0, capped at 0.9/|least| = 0.9: wealth 1 · (1 - 0.9 · 0.25)
+    log_wealth = bench.betting_wealth(np.array([[0.5, -0.25]]), least=-1.0)
+    assert log_wealth[0] == pytest.approx([0.0, math.log(1 - 0.9 * 0.25)])
+    # at the margin (mean gain 0, a two-point law as far from 0 as the bounds allow), the wealth reaches 40
+    # (2/alpha) at some task of 89 in at most 2.5% of runs however often it is looked at (Ville)
+    rng = np.random.default_rng(3)
+    gains = np.where(rng.random((20_000, 89)) < 0.5, 0.97, -0.97)
+    assert (bench.betting_wealth(gains, least=-1.03) >= math.log(40)).any(axis=1).mean() <= 0.025
+
+
+def test_the_empirical_bernstein_sequence_by_hand_and_its_coverage():
+    # one observation x = 1: mean before 0.5, variance before 0.25, the bet min(√(2·log 40/(0.25·log 2)), 0.5)
+    # = 0.5, v = 4·0.25 = 1, ψ(0.5) = (log 2 - 0.5)/4
+    lower = bench.empirical_bernstein_lower(np.array([[1.0]]), 0.025)
+    assert lower[0, 0] == pytest.approx((0.5 - math.log(40) - (math.log(2) - 0.5) / 4) / 0.5)
+    # a lower sequence at 2.5%: the mean of Bernoulli(0.3) lies below it somewhere in 200 draws at most 2.5% of runs
+    x = (np.random.default_rng(4).random((4000, 200)) < 0.3).astype(float)
+    assert (bench.empirical_bernstein_lower(x, 0.025) > 0.3).any(axis=1).mean() <= 0.025
+
+
+def test_the_normal_mixture_boundary_by_hand():
+    diffs = np.array([[0.1, -0.2, 0.4, 0.0]])
+    passes, fails = bench.normal_mixture_decisions(diffs, first=2)
+    n, mean, level = 4, 0.075, math.log(40)
+    sd = (sum((d - mean) ** 2 for d in diffs[0]) / 3) ** 0.5
+    r = 2 / (2 * level + math.log(1 + 2 * level))
+    half = sd * (2 * (n + r) * (math.log(((n + r) / r) ** 0.5) + level)) ** 0.5 / n
+    assert passes.shape == (1, 3) and passes[0, -1] == (mean - half >= -0.03) and fails[0, -1] == (mean + half < -0.03)
+
+
+@pytest.fixture(scope="module")
+def small_problem():
+    return bench.OptimalStopping(drift=3.0, total=30, first=5, alpha_one_sided=0.025, step=0.1)
+
+
+def test_the_optimal_rule_has_the_error_it_was_solved_for_and_saves_what_monte_carlo_sees(small_problem):
+    saved, caught, z = small_problem.solve(0.1)
+    rng = np.random.default_rng(6)
+    steps = np.arange(1, 31)
+    null = rng.standard_normal((100_000, 30)).cumsum(axis=1) / np.sqrt(steps)
+    effect = (rng.standard_normal((100_000, 30)) + 3.0 / 30 ** 0.5).cumsum(axis=1) / np.sqrt(steps)
+    assert np.isinf(z[:4]).all()  # no look before the first
+    assert (null >= z).any(axis=1).mean() == pytest.approx(0.025, abs=0.0015)
+    crossed = effect >= z
+    ran = np.where(crossed.any(axis=1), crossed.argmax(axis=1) + 1, 30)
+    assert np.mean(30 - ran) / 30 == pytest.approx(saved, abs=0.005)
+    assert crossed.any(axis=1).mean() == pytest.approx(caught, abs=0.005)
+
+
+def test_no_spending_boundary_saves_more_than_the_optimal_rule(small_problem):
+    """The bound holds against the gate's own boundaries, whose error the same recursion confirms."""
+    best, _, _ = small_problem.best()
+    for rho in (0.5, 1.0, 1.5, 3.0):
+        looks = range(5, 31)
+        z = spending_boundaries(tuple(n / 30 for n in looks), tuple(0.025 * (n / 30) ** rho for n in looks))
+        edges = dict(zip(looks, z))
+        rejects = [small_problem.grid >= edges[n] * n ** 0.5 if n in edges else np.zeros_like(small_problem.grid, bool)
+                   for n in range(1, 31)]
+        error, _ = small_problem.outcome(rejects, small_problem.null_step)
+        _, saved = small_problem.outcome(rejects, small_problem.effect_step)
+        assert error == pytest.approx(0.025, abs=0.001) and 0.05 < saved <= best

@@ -337,6 +337,27 @@ def test_paired_interval_does_not_collapse_when_every_task_moves_alike(tasks, sa
                                                        shift * step + wilson.high * step))
 
 
+def test_the_array_form_of_the_interval_is_the_interval_row_by_row():
+    """stats.difference_interval_bounds (the simulations' form) against paired_difference_interval on the same
+    differences: lattice-collapsed rows, ordinary rows, and a quantile so large (a look at 2 tasks and a tiny
+    alpha) that the floor would reach far past ±1."""
+    from pytest_harnessbench.stats import difference_interval_bounds, paired_difference_interval
+
+    rng = random.Random(4)
+    for samples, tasks, confidence in ((1, 12, 0.95), (3, 40, 0.995), (2, 2, 1 - 1e-6), (3, 10, 0.9999)):
+        rows = [[(shift + rng.choice((0, 0, 0, 1, -1))) / samples for _ in range(tasks)]
+                for shift in (-samples, -1, 0, 1, samples) for _ in range(6)]
+        rows = [[max(-1.0, min(1.0, d)) for d in row] for row in rows]
+        mean = [sum(row) / tasks for row in rows]
+        sd = [math.sqrt(sum((d - m) ** 2 for d in row) / (tasks - 1)) for row, m in zip(rows, mean)]
+        low, high = difference_interval_bounds(mean, sd, tasks, 1 / samples, sps.t.ppf(0.5 + confidence / 2, tasks - 1))
+        assert [(a, b) for a, b in zip(low, high)] == [paired_difference_interval(row, 1 / samples, confidence)
+                                                      for row in rows]
+    # twelve tasks both models always passed, one sample: ±29 points (the docstring's figure)
+    low, high = difference_interval_bounds([0.0], [0.0], 12, 1.0, sps.t.ppf(0.975, 11))
+    assert (round(100 * low[0]), round(100 * high[0])) == (-29, 29)
+
+
 # ---------------------------------------------------------------- BH, verdicts, power
 
 
