@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 from pytest_harnessbench.merge import merge
-from pytest_harnessbench.shard import Shard, assign, plan, record_key, trial_key
+from pytest_harnessbench.shard import Shard, assign, plan, trial_key
 
 TARGET = 5.0
 MODELS = ("openai:gpt-5.1", "anthropic:claude-opus-4-7", "oracle")
@@ -89,7 +89,7 @@ def write_shards(root: Path, n: int, shards: int, trajectories: bool) -> list[Pa
             for n, trial_id in enumerate(mine):
                 r = record(run_id, trial_id, *collected[trial_id], n)
                 r["sample"] = int(trial_id.split("#")[1].split("_")[0])
-                assert record_key(r) == keys[trial_id]
+                assert trial_key(r["task_id"], f"{r['model']}@{r['multiplier']}#{r['sample']}") == keys[trial_id]
                 f.write(json.dumps(r, sort_keys=True) + "\n")
                 if trajectories:
                     (path / "trials" / f"{trial_id}.json").write_text(json.dumps({"record": r, "messages": []}))

@@ -105,10 +105,10 @@ def load(path: Path) -> Source:
     card = run.card()
     if card is None:
         raise MergeError(f"{path}: no {CARD}: not a run directory (pass the directories given to --hb-out)")
-    from .shard import record_key
+    from .shard import trial_key
 
-    attempts = [Attempt(r["trial_id"], record_key(r), r["outcome"], r.get("finished_at") or "", r.get("attempts"), line)
-                for r, line in (iter_record_lines(path) if run.has_results else ())]
+    attempts = [Attempt(r.trial_id, trial_key(r.task_id, r.case_id), r.outcome, r.finished_at, r.attempt, r.line)
+                for r in (iter_record_lines(path) if run.has_results else ())]
     return Source(Path(path), card, attempts)
 
 

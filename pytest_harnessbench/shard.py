@@ -99,11 +99,6 @@ def trial_key(task_id: str, case_id: str) -> str:
     return f"{task_id}[{case_id}]"
 
 
-def record_key(record) -> str:
-    """:func:`trial_key` of a record."""
-    return trial_key(record["task_id"], f"{record['model']}@{record['multiplier']}#{record['sample']}")
-
-
 def _order(key: str) -> bytes:
     """Sort key within a cell: a hash of the trial key, then the key itself (an astronomically unlikely tie)."""
     encoded = key.encode()

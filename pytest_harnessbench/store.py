@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 from .records import TrialRecord
 
@@ -217,16 +219,29 @@ def latest(records: list[TrialRecord]) -> list[TrialRecord]:
     return list({r.trial_id: r for r in records}.values())
 
 
-def iter_record_lines(run_dir: Path):
-    """Each record of a run directory with its line as written, one at a time (a merge keeps the line and a
-    few fields, not 100,000 dicts); a torn last line is skipped."""
+class RecordLine(NamedTuple):
+    """What a merge needs of one record, and its line as written (a merge copies lines, not 100,000 records)."""
+
+    trial_id: str
+    task_id: str
+    case_id: str  # MODEL@MULT#K, as a trial's case names it
+    outcome: str
+    finished_at: str
+    attempt: int | None
+    line: str
+
+
+def iter_record_lines(run_dir: Path) -> Iterator[RecordLine]:
+    """Each record of a run directory, one at a time; a torn last line is skipped."""
     with open(Path(run_dir) / RESULTS, encoding="utf-8") as f:
         for line in f:
             try:
-                record = json.loads(line)
+                r = json.loads(line)
             except json.JSONDecodeError:
                 continue
-            yield record, line if line.endswith("\n") else line + "\n"
+            yield RecordLine(r["trial_id"], r["task_id"], f"{r['model']}@{r['multiplier']}#{r['sample']}",
+                             r["outcome"], r.get("finished_at") or "", r.get("attempts"),
+                             line if line.endswith("\n") else line + "\n")
 
 
 def write_results(run_dir: Path, lines) -> None:
