@@ -412,10 +412,11 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     if not trials:
         return
     _freeze_heap()
-    for item in trials:  # a trial's identity, computed once
-        item.stash[KEY] = bench.tasks.key(item.nodeid, item.callspec.params[CASE_FIXTURE])
+    keys = [bench.tasks.key(item.nodeid, item.callspec.params[CASE_FIXTURE]) for item in trials]
+    for item, key in zip(trials, keys):  # a trial's identity, computed once
+        item.stash[KEY] = key
     try:  # the task ids first: check_backend creates the run directory, which a usage error must not leave
-        notes = bench.tasks.check_task_ids({item.stash[KEY].task_id for item in trials})
+        notes = bench.tasks.check_task_ids({key.task_id for key in keys})
         bench.check_backend()
     except ConfigError as exc:
         usage.now(str(exc), session)
@@ -427,7 +428,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         from .agents import harness  # noqa: F401
 
         _freeze_heap()  # LangChain's modules too (cheap now: what was alive before is frozen already)
-    _sequential_order(bench, items, trials)
+    _sequential_order(bench, items, keys)
 
 
 @pytest.hookimpl(trylast=True, specname="pytest_collection_modifyitems")
@@ -480,14 +481,14 @@ def _shard_line(shard_plan: dict) -> str:
             "`harnessbench merge OUT RUN_DIR...`")
 
 
-def _sequential_order(bench, items: list[pytest.Item], trials: list[pytest.Item]) -> None:
+def _sequential_order(bench, items: list[pytest.Item], keys: list) -> None:
     """--hb-gate-sequential: trials in the seeded task order, each task's trials together (other items keep
     their places); in the process that records, the gate starts over the collected trials. Before the
     resume deselection, so a resumed run's gate counts what its earlier run recorded."""
     if bench.sequential is None:
         return
     items[:] = bench.sequential.reorder(items, lambda item: item.stash[KEY].task_id if KEY in item.stash else None)
-    bench.start_sequential(item.stash[KEY] for item in trials)
+    bench.start_sequential(keys)
 
 
 def _freeze_heap() -> None:
