@@ -86,7 +86,7 @@ class EndOfRun:
             return []
         from .gate import INCONCLUSIVE_EXIT_STATUS, plan
 
-        per_cell = Counter((case.model.text, case.multiplier.label) for case in cases if case.sample == 1)
+        per_cell = Counter(case.cell for case in cases if case.sample == 1)
         tasks = max(per_cell.values(), default=0)
         self.gate_plans = [plan(m, tasks, cfg.samples, cfg.gate_alpha) for m in cfg.gate_margins if not m.absolute]
         lines = [p.line for p in self.gate_plans]

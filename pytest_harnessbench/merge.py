@@ -269,7 +269,7 @@ def _recompute(card: dict, plan: dict) -> dict[str, tuple[str, str]] | None:
     collected = {}
     for task_id in plan["task_ids"]:
         for case in cases:
-            collected[trial_key(task_id, case.id)] = (case.model.text, case.multiplier.label)
+            collected[trial_key(task_id, case.id)] = case.cell
     return collected
 
 

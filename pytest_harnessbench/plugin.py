@@ -158,15 +158,13 @@ class _RecorderHooks:
     def expect(self, cases) -> None:
         """The collected trials: progress counts them; the gate says what they can decide, before the first."""
         cases = list(cases)
-        self.progress.expect((case.model.text, case.multiplier.label) for case in cases)
+        self.progress.expect(case.cell for case in cases)
         _write_lines(self.config, self.bench.end.plan_gate(cases))
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
-        """Also runs after a usage error in collection (pytest calls it in a ``finally``)."""
-        from .trial import Case
-
-        params = (getattr(getattr(item, "callspec", None), "params", {}) for item in session.items)
-        self.expect(case for case in (p.get(CASE_FIXTURE) for p in params) if isinstance(case, Case))
+        """Also runs after a usage error in collection (pytest calls it in a ``finally``): then no item has a key."""
+        keys = (item.stash.get(KEY, None) for item in session.items)
+        self.expect(key.case for key in keys if key is not None)
 
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         self.session = session
@@ -411,23 +409,26 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         return
     usage.raise_found()
     trials = [item for item in items if CASE_FIXTURE in getattr(item, "fixturenames", ())]
-    for item in trials:  # a trial's identity, computed once
-        item.stash[KEY] = bench.tasks.key(item.nodeid, item.callspec.params[CASE_FIXTURE])
-    if trials:
-        try:  # the task ids first: check_backend creates the run directory, which a usage error must not leave
-            notes = bench.tasks.check_task_ids({item.stash[KEY].task_id for item in trials})
-            bench.check_backend()
-        except ConfigError as exc:
-            usage.now(str(exc), session)
-            items[:] = []
-            return
-        if bench.worker is None:  # under xdist the controller says it (_XdistHooks)
-            _write_lines(config, notes)
-        if not config.option.collectonly:  # LangChain's ~1 s import here, not inside the first trial's timing
-            from .agents import harness  # noqa: F401
+    if not trials:
+        return
+    _freeze_heap()
+    keys = [bench.tasks.key(item.nodeid, item.callspec.params[CASE_FIXTURE]) for item in trials]
+    for item, key in zip(trials, keys):  # a trial's identity, computed once
+        item.stash[KEY] = key
+    try:  # the task ids first: check_backend creates the run directory, which a usage error must not leave
+        notes = bench.tasks.check_task_ids({key.task_id for key in keys})
+        bench.check_backend()
+    except ConfigError as exc:
+        usage.now(str(exc), session)
+        items[:] = []
+        return
+    if bench.worker is None:  # under xdist the controller says it (_XdistHooks)
+        _write_lines(config, notes)
+    if not config.option.collectonly:  # LangChain's ~1 s import here, not inside the first trial's timing
+        from .agents import harness  # noqa: F401
 
-            _freeze_heap()
-        _sequential_order(bench, items, trials)
+        _freeze_heap()  # LangChain's modules too (cheap now: what was alive before is frozen already)
+    _sequential_order(bench, items, keys)
 
 
 @pytest.hookimpl(trylast=True, specname="pytest_collection_modifyitems")
@@ -459,22 +460,15 @@ def _take_shard(config: pytest.Config, bench, items: list[pytest.Item]) -> None:
     """Keep this shard's share of ``items``; its plan goes to the card (from a worker: to the controller)."""
     from .shard import plan, split, trial_key
 
-    def trial_of(item):
-        key = item.stash.get(KEY, None)
-        return None if key is None else (trial_key(key.task_id, key.case.id), (key.case.model.text,
-                                                                               key.case.multiplier.label))
-
-    kept, dropped = split(items, bench.config.shard, trial_of, lambda item: item.nodeid)
-    keys = [item.stash[KEY] for item in items if KEY in item.stash]
-    collected = {trial_key(k.task_id, k.case.id): (k.task_id, k.case.model.text, k.case.multiplier.label)
-                 for k in keys}
-    bench.shard_plan = plan(bench.config.shard, collected, [trial_key(item.stash[KEY].task_id, item.stash[KEY].case.id)
-                                                            for item in kept if KEY in item.stash])
+    keys = [item.stash.get(KEY, None) for item in items]  # None: not a trial
+    trials = [None if key is None else (trial_key(key.task_id, key.case.id), key.case.cell) for key in keys]
+    selection = split(items, trials, bench.config.shard, lambda item: item.nodeid)
+    bench.shard_plan = plan(bench.config.shard, selection.shares, {key.task_id for key in keys if key is not None})
     if hasattr(config, "workeroutput"):
         config.workeroutput[WORKER_SHARD] = bench.shard_plan
-    items[:] = kept
-    if dropped:
-        config.hook.pytest_deselected(items=dropped)
+    items[:] = selection.kept
+    if selection.deselected:
+        config.hook.pytest_deselected(items=selection.deselected)
     if bench.worker is None:  # under xdist the controller says it (_XdistHooks)
         _write_lines(config, [_shard_line(bench.shard_plan)])
 
@@ -487,21 +481,24 @@ def _shard_line(shard_plan: dict) -> str:
             "`harnessbench merge OUT RUN_DIR...`")
 
 
-def _sequential_order(bench, items: list[pytest.Item], trials: list[pytest.Item]) -> None:
+def _sequential_order(bench, items: list[pytest.Item], keys: list) -> None:
     """--hb-gate-sequential: trials in the seeded task order, each task's trials together (other items keep
     their places); in the process that records, the gate starts over the collected trials. Before the
     resume deselection, so a resumed run's gate counts what its earlier run recorded."""
     if bench.sequential is None:
         return
     items[:] = bench.sequential.reorder(items, lambda item: item.stash[KEY].task_id if KEY in item.stash else None)
-    bench.start_sequential(item.stash[KEY] for item in trials)
+    bench.start_sequential(keys)
 
 
 def _freeze_heap() -> None:
-    """Before the first trial, move every object alive now (LangChain's modules, pytest's items: hundreds of
-    thousands, alive to the end anyway) out of the garbage collector's reach. Each full collection walked
-    them all again, a few times per 80 trials; with them frozen it walks only what the trials made
-    (benchmarks/bench_overhead.py)."""
+    """Once the trials are collected, move every object alive now (pytest's items: hundreds of thousands, alive
+    to the end anyway; on the second call, before the first trial, LangChain's modules) out of the garbage
+    collector's reach. A full collection walked them all again: a few times per 80 trials
+    (benchmarks/bench_overhead.py); during the keys and the shard split that follow, as their allocations
+    trigger it; and five times at the session's end, where pytest calls gc.collect() (unraisableexception's
+    cleanup), even under --collect-only (benchmarks/bench_collection.py). Frozen objects are still freed when
+    nothing refers to them; only a cycle among them is never collected, and what is garbage now is freed first."""
     import gc
 
     gc.collect()  # what is garbage already is freed, not frozen

@@ -20,10 +20,11 @@ matrix value, ``--hb-shard ${{ matrix.shard }}/4``.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
-from collections.abc import Callable, Hashable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 T = TypeVar("T")
 
@@ -118,41 +119,50 @@ def assign(entries: Iterable[tuple[str, Hashable]], total: int) -> dict[str, int
     ordered: list[str] = []
     for cell in sorted(cells, key=repr):
         ordered += sorted(cells[cell], key=_order)
-    return {key: position % total + 1 for position, key in enumerate(ordered)}
+    return dict(zip(ordered, itertools.cycle(range(1, total + 1))))
 
 
-def split(items: list[T], shard: Shard, trial_of: Callable[[T], tuple[str, Hashable] | None],
-          other_key: Callable[[T], str]) -> tuple[list[T], list[T]]:
-    """(kept, deselected) ``items``, in their order: this shard's trials and its share of the other tests.
+@dataclass
+class Selection(Generic[T]):
+    """What :func:`split` chose: this shard's items and the others (each in their order), and the share of
+    every collected trial (all shares: what :func:`plan` records)."""
 
-    ``trial_of(item)``: ``(trial key, cell)`` of a trial, None for another test,
-    whose share goes by ``other_key(item)`` (its node id) alone.
+    kept: list[T]
+    deselected: list[T]
+    shares: dict[str, int]
+
+
+def split(items: Sequence[T], trials: Sequence[tuple[str, Hashable] | None], shard: Shard,
+          other_key: Callable[[T], str]) -> Selection[T]:
+    """This shard's trials and its share of the other tests.
+
+    ``trials[i]``: ``(trial key, cell)`` of ``items[i]`` if it is a trial (each
+    item keyed once, by the caller), None for another test, whose share goes by
+    ``other_key(item)`` (its node id) alone.
     """
-    keyed = [(item, trial_of(item)) for item in items]
-    trials = [found for _, found in keyed if found is not None]
-    others = [(other_key(item), None) for item, found in keyed if found is None]
-    shares = {**assign(trials, shard.total), **assign(others, shard.total)}
-    kept, dropped = [], []
-    for item, found in keyed:
-        (kept if shares[found[0] if found else other_key(item)] == shard.index else dropped).append(item)
-    return kept, dropped
+    shares = assign(filter(None, trials), shard.total)
+    others = [other_key(item) for item, trial in zip(items, trials) if trial is None]
+    other_shares = assign([(key, None) for key in others], shard.total)
+    next_other_share = iter([other_shares[key] for key in others]).__next__  # the others, in the items' order
+    kept, deselected = [], []
+    for item, trial in zip(items, trials):
+        share = shares[trial[0]] if trial is not None else next_other_share()
+        (kept if share == shard.index else deselected).append(item)
+    return Selection(kept, deselected, shares)
 
 
 def collection_digest(keys: Iterable[str]) -> str:
     """One digest of the whole collection (every share's trial keys): shards of one experiment share it."""
-    digest = hashlib.sha256()
-    for key in sorted(keys):
-        digest.update(key.encode() + b"\n")
-    return digest.hexdigest()
+    return hashlib.sha256("".join(key + "\n" for key in sorted(keys)).encode()).hexdigest()
 
 
-def plan(shard: Shard, collected: Mapping[str, tuple[str, str, str]], kept: Iterable[str]) -> dict:
+def plan(shard: Shard, shares: Mapping[str, int], task_ids: Iterable[str]) -> dict:
     """What the card records of this shard's selection.
 
-    ``collected``: every collected trial (all shares) by :func:`trial_key` → (task id, model, multiplier);
-    ``kept``: this shard's trial keys. The task ids and the digest let ``merge`` tell
-    shards of another task set apart; ``trials`` lets it list what a shard did not finish.
+    ``shares``: every collected trial (all shares) by :func:`trial_key` → its share (:attr:`Selection.shares`);
+    ``task_ids``: the collected trials' task ids. The task ids and the digest let ``merge`` tell
+    shards of another task set apart; ``trials`` (this shard's) lets it list what a shard did not finish.
     """
-    kept = sorted(kept)
-    return {**shard.to_dict(), "trials_collected": len(collected), "collection_sha256": collection_digest(collected),
-            "task_ids": sorted({task for task, _, _ in collected.values()}), "trials": kept}
+    return {**shard.to_dict(), "trials_collected": len(shares), "collection_sha256": collection_digest(shares),
+            "task_ids": sorted(set(task_ids)), "trials": sorted(key for key, share in shares.items()
+                                                              if share == shard.index)}

@@ -138,6 +138,12 @@ class Case:
     def id(self) -> str:  # computed once: 30,000 items ask for it
         return f"{self.model.text}@{self.multiplier.label}#{self.sample}"
 
+    @cached_property
+    def cell(self) -> tuple[str, str]:
+        """(model, multiplier label): the cell of the outcome table, which progress, the gate's plan and the
+        shard split count by; computed once per case, not per item."""
+        return self.model.text, self.multiplier.label
+
 
 @dataclass(frozen=True)
 class AgentSettings:

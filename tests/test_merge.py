@@ -64,9 +64,8 @@ def write_shard(path: Path, index, total, *, tasks=TASKS, skip=(), outcome=outco
     shares = assign(cells.items(), total)
     mine = [t for t in trials if shares[key_of[t]] == index]
     store = RunStore(path)
-    store.write_card(card(run_id, plan(Shard(index, total), {key_of[t]: (task, *cells[key_of[t]])
-                                                             for t, (task, _) in trials.items()},
-                                       [key_of[t] for t in mine]), **changes))
+    store.write_card(card(run_id, plan(Shard(index, total), shares, (task for task, _ in trials.values())),
+                          **changes))
     for n, trial_id in enumerate(sorted(mine)):
         if trial_id in skip:
             continue

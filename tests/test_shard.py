@@ -4,7 +4,7 @@ from collections import Counter
 
 import pytest
 
-from pytest_harnessbench.shard import Shard, ShardError, assign, collection_digest, parse, split
+from pytest_harnessbench.shard import Shard, ShardError, assign, collection_digest, parse, plan, split
 
 
 def test_parse_k_of_n():
@@ -84,19 +84,31 @@ def test_split_items_keeps_order_and_splits_other_tests_apart():
     items = [("trial", key, cell) for key, cell in _trials(tasks=3)] + [("plain", f"test_plain_{i}", None)
                                                                          for i in range(10)]
 
-    def trial_of(item):
-        return (item[1], item[2]) if item[0] == "trial" else None
-
-    kept_by_shard = [split(items, Shard(i, 3), trial_of, lambda item: item[1]) for i in (1, 2, 3)]
-    union = [item for kept, _ in kept_by_shard for item in kept]
+    trials = [(item[1], item[2]) if item[0] == "trial" else None for item in items]
+    selections = [split(items, trials, Shard(i, 3), lambda item: item[1]) for i in (1, 2, 3)]
+    union = [item for selection in selections for item in selection.kept]
     assert sorted(union) == sorted(items) and len(union) == len(items)
-    for kept, dropped in kept_by_shard:
-        assert [i for i in items if i in kept] == kept
-        assert len(kept) + len(dropped) == len(items)
+    for selection in selections:
+        assert [i for i in items if i in selection.kept] == selection.kept
+        assert [i for i in items if i in selection.deselected] == selection.deselected
+        assert len(selection.kept) + len(selection.deselected) == len(items)
     # the plain tests do not move the trials: the trials' shares are those of the trials alone
     alone = assign([(i[1], i[2]) for i in items if i[0] == "trial"], 3)
-    for index, (kept, _) in enumerate(kept_by_shard, start=1):
-        assert {i[1] for i in kept if i[0] == "trial"} == {k for k, s in alone.items() if s == index}
+    for index, selection in enumerate(selections, start=1):
+        assert selection.shares == alone  # every trial's share, the same from every shard
+        assert {i[1] for i in selection.kept if i[0] == "trial"} == {k for k, s in alone.items() if s == index}
+
+
+def test_plan_records_this_shards_trials_and_the_whole_collection():
+    entries = _trials(tasks=3)
+    shares = assign(entries, 4)
+    task_ids = [key.split("[")[0] for key, _ in entries]
+    plans = [plan(Shard(i, 4), shares, task_ids) for i in (1, 2, 3, 4)]
+    assert sorted(key for p in plans for key in p["trials"]) == sorted(shares)  # disjoint and whole
+    assert all(p["trials"] == sorted(p["trials"]) for p in plans)
+    assert {p["collection_sha256"] for p in plans} == {collection_digest(shares)}
+    assert all(p["trials_collected"] == len(entries) and p["task_ids"] == ["test_0", "test_1", "test_2"]
+               for p in plans)
 
 
 def test_collection_digest_is_order_free_and_set_sensitive():
