@@ -262,7 +262,7 @@ class Sequential:
     def judge(self, base: list[TrialRecord], cand: list[TrialRecord], margin: Margin, n: int) -> GateVerdict:
         """The verdict at the look after ``n`` tasks: pass only at the last look, with the fixed gate's interval;
         else fail if the interval at the look's fail level lies past the margin; else inconclusive (with that
-        interval, which at an earlier look may lie above the margin: a pass must wait for the last task)."""
+        interval, which at an earlier look may already clear the margin: a pass waits for the last task)."""
         passing = pass_alpha(n, self.total, self.alpha)
         if passing is not None:
             verdict = decide(base, cand, margin, passing, self.strict)
