@@ -3,14 +3,15 @@
 The bake-offs of benchmarks/gate_false_pass.py (each task's baseline pass
 probability from a difficulty profile, the candidate DELTA lower on every
 task, margin ``score:3pt``, alpha 0.05), drawn with numpy so that thousands of
-gates are judged at once, for suites of 40 and 89 tasks. Each simulated
+gates are judged at once, for suites of 20, 40 and 89 tasks. Each simulated
 bake-off is judged twice on the same trials: by the fixed gate (every task) and
 by the sequential gate, which looks after each task in run order from its first
-look on (sequential.first_look: 10 tasks, or a tenth of the suite) and stops at
-the first look that decides. For each suite size the table gives, in percent of
-simulated gates, fixed / sequential:
+look on (sequential.first_look: 10 tasks, or a tenth of the suite), may fail at
+any look and pass only at the last, and stops at the first look that decides.
+For each suite size the table gives, in percent of simulated gates, fixed /
+sequential:
 
-- equal (delta 0): pass (correct);
+- equal (delta 0): pass (correct) and fail (a false fail);
 - 2.5 pts worse (just inside the 3-point margin): fail, a false fail;
 - 3 pts worse (at the margin, the worst case of both): fail and pass, each
   meant to happen at most alpha/2 = 2.5% of the time;
@@ -19,27 +20,32 @@ simulated gates, fixed / sequential:
 
 and the share of trials the sequential gate did not run, on the 15-pts-worse
 candidate, the equal one and the one 3.5 pts worse (just past the margin).
-Under each table: the largest excess of a sequential error rate over the fixed
-gate's, at the margin and off it, with its standard error (paired: both gates
-judge the same trials).
+Under each table, for every row and error column: the excess of the sequential
+error rate over the fixed gate's, with its standard error (paired: both gates
+judge the same trials), then the largest excess in standard errors, at the
+margin and off it. The rule the sequential gate must meet: no excess reaches
+two standard errors.
 With 10 tasks or fewer the sequential gate has one look, at the end, with the
 fixed gate's interval: the same verdicts by construction, so those rows are not
 simulated again (tests/test_sequential.py checks it).
 
 Each look uses the gate's own interval (stats.difference_interval_bounds, the
-array form of stats.paired_difference_interval, at the look's level from
-sequential.look_alpha) and gate.classify's rule; tests/test_sequential.py
-checks that this gives the verdict and the stopping look of
-sequential.Sequential on whole records.
+array form of stats.paired_difference_interval, at the look's levels from
+sequential.pass_alpha and sequential.fail_alpha) and gate.classify's rule;
+tests/test_sequential.py checks that this gives the verdict and the stopping
+look of sequential.Sequential on whole records. ``--share`` and ``--rho`` judge
+the grid with another fail-side spending (share·α/2·(n/N)^rho) in place of the
+gate's, as the search for the gate's constants did (sequential.FAIL_SHARE).
 
 ``--designs`` compares other ways to stop on the 89 × 3 bake-offs, the same
-columns: other alpha-spending functions and first looks, the interval without
-the small-sample t adjustment, three confidence sequences (normal mixture,
+columns: the earlier symmetric rule, passing from half the suite, other
+alpha-spending functions and first looks, the interval without the
+small-sample t adjustment, three confidence sequences (normal mixture,
 betting, empirical Bernstein), and the most any stopping rule on the running
-mean could save on the 15-point regression at the gate's error rate
+mean could save on the 15-point regression at a one-sided error of 2.5%
 (:class:`OptimalStopping`, the normal model with the task SD known).
 
-    python benchmarks/gate_sequential.py [--gates 10000] [--seed 1] [--rho 1.5] [--designs]
+    python benchmarks/gate_sequential.py [--gates 10000] [--seed 1] [--share 0.8] [--rho 1.75] [--designs]
 """
 
 from __future__ import annotations
@@ -56,14 +62,15 @@ from benchmarks.gate_false_pass import DIFFICULTY, JUST_WORSE, MARGIN, MUCH_WORS
 from pytest_harnessbench import sequential
 from pytest_harnessbench.stats import difference_interval_bounds
 
-TASKS = (40, 89)
+TASKS = (20, 40, 89)
 JUST_INSIDE, AT_MARGIN = 0.025, MARGIN.threshold
 DELTAS = (0.0, JUST_INSIDE, AT_MARGIN, JUST_WORSE, WORSE, MUCH_WORSE)
 ALPHA = 0.05
 PASS, INCONCLUSIVE, FAIL = 1, 0, -1
 
-#: A look: (tasks in it, the quantile its interval uses in place of t).
-Look = tuple[int, float]
+#: A look: (tasks in it, the quantile in place of t of the interval that may pass, of the one that may fail; inf: the
+#: look cannot decide that way).
+Look = tuple[int, float, float]
 
 
 def simulated_differences(rng: np.random.Generator, gates: int, tasks: int, samples: int, delta: float,
@@ -78,28 +85,40 @@ def simulated_differences(rng: np.random.Generator, gates: int, tasks: int, samp
     return (candidate - baseline) / samples
 
 
-def t_looks(levels: Sequence[tuple[int, float]]) -> list[Look]:
-    """Looks at (tasks, two-sided alpha) with the t quantile, as stats.paired_difference_interval takes it."""
-    return [(n, float(t_dist.ppf(0.5 + (1 - level) / 2, n - 1))) for n, level in levels]
+def t_quantile(n: int, level: float | None) -> float:
+    """The t quantile of a two-sided ``level`` interval over ``n`` tasks, as stats.paired_difference_interval
+    takes it; inf for no interval."""
+    return math.inf if level is None else float(t_dist.ppf(0.5 + (1 - level) / 2, n - 1))
 
 
 def fixed_looks(total: int, alpha: float = ALPHA) -> list[Look]:
-    return t_looks([(total, alpha)])
+    return [(total, t_quantile(total, alpha), t_quantile(total, alpha))]
 
 
-def gate_looks(total: int, alpha: float = ALPHA, rho: float = sequential.RHO) -> list[Look]:
-    """The sequential gate's looks: every task from sequential.first_look, each at sequential.look_alpha."""
-    return t_looks([(n, sequential.look_alpha(n, total, alpha, rho))
-                           for n in range(sequential.first_look(total), total + 1)])
+def gate_looks(total: int, alpha: float = ALPHA, rho: float = sequential.RHO,
+               share: float = sequential.FAIL_SHARE) -> list[Look]:
+    """The sequential gate's looks: every task from sequential.first_look, each at sequential.pass_alpha and
+    sequential.fail_alpha."""
+    return [(n, t_quantile(n, sequential.pass_alpha(n, total, alpha)),
+             t_quantile(n, sequential.fail_alpha(n, total, alpha, rho, share)))
+            for n in range(sequential.first_look(total), total + 1)]
 
 
 def spending_looks(total: int, first: int, spend: Callable[[np.ndarray], np.ndarray], alpha: float = ALPHA,
-                   t_adjusted: bool = True) -> list[Look]:
-    """Looks at every task from ``first`` with the boundaries of a spending function (``spend(fraction)``: the
-    one-sided alpha spent by then, α/2 at 1); the t quantile with the boundary's tail, or the boundary itself."""
-    looks = np.arange(first, total + 1)
-    z = sequential.spending_boundaries(tuple(looks / total), tuple(spend(looks / total) * alpha / 2 / spend(1.0)))
-    return [(int(n), float(t_dist.isf(norm.sf(b), n - 1)) if t_adjusted else b) for n, b in zip(looks, z)]
+                   t_adjusted: bool = True, passes: str | int = "any", share: float = 1.0) -> list[Look]:
+    """Looks at every task from ``first`` that may fail at the boundaries of a spending function (by information
+    ``fraction``, ``share``·α/2 · spend(fraction)/spend(1) spent), on the t quantile with the boundary's tail or on
+    the boundary itself. ``passes``: "any", at the same boundaries; "last", at the last look only with the fixed gate's
+    interval at ``alpha``; a task number, with the same spending over the looks from that task on."""
+    def quantiles(start: int) -> dict[int, float]:
+        looks = np.arange(start, total + 1)
+        spent = spend(looks / total) * share * alpha / 2 / spend(1.0)
+        z = sequential.spending_boundaries(tuple(looks / total), tuple(spent))
+        return {int(n): float(t_dist.isf(norm.sf(b), n - 1)) if t_adjusted else b for n, b in zip(looks, z)}
+
+    fails = quantiles(first)
+    pass_at = fails if passes == "any" else {total: t_quantile(total, alpha)} if passes == "last" else quantiles(passes)
+    return [(n, pass_at.get(n, math.inf), q) for n, q in fails.items()]
 
 
 def interval_decisions(diffs: np.ndarray, samples: int, looks: Sequence[Look]) -> tuple[np.ndarray, np.ndarray]:
@@ -108,11 +127,15 @@ def interval_decisions(diffs: np.ndarray, samples: int, looks: Sequence[Look]) -
     sums, squares = diffs.cumsum(axis=1), (diffs * diffs).cumsum(axis=1)
     passes = np.zeros((len(diffs), len(looks)), bool)
     fails = np.zeros_like(passes)
-    for i, (n, q) in enumerate(looks):
+    for i, (n, q_pass, q_fail) in enumerate(looks):
         mean = sums[:, n - 1] / n
         sd = np.sqrt(np.maximum(squares[:, n - 1] - n * mean * mean, 0.0) / (n - 1))
-        low, high = difference_interval_bounds(mean, sd, n, 1 / samples, q)
-        passes[:, i], fails[:, i] = low >= -MARGIN.threshold, high < -MARGIN.threshold
+        bounds = {q: difference_interval_bounds(mean, sd, n, 1 / samples, q) for q in {q_pass, q_fail}
+                  if math.isfinite(q)}
+        if q_pass in bounds:
+            passes[:, i] = bounds[q_pass][0] >= -MARGIN.threshold
+        if q_fail in bounds:
+            fails[:, i] = bounds[q_fail][1] < -MARGIN.threshold
     return passes, fails
 
 
@@ -131,7 +154,7 @@ def first_decision(passes: np.ndarray, fails: np.ndarray, sizes: Sequence[int], 
 
 def judge(diffs: np.ndarray, samples: int, looks: Sequence[Look]) -> tuple[np.ndarray, np.ndarray]:
     """(status, tasks run) per gate under these looks of the gate's interval."""
-    return first_decision(*interval_decisions(diffs, samples, looks), [n for n, _ in looks], diffs.shape[1])
+    return first_decision(*interval_decisions(diffs, samples, looks), [n for n, *_ in looks], diffs.shape[1])
 
 
 # --- confidence sequences, for --designs ----------------------------------------------------------------
@@ -285,11 +308,16 @@ class OptimalStopping:
 #: A way to decide: (differences, samples) -> (status, tasks run) per gate.
 Design = Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray]]
 
-COLUMNS = ("| {what} | equal: pass | 2.5 pts worse: fail | 3 pts worse: fail | 3 pts worse: pass "
-           "| 3.5 pts worse: pass | 5 pts worse: pass | 15 pts worse: fail | saved: 15 worse | saved: equal "
-           "| saved: 3.5 worse |\n" + "|---" * 11 + "|")
-#: (delta, status) of the columns with an error rate: the sequential gate must not raise them
-ERRORS = ((AT_MARGIN, FAIL), (AT_MARGIN, PASS), (JUST_INSIDE, FAIL), (JUST_WORSE, PASS), (WORSE, PASS))
+#: (delta, status, column) of the columns with an error rate: the sequential gate must not raise them
+ERRORS = ((0.0, FAIL, "equal: fail"), (JUST_INSIDE, FAIL, "2.5 pts worse: fail"),
+          (AT_MARGIN, FAIL, "3 pts worse: fail"), (AT_MARGIN, PASS, "3 pts worse: pass"),
+          (JUST_WORSE, PASS, "3.5 pts worse: pass"), (WORSE, PASS, "5 pts worse: pass"))
+RATES = ((0.0, PASS, "equal: pass"), *ERRORS, (MUCH_WORSE, FAIL, "15 pts worse: fail"))
+SAVINGS = ((MUCH_WORSE, "saved: 15 worse"), (0.0, "saved: equal"), (JUST_WORSE, "saved: 3.5 worse"))
+
+
+def header(first: str, columns: Sequence[str]) -> list[str]:
+    return [f"| {first} | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
 
 
 def runs(seed: int, gates: int, tasks: int, samples: int, difficulty: str, designs: Sequence[Design]
@@ -308,47 +336,61 @@ def row(judged: dict[float, list[tuple[np.ndarray, np.ndarray]]], tasks: int, wh
     rate = lambda delta, status: " / ".join(  # noqa: E731
         f"{100 * np.mean(judged[delta][i][0] == status):.1f}" for i in which)
     saved = lambda delta: f"{100 * np.mean(tasks - judged[delta][which[-1]][1]) / tasks:.1f}%"  # noqa: E731
-    return [rate(0.0, PASS), rate(JUST_INSIDE, FAIL), rate(AT_MARGIN, FAIL), rate(AT_MARGIN, PASS),
-            rate(JUST_WORSE, PASS), rate(WORSE, PASS),
-            rate(MUCH_WORSE, FAIL), saved(MUCH_WORSE), saved(0.0), saved(JUST_WORSE)]
+    return [rate(delta, status) for delta, status, _ in RATES] + [saved(delta) for delta, _ in SAVINGS]
 
 
-def excess(judged: dict[float, list[tuple[np.ndarray, np.ndarray]]], errors: Sequence[tuple[float, int]]
-           ) -> tuple[float, float]:
-    """The largest (sequential − fixed) rate of these (delta, status) errors, and its standard error (paired)."""
-    worst = (-math.inf, 0.0)
-    for delta, status in errors:
+def excesses(judged: dict[float, list[tuple[np.ndarray, np.ndarray]]]) -> list[tuple[float, float]]:
+    """Per error column: the (sequential − fixed) rate and its standard error (paired: the same trials)."""
+    out = []
+    for delta, status, _ in ERRORS:
         fixed, seq = (judged[delta][i][0] == status for i in (0, 1))
         difference = seq.astype(float) - fixed
-        worst = max(worst, (difference.mean(), difference.std() / math.sqrt(len(difference))))
-    return worst
+        out.append((difference.mean(), difference.std() / math.sqrt(len(difference))))
+    return out
 
 
-def table(difficulty: str, gates: int, seed: int, rho: float) -> list[str]:
+def in_errors(excess: tuple[float, float]) -> float:
+    """An excess in standard errors (0 where both gates agree on every trial)."""
+    mean, se = excess
+    return mean / se if se > 0 else 0.0
+
+
+def design_words(share: float, rho: float, first: str = "10 (or a tenth)") -> str:
+    return f"fail from look {first} spending {share:g}·α/2·(n/N)^{rho:g}, pass at the last look"
+
+
+def table(difficulty: str, gates: int, seed: int, rho: float, share: float) -> list[str]:
     low, high = DIFFICULTY[difficulty]
-    lines = [f"difficulty {difficulty} (pass probabilities {low}–{high}), margin {MARGIN}, rho {rho}, {gates} gates "
-             "per row, % of gates, fixed / sequential:", COLUMNS.format(what="tasks × samples")]
-    worst = {"at": (-math.inf, 0.0, ""), "off": (-math.inf, 0.0, "")}
+    lines = [f"difficulty {difficulty} (pass probabilities {low}–{high}), margin {MARGIN}, "
+             f"{design_words(share, rho)}, {gates} gates per row, % of gates, fixed / sequential:",
+             *header("tasks × samples", [c for *_, c in RATES] + [c for _, c in SAVINGS])]
+    excess_lines = ["excess of the sequential error rate over the fixed gate's, pts ± one standard error (paired):",
+                    *header("tasks × samples", [c for *_, c in ERRORS])]
+    worst = {"at": (-math.inf, 0.0, 0.0, ""), "off": (-math.inf, 0.0, 0.0, "")}
     for tasks in TASKS:
         for samples in SAMPLES:
-            fixed, seq = fixed_looks(tasks), gate_looks(tasks, rho=rho)
+            fixed, seq = fixed_looks(tasks), gate_looks(tasks, rho=rho, share=share)
             judged = runs(seed, gates, tasks, samples, difficulty,
                           [lambda d, s: judge(d, s, fixed), lambda d, s: judge(d, s, seq)])
             lines.append(f"| {tasks} × {samples} | " + " | ".join(row(judged, tasks, (0, 1))) + " |")
-            for where in worst:
-                errors = [e for e in ERRORS if (e[0] == AT_MARGIN) == (where == "at")]
-                worst[where] = max(worst[where], (*excess(judged, errors), f"{tasks} × {samples}"))
-    for where, words in (("at", "at the margin"), ("off", "off it (2.5, 3.5, 5 pts worse)")):
-        most, se, at = worst[where]
-        lines.append(f"largest excess of a sequential error rate over the fixed gate's {words}: {100 * most:+.2f} "
-                     f"pts ± {100 * se:.2f} (one standard error, paired), at {at}")
-    return lines
+            found = excesses(judged)
+            excess_lines.append(f"| {tasks} × {samples} | "
+                                + " | ".join(f"{100 * m:+.2f} ± {100 * se:.2f}" for m, se in found) + " |")
+            for (delta, _, column), excess in zip(ERRORS, found):
+                where = "at" if delta == AT_MARGIN else "off"
+                worst[where] = max(worst[where], (in_errors(excess), *excess, f"{tasks} × {samples}, {column}"))
+    for where, words in (("at", "at the margin"), ("off", "off it (equal, 2.5, 3.5, 5 pts worse)")):
+        z, most, se, at = worst[where]
+        excess_lines.append(f"largest excess {words}: " + (
+            f"{z:+.1f} standard errors ({100 * most:+.2f} pts ± {100 * se:.2f}), at {at}" if most > 0 else
+            "none (every sequential rate at or below the fixed gate's)"))
+    return lines + excess_lines
 
 
 def boundary_looks(z: np.ndarray) -> list[Look]:
     """Looks at the tasks where a z boundary (per task, inf: no look) is finite, each with the t quantile of its
-    tail."""
-    return [(n, float(t_dist.isf(norm.sf(b), n - 1))) for n, b in enumerate(z, 1) if np.isfinite(b)]
+    tail, both ways."""
+    return [(n, q, q) for n, b in enumerate(z, 1) if np.isfinite(b) for q in [float(t_dist.isf(norm.sf(b), n - 1))]]
 
 
 def designs(total: int, optimal: np.ndarray) -> dict[str, Design]:
@@ -357,45 +399,53 @@ def designs(total: int, optimal: np.ndarray) -> dict[str, Design]:
     power = lambda rho: lambda t: t ** rho  # noqa: E731
     obrien_fleming = lambda t: 2 * norm.sf(norm.isf(ALPHA / 4) / np.sqrt(t))  # noqa: E731 (Lan-DeMets)
     pocock = lambda t: np.log(1 + (math.e - 1) * t)  # noqa: E731
-    first = sequential.first_look(total)
+    first, share, rho = sequential.first_look(total), sequential.FAIL_SHARE, sequential.RHO
+    gate = power(rho)
     by_looks = lambda looks: lambda d, s: judge(d, s, looks)  # noqa: E731
     by_decisions = lambda decide: lambda d, s: first_decision(  # noqa: E731
         *decide(d, first), range(first, total + 1), total)
+    at_end = lambda spend, start=first, **how: by_looks(  # noqa: E731 (fail from start, pass at the last look)
+        spending_looks(total, start, spend, passes="last", **how))
     return {
         "fixed gate (every task)": by_looks(fixed_looks(total)),
-        f"this gate: spending (n/N)^{sequential.RHO:g}, first look {first}": by_looks(gate_looks(total)),
-        "spending (n/N)^1": by_looks(spending_looks(total, first, power(1.0))),
-        "spending (n/N)^2": by_looks(spending_looks(total, first, power(2.0))),
-        "spending Lan-DeMets O'Brien-Fleming": by_looks(spending_looks(total, first, obrien_fleming)),
-        "spending Lan-DeMets Pocock": by_looks(spending_looks(total, first, pocock)),
-        f"spending (n/N)^{sequential.RHO:g}, first look 5": by_looks(spending_looks(total, 5, power(sequential.RHO))),
-        f"spending (n/N)^{sequential.RHO:g}, first look 2": by_looks(spending_looks(total, 2, power(sequential.RHO))),
-        f"spending (n/N)^{sequential.RHO:g}, alpha 0.04": by_looks(
-            spending_looks(total, first, power(sequential.RHO), alpha=0.04)),
-        f"spending (n/N)^{sequential.RHO:g}, z not t (NOT valid)": by_looks(
-            spending_looks(total, first, power(sequential.RHO), t_adjusted=False)),
-        "normal-mixture CS (plug-in SD)": by_decisions(normal_mixture_decisions),
-        "betting CS (aGRAPA)": by_decisions(betting_decisions),
-        "empirical-Bernstein CS": by_decisions(empirical_bernstein_decisions),
-        "the boundary that saves most on 15 pts worse, known in advance": by_looks(boundary_looks(optimal)),
+        f"this gate: {design_words(share, rho, str(first))}": by_looks(gate_looks(total)),
+        "the same, passing from half the suite too (the same spending)": by_looks(
+            spending_looks(total, first, gate, share=share, passes=math.ceil(total / 2))),
+        "the earlier rule: pass or fail at any look, α/2·(n/N)^1.5": by_looks(spending_looks(total, first, power(1.5))),
+        f"fail side at the full α: α/2·(n/N)^{rho:g}": at_end(gate),
+        "fail side at the full α: α/2·(n/N)^1": at_end(power(1.0)),
+        "fail side at the full α: α/2·(n/N)^2": at_end(power(2.0)),
+        "fail side at the full α: Lan-DeMets O'Brien-Fleming": at_end(obrien_fleming),
+        "fail side at the full α: Lan-DeMets Pocock": at_end(pocock),
+        "this gate's spending, first look 5": at_end(gate, 5, share=share),
+        "this gate's spending, first look 20": at_end(gate, 20, share=share),
+        "this gate's spending, z not t (NOT valid)": at_end(gate, share=share, t_adjusted=False),
+        "normal-mixture CS (plug-in SD; passes at any look)": by_decisions(normal_mixture_decisions),
+        "betting CS (aGRAPA; passes at any look)": by_decisions(betting_decisions),
+        "empirical-Bernstein CS (passes at any look)": by_decisions(empirical_bernstein_decisions),
+        "the boundary that saves most on 15 pts worse, known in advance (both ways)": by_looks(boundary_looks(optimal)),
     }
 
 
 def design_table(difficulty: str, gates: int, seed: int, tasks: int = 89, samples: int = 3) -> list[str]:
     low, high = DIFFICULTY[difficulty]
     drift = (MUCH_WORSE - MARGIN.threshold) / (task_sd(difficulty, samples, MUCH_WORSE) / math.sqrt(tasks))
-    best, caught, optimal = OptimalStopping(drift, tasks, sequential.first_look(tasks), ALPHA / 2).best()
+    first = sequential.first_look(tasks)
+    best, caught, optimal = OptimalStopping(drift, tasks, first, ALPHA / 2).best()
+    at_share, caught_at_share, _ = OptimalStopping(drift, tasks, first, sequential.FAIL_SHARE * ALPHA / 2).best()
     named = designs(tasks, optimal)
     judged = runs(seed, gates, tasks, samples, difficulty, list(named.values()))
     lines = [f"designs at {tasks} tasks × {samples} samples, difficulty {difficulty} (pass probabilities "
              f"{low}–{high}), margin {MARGIN}, {gates} gates per row, % of gates:",
-             COLUMNS.format(what="design")]
+             *header("design", [c for *_, c in RATES] + [c for _, c in SAVINGS])]
     for i, name in enumerate(named):
         lines.append(f"| {name} | " + " | ".join(row(judged, tasks, (i,))) + " |")
     lines.append(f"normal model, the task SD known (final z {drift:.2f} on 15 pts worse): the most any rule "
                  f"stopping on the running mean saves there at {100 * ALPHA / 2:g}% one-sided error is "
                  f"{100 * best:.1f}%, catching it {100 * caught:.0f}% of the time"
-                 " (the last row's boundary; with the SD estimated, that row)")
+                 " (the last row's boundary; with the SD estimated, that row); at this gate's "
+                 f"{100 * sequential.FAIL_SHARE * ALPHA / 2:g}%: {100 * at_share:.1f}%, catching it "
+                 f"{100 * caught_at_share:.0f}%")
     return lines
 
 
@@ -403,7 +453,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--gates", type=int, default=10_000, help="simulated bake-offs per table cell")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--rho", type=float, default=sequential.RHO, help="alpha spending exponent")
+    parser.add_argument("--rho", type=float, default=sequential.RHO, help="the fail side's spending exponent")
+    parser.add_argument("--share", type=float, default=sequential.FAIL_SHARE,
+                        help="the share of alpha/2 the fail side spends")
     parser.add_argument("--difficulty", choices=sorted(DIFFICULTY), action="append",
                         help="only this difficulty profile (repeatable; default all)")
     parser.add_argument("--designs", action="store_true",
@@ -411,7 +463,7 @@ def main() -> None:
     args = parser.parse_args()
     for difficulty in args.difficulty or DIFFICULTY:
         lines = design_table(difficulty, args.gates, args.seed) if args.designs else \
-            table(difficulty, args.gates, args.seed, args.rho)
+            table(difficulty, args.gates, args.seed, args.rho, args.share)
         print("\n".join(lines), end="\n\n", flush=True)
 
 

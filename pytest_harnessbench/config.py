@@ -113,8 +113,9 @@ OPTIONS = (
     Option("gate_accept_inconclusive", "--hb-gate-accept-inconclusive", "hb_gate_accept_inconclusive", "false",
            "an inconclusive gate exits 0 even where the CI variable is set", flag_only=True),
     Option("gate_sequential", "--hb-gate-sequential", "hb_gate_sequential", "false",
-           "run tasks in a seeded random order and decide the gate after each finished task (an interval valid "
-           "however often it is looked at); once every comparison is decided, skip the remaining trials",
+           "run tasks in a seeded random order and decide the gate after each finished task (a fail at any look, "
+           "with an interval valid however often it is looked at; a pass only after the last task); once every "
+           "comparison is decided, skip the remaining trials",
            flag_only=True),
     Option("compare", "--hb-compare", "hb_compare", "",
            "gate against the baseline model's records in this earlier run directory instead of this run's"),

@@ -20,8 +20,9 @@ from pytest_harnessbench.sequential import (
     Sequential,
     boundaries,
     comparisons,
+    fail_alpha,
     first_look,
-    look_alpha,
+    pass_alpha,
     saved_cost,
     spending_boundaries,
     task_order,
@@ -30,8 +31,19 @@ from pytest_harnessbench.sequential import (
 
 def test_one_look_is_the_fixed_gate():
     assert first_look(8) == 8 and first_look(40) == 10 and first_look(200) == 20
-    assert boundaries(8, 0.05) == (pytest.approx(norm.isf(0.025)),)
-    assert look_alpha(8, 8, 0.05) == pytest.approx(0.05) and look_alpha(3, 8, 0.05) is None
+    assert boundaries(8, 0.05) == (pytest.approx(norm.isf(0.025)),)  # nothing to spend over: the full alpha
+    assert fail_alpha(8, 8, 0.05) == pytest.approx(0.05) and fail_alpha(3, 8, 0.05) is None
+    assert pass_alpha(8, 8, 0.05) == 0.05 and pass_alpha(7, 8, 0.05) is None
+
+
+def test_passes_wait_for_the_last_look_at_the_fixed_gates_level_and_fails_spend_a_share_of_alpha():
+    assert [pass_alpha(n, 89, 0.05) for n in (10, 88, 89)] == [None, None, 0.05]
+    assert fail_alpha(89, 89, 0.05) < 0.05 * sequential.FAIL_SHARE  # the last fail look pays for the earlier ones
+    assert fail_alpha(10, 89, 0.05) < fail_alpha(50, 89, 0.05) < fail_alpha(89, 89, 0.05)
+    # the benchmark's --designs rows on the same spending give the gate's own looks
+    same = bench.spending_looks(89, first_look(89), lambda t: t ** sequential.RHO, passes="last",
+                                share=sequential.FAIL_SHARE)
+    assert np.allclose(np.array(same), np.array(bench.gate_looks(89)))
 
 
 def test_two_looks_spend_exactly_what_the_bivariate_normal_says():
@@ -56,7 +68,8 @@ def test_the_boundaries_keep_the_crossing_chance_at_alpha_over_two_under_continu
     z = np.array(boundaries(total, 0.05))
     walks = rng.standard_normal((100_000, total)).cumsum(axis=1) / np.sqrt(np.arange(1, total + 1))
     crossed = (walks[:, first_look(total) - 1:] >= z).any(axis=1).mean()
-    assert 0.021 < crossed <= 0.0255  # 2.5% spent; the grid and discrete looks lose a little
+    spent = sequential.FAIL_SHARE * 0.025
+    assert 0.85 * spent < crossed <= spent + 0.0005  # the grid and discrete looks lose a little
 
 
 def test_the_order_is_seeded_and_the_same_for_every_subset():
@@ -114,6 +127,37 @@ def test_looks_wait_for_the_tasks_before_them():
     seq.update(late)
     assert seq.looked == 0 and seq.verdicts() == []
     assert seq.complete_prefix(base + cand) == 20
+
+
+def test_an_equal_candidate_runs_every_task_and_gets_the_fixed_gates_verdict():
+    """A pass waits for the last task, where the interval is the fixed gate's: the early looks of a clear pass
+    decide nothing, and the verdict at the end is decide()'s on every record (the benchmark's fast path agrees)."""
+    from pytest_harnessbench.gate import Margin
+
+    wide = Margin("score", 15.0)
+    base, cand = bake_off(40, 3, 0.0)
+    cand = [c.replace(outcome=b.outcome) for b, c in zip(base, cand)]  # the same outcomes: a pass, clear early
+    seq = Sequential([f"t{i}" for i in range(40)], 6, "baseline", comparisons(["baseline", "candidate"], "baseline",
+                                                                               [wide], ["1x"]))
+    for i in range(40):
+        decided = seq.update([r for r in base + cand if int(r.task_id[1:]) <= i])
+        assert decided == (i == 39) and not seq.stopped
+        if i == 19:  # the interval already lies above the margin; the comparison stays open
+            ((_, early, _),) = seq.verdicts()
+            assert early.low >= -0.15 and early.status == "inconclusive"
+    ((_, verdict, look),) = seq.verdicts()
+    fixed = decide(base, cand, wide)
+    assert (verdict.status, verdict.low, verdict.high, look) == ("pass", fixed.low, fixed.high, 40)
+    assert not seq.to_json()["stopped"] and seq.to_json()["comparisons"][0]["decided_after"] == 40
+
+
+def test_the_sequential_gate_passes_only_where_the_fixed_gate_passes():
+    """Every pass is the fixed gate's interval on the same trials, so no false pass the fixed gate would not make."""
+    for delta in (0.0, 0.03, 0.05):
+        diffs = bench.simulated_differences(np.random.default_rng(7), 2000, 40, 2, delta, "mixed")
+        fixed, _ = bench.judge(diffs, 2, bench.fixed_looks(40))
+        status, _ = bench.judge(diffs, 2, bench.gate_looks(40))
+        assert (status == bench.PASS).any() and not ((status == bench.PASS) & (fixed != bench.PASS)).any()
 
 
 def test_a_small_suite_has_one_look_with_the_fixed_gates_verdict():

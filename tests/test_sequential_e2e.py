@@ -78,11 +78,10 @@ def test_equal_models_exit_0(pytester):
     document = gate_document(pytester)
     assert document["status"] == "pass"
     sequential = document["sequential"]
-    assert sequential["skipped_trials"] == 2 * TASKS - len(recorded(pytester))
-    if sequential["stopped"]:  # a pass is a decision too: the simulation shows its error rate stays in bounds
-        result.stdout.fnmatch_lines([f"*sequential: decided after {sequential['looked']}/{TASKS} tasks*"])
-    else:
-        assert sequential["looked"] == TASKS
+    # a pass waits for the last task (the fixed gate's interval): an early pass is where the error rates rose
+    assert not sequential["stopped"] and sequential["looked"] == TASKS and sequential["skipped_trials"] == 0
+    assert len(recorded(pytester)) == 2 * TASKS and sequential["comparisons"][0]["decided_after"] == TASKS
+    result.stdout.fnmatch_lines([f"*sequential: not decided early; looked after {TASKS}/{TASKS} tasks*"])
 
 
 def test_under_xdist_both_workers_stop(pytester):
