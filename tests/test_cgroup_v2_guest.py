@@ -30,7 +30,7 @@ GUEST_TIMEOUT_S = 480
 TESTS = "tests/test_local_sandbox.py tests/test_escape.py"
 # The tests of TESTS that create cgroups (the others are filesystem and rlimit tests), and the escape suite's
 # local cases: confinement as a normal user (bubblewrap without privileges) on cgroup v2.
-CGROUP_TESTS = ("hog or cpu_limit or pids_limit or timeout_kills or left_running or (close and not rlimit) or interrupt "
+CGROUP_TESTS = ("hog or cpu_limit or pids_limit or timeout_kills or leaves_running or (close and not rlimit) or interrupt "
                 "or cannot_enter or reap_removes or v2 or four_trials or (escape and (local or file_tools))")
 ESCAPE_TESTS = {f"test_{name}[local]" for name in (
     "cannot_read_a_host_process_environment", "cannot_read_files_outside_its_work_dir",
