@@ -121,7 +121,7 @@ class Runner:
         elapsed = time.perf_counter() - start
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         # CPU of the pytest process and the children it waited for (its commands): far less sensitive than
-        # wall time to other jobs on a shared machine, though blind to waits (a cgroup move's RCU grace period)
+        # wall time to other jobs on a shared machine, though blind to waits (the kernel's locks, the disk)
         self.cpu[(side, n)].append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
         gc_s = re.search(r"hb-gc-meter: ([0-9.]+) s", proc.stdout)
         self.gc[(side, n)].append(float(gc_s.group(1)) if gc_s else float("nan"))

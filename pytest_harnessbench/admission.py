@@ -291,6 +291,7 @@ class Admission:
         self.lock_path = self.state_dir / "lock"
         self.ledger_path = self.state_dir / "ledger.json"
         self._identity: tuple[int, dict] | None = None
+        self._admitted_with: dict[str, int] = {}  # trial id -> trials holding a guarantee when it was admitted
 
     # -- public API ---------------------------------------------------------
 
@@ -342,6 +343,7 @@ class Admission:
                         self._heartbeat(ledger, ticket)
             return time.monotonic() - start
         except BaseException:
+            self._admitted_with.pop(trial_id, None)
             if ticket is not None:
                 with self._ledger() as ledger:
                     ledger["waiting"] = [w for w in ledger["waiting"] if w.get("ticket") != ticket]
@@ -352,6 +354,7 @@ class Admission:
     def release(self, trial_id: str) -> bool:
         """Give back this process's share for ``trial_id``; False (and no change) if it holds none."""
         me = self._me()
+        self._admitted_with.pop(trial_id, None)
         with self._ledger() as ledger:
             for i, entry in enumerate(ledger["admitted"]):
                 if entry.get("trial_id") == trial_id and self._mine(entry, me):
@@ -368,6 +371,11 @@ class Admission:
             yield queued_s
         finally:
             self.release(trial_id)
+
+    def admitted_with(self, trial_id: str) -> int | None:
+        """How many trials held a guarantee on this host when ``trial_id`` was admitted, itself included
+        (None: this process holds no such trial). Read from the ledger at that moment: no second locked pass."""
+        return self._admitted_with.get(trial_id)
 
     def admitted(self) -> list[dict]:
         """Entries of the trials holding a guarantee now (dead owners' entries dropped)."""
@@ -413,7 +421,7 @@ class Admission:
             yield ledger
             if json.dumps(ledger, sort_keys=True) != before:
                 tmp = self.ledger_path.with_name(self.ledger_path.name + ".tmp")
-                tmp.write_text(json.dumps(ledger, indent=1))
+                tmp.write_text(json.dumps(ledger))  # compact: the C encoder, under the lock every trial takes
                 os.replace(tmp, self.ledger_path)
         finally:
             os.close(fd)  # closing the descriptor drops the flock
@@ -450,6 +458,7 @@ class Admission:
         entry.pop("seen", None)
         entry["since"] = time.time()
         ledger["admitted"].append(entry)
+        self._admitted_with[entry["trial_id"]] = len(ledger["admitted"])
         return True
 
     @staticmethod

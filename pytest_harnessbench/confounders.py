@@ -47,14 +47,9 @@ POWER = 0.8
 
 # --------------------------------------------------------------------------- recorded per trial
 
-def at_start(admission=None) -> dict:
-    """When a trial is admitted: trials holding a guarantee on this host (itself included), host, load."""
-    concurrency = None
-    if admission is not None:
-        try:
-            concurrency = len(admission.admitted())
-        except OSError:
-            pass
+def at_start(concurrency: int | None = None) -> dict:
+    """When a trial is admitted: trials holding a guarantee on this host (itself included; None: no host
+    admission, see Admission.admitted_with), host, load."""
     try:
         load = round(os.getloadavg()[0], 2)
     except OSError:

@@ -318,7 +318,7 @@ class Trial:
             self.timing.queued_s = self.admission.acquire(self.trial_id, guarantee.cpus, guarantee.memory_bytes)
             self._admitted = True
         self.started_at = utc_now()  # admitted: the trial's own clock starts here
-        self.confounders = confounders.at_start(self.admission if self._admitted else None)
+        self.confounders = confounders.at_start(self.admission.admitted_with(self.trial_id) if self._admitted else None)
         start = time.monotonic()
         try:
             self.enforcement = self.backend.check()

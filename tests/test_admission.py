@@ -240,6 +240,18 @@ def test_release_of_an_unknown_id_is_harmless(tmp_path):
     assert adm.acquire("again", 1, MI, timeout_s=5) < 1  # nothing leaked
 
 
+def test_each_trial_knows_how_many_held_a_guarantee_when_it_was_admitted(tmp_path):
+    """What the confounder block records as concurrency at start, read under the admitting lock."""
+    adm, other = Admission(Capacity(cpus=4, memory_bytes=GI), tmp_path), Admission(Capacity(cpus=4, memory_bytes=GI), tmp_path)
+    adm.acquire("first", 1, MI)
+    other.acquire("elsewhere", 1, MI)  # a trial of another session on this host (its own Admission) counts too
+    adm.acquire("third", 1, MI)
+    assert (adm.admitted_with("first"), other.admitted_with("elsewhere"), adm.admitted_with("third")) == (1, 2, 3)
+    assert adm.admitted_with("elsewhere") is None  # not this process's trial
+    adm.release("first")
+    assert adm.admitted_with("first") is None and adm.admitted_with("third") == 3
+
+
 def test_context_manager_releases_even_on_error(tmp_path):
     adm = Admission(Capacity(cpus=1, memory_bytes=GI), tmp_path)
     with pytest.raises(RuntimeError, match="boom"):

@@ -6,7 +6,9 @@ it goes through LangChain's real agent loop, so the loop, the limits and the rec
 
 from __future__ import annotations
 
+import json
 import os
+import threading
 import time
 
 import pytest
@@ -16,7 +18,7 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 from pytest_harnessbench.agents import harness
 from pytest_harnessbench.agents.builtin import ScriptedToolModel, scripted
 from pytest_harnessbench.agents.defaults import SYSTEM_PROMPT, TOOL_DESCRIPTIONS, TOOL_OUTPUT_LIMIT, sha256
-from pytest_harnessbench.agents.tools import make_tools
+from pytest_harnessbench.agents.tools import TOOLS, acting_on
 from pytest_harnessbench.agents.trajectory import COMPLETED, ERROR, GAVE_UP, STEP_LIMIT, TIMEOUT, Trajectory
 from pytest_harnessbench.resources import Allocation, Multiplier, Spec
 from pytest_harnessbench.sandbox.base import SandboxLostError
@@ -105,6 +107,70 @@ def test_the_time_budget_kills_a_long_command_and_ends_the_loop_as_timeout(box):
         box.read_file("late.txt")
 
 
+class _Meeting(ScriptedToolModel):
+    """The scripted model that waits at its second call until the other trial's model reaches its own."""
+
+    barrier: object = None
+
+    def _generate(self, messages, stop=None, run_manager=None, **kwargs):
+        if sum(1 for m in messages if m.type == "ai") == 1:
+            self.barrier.wait()
+        return super()._generate(messages, stop, run_manager, **kwargs)
+
+
+def test_two_trials_of_two_models_share_one_compiled_agent_and_never_each_others_sandbox(backend, monkeypatch):
+    """Both trials run at once in two threads, through the one agent compiled for the process; each trial's
+    commands, files, recorded calls, replies and step limit stay its own."""
+    allocation = Allocation.of(Spec.from_marker(memory="256Mi"), Multiplier.parse("1"))
+    boxes = {name: backend.provision(allocation, f"share-{name}") for name in "ab"}
+    barrier = threading.Barrier(2, timeout=30)
+    models = {name: _Meeting(calls=[bash(f"echo {name} > who.txt"), bash("cat who.txt; pwd")], final=f"{name} done.",
+                             label=f"model-{name}", barrier=barrier) for name in "ab"}
+    steps = {"a": 2, "b": 10}
+    trajectories, errors = {}, []
+    real_create_agent, compiled = harness.create_agent, []
+
+    def counted_create_agent(*args, **kwargs):
+        compiled.append(args)
+        return real_create_agent(*args, **kwargs)
+
+    monkeypatch.setattr(harness, "_agents", {})  # compiled anew for this test, and counted
+    monkeypatch.setattr(harness, "create_agent", counted_create_agent)
+
+    def trial(name):
+        try:
+            trajectory = Trajectory(model=f"model-{name}", instruction="Say who you are.")
+            trajectories[name] = harness.run_agent(models[name], trajectory, boxes[name], timeout_s=60,
+                                                   max_steps=steps[name])
+        except BaseException as exc:  # reported by the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=trial, args=(name,)) for name in "ab"]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        assert not errors, errors
+        assert len(compiled) == 1  # compiled once, used by both trials
+        for name, other in ("a", "b"), ("b", "a"):
+            box, trajectory = boxes[name], trajectories[name]
+            assert box.read_file("who.txt") == f"{name}\n"
+            assert [c.args["command"] for c in trajectory.tool_calls] == [f"echo {name} > who.txt", "cat who.txt; pwd"]
+            assert trajectory.tool_calls[1].output.startswith(f"exit code: 0\n--- stdout ---\n{name}\n{box.workdir}")
+            assert str(boxes[other].workdir) not in json.dumps(trajectory.messages)
+        assert trajectories["a"].stop_reason == STEP_LIMIT and trajectories["a"].usage.model_calls == 2
+        assert trajectories["b"].stop_reason == COMPLETED and trajectories["b"].messages[-1]["data"]["content"] == "b done."
+    finally:
+        for box in boxes.values():
+            box.close()
+
+
+def test_the_shared_agent_calls_no_model_outside_a_trial():
+    with pytest.raises(RuntimeError):
+        harness.shared_agent(0, 1.0, False).invoke({"messages": [("human", "hi")]})
+
+
 class _Failing(ScriptedToolModel):
     """The scripted model whose model call number ``fail_at`` (0-based) raises ``error``."""
 
@@ -151,8 +217,10 @@ def test_faults_that_are_not_retryable_and_faults_past_the_deadline_are_not_retr
     with pytest.raises(_Permanent):
         drive(permanent, None, retries=2, backoff_s=0.001)
     assert permanent.calls_made == 1
-    late = harness.retry_middleware(2, 0.001, deadline=harness.Deadline(-1))
-    assert late[0].retry_on(_Retryable("429")) is False
+    (late,) = harness.retry_middleware(2, 0.001)
+    with harness.serving(permanent, Trajectory(model="scripted", instruction="x"), harness.Deadline(-1)):
+        assert late.retry_on(_Retryable("429")) is False  # the served trial's deadline has passed
+    assert late.retry_on(_Retryable("429")) is True
     assert harness.retry_middleware(0, 1.0) == []
 
 
@@ -172,8 +240,8 @@ def test_a_refusal_is_the_model_giving_up(box):
 @pytest.fixture
 def tools(box):
     calls = []
-    by_name = {t.name: t for t in make_tools(box, calls.append, lambda: 10.0)}
-    return by_name, calls
+    with acting_on(box, calls.append, lambda: 10.0):
+        yield {t.name: t for t in TOOLS}, calls
 
 
 def test_bash_shows_exit_code_stdout_and_stderr_and_records_the_call(tools):
@@ -223,9 +291,9 @@ def test_long_output_is_cut_in_the_middle_and_says_how_much(tools):
 
 def test_the_remaining_budget_bounds_each_command(box):
     calls = []
-    bash_tool = make_tools(box, calls.append, lambda: 0.5)[0]
     start = time.monotonic()
-    output = bash_tool.invoke({"command": "sleep 20"})
+    with acting_on(box, calls.append, lambda: 0.5):
+        output = TOOLS[0].invoke({"command": "sleep 20"})
     assert time.monotonic() - start < 10
     assert calls[0].timed_out and "\n[command killed: time budget exhausted]\n" in output
 
@@ -242,13 +310,12 @@ class _VanishedSandbox:
 
 @pytest.mark.parametrize("tool, args", [("read_file", {"path": "a"}), ("write_file", {"path": "a", "content": "x"})])
 def test_a_lost_sandbox_propagates_instead_of_being_shown_to_the_model(tool, args):
-    by_name = {t.name: t for t in make_tools(_VanishedSandbox(), lambda call: None, lambda: None)}
-    with pytest.raises(SandboxLostError):
+    by_name = {t.name: t for t in TOOLS}
+    with acting_on(_VanishedSandbox(), lambda call: None, lambda: None), pytest.raises(SandboxLostError):
         by_name[tool].invoke(args)
 
 
-def test_tools_carry_the_harness_descriptions_and_share_their_argument_schemas_between_trials(box):
-    first, second = make_tools(box, lambda c: None, lambda: None), make_tools(box, lambda c: None, lambda: None)
-    assert {t.name: t.description for t in first} == TOOL_DESCRIPTIONS
-    assert [t.args_schema for t in first] == [t.args_schema for t in second]  # built once, not per trial
-    assert first[0].args_schema is second[0].args_schema
+def test_tools_carry_the_harness_descriptions_and_act_only_inside_a_trial():
+    assert {t.name: t.description for t in TOOLS} == TOOL_DESCRIPTIONS
+    with pytest.raises(RuntimeError, match="outside a trial"):
+        TOOLS[0].invoke({"command": "true"})

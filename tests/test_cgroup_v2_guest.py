@@ -30,7 +30,7 @@ GUEST_TIMEOUT_S = 480
 TESTS = "tests/test_local_sandbox.py tests/test_escape.py"
 # The tests of TESTS that create cgroups (the others are filesystem and rlimit tests), and the escape suite's
 # local cases: confinement as a normal user (bubblewrap without privileges) on cgroup v2.
-CGROUP_TESTS = ("hog or cpu_limit or pids_limit or timeout_kills or (close and not rlimit) or interrupt "
+CGROUP_TESTS = ("hog or cpu_limit or pids_limit or timeout_kills or leaves_running or (close and not rlimit) or interrupt "
                 "or cannot_enter or reap_removes or v2 or four_trials or (escape and (local or file_tools))")
 ESCAPE_TESTS = {f"test_{name}[local]" for name in (
     "cannot_read_a_host_process_environment", "cannot_read_files_outside_its_work_dir",
@@ -45,6 +45,7 @@ MUST_PASS = {"test_hog_is_killed_at_1x_and_the_kernel_counts_it", "test_same_hog
              "test_cpu_limit_throttles_a_busy_loop", "test_pids_limit", f"{LEAF}[variable]",
              "test_v2_limits_as_the_kernel_holds_them", "test_v2_polled_peak_where_the_kernel_has_no_memory_peak",
              "test_close_removes_group_and_directory_also_with_running_processes",
+             "test_a_command_and_what_it_leaves_running_are_in_every_one_of_the_trials_groups",
              "test_reap_removes_only_names_of_its_own_pattern_and_counts_sandboxes"} | ESCAPE_TESTS
 MUST_PASS_IN = {"root": MUST_PASS | {f"{BAKE_OFF}[0]"}, "user": MUST_PASS | {f"{BAKE_OFF}[2]", f"{LEAF}[itself]"}}
 MAY_SKIP = {"root": {f"{LEAF}[itself]"}, "user": set()}  # root's groups go elsewhere unless told

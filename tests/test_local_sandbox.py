@@ -110,11 +110,26 @@ def test_timeout_kills_the_whole_command(backend, tmp_path):
         result = box.exec("sleep 30 & sleep 30; echo never", timeout=1)
         elapsed = time.monotonic() - start
         time.sleep(0.1)
-        left = Path(box.group.procs_files[0]).read_text().split()
+        left = Path(box.group.join_files[0]).read_text().split()
     finally:
         box.close()
     assert result.timed_out and result.exit_code == 124 and elapsed < 3
     assert left == []  # the background sleep went too
+
+
+def test_a_command_and_what_it_leaves_running_are_in_every_one_of_the_trials_groups(backend):
+    """The shell joins by writing 0 (itself) to each group's join file (v1: ``tasks``, its one thread): the whole
+    process moves before it execs, so what the command starts is born inside, in every hierarchy."""
+    box = sandbox(backend)
+    try:
+        result = box.exec("sleep 30 & echo $!", timeout=30)
+        left_running = result.stdout.strip()
+        members = {path: Path(path).read_text().split() for path in box.group.join_files}
+    finally:
+        box.close()
+    assert result.exit_code == 0 and left_running.isdigit()
+    assert len(members) == (1 if box.group.version == "v2" else 4)
+    assert all(left_running in pids for pids in members.values()), members
 
 
 def test_files_round_trip_and_missing_file_is_output_missing(backend):

@@ -9,7 +9,7 @@ import uuid
 import pytest
 
 from pytest_harnessbench.agents.defaults import TOOL_OUTPUT_LIMIT
-from pytest_harnessbench.agents.tools import make_tools
+from pytest_harnessbench.agents.tools import TOOLS, acting_on
 from pytest_harnessbench.resources import Allocation, Multiplier, Spec
 from pytest_harnessbench.sandbox.local import LocalBackend
 
@@ -25,10 +25,11 @@ def box():
     backend.close()
 
 
-def _read_file_tool(sandbox):
-    calls = []
-    tools = {tool.name: tool for tool in make_tools(sandbox, calls.append, lambda: 30)}
-    return tools["read_file"], calls
+@pytest.fixture
+def read_file(box):
+    """The read_file tool, acting on ``box`` for the test."""
+    with acting_on(box, lambda call: None, lambda: 30):
+        yield next(tool for tool in TOOLS if tool.name == "read_file")
 
 
 def _in_a_bounded_child(call, headroom: int = 512 * 1024**2) -> str:
@@ -60,26 +61,23 @@ def _in_a_bounded_child(call, headroom: int = 512 * 1024**2) -> str:
     return output
 
 
-def test_a_sparse_10_gib_file_is_read_only_as_far_as_shown(box):
+def test_a_sparse_10_gib_file_is_read_only_as_far_as_shown(box, read_file):
     box.exec("printf 'first line\\n' > big && truncate -s 10G big", timeout=30)
     assert (box.workdir / "big").stat().st_size == 10 * 1024**3
-    read_file, calls = _read_file_tool(box)
     output = _in_a_bounded_child(lambda: read_file.invoke({"path": "big"}))
     assert output.startswith("first line\n"), output[:200]
     assert f"[file cut: its first {TOOL_OUTPUT_LIMIT} bytes shown;" in output
     assert len(output) < TOOL_OUTPUT_LIMIT + 200
 
 
-def test_a_small_file_is_shown_whole_and_a_missing_one_is_the_models_error(box):
+def test_a_small_file_is_shown_whole_and_a_missing_one_is_the_models_error(box, read_file):
     box.write_file("small.txt", "é" * 10)
-    read_file, _ = _read_file_tool(box)
     assert read_file.invoke({"path": "small.txt"}) == "é" * 10
     assert read_file.invoke({"path": "nope.txt"}).startswith("error: ")
 
 
-def test_the_limit_is_exact_at_the_boundary(box):
+def test_the_limit_is_exact_at_the_boundary(box, read_file):
     box.write_file("edge.txt", "x" * TOOL_OUTPUT_LIMIT)
-    read_file, _ = _read_file_tool(box)
     assert read_file.invoke({"path": "edge.txt"}) == "x" * TOOL_OUTPUT_LIMIT
     box.write_file("over.txt", "x" * (TOOL_OUTPUT_LIMIT + 1))
     assert read_file.invoke({"path": "over.txt"}).startswith("x" * TOOL_OUTPUT_LIMIT + "\n[file cut")

@@ -1,29 +1,40 @@
 """The one agent every model runs in: same prompt, tools and limits for all.
 
 The default agent is LangChain's ``create_agent`` with the harness's system
-prompt and tools. A suite may bring its own (the ``hb_agent_factory``
-fixture); the plugin still supplies the sandbox tools, the retry middleware,
-the step and time limits, the recording and the classification. The loop is
-streamed so the partial trajectory survives a step limit, a timeout or an
-exception.
+prompt and tools. It is built once per process (per retry setting) and shared
+by every trial: building and compiling it took most of a trial's own CPU. What
+differs between trials reaches it per invocation, through context variables
+that each thread (and each task LangGraph runs) sees separately: the trial's
+chat model (swapped in before every model call), its sandbox (agents/tools.py),
+its trajectory, deadline and rate limit. A suite may bring its own agent (the
+``hb_agent_factory`` fixture), built per trial with the trial's model; the
+plugin still supplies the sandbox tools, the retry middleware, the step and
+time limits, the recording and the classification. The loop is streamed so the
+partial trajectory survives a step limit, a timeout or an exception.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import threading
 import time
+from collections.abc import Iterator
+from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from langchain.agents import create_agent
-from langchain.agents.middleware import ModelRetryMiddleware
+from langchain.agents.middleware import AgentMiddleware, ModelRetryMiddleware
 from langchain_core.callbacks import BaseCallbackHandler
+from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.messages import HumanMessage, messages_to_dict
 from langgraph.errors import GraphRecursionError
 from langsmith import tracing_context
 
 from ..sandbox.base import Sandbox
 from .defaults import SYSTEM_PROMPT, sha256
-from .tools import make_tools
+from .tools import TOOLS, acting_on
 from .trajectory import BUDGET, COMPLETED, ERROR, GAVE_UP, STEP_LIMIT, TIMEOUT, Trajectory, Usage
 
 AgentFactory = Callable[[Any, list, list], Any]  # (model, tools, middleware) -> a LangGraph agent
@@ -47,22 +58,71 @@ class Deadline:
         return self.at is not None and time.monotonic() >= self.at
 
 
+@dataclass(frozen=True)
+class _Served:
+    """What the shared agent needs of the trial it serves, beyond its sandbox (agents/tools.py)."""
+
+    model: Any
+    trajectory: Trajectory
+    deadline: Deadline
+    throttle: Any = None
+
+
+_serving: ContextVar[_Served] = ContextVar("harnessbench_serving")
+
+
+@contextlib.contextmanager
+def serving(model: Any, trajectory: Trajectory, deadline: Deadline, throttle: Any = None) -> Iterator[None]:
+    """Within the block (this context only), the shared agent calls ``model`` and the middleware serve this trial."""
+    token = _serving.set(_Served(model, trajectory, deadline, throttle))
+    try:
+        yield
+    finally:
+        _serving.reset(token)
+
+
+def _served() -> _Served:
+    try:
+        return _serving.get()
+    except LookupError:
+        raise RuntimeError("the shared agent was called outside a trial (no serving(...) in this context)") from None
+
+
 def default_agent_factory(model: Any, tools: list, middleware: list) -> Any:
     """The harness's own agent: one system prompt and tool set for every model."""
     return create_agent(model, tools, system_prompt=SYSTEM_PROMPT, middleware=middleware)
 
 
-def retry_middleware(retries: int, backoff_s: float, deadline: Deadline | None = None) -> list:
+class _Unbound(BaseChatModel):
+    """The model the shared agent is compiled with; never called, :class:`_TrialModel` replaces it on every call."""
+
+    @property
+    def _llm_type(self) -> str:
+        return "harnessbench-unbound"
+
+    def _generate(self, messages: list, stop: list[str] | None = None, run_manager: Any = None, **kwargs: Any):
+        raise RuntimeError("the shared agent's placeholder model was called: _TrialModel did not replace it")
+
+
+class _TrialModel(AgentMiddleware):
+    """Every model call of the shared agent goes to the model of the trial it serves (outermost: retries too)."""
+
+    def wrap_model_call(self, request, handler):
+        return handler(request.override(model=_served().model))
+
+
+def retry_middleware(retries: int, backoff_s: float) -> list:
     """Provider retries done by the harness (clients' own are off), so each one is counted.
 
     Only retryable faults (rate limit, 5xx, connection, timeout) are retried, and
-    never past the trial's deadline.
+    never past the deadline of the trial being served.
     """
     if retries <= 0:
         return []
 
     def retry_on(exc: Exception) -> bool:
-        in_time = deadline is None or not deadline.passed()
+        served = _serving.get(None)
+        in_time = served is None or not served.deadline.passed()
         return bool(getattr(exc, "is_retryable", False)) and in_time
 
     return [ModelRetryMiddleware(max_retries=retries, retry_on=retry_on, on_failure="error",
@@ -109,27 +169,50 @@ class _Recorder(BaseCallbackHandler):
         self.trajectory.usage.provider_errors += 1
 
 
-def throttle_middleware(throttle: Any, trajectory: Trajectory, deadline: Deadline) -> list:
+class _RateLimit(AgentMiddleware):
     """Wait for the provider's rate limit before every model call (retries too: it sits inside the retry middleware).
 
-    ``throttle`` (ratelimit.Throttle): ``acquire()`` blocks until the shared
-    limit has room and returns the seconds waited; ``used(tokens)`` records a
-    call's tokens. The wait is the provider's, not the agent's: it moves the
-    agent's deadline back.
+    The served trial's ``throttle`` (ratelimit.Throttle): ``acquire()`` blocks
+    until the shared limit has room and returns the seconds waited;
+    ``used(tokens)`` records a call's tokens. The wait is the provider's, not the
+    agent's: it moves the agent's deadline back.
     """
-    from langchain.agents.middleware import AgentMiddleware
 
-    class RateLimit(AgentMiddleware):
-        def wrap_model_call(self, request, handler):
-            waited = throttle.acquire()
-            trajectory.rate_wait_s += waited
-            deadline.extend(waited)
-            response = handler(request)
-            messages = getattr(response, "result", None) or [response]
-            throttle.used(sum((getattr(m, "usage_metadata", None) or {}).get("total_tokens", 0) for m in messages))
-            return response
+    def wrap_model_call(self, request, handler):
+        served = _served()
+        waited = served.throttle.acquire()
+        served.trajectory.rate_wait_s += waited
+        served.deadline.extend(waited)
+        response = handler(request)
+        messages = getattr(response, "result", None) or [response]
+        served.throttle.used(sum((getattr(m, "usage_metadata", None) or {}).get("total_tokens", 0) for m in messages))
+        return response
 
-    return [RateLimit()]
+
+def _middleware(retries: int, backoff_s: float, throttled: bool) -> list:
+    return retry_middleware(retries, backoff_s) + ([_RateLimit()] if throttled else [])
+
+
+_agents: dict[tuple, Any] = {}  # (retries, backoff_s, throttled) -> the compiled agent
+_agents_lock = threading.Lock()  # trials in two threads build it once, not twice
+
+
+def shared_agent(retries: int, backoff_s: float, throttled: bool) -> Any:
+    """The harness's own agent, compiled once per process and setting; it serves whichever trial calls it.
+
+    Safe for trials in several threads: the compiled graph keeps no state
+    between invocations, and what is the trial's (model, sandbox, trajectory,
+    deadline, throttle) comes from the caller's context (:func:`serving`, ``tools.acting_on``).
+    """
+    key = (retries, backoff_s, throttled)
+    agent = _agents.get(key)
+    if agent is None:
+        with _agents_lock:
+            agent = _agents.get(key)
+            if agent is None:
+                agent = _agents[key] = default_agent_factory(
+                    _Unbound(), TOOLS, [_TrialModel(), *_middleware(retries, backoff_s, throttled)])
+    return agent
 
 
 def run_agent(model: Any, trajectory: Trajectory, sandbox: Sandbox, *, timeout_s: float | None, max_steps: int,
@@ -152,14 +235,15 @@ def run_agent(model: Any, trajectory: Trajectory, sandbox: Sandbox, *, timeout_s
 
     factory = factory or default_agent_factory
     trajectory.harness["factory"] = f"{factory.__module__}.{factory.__qualname__}"
-    middleware = retry_middleware(retries, backoff_s, deadline)
-    if throttle is not None:
-        middleware += throttle_middleware(throttle, trajectory, deadline)
-    agent = factory(model, make_tools(sandbox, record, deadline.remaining), middleware)
+    if factory is default_agent_factory:
+        agent = shared_agent(retries, backoff_s, throttle is not None)
+    else:  # a suite's own agent is given the trial's model: it may call it where no middleware reaches
+        agent = factory(model, list(TOOLS), _middleware(retries, backoff_s, throttle is not None))
     config = {"callbacks": [_Recorder(trajectory)], "recursion_limit": 4 * max_steps + 10}
     # LangChain's own live tracing stays off: the run is exported to LangSmith from the
     # run directory at the end (redacted, bounded in time, never blocking a trial).
-    with tracing_context(enabled=False):
+    with tracing_context(enabled=False), acting_on(sandbox, record, deadline.remaining), \
+            serving(model, trajectory, deadline, throttle):
         try:
             _drive(agent, config, trajectory, deadline, max_steps, budget)
         finally:

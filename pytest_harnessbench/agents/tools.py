@@ -1,13 +1,22 @@
-"""The agent's tools, bound to one trial's sandbox; every call is recorded."""
+"""The agent's tools: built once per process, acting on the sandbox of the trial that calls them.
+
+An agent built once and shared by every trial (agents/harness.py) holds these
+tools; :func:`acting_on` says, for the current context only, which sandbox they
+act on and where their calls are recorded. A context variable, not a global:
+each thread (and each task LangGraph runs, which copies its caller's context)
+sees the trial it serves, so two trials running at once never share a sandbox.
+"""
 
 from __future__ import annotations
 
-import inspect
+import contextlib
 import time
+from collections.abc import Iterator
+from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Callable
 
 from langchain_core.tools import BaseTool, StructuredTool
-from langchain_core.tools.base import create_schema_from_function
 
 from ..errors import SandboxError, SandboxLostError, SandboxStartError
 from ..sandbox.base import Sandbox, decode_text
@@ -18,6 +27,36 @@ from .trajectory import ToolCall
 # A file operation the model got wrong (a directory, a path outside the sandbox, no
 # permission) is shown to the model as an error; a vanished sandbox is not its mistake.
 _MODEL_MISTAKES = (OSError, SandboxError)
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """What the tools act on for one trial: its sandbox, its recorder, its time left (bounds each command)."""
+
+    sandbox: Sandbox
+    record: Callable[[ToolCall], None]
+    remaining: Callable[[], float | None]
+
+
+_workspace: ContextVar[Workspace] = ContextVar("harnessbench_workspace")
+
+
+@contextlib.contextmanager
+def acting_on(sandbox: Sandbox, record: Callable[[ToolCall], None],
+              remaining: Callable[[], float | None]) -> Iterator[None]:
+    """Within the block (this context only), the tools act on ``sandbox``; ``remaining()`` bounds each command."""
+    token = _workspace.set(Workspace(sandbox, record, remaining))
+    try:
+        yield
+    finally:
+        _workspace.reset(token)
+
+
+def _current() -> Workspace:
+    try:
+        return _workspace.get()
+    except LookupError:
+        raise RuntimeError("a harness tool was called outside a trial (no acting_on(...) in this context)") from None
 
 
 def _model_mistake(exc: BaseException) -> bool:
@@ -39,58 +78,44 @@ def _head(data: bytes) -> str:
             "read the rest with bash (tail, sed -n, grep)]")
 
 
-def make_tools(sandbox: Sandbox, record: Callable[[ToolCall], None],
-               remaining: Callable[[], float | None]) -> list[BaseTool]:
-    """bash, read_file, write_file over ``sandbox``; ``remaining()`` bounds each command."""
-
-    def bash(command: str) -> str:
-        start = time.monotonic()
-        result = sandbox.exec(command, timeout=remaining())
-        note = "\n[command killed: time budget exhausted]" if result.timed_out else ""
-        output = _clip(f"exit code: {result.exit_code}{note}\n--- stdout ---\n{result.stdout}\n--- stderr ---\n{result.stderr}")
-        record(ToolCall("bash", {"command": command}, output, time.monotonic() - start,
-                        result.exit_code, result.timed_out))
-        return output
-
-    def read_file(path: str) -> str:
-        start = time.monotonic()
-        try:
-            output = _head(sandbox.read_file(path, text=False, limit=TOOL_OUTPUT_LIMIT + 1))
-        except _MODEL_MISTAKES as exc:
-            if not _model_mistake(exc):
-                raise
-            output = f"error: {exc}"
-        record(ToolCall("read_file", {"path": path}, output, time.monotonic() - start))
-        return output
-
-    def write_file(path: str, content: str) -> str:
-        start = time.monotonic()
-        try:
-            sandbox.write_file(path, content)
-            output = f"wrote {len(content.encode())} bytes to {path}"
-        except _MODEL_MISTAKES as exc:
-            if not _model_mistake(exc):
-                raise
-            output = f"error: {exc}"
-        record(ToolCall("write_file", {"path": path, "content": content}, output, time.monotonic() - start))
-        return output
-
-    return [StructuredTool.from_function(fn, name=fn.__name__, description=TOOL_DESCRIPTIONS[fn.__name__],
-                                         args_schema=_args_schema(fn))
-            for fn in (bash, read_file, write_file)]
+def bash(command: str) -> str:
+    work = _current()
+    start = time.monotonic()
+    result = work.sandbox.exec(command, timeout=work.remaining())
+    note = "\n[command killed: time budget exhausted]" if result.timed_out else ""
+    output = _clip(f"exit code: {result.exit_code}{note}\n--- stdout ---\n{result.stdout}\n--- stderr ---\n{result.stderr}")
+    work.record(ToolCall("bash", {"command": command}, output, time.monotonic() - start,
+                         result.exit_code, result.timed_out))
+    return output
 
 
-_SCHEMAS: dict[tuple[str, str], type] = {}  # (tool name, signature) -> pydantic model of its arguments
+def read_file(path: str) -> str:
+    work = _current()
+    start = time.monotonic()
+    try:
+        output = _head(work.sandbox.read_file(path, text=False, limit=TOOL_OUTPUT_LIMIT + 1))
+    except _MODEL_MISTAKES as exc:
+        if not _model_mistake(exc):
+            raise
+        output = f"error: {exc}"
+    work.record(ToolCall("read_file", {"path": path}, output, time.monotonic() - start))
+    return output
 
 
-def _args_schema(fn: Callable) -> type:
-    """The argument model ``from_function`` would infer for ``fn``, built once per name and signature.
+def write_file(path: str, content: str) -> str:
+    work = _current()
+    start = time.monotonic()
+    try:
+        work.sandbox.write_file(path, content)
+        output = f"wrote {len(content.encode())} bytes to {path}"
+    except _MODEL_MISTAKES as exc:
+        if not _model_mistake(exc):
+            raise
+        output = f"error: {exc}"
+    work.record(ToolCall("write_file", {"path": path, "content": content}, output, time.monotonic() - start))
+    return output
 
-    Inferring it per trial builds three pydantic models every time (several ms of
-    each trial); the tools' signatures never change between trials, their
-    closures (one per trial) do, so the key is name and signature.
-    """
-    key = (fn.__name__, str(inspect.signature(fn)))
-    if key not in _SCHEMAS:
-        _SCHEMAS[key] = create_schema_from_function(fn.__name__, fn)
-    return _SCHEMAS[key]
+
+# bash, read_file, write_file: one set for the process (their argument schemas are pydantic models, several ms to build).
+TOOLS: list[BaseTool] = [StructuredTool.from_function(fn, name=fn.__name__, description=TOOL_DESCRIPTIONS[fn.__name__])
+                         for fn in (bash, read_file, write_file)]

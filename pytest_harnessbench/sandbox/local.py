@@ -431,7 +431,7 @@ class LocalSandbox:
     @property
     def _prologue(self) -> str:
         if self.group is not None:
-            join = " && ".join(f"echo $$ > {shlex.quote(procs)}" for procs in self.group.procs_files)
+            join = " && ".join(f"echo 0 > {shlex.quote(path)}" for path in self.group.join_files)
             return f'if ! {{ {join}; }}; then echo "{_JOIN_FAILED}" >&2; exit 125; fi; exec "$@"'
         limit = self.allocation.limit.memory_bytes
         if limit is not None:  # rlimit enforcement; ulimit counts KiB
