@@ -271,7 +271,7 @@ class _RecorderHooks:
         bench, width, brief = self.bench, compat.terminal_width(terminalreporter), _brief(self.config)
         listed = (FAILED, ERROR, INFRA) if brief else (INFRA,)  # pytest lists the others with -v, --tb
         trials = trial_lines(self.final, width, listed) if terminalreporter.hasopt("f") else []  # -rf, -ra, default
-        terminalreporter.section("harnessbench · tracebacks: RUN_DIR/trials/, -v" if brief and trials else "harnessbench")
+        terminalreporter.write_sep("=", "harnessbench · tracebacks: RUN_DIR/trials/, -v" if brief and trials else "harnessbench")
         if trials and not brief:
             terminalreporter.write_line("infra trials (the environment ended them, not the model):")
         for line in trials:

@@ -178,6 +178,13 @@ def test_summary_table(suite):
     ])
 
 
+def test_the_section_starts_as_pytests_own_sections_do(suite):
+    """A blank line before the separator and none after it, also when no trial is listed (a new user's first run)."""
+    lines = run(suite, "--models", "oracle:lean", "--multipliers", "1").outlines
+    at = next(i for i, line in enumerate(lines) if re.fullmatch(r"=+ harnessbench =+", line))
+    assert lines[at - 1] == "" and lines[at + 1].startswith("detectable score difference"), lines[at - 2:at + 3]
+
+
 def _summary(stdout_lines):
     """The outcome table's first lines of rows and the enforcement line; the metric tables before them hold
     timings, which differ per run."""
