@@ -19,7 +19,6 @@ import contextlib
 import json
 import threading
 import time
-from collections.abc import Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -34,7 +33,7 @@ from langsmith import tracing_context
 
 from ..sandbox.base import Sandbox
 from .defaults import SYSTEM_PROMPT, sha256
-from .tools import TOOLS, acting_on
+from .tools import TOOLS, acting_on, scoped, trial_value
 from .trajectory import BUDGET, COMPLETED, ERROR, GAVE_UP, STEP_LIMIT, TIMEOUT, Trajectory, Usage
 
 AgentFactory = Callable[[Any, list, list], Any]  # (model, tools, middleware) -> a LangGraph agent
@@ -71,21 +70,14 @@ class _Served:
 _serving: ContextVar[_Served] = ContextVar("harnessbench_serving")
 
 
-@contextlib.contextmanager
-def serving(model: Any, trajectory: Trajectory, deadline: Deadline, throttle: Any = None) -> Iterator[None]:
+def serving(model: Any, trajectory: Trajectory, deadline: Deadline,
+            throttle: Any = None) -> contextlib.AbstractContextManager[None]:
     """Within the block (this context only), the shared agent calls ``model`` and the middleware serve this trial."""
-    token = _serving.set(_Served(model, trajectory, deadline, throttle))
-    try:
-        yield
-    finally:
-        _serving.reset(token)
+    return scoped(_serving, _Served(model, trajectory, deadline, throttle))
 
 
 def _served() -> _Served:
-    try:
-        return _serving.get()
-    except LookupError:
-        raise RuntimeError("the shared agent was called outside a trial (no serving(...) in this context)") from None
+    return trial_value(_serving, "the shared agent", "serving")
 
 
 def default_agent_factory(model: Any, tools: list, middleware: list) -> Any:

@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, TypeVar
 
 from langchain_core.tools import BaseTool, StructuredTool
 
@@ -27,6 +27,7 @@ from .trajectory import ToolCall
 # A file operation the model got wrong (a directory, a path outside the sandbox, no
 # permission) is shown to the model as an error; a vanished sandbox is not its mistake.
 _MODEL_MISTAKES = (OSError, SandboxError)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -42,21 +43,31 @@ _workspace: ContextVar[Workspace] = ContextVar("harnessbench_workspace")
 
 
 @contextlib.contextmanager
-def acting_on(sandbox: Sandbox, record: Callable[[ToolCall], None],
-              remaining: Callable[[], float | None]) -> Iterator[None]:
-    """Within the block (this context only), the tools act on ``sandbox``; ``remaining()`` bounds each command."""
-    token = _workspace.set(Workspace(sandbox, record, remaining))
+def scoped(var: ContextVar[T], value: T) -> Iterator[None]:
+    """``var`` holds ``value`` within the block, in this context only (this thread, the tasks it starts)."""
+    token = var.set(value)
     try:
         yield
     finally:
-        _workspace.reset(token)
+        var.reset(token)
+
+
+def trial_value(var: ContextVar[T], caller: str, setter: str) -> T:
+    """``var``'s value for the trial being served; a clear error where no ``setter(...)`` block set it."""
+    try:
+        return var.get()
+    except LookupError:
+        raise RuntimeError(f"{caller} was called outside a trial (no {setter}(...) in this context)") from None
+
+
+def acting_on(sandbox: Sandbox, record: Callable[[ToolCall], None],
+              remaining: Callable[[], float | None]) -> contextlib.AbstractContextManager[None]:
+    """Within the block (this context only), the tools act on ``sandbox``; ``remaining()`` bounds each command."""
+    return scoped(_workspace, Workspace(sandbox, record, remaining))
 
 
 def _current() -> Workspace:
-    try:
-        return _workspace.get()
-    except LookupError:
-        raise RuntimeError("a harness tool was called outside a trial (no acting_on(...) in this context)") from None
+    return trial_value(_workspace, "a harness tool", "acting_on")
 
 
 def _model_mistake(exc: BaseException) -> bool:
