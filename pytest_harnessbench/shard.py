@@ -141,12 +141,11 @@ def split(items: Sequence[T], trials: Sequence[tuple[str, Hashable] | None], sha
     ``other_key(item)`` (its node id) alone.
     """
     shares = assign(filter(None, trials), shard.total)
-    others = [other_key(item) for item, trial in zip(items, trials) if trial is None]
-    other_shares = assign([(key, None) for key in others], shard.total)
-    next_other_share = iter([other_shares[key] for key in others]).__next__  # the others, in the items' order
+    keys = [trial[0] if trial is not None else other_key(item) for item, trial in zip(items, trials)]
+    other_shares = assign([(key, None) for key, trial in zip(keys, trials) if trial is None], shard.total)
     kept, deselected = [], []
-    for item, trial in zip(items, trials):
-        share = shares[trial[0]] if trial is not None else next_other_share()
+    for item, key, trial in zip(items, keys, trials):
+        share = shares[key] if trial is not None else other_shares[key]
         (kept if share == shard.index else deselected).append(item)
     return Selection(kept, deselected, shares)
 
