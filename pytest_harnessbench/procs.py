@@ -3,13 +3,16 @@
 Who made a thing: a token names a process by pid and start time, so a later
 session can tell whether the process that created a cgroup, directory,
 container or ledger entry still runs. Also where the cgroup hierarchies are
-mounted and how much memory the host has.
+mounted and how much memory the host has, and a wait for a child's exit that the kernel
+wakes (:func:`wait_exit`).
 """
 
 from __future__ import annotations
 
 import os
+import select
 import socket
+import subprocess
 from pathlib import Path
 
 
@@ -128,3 +131,30 @@ def physical_memory_bytes() -> int | None:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (AttributeError, ValueError, OSError):
         return None
+
+
+def wait_exit(proc: subprocess.Popen, timeout: float | None) -> int:
+    """``proc.wait(timeout)``, woken by the kernel the moment the process exits.
+
+    With a timeout, ``Popen.wait`` polls, sleeping 0.5, 1, 2, 4 ms... between
+    looks (CPython through 3.13): a sandbox command of 4 ms returned after
+    5.5-8 ms. A pidfd (Linux 5.3) becomes readable when the process exits;
+    where there is none, this is ``Popen.wait``.
+
+    Raises:
+        subprocess.TimeoutExpired: still running after ``timeout`` seconds (it is left running).
+    """
+    if timeout is None or proc.returncode is not None:
+        return proc.wait(timeout)
+    try:
+        pidfd = os.pidfd_open(proc.pid)
+    except (AttributeError, OSError):  # no pidfd_open here (or the process is already reaped: wait() knows)
+        return proc.wait(timeout)
+    try:
+        poller = select.poll()  # not select(): a busy process's descriptor numbers pass FD_SETSIZE
+        poller.register(pidfd, select.POLLIN)
+        if not poller.poll(max(0.0, timeout) * 1000):
+            raise subprocess.TimeoutExpired(proc.args, timeout)
+    finally:
+        os.close(pidfd)
+    return proc.wait()

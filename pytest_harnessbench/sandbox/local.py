@@ -33,7 +33,7 @@ from pathlib import Path
 
 from ..options import BackendOptions, Option, parse_bool, parse_choice
 from ..paths import state_root, writable_dir
-from ..procs import owner_token, token_alive
+from ..procs import owner_token, token_alive, wait_exit
 from ..redact import looks_secret
 from ..resources import Allocation
 from . import cgroups, confine, disk, watchdog
@@ -393,7 +393,7 @@ class LocalSandbox:
             self._groups.append(proc.pid)
             timed_out = False
             try:
-                code = proc.wait(timeout=timeout)
+                code = wait_exit(proc, timeout)
             except subprocess.TimeoutExpired:
                 timed_out = True
                 self._kill_group(proc)
