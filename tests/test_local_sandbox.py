@@ -234,6 +234,23 @@ def test_reap_ignores_stray_files_in_the_work_root(backend):
     assert backend.reap() == 0
 
 
+def test_a_state_root_removed_mid_run_is_made_again_private_and_trials_go_on(backend):
+    import shutil
+    import stat
+
+    from pytest_harnessbench.paths import state_root
+
+    sandbox(backend).close()  # the work root is checked once, by the first trial
+    root = state_root()
+    shutil.rmtree(root)  # e.g. a cleaner of /tmp, or another session's reaper of the run directory
+    box = sandbox(backend)
+    try:
+        assert box.workdir.is_dir() and box.workdir.is_relative_to(root)
+        assert stat.S_IMODE(root.stat().st_mode) == 0o700  # made again through state_root(), not by mkdir -p
+    finally:
+        box.close()
+
+
 def test_an_interrupt_during_provisioning_leaves_nothing_behind(backend, monkeypatch):
     from pytest_harnessbench.sandbox.local import work_root
 
