@@ -114,7 +114,6 @@ class LocalBackend(Backend):
         self.host_exec_consent = host_exec_consent
         self._cgroups: cgroups.Cgroups | None = None
         self._isolate_network: bool | None = None
-        self._work: Path | None = None  # work_root(), checked (private, ours, writable) by check()
         self._watchdog = None
         self._etc: Path | None = None  # confined sandboxes' /etc, made on first use (confine.prepare_etc)
         self._stage: confine.Stage | None = None  # a root session's view of them for nobody (confine.Stage)
@@ -157,7 +156,7 @@ class LocalBackend(Backend):
             StateDirError: the work root cannot be written (read-only or full TMPDIR).
         """
         if self._isolate_network is None:
-            self._work = writable_dir(work_root(), "trial working directories")
+            writable_dir(work_root(), "trial working directories")
             self._isolate_network = _network_isolation_works()
         if self.mode == "rlimit":
             return "rlimit"
@@ -174,7 +173,7 @@ class LocalBackend(Backend):
         if self._watchdog is None:  # from now on this process has sandboxes that must die with it
             self._watchdog = watchdog.start(self)
         try:
-            workdir = _make_workdir(self._work / f"{_RUN_DIR_PREFIX}{self.run_id}", f"{owner_token()}.{trial_id[:60]}.")
+            workdir = _make_workdir(work_root() / f"{_RUN_DIR_PREFIX}{self.run_id}", f"{owner_token()}.{trial_id[:60]}.")
         except OSError as exc:
             raise SandboxStartError(f"cannot create the trial's working directory: {exc}") from exc
         group = None
@@ -315,22 +314,17 @@ class LocalBackend(Backend):
 def _make_workdir(run_dir: Path, prefix: str, attempts: int = 5) -> Path:
     """RUN_DIR/OWNER.TRIAL.RANDOM: the owner token lets a later reaper tell a crashed owner's leftovers.
 
-    Usually one ``mkdtemp``: the run directory exists. Another process's reaper
-    removes run directories it finds empty, so ours can vanish between creating
-    it and creating the trial's directory in it (seen under ``-n 2``); create it
-    again and retry. Its parents are made again through :func:`work_root`, which
-    checks the state root (private, ours) again: that check is paid then, not
-    on every trial.
+    Another process's reaper removes run directories it finds empty, so ours can
+    vanish between creating it and creating the trial's directory in it (seen
+    under ``-n 2``); create it again and retry.
     """
     for _ in range(attempts - 1):
         try:
+            run_dir.mkdir(parents=True, exist_ok=True)
             return Path(tempfile.mkdtemp(prefix=prefix, dir=run_dir))
-        except FileNotFoundError:
-            try:
-                work_root().mkdir(exist_ok=True)
-                run_dir.mkdir(exist_ok=True)
-            except (FileNotFoundError, FileExistsError):  # removed under us, even inside mkdir itself
-                continue
+        except (FileNotFoundError, FileExistsError):  # removed under us, even inside mkdir itself
+            continue
+    run_dir.mkdir(parents=True, exist_ok=True)
     return Path(tempfile.mkdtemp(prefix=prefix, dir=run_dir))
 
 
