@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from support import inprocess
+from support import guest, inprocess
 from support.lanes import LANES, Guard, lanes_of
 
 
@@ -75,14 +75,28 @@ def pytest_configure(config):
 
 @pytest.hookimpl(tryfirst=True)  # before -m deselects: the lanes given here count
 def pytest_collection_modifyitems(items):
-    """Each test gets the lanes its fixtures and parameters put it in (tests/support/lanes.py); the guest's
-    test goes first, so that under xdist its ~2 minutes start at once instead of ending the run."""
+    """Each test gets the lanes its fixtures and parameters put it in (tests/support/lanes.py); the guests'
+    test goes last: the guests boot when collection ends and run beside the suite (tests/support/guest.py),
+    so by then it has the least left to wait for."""
     for item in items:
         params = getattr(getattr(item, "callspec", None), "params", {})
         for lane in sorted(lanes_of(item.fixturenames, params)):
             if item.get_closest_marker(lane) is None:
                 item.add_marker(lane)
-    items.sort(key=lambda item: item.get_closest_marker("guest") is None)  # stable: the rest keep their order
+    items.sort(key=lambda item: item.get_closest_marker("guest") is not None)  # stable: the rest keep their order
+
+
+def pytest_collection_finish(session):
+    guest.start(session)  # once per session, in the first process that collected the guests' test
+
+
+def pytest_sessionfinish(session, exitstatus):
+    stopped = exitstatus == pytest.ExitCode.INTERRUPTED or bool(session.shouldfail or session.shouldstop)
+    guest.finish(session.config, interrupted=stopped)  # -x or Ctrl-C: the guests' test will not run
+
+
+def pytest_unconfigure(config):
+    guest.finish(config, interrupted=True)  # a session that never finished (nothing left if it did)
 
 
 @pytest.fixture(autouse=True)

@@ -8,6 +8,7 @@ Test modules import them as ``from support.NAME import ...``: ``tests/`` has no
 - ``docker_probe``: whether the docker lanes can run (engine up, base image present).
 - ``polling``: ``wait_for`` and ``small_disk`` (a tmpfs of a given size).
 - ``workloads``: commands that drive a sandbox into a kernel limit.
-- ``uml/``: init and script of the User-Mode Linux cgroup v2 guest (``test_cgroup_v2_guest.py``).
+- ``uml/``: init and script of the User-Mode Linux cgroup v2 guests (``test_cgroup_v2_guest.py``).
+- ``guest``: boots those guests in the background when the session has collected their test.
 - ``lanes``: the slow lanes' markers, applied by ``tests/conftest.py``.
 """

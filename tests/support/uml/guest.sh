@@ -1,13 +1,14 @@
 # Runs as root inside the User-Mode Linux guest (see init.sh); tests/test_cgroup_v2_guest.py reads the results.
 #
-# $hb_out/env sets PYTHON (the host's interpreter), REPO (this checkout), TESTS (test files), SELECTION (a -k
-# expression), ROOT_DESELECT and USER_DESELECT (a test id per phase not to run) and EXPOSE (directories under a private parent, e.g. /root/.pyenv, that
-# the unprivileged user must reach). Each phase runs its selection with CI=true (a skip is a failure, see
-# tests/conftest.py), writes PHASE.xml (JUnit) and PHASE-left.txt (the groups left behind afterwards):
+# $hb_out/env sets PHASE (root or user: one guest per phase, booted at once by tests/support/guest.py), PYTHON
+# (the host's interpreter), REPO (this checkout), TESTS (test files), SELECTION (a -k expression), DESELECT (a
+# test id not to run) and EXPOSE (directories under a private parent, e.g. /root/.pyenv, that the unprivileged
+# user must reach). The phase runs its selection with CI=true (a skip is a failure, see tests/conftest.py),
+# writes PHASE.xml (JUnit) and PHASE-left.txt (the groups left behind afterwards):
 #   root: as root, in a group of its own below the root group;
 #   user: as uid 1000 in a subtree delegated the way `systemd-run --user --scope -p Delegate=yes` does
-#         (its directory and cgroup.procs, cgroup.subtree_control, cgroup.threads chowned to the user).
-# undelegated.txt: what uid 1000 is told in a group that is not delegated to it.
+#         (its directory and cgroup.procs, cgroup.subtree_control, cgroup.threads chowned to the user);
+#         then undelegated.txt: what uid 1000 is told in a group that is not delegated to it.
 set -u
 . "$hb_out/env"
 CG=/sys/fs/cgroup
@@ -39,17 +40,23 @@ expose() {  # guest-only mounts: each private PARENT/CHILD in EXPOSE becomes rea
     done
 }
 
-echo "== root"
-mkdir $CG/root-session
-(echo 0 >$CG/root-session/cgroup.procs && run_tests root "$ROOT_DESELECT")
-
-echo "== uid $USER_ID"
-expose
-mkdir $CG/delegated
-chown $USER_ID:$USER_ID $CG/delegated $CG/delegated/cgroup.procs $CG/delegated/cgroup.subtree_control \
-    $CG/delegated/cgroup.threads
-(echo 0 >$CG/delegated/cgroup.procs && OWNER=$USER_ID run_tests user "$USER_DESELECT" $AS_USER)
-
-cd "$REPO" && PYTHONPATH="$REPO" $AS_USER "$PYTHON" -c \
-    'from pytest_harnessbench.sandbox import cgroups; cgroups.detect()' >"$hb_out/undelegated.txt" 2>&1
-echo "undelegated: exit $?"
+case $PHASE in
+root)
+    mkdir $CG/root-session
+    (echo 0 >$CG/root-session/cgroup.procs && run_tests root "$DESELECT")
+    ;;
+user)
+    expose
+    mkdir $CG/delegated
+    chown $USER_ID:$USER_ID $CG/delegated $CG/delegated/cgroup.procs $CG/delegated/cgroup.subtree_control \
+        $CG/delegated/cgroup.threads
+    (echo 0 >$CG/delegated/cgroup.procs && OWNER=$USER_ID run_tests user "$DESELECT" $AS_USER)
+    cd "$REPO" && PYTHONPATH="$REPO" $AS_USER "$PYTHON" -c \
+        'from pytest_harnessbench.sandbox import cgroups; cgroups.detect()' >"$hb_out/undelegated.txt" 2>&1
+    echo "undelegated: exit $?"
+    ;;
+*)
+    echo "unknown PHASE=$PHASE" >&2
+    exit 2
+    ;;
+esac
