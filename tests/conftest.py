@@ -24,6 +24,9 @@ from support.lanes import LANES, Guard, lanes_of
 _IN_CI = bool(os.environ.get("CI"))
 
 
+UNUSED_PLUGINS = "-p no:langsmith_plugin -p no:hypothesispytest -p no:anyio -p no:benchmark"
+
+
 @pytest.fixture(autouse=True)
 def fresh_tmpdir(tmp_path_factory, monkeypatch):
     tmpdir = tmp_path_factory.mktemp("TMPDIR")
@@ -32,8 +35,10 @@ def fresh_tmpdir(tmp_path_factory, monkeypatch):
     monkeypatch.delenv("CI", raising=False)
     for name in ("HARNESSBENCH_WORK_ROOT", "HARNESSBENCH_ADMISSION_DIR", "HARNESSBENCH_CGROUP_ROOT"):
         monkeypatch.delenv(name, raising=False)
-    # The pytest runs a test starts skip LangSmith's own pytest plugin: ~1 s of imports each, and no test uses it.
-    monkeypatch.setenv("PYTEST_ADDOPTS", "-p no:langsmith_plugin")
+    # The pytest runs a test starts (and their xdist workers) skip the third-party plugins no test uses:
+    # LangSmith's own (~1 s of imports each), and hypothesis, anyio and pytest-benchmark where this machine
+    # has them (~0.3 s of CPU per process; the e2e lane starts a few hundred).
+    monkeypatch.setenv("PYTEST_ADDOPTS", UNUSED_PLUGINS)
     return tmpdir
 
 
