@@ -91,6 +91,7 @@ class FakeLangSmith:
                     answer = fake.answer(method, self.path.split("?")[0], self.headers, body)
                 if self.path == fake.stall:
                     time.sleep(60)
+                    return  # never answered: the client gave up long ago (a reply would meet a closed socket)
                 self.reply(*answer)
 
             def do_GET(self):
