@@ -19,7 +19,7 @@ import pytest
 
 from pytest_harnessbench.sandbox.cgroups import DELEGATE_COMMAND
 from support import guest
-from support.guest import BAKE_OFF
+from support.guest import BAKE_OFF, BAKE_OFF_ID
 
 ESCAPE_TESTS = {f"test_{name}[local]" for name in (
     "cannot_read_a_host_process_environment", "cannot_read_files_outside_its_work_dir",
@@ -33,7 +33,9 @@ MUST_PASS = {"test_hog_is_killed_at_1x_and_the_kernel_counts_it", "test_same_hog
              "test_close_removes_group_and_directory_also_with_running_processes",
              "test_a_command_and_what_it_leaves_running_are_in_every_one_of_the_trials_groups",
              "test_reap_removes_only_names_of_its_own_pattern_and_counts_sandboxes"} | ESCAPE_TESTS
-MUST_PASS_IN = {"root": MUST_PASS | {f"{BAKE_OFF}[0]"}, "user": MUST_PASS | {f"{BAKE_OFF}[2]", f"{LEAF}[itself]"}}
+OWN_BAKE_OFF = {phase: f"{BAKE_OFF}[{BAKE_OFF_ID[phase]}]" for phase in BAKE_OFF_ID}
+MUST_PASS_IN = {"root": MUST_PASS | {OWN_BAKE_OFF["root"]}, "user": MUST_PASS | {OWN_BAKE_OFF["user"], f"{LEAF}[itself]"}}
+NOT_RUN_IN = {"root": {OWN_BAKE_OFF["user"]}, "user": {OWN_BAKE_OFF["root"]}}  # each bake-off once: ~15 s in a guest
 MAY_SKIP = {"root": {f"{LEAF}[itself]"}, "user": set()}  # root's groups go elsewhere unless told
 
 pytestmark = [pytest.mark.guest, pytest.mark.skipif(guest.can_boot() is not None, reason=str(guest.can_boot()))]
@@ -59,6 +61,7 @@ def test_local_backend_on_cgroup_v2_as_root_and_as_a_delegated_user(request):
         bad = {name: r for name, r in results.items() if r != "passed" and name not in MAY_SKIP[phase]}
         assert not bad, f"{phase} in the guest:\n{log[-6000:]}"
         assert MUST_PASS_IN[phase] <= {name for name, r in results.items() if r == "passed"}, (phase, results)
+        assert not NOT_RUN_IN[phase] & set(results), (phase, "deselected, yet it ran")
         assert (out / f"{phase}-left.txt").read_text() == "", f"{phase}: groups left behind"
         times[phase] = (out / "exit").read_text().split()[1]
     assert DELEGATE_COMMAND in (outs["user"] / "undelegated.txt").read_text()
