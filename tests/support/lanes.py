@@ -23,7 +23,7 @@ from collections.abc import Iterable
 LANES = {
     "e2e": "starts pytest in another process (pytester's runpytest_subprocess, python -m pytest, xdist workers)",
     "docker": "needs the Docker engine and the base image (scripts/setup-tests.sh)",
-    "guest": "boots the User-Mode Linux cgroup v2 guest (about 2 minutes)",
+    "guest": "needs the User-Mode Linux cgroup v2 guests, which boot in the background once it is collected (about 1 minute)",
     "kubernetes": "talks to a Kubernetes API server: the stand-in (tests/support/k8s_standin.py) or a cluster",
     "browser": "drives Debian's chromium through Playwright",
     "trials": "runs trials in this process: a pytest session through pytester, or real local sandboxes",
