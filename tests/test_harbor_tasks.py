@@ -178,22 +178,35 @@ def test_harbor_tasks_mix_with_marker_tasks_and_skip_on_local(pytester):
     result.stdout.fnmatch_lines(["*Harbor task: its environment is a container image; run it with --hb-backend docker*"])
 
 
-@pytest.mark.parametrize("toml, kwargs, expected", [
+MALFORMED = [
     (None, {}, "*bad/task.toml: missing*"),
     ('[environment]\nmemory = "2Q"\n', {}, "*bad/task.toml: [[]environment[]] memory: unknown unit*"),
     (CURRENT, {"test_sh": False}, "*bad/tests/test.sh: missing*"),
     ("[agent\n", {}, "*bad/task.toml: not valid TOML*"),
     (CURRENT, {"solve_sh": False}, "*bad/solution/solve.sh is missing*"),
-])
-@pytest.mark.parametrize("xdist", [[], pytest.param(["-n", "1"], marks=pytest.mark.e2e, id="xdist")])
-def test_malformed_task_directory_is_a_usage_error(pytester, toml, kwargs, expected, xdist):
-    """Also under xdist, where workers collect (and tests/test_outputs.py is never imported)."""
+]
+
+
+def _usage_error(pytester, toml, kwargs, expected, *xdist):
     make_task(pytester.path, toml, name="bad", **kwargs)
     (pytester.path / "bad" / "tests" / "test_outputs.py").write_text("import not_installed_here\n")
     args = ["-p", "no:cacheprovider", "--models", "oracle", *xdist]
     result = pytester.runpytest_subprocess(*args) if xdist else inprocess.run(pytester, *args)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"ERROR: {expected}"])
+
+
+@pytest.mark.parametrize("toml, kwargs, expected", MALFORMED)
+def test_malformed_task_directory_is_a_usage_error(pytester, toml, kwargs, expected):
+    _usage_error(pytester, toml, kwargs, expected)
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("toml, kwargs, expected", [MALFORMED[0], MALFORMED[3]])  # a file check, a parse error
+def test_malformed_task_directory_is_a_usage_error_under_xdist(pytester, toml, kwargs, expected):
+    """Where workers collect (and tests/test_outputs.py is never imported), the error is relayed as it is: every
+    check raises the same error type from the same collector, so two of them stand for all (3 s of CPU each)."""
+    _usage_error(pytester, toml, kwargs, expected, "-n", "1")
 
 
 def _record(task_id, model, mult, peak, declared=64 * 2**20, rewards=None):
