@@ -42,6 +42,14 @@ def fresh_tmpdir(tmp_path_factory, monkeypatch):
     return tmpdir
 
 
+@pytest.fixture
+def pytester(pytester, monkeypatch):
+    """pytest's own, whose set-up removes ``PYTEST_ADDOPTS`` (isolation from the outer run): set again here,
+    or its runs load the plugins no test uses after all (they did, LangSmith's included)."""
+    monkeypatch.setenv("PYTEST_ADDOPTS", UNUSED_PLUGINS)
+    return pytester
+
+
 EXAMPLE_SUITE = Path(__file__).resolve().parent.parent / "example_suite"
 
 
