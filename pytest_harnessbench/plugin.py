@@ -169,7 +169,12 @@ class _RecorderHooks:
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         self.session = session
 
+    @pytest.hookimpl(trylast=True)  # after the terminal has written the report's letter: see _progress_line
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        self._add(report)
+        self._progress_line()
+
+    def _add(self, report: pytest.TestReport) -> None:
         record = _record_of(report)
         if record is not None:
             self.final[report.nodeid] = record  # a retry's later attempt replaces the earlier one
@@ -193,10 +198,13 @@ class _RecorderHooks:
             _write_lines(self.config, [f"harnessbench: gate {reason}: the remaining trials are skipped "
                                        "(trials already running finish and are recorded)"])
 
-    @pytest.hookimpl(trylast=True)
-    def pytest_runtest_logfinish(self) -> None:
+    def _progress_line(self) -> None:
         """A due progress line goes where pytest has just ended a row of letters (``[ 44%]``), never inside one;
-        with ``-v`` every result has its own line anyway."""
+        with ``-v`` every result has its own line anyway.
+
+        Asked right after the report whose letter ended the row (pytest writes ``[ 44%]`` and the newline
+        with the letter): under xdist, another worker's letter may come before this item's logfinish, so a
+        check there found every line begun and printed nothing in a whole run."""
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
         if not self.bench.recorder.records or reporter is None or \
                 (self.config.option.verbose <= 0 and compat.line_started(reporter)):
