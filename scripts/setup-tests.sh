@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install and start everything the project's tests need, on a fresh Debian machine as root:
 #
-#   bash scripts/setup-tests.sh && python -m pytest tests -n 2 -p no:cacheprovider -q -ra
+#   bash scripts/setup-tests.sh && python -m pytest tests -n 2 --dist worksteal -p no:cacheprovider -q -ra
 #
 # 1. the package with its test extra (the real OpenAI client the provider tests drive);
 # 2. bubblewrap (provider models' commands run isolated on the local backend);

@@ -36,7 +36,7 @@ def test_the_two_commands_are_the_ones_ci_runs():
     ci = (Path(__file__).resolve().parent.parent / ".ci" / "run").read_text()
     first, second = _bash_blocks(README)[:2]
     assert first.startswith("pip install -e . && pytest example_suite --models oracle:lean,oracle:heavy,nop")
-    assert second == "bash scripts/setup-tests.sh && python -m pytest tests -n 2 -p no:cacheprovider -q -ra"
+    assert second == "bash scripts/setup-tests.sh && python -m pytest tests -n 2 --dist worksteal -p no:cacheprovider -q -ra"
     assert 'bash -c "$(readme_command 2)"' in ci and 'bash -c "$(readme_command 1)"' in ci
     assert "check_bakeoff.py" in ci
 
