@@ -169,6 +169,15 @@ def finish(config: pytest.Config, interrupted: bool) -> None:
         booted.stop(wait=not interrupted)
 
 
+def _booter_alive(directory: Path) -> bool:
+    pid = int((directory / "booted").read_text().split()[1])
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 def wait(config: pytest.Config) -> dict[str, Path]:
     """Each phase's output directory, once its guest has ended; fails the test if it did not in time."""
     directory = session_dir(config)
@@ -177,6 +186,8 @@ def wait(config: pytest.Config) -> dict[str, Path]:
     while not all((out / "exit").exists() for out in outs.values()):
         if not (directory / "booted").exists():
             pytest.fail(f"no process of this session booted the guests ({directory}): see tests/support/guest.py")
+        if not _booter_alive(directory):  # its threads record the guests' end: nothing will, so say so now
+            pytest.fail(f"the process that booted the guests ended before them ({directory / 'booted'})")
         if time.monotonic() > deadline:
             pytest.fail(f"the guests did not end within {GUEST_TIMEOUT_S + 60} s: {directory}")
         time.sleep(0.5)
