@@ -6,7 +6,8 @@
 # 1. the package with its test extra (the real OpenAI client the provider tests drive);
 # 2. bubblewrap (provider models' commands run isolated on the local backend);
 # 3. user-mode-linux (tests/test_cgroup_v2_guest.py boots a cgroup v2 guest on a v1 host; scripts/install-uml.sh);
-# 4. a Docker engine and the offline base image (.ci/docker-setup.sh).
+# 4. a Docker engine and the offline base image (.ci/docker-setup.sh);
+# 5. the checkout's bytecode (compileall), as an installed package has it.
 # Idempotent: each step is skipped when already done. Exits non-zero with a one-line reason.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -48,3 +49,8 @@ python3 -c "import playwright.sync_api, bokeh" || die "playwright or bokeh did n
 # server (whose exec runs commands under bubblewrap, installed above), and its real-cluster tests run only
 # when KUBECONFIG points at a cluster (marked may_skip).
 python3 -c "import kubernetes.client, kubernetes.stream, websocket" || die "the kubernetes client did not install"
+
+# --- Bytecode of this checkout, as an installed package has it: the suite starts a few hundred Python
+# processes (and the cgroup v2 guests, whose system calls are slow) that would otherwise each compile the
+# modules they import, where PYTHONDONTWRITEBYTECODE keeps them from saving it.
+python3 -m compileall -q pytest_harnessbench tests >/dev/null || die "compiling this checkout's bytecode failed"
