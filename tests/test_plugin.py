@@ -796,4 +796,5 @@ def test_answer(trial):
     assert thrashed["resources"]["memory_at_limit"] and thrashed["resources"]["oom_kills"] == 0
     assert thrashed["resources"]["file_refault_bytes"] > 64 * 1024**2
     assert (sleepy["outcome"], sleepy["cause"]) == ("failed", "timeout")
-    assert not sleepy["resources"]["memory_at_limit"] and sleepy["resources"]["file_refault_bytes"] == 0
+    # no pressure: a page or so may refault on a busy host (4096 bytes seen once in CI), nothing like thrashing
+    assert not sleepy["resources"]["memory_at_limit"] and sleepy["resources"]["file_refault_bytes"] < 1024**2
