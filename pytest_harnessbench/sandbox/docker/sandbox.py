@@ -414,9 +414,10 @@ class DockerSandbox:
             except docker.errors.NotFound:
                 return
             except docker.errors.APIError as exc:
-                if "already in progress" in explain(exc):
+                why = explain(exc)
+                if "already in progress" in why:
                     return
-                if "is not running" not in explain(exc) or attempt == attempts:
-                    raise SandboxError(f"could not remove container {self.name}: {explain(exc)}; "
+                if "is not running" not in why or attempt == attempts:
+                    raise SandboxError(f"could not remove container {self.name}: {why}; "
                                        "--hb-reap removes leftovers") from None
                 time.sleep(0.05 * attempt)
