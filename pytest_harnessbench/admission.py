@@ -19,9 +19,10 @@ the ``state_dir`` argument):
     an empty file; every read-modify-write of the ledger holds an exclusive
     ``fcntl.flock`` on it (per open file description, so it also serialises
     threads of one process).
-``ledger.json``
-    replaced atomically (write ``ledger.json.tmp`` then ``os.replace``), so a
-    lock-free reader always sees a whole ledger::
+``ledger.jsonl``
+    the ledger, kept by statefile.py: a log of whole ledgers, one JSON line
+    each, the last complete line current, so a lock-free reader always sees a
+    whole ledger::
 
         {"version": 1, "next_ticket": 42,
          "admitted": [ENTRY, ...],   # trials holding their guarantee now
@@ -59,8 +60,6 @@ liveness check elsewhere.
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import json
 import math
 import os
 import time
@@ -68,6 +67,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import statefile
 from .paths import state_root, writable_dir
 from .procs import cgroup_mounts, cgroup_paths, identity, owner_alive, physical_memory_bytes, read_text
 from .resources import SpecError, format_size, parse_size
@@ -258,17 +258,18 @@ def _empty_ledger() -> dict:
     return {"version": _LEDGER_VERSION, "next_ticket": 1, "admitted": [], "waiting": []}
 
 
+def _checked(ledger: dict) -> dict:
+    """``ledger`` itself, emptied in place if it is not of the ledger's shape (so a write-back replaces it)."""
+    if not isinstance(ledger.get("admitted"), list) or not isinstance(ledger.get("waiting"), list):
+        ledger.clear()
+        ledger.update(_empty_ledger())
+    ledger.setdefault("next_ticket", 1)
+    return ledger
+
+
 def _load(path: Path) -> dict:
-    """The ledger at ``path``; a missing or unreadable one counts as empty."""
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return _empty_ledger()
-    if not isinstance(data, dict) or not isinstance(data.get("admitted"), list) \
-            or not isinstance(data.get("waiting"), list):
-        return _empty_ledger()
-    data.setdefault("next_ticket", 1)
-    return data
+    """The ledger at ``path``, read without the lock; a missing or unreadable one counts as empty."""
+    return _checked(statefile.load(path, _empty_ledger))
 
 
 def _sum(entries: list[dict]) -> tuple[float, int]:
@@ -289,7 +290,7 @@ class Admission:
         self.state_dir = writable_dir(Path(state_dir) if state_dir is not None else default_state_dir(),
                                       "admission ledger")
         self.lock_path = self.state_dir / "lock"
-        self.ledger_path = self.state_dir / "ledger.json"
+        self.ledger_path = self.state_dir / "ledger.jsonl"
         self._identity: tuple[int, dict] | None = None
         self._admitted_with: dict[str, int] = {}  # trial id -> trials holding a guarantee when it was admitted
 
@@ -407,24 +408,14 @@ class Admission:
 
     @contextlib.contextmanager
     def _ledger(self) -> Iterator[dict]:
-        """Hold the lock, yield the ledger, write it back if the body changed it.
+        """Hold the lock, yield the ledger, write it back if the body changed it (statefile.py).
 
         A fresh descriptor per call, so the flock also serialises threads of one
         process. The ledger is written back on normal exit only; an exception
         leaves the file as it was.
         """
-        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o666)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)  # PEP 475: retried on EINTR
-            ledger = _load(self.ledger_path)
-            before = json.dumps(ledger, sort_keys=True)
-            yield ledger
-            if json.dumps(ledger, sort_keys=True) != before:
-                tmp = self.ledger_path.with_name(self.ledger_path.name + ".tmp")
-                tmp.write_text(json.dumps(ledger))  # compact: the C encoder, under the lock every trial takes
-                os.replace(tmp, self.ledger_path)
-        finally:
-            os.close(fd)  # closing the descriptor drops the flock
+        with statefile.locked(self.ledger_path, _empty_ledger, lock=self.lock_path) as ledger:
+            yield _checked(ledger)
 
     @staticmethod
     def _reap(ledger: dict) -> None:

@@ -26,11 +26,16 @@ class RunDirBusy(OSError):
     """Another live session holds the run directory; the message names its pid and host."""
 
 
-def _dump(path: Path, data: dict) -> None:
-    """Write JSON atomically (temp file + rename), so a reader never sees half a file."""
+def _dump(path: Path, data: dict, indent: int | None = 2) -> None:
+    """Write JSON atomically (temp file + rename), so a reader never sees half a file.
+
+    ``indent=None``: on one line, through json's C encoder (an indent makes it use
+    the pure-Python one, about 4 times slower: 0.17 against 0.05 ms for the smallest
+    trajectory file, once per trial).
+    """
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str))
+        tmp.write_text(json.dumps(data, indent=indent, sort_keys=indent is not None, default=str))
         os.replace(tmp, path)
     except BaseException:  # a full disk must not leave half a temp file behind
         tmp.unlink(missing_ok=True)
@@ -96,7 +101,7 @@ class RunStore:
         """The trial's document (trajectories, traceback), with the record as a dict under ``record``."""
         target = trajectory_path(self.path, record)
         target.parent.mkdir(parents=True, exist_ok=True)
-        _dump(target, {**data, "record": record.to_dict()})
+        _dump(target, {**data, "record": record.to_dict()}, indent=None)
         return target
 
     def close(self) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from pytest_harnessbench import statefile
 from pytest_harnessbench.admission import (
     Admission, Capacity, check_fits, host_cpus, host_memory_bytes, owner_alive, parse_capacity,
 )
@@ -168,7 +169,7 @@ def test_a_killed_holder_does_not_block_the_next_acquirer(tmp_path):
         assert adm.waiting() == []  # the timed-out waiter gave up its place
         os.kill(proc.pid, signal.SIGKILL)
         os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT)  # dead, but left a zombie (not reaped)
-        stale = json.loads((tmp_path / "state" / "ledger.json").read_text())["admitted"]
+        stale = statefile.load(tmp_path / "state" / "ledger.jsonl", dict)["admitted"]
         assert [e["trial_id"] for e in stale] == ["victim"] and not owner_alive(stale[0])
         queued = adm.acquire("next", 1, MI, timeout_s=5)  # reaps the stale entry on the way in
         assert queued < 1
@@ -267,7 +268,7 @@ def test_context_manager_releases_even_on_error(tmp_path):
 def test_stale_entries_are_dropped_when_read(tmp_path):
     adm = Admission(Capacity(cpus=4, memory_bytes=GI), tmp_path)
     adm.acquire("live", 1, MI)
-    ledger = json.loads((tmp_path / "ledger.json").read_text())
+    ledger = statefile.load(tmp_path / "ledger.jsonl", dict)
     live = ledger["admitted"][0]
     assert {"trial_id", "cpus", "memory_bytes", "pid", "start", "boot", "host", "ticket", "since"} <= set(live)
     assert live["pid"] == os.getpid()
@@ -276,6 +277,7 @@ def test_stale_entries_are_dropped_when_read(tmp_path):
         {**live, "trial_id": "before-reboot", "boot": "another-boot"},
         {**live, "trial_id": "other-host", "host": "elsewhere.example"},  # cannot be checked: kept
     ]
-    (tmp_path / "ledger.json").write_text(json.dumps(ledger))
+    with (tmp_path / "ledger.jsonl").open("a") as log:  # a later whole ledger, as statefile appends one
+        log.write(json.dumps(ledger) + "\n")
     assert sorted(e["trial_id"] for e in adm.admitted()) == ["live", "other-host"]
     assert adm.in_use() == (2.0, 2 * MI)
