@@ -99,7 +99,7 @@ def _empty() -> dict:
 class SpendLedger:
     """What one session's trials cost, shared by its processes; the controller creates and removes it.
 
-    ``<state_root>/spend/<run_id>~<pid>-<start>.json``, named by the controller's
+    ``<state_root>/spend/<run_id>~<pid>-<start>.jsonl`` (statefile.py), named by the controller's
     pid and start time: that tells a live session's ledger from a dead one's,
     which a later session's controller removes (only names of this pattern, in
     this directory of its own).
@@ -109,12 +109,12 @@ class SpendLedger:
         self.cap_usd = cap_usd
         self.directory = directory or state_root() / "spend"
         controller = identity(controller_pid)
-        self.path = self.directory / f"{run_id}~{controller_pid}-{controller['start'] or 0}.json"
+        self.path = self.directory / f"{run_id}~{controller_pid}-{controller['start'] or 0}.jsonl"
 
     def create(self) -> None:
         """In the controller, before any trial: a fresh ledger; leftovers of dead sessions go."""
         writable_dir(self.directory, "spend ledger")
-        for leftover in self.directory.glob("*~*.json"):
+        for leftover in self.directory.glob("*~*.jsonl"):
             if leftover != self.path and not token_alive(leftover.stem.rpartition("~")[2]):
                 for path in (leftover, leftover.with_name(leftover.name + ".lock")):
                     path.unlink(missing_ok=True)
@@ -124,6 +124,7 @@ class SpendLedger:
 
     def add(self, model: str, cost: float | None) -> None:
         if cost:
+            self.directory.mkdir(parents=True, exist_ok=True)  # made again if it vanished mid-run
             with statefile.locked(self.path, _empty) as ledger:
                 ledger["by_model"][model] = ledger["by_model"].get(model, 0.0) + cost
 

@@ -103,7 +103,7 @@ class RateLimits:
                  now: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep):
         self.limits = limits
         self.directory = directory or state_root() / "ratelimit"
-        self.path = self.directory / "windows.json"
+        self.path = self.directory / "windows.jsonl"
         self._now, self._sleep = now, sleep
         self._ready = False
 
@@ -118,6 +118,7 @@ class RateLimits:
         if not self._ready:
             writable_dir(self.directory, "rate-limit state")
             self._ready = True
+        self.directory.mkdir(parents=True, exist_ok=True)  # made again if it vanished mid-run
         return statefile.locked(self.path, _empty)
 
     def try_acquire(self, limits: tuple[Limit, ...]) -> float:

@@ -60,9 +60,9 @@ def locked(path: Path, empty: Callable[[], dict], lock: Path | None = None) -> I
 
     A fresh descriptor per call, so the flock also serialises threads of one
     process. Written back on normal exit only: an exception leaves the file as it was.
+    The directory is the caller's (it decides what a directory that vanished means).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(lock or path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o666)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)  # PEP 475: retried on EINTR
