@@ -331,7 +331,7 @@ class Admission:
                                        f"(capacity {self.capacity})")
                 time.sleep(poll_s if deadline is None else max(0.0, min(poll_s, deadline - time.monotonic())))
                 now = time.monotonic()
-                # Lock-free look first: the ledger is replaced atomically, so a snapshot is whole.
+                # Lock-free look first: the last whole line of the log is the ledger (statefile.py).
                 if now < next_full_pass and not self._would_admit(_load(self.ledger_path), ticket):
                     continue
                 with self._ledger() as ledger:

@@ -84,8 +84,12 @@ def locked(path: Path, empty: Callable[[], dict], lock: Path | None = None) -> I
 def _write(path: Path, old: bytes, line: bytes) -> None:
     if len(old) + len(line) > COMPACT_BYTES:
         tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        tmp.write_bytes(line)
-        os.replace(tmp, path)
+        try:
+            tmp.write_bytes(line)
+            os.replace(tmp, path)
+        except BaseException:  # a full disk must not leave half a temp file behind
+            tmp.unlink(missing_ok=True)
+            raise
         return
     if old and not old.endswith(b"\n"):  # a writer died mid-append: end its torn line, or ours would join it
         line = b"\n" + line

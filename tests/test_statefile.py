@@ -4,6 +4,8 @@ import json
 import multiprocessing
 import os
 
+import pytest
+
 from pytest_harnessbench import statefile
 
 
@@ -90,3 +92,18 @@ def test_processes_changing_it_at_once_lose_no_change(tmp_path, monkeypatch):
     assert statefile.load(path, empty) == {"n": 400}
     assert all(isinstance(json.loads(line), dict) for line in path.read_text().splitlines())
     assert os.path.getsize(path) <= 300
+
+
+def test_a_compaction_that_fails_leaves_the_log_as_it_was_and_no_temporary_file(tmp_path, monkeypatch):
+    monkeypatch.setattr(statefile, "COMPACT_BYTES", 10)  # the second line compacts
+    path = tmp_path / "state.jsonl"
+    bump(path, 1)
+
+    def full_disk(src, dst):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(statefile.os, "replace", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        bump(path, 1)
+    assert statefile.load(path, empty) == {"n": 1}
+    assert [p.name for p in tmp_path.iterdir() if p.suffix == ".tmp"] == []
