@@ -24,29 +24,32 @@ from support.lanes import LANES, Guard, lanes_of
 _IN_CI = bool(os.environ.get("CI"))
 
 
-UNUSED_PLUGINS = "-p no:langsmith_plugin -p no:hypothesispytest -p no:anyio -p no:benchmark"
+def unused_plugins(config: pytest.Config) -> str:
+    """The project's ``addopts`` (pyproject.toml): the installed pytest plugins no test uses, kept out."""
+    return " ".join(config.getini("addopts"))
 
 
 @pytest.fixture(autouse=True)
-def fresh_tmpdir(tmp_path_factory, monkeypatch):
+def fresh_tmpdir(tmp_path_factory, monkeypatch, request):
     tmpdir = tmp_path_factory.mktemp("TMPDIR")
     monkeypatch.setenv("TMPDIR", str(tmpdir))
     monkeypatch.setattr(tempfile, "tempdir", None)  # gettempdir() caches its answer
     monkeypatch.delenv("CI", raising=False)
     for name in ("HARNESSBENCH_WORK_ROOT", "HARNESSBENCH_ADMISSION_DIR", "HARNESSBENCH_CGROUP_ROOT"):
         monkeypatch.delenv(name, raising=False)
-    # The pytest runs a test starts (and their xdist workers) skip the third-party plugins no test uses:
-    # LangSmith's own (~1 s of imports each), and hypothesis, anyio and pytest-benchmark where this machine
-    # has them (~0.3 s of CPU per process; the e2e lane starts a few hundred).
-    monkeypatch.setenv("PYTEST_ADDOPTS", UNUSED_PLUGINS)
+    # The pytest runs a test starts (and their xdist workers), in directories without this project's
+    # configuration, skip the third-party plugins no test uses as this run does: LangSmith's own (~1 s of
+    # imports each), and hypothesis, anyio and pytest-benchmark where this machine has them (~0.3 s of CPU
+    # per process; the e2e lane starts a few hundred).
+    monkeypatch.setenv("PYTEST_ADDOPTS", unused_plugins(request.config))
     return tmpdir
 
 
 @pytest.fixture
-def pytester(pytester, monkeypatch):
+def pytester(pytester, monkeypatch, request):
     """pytest's own, whose set-up removes ``PYTEST_ADDOPTS`` (isolation from the outer run): set again here,
     or its runs load the plugins no test uses after all (they did, LangSmith's included)."""
-    monkeypatch.setenv("PYTEST_ADDOPTS", UNUSED_PLUGINS)
+    monkeypatch.setenv("PYTEST_ADDOPTS", unused_plugins(request.config))
     return pytester
 
 
