@@ -29,8 +29,9 @@ from pathlib import Path
 COMPACT_BYTES = 64 * 1024
 
 
-def _last_document(data: bytes) -> dict | None:
-    """The last newline-terminated line of ``data`` that holds a JSON object (a torn last line is skipped)."""
+def _last_document(data: bytes, empty: Callable[[], dict]) -> dict:
+    """The last newline-terminated line of ``data`` that holds a JSON object (a torn last line is skipped);
+    ``empty()`` if none does."""
     end = data.rfind(b"\n")  # what follows the last newline is empty, or an append cut short
     while end >= 0:
         start = data.rfind(b"\n", 0, end) + 1
@@ -41,7 +42,7 @@ def _last_document(data: bytes) -> dict | None:
         if isinstance(document, dict):
             return document
         end = start - 1
-    return None
+    return empty()
 
 
 def load(path: Path, empty: Callable[[], dict]) -> dict:
@@ -50,8 +51,7 @@ def load(path: Path, empty: Callable[[], dict]) -> dict:
         data = Path(path).read_bytes()
     except OSError:
         return empty()
-    document = _last_document(data)
-    return empty() if document is None else document
+    return _last_document(data, empty)
 
 
 @contextlib.contextmanager
@@ -70,9 +70,7 @@ def locked(path: Path, empty: Callable[[], dict], lock: Path | None = None) -> I
             data = path.read_bytes()
         except FileNotFoundError:
             data = b""
-        document = _last_document(data)
-        if document is None:
-            document = empty()
+        document = _last_document(data, empty)
         before = json.dumps(document, sort_keys=True)
         yield document
         if json.dumps(document, sort_keys=True) != before:

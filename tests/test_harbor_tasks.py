@@ -187,7 +187,7 @@ MALFORMED = [
 ]
 
 
-def _usage_error(pytester, toml, kwargs, expected, *xdist):
+def assert_usage_error(pytester, toml, kwargs, expected, *xdist):
     make_task(pytester.path, toml, name="bad", **kwargs)
     (pytester.path / "bad" / "tests" / "test_outputs.py").write_text("import not_installed_here\n")
     args = ["-p", "no:cacheprovider", "--models", "oracle", *xdist]
@@ -198,7 +198,7 @@ def _usage_error(pytester, toml, kwargs, expected, *xdist):
 
 @pytest.mark.parametrize("toml, kwargs, expected", MALFORMED)
 def test_malformed_task_directory_is_a_usage_error(pytester, toml, kwargs, expected):
-    _usage_error(pytester, toml, kwargs, expected)
+    assert_usage_error(pytester, toml, kwargs, expected)
 
 
 @pytest.mark.e2e
@@ -206,7 +206,7 @@ def test_malformed_task_directory_is_a_usage_error(pytester, toml, kwargs, expec
 def test_malformed_task_directory_is_a_usage_error_under_xdist(pytester, toml, kwargs, expected):
     """Where workers collect (and tests/test_outputs.py is never imported), the error is relayed as it is: every
     check raises the same error type from the same collector, so two of them stand for all (3 s of CPU each)."""
-    _usage_error(pytester, toml, kwargs, expected, "-n", "1")
+    assert_usage_error(pytester, toml, kwargs, expected, "-n", "1")
 
 
 def _record(task_id, model, mult, peak, declared=64 * 2**20, rewards=None):

@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from ..procs import cgroup_mounts, cgroup_paths, owner_token, token_alive
+from ..procs import cgroup_mounts, cgroup_paths, owner_token, read_file, token_alive
 from .base import EnforcementUnavailable, Evidence
 
 CGROUP_MOUNT = Path("/sys/fs/cgroup")
@@ -60,8 +60,7 @@ AT_LIMIT_MARGIN = 1 << 20
 
 
 def _write(path: Path, value: object) -> None:
-    """Write a control file. os-level calls: a third of what pathlib's open and text layer cost (8 against
-    2.6 us a file here), and a trial reads or writes about twenty of them."""
+    """Write a control file, with os-level calls as procs.read_file reads one."""
     fd = os.open(path, os.O_WRONLY)
     try:
         os.write(fd, str(value).encode())
@@ -69,21 +68,9 @@ def _write(path: Path, value: object) -> None:
         os.close(fd)
 
 
-def _read(path: Path) -> str:
-    """A control file's text (os-level, as :func:`_write`)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        chunks = []
-        while chunk := os.read(fd, 1 << 16):
-            chunks.append(chunk)
-        return b"".join(chunks).decode()
-    finally:
-        os.close(fd)
-
-
 def _read_int(path: Path) -> int | None:
     try:
-        return int(_read(path).split()[0])
+        return int(read_file(path).split()[0])
     except (OSError, ValueError, IndexError):
         return None
 
@@ -91,7 +78,7 @@ def _read_int(path: Path) -> int | None:
 def _read_keyed(path: Path, key: str) -> int | None:
     """Value of ``key N`` in a flat-keyed file such as memory.events."""
     try:
-        for line in _read(path).splitlines():
+        for line in read_file(path).splitlines():
             name, _, value = line.partition(" ")
             if name == key:
                 return int(value)
@@ -103,7 +90,7 @@ def _read_keyed(path: Path, key: str) -> int | None:
 def _read_flat(path: Path) -> dict[str, int]:
     """Every ``key N`` line of a flat-keyed file such as memory.stat; empty if it cannot be read."""
     try:
-        lines = _read(path).splitlines()
+        lines = read_file(path).splitlines()
     except OSError:
         return {}
     pairs = (line.split() for line in lines)
@@ -113,7 +100,7 @@ def _read_flat(path: Path) -> dict[str, int]:
 def _psi_total_s(path: Path) -> float | None:
     """Seconds some task of the group waited for memory (``some ... total=USEC`` in memory.pressure), if PSI is on."""
     try:
-        first = _read(path).splitlines()[0]
+        first = read_file(path).splitlines()[0]
     except (OSError, IndexError):
         return None
     fields = dict(f.split("=", 1) for f in first.split()[1:] if "=" in f)
@@ -149,7 +136,7 @@ def _kill_procs(procs_file: Path, timeout_s: float = 5.0) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         try:
-            pids = [int(p) for p in _read(procs_file).split()]
+            pids = [int(p) for p in read_file(procs_file).split()]
         except FileNotFoundError:
             return
         if not pids:
@@ -269,7 +256,7 @@ class Group:
         for ctrl, files in names.items():
             for name in files:
                 try:
-                    text = _read(self.dirs[ctrl] / name).strip()
+                    text = read_file(self.dirs[ctrl] / name).strip()
                 except (OSError, KeyError):
                     continue
                 applied[name] = int(text) if text.lstrip("-").isdigit() else text
@@ -374,7 +361,7 @@ def _ensure_dir(path: Path) -> Path:
 
 
 def _procs(group: Path) -> list[int]:
-    return [int(pid) for pid in _read(group / "cgroup.procs").split()]
+    return [int(pid) for pid in read_file(group / "cgroup.procs").split()]
 
 
 def _move_procs(src: Path, dst: Path) -> None:
@@ -439,7 +426,7 @@ def _reap_session_leaves(parent: Path) -> None:
 def _delegated(group: Path) -> bool:
     """This user may create groups in ``group``, move processes and enable our controllers there."""
     files_writable = all(os.access(group / name, os.W_OK) for name in ("cgroup.procs", "cgroup.subtree_control"))
-    available = set(_read(group / "cgroup.controllers").split())
+    available = set(read_file(group / "cgroup.controllers").split())
     return os.access(group, os.W_OK) and files_writable and set(V2_CONTROLLERS) <= available
 
 
@@ -451,10 +438,10 @@ def _own_v2_group() -> Path:
 
 def _enable_controllers(parent: Path, own: Path) -> _SessionLeaf | None:
     """Enable memory, cpu and pids for ``parent``'s children; a session leaf first if ``parent`` is ours and busy."""
-    missing = set(V2_CONTROLLERS) - set(_read(parent / "cgroup.controllers").split())
+    missing = set(V2_CONTROLLERS) - set(read_file(parent / "cgroup.controllers").split())
     if missing:
         raise OSError(f"{parent} has no {' '.join(sorted(missing))} controller(s) to give its children")
-    enabled = [c for c in V2_CONTROLLERS if c not in _read(parent / "cgroup.subtree_control").split()]
+    enabled = [c for c in V2_CONTROLLERS if c not in read_file(parent / "cgroup.subtree_control").split()]
     if not enabled:
         return None
     try:
