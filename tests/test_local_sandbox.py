@@ -167,6 +167,68 @@ def test_no_network_interfaces_but_loopback(backend):
     assert devices == ["lo"]
 
 
+def test_commands_of_one_sandbox_share_one_network_namespace_of_their_own(backend):
+    """One namespace per sandbox, held by a thread (sandbox/netns.py): not the host's, not another sandbox's.
+    Where the process cannot create one (no CAP_SYS_ADMIN) the card says so and commands share the host's."""
+    first, second = sandbox(backend), sandbox(backend)
+    try:
+        namespaces = [box.exec("readlink /proc/self/ns/net").stdout.strip() for box in (first, first, second)]
+    finally:
+        first.close()
+        second.close()
+    host = os.readlink("/proc/self/ns/net")
+    if backend.describe()["network_isolation"] == "none":
+        assert namespaces == [host] * 3
+    else:
+        assert namespaces[0] == namespaces[1] != namespaces[2] and host not in namespaces
+
+
+def test_the_command_sees_neither_its_limits_pipe_nor_bash_env(backend):
+    """bash read its limits through BASH_ENV, a pipe: both are gone before the command runs (no descriptor to
+    inherit or write to, nothing for a nested bash to source again)."""
+    box = sandbox(backend)
+    try:
+        result = box.exec('ls /proc/$$/fd; echo "BASH_ENV=${BASH_ENV-unset}"')
+    finally:
+        box.close()
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.split() == ["0", "1", "2", "BASH_ENV=unset"]
+
+
+@pytest.mark.parametrize("variable", ["POSIXLY_CORRECT", "SHELLOPTS", "BASH_ENV"])
+def test_under_a_posix_mode_or_bash_env_environment_commands_still_join_every_group(backend, monkeypatch, tmp_path,
+                                                                                   variable):
+    """bash in POSIX mode ignores BASH_ENV, and the host's own BASH_ENV must still be sourced: those commands enter
+    their groups in a sh prologue, and keep the variable."""
+    value = {"POSIXLY_CORRECT": "1", "SHELLOPTS": "posix", "BASH_ENV": str(tmp_path / "env.sh")}[variable]
+    (tmp_path / "env.sh").write_text("HOST_BASH_ENV=sourced\n")
+    monkeypatch.setenv(variable, value)
+    box = sandbox(backend)
+    try:
+        result = box.exec(f'sleep 30 & echo $!; echo "${{{variable}}}"; echo "${{HOST_BASH_ENV-}}"', timeout=30)
+        left_running, seen, sourced = result.stdout.split("\n")[:3]
+        members = {path: Path(path).read_text().split() for path in box.group.join_files}
+    finally:
+        box.close()
+    assert result.exit_code == 0, result.stderr
+    assert all(left_running in pids for pids in members.values()), members
+    assert value in seen and sourced == ("sourced" if variable == "BASH_ENV" else "")
+
+
+def test_a_shell_that_did_not_read_its_limits_is_a_lost_sandbox(backend):
+    """Defence in depth: if bash ever skipped BASH_ENV (here: POSIX mode slipped into the environment after the
+    sandbox chose how to apply its limits), the command ran without them, and the run must not count."""
+    from pytest_harnessbench.sandbox.base import SandboxLostError
+
+    box = sandbox(backend)
+    try:
+        box._env["POSIXLY_CORRECT"] = "1"
+        with pytest.raises(SandboxLostError, match="did not read the trial's limits"):
+            box.exec("true")
+    finally:
+        box.close()
+
+
 def test_close_removes_group_and_directory_also_with_running_processes(backend):
     box = sandbox(backend)
     box.exec("(sleep 60 &) ; true")

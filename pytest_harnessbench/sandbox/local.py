@@ -8,7 +8,20 @@ a seccomp filter, a minimal read-only filesystem with only the trial's work
 directory writable); the backend refuses such models where that is impossible
 unless the user passed ``--hb-allow-host-exec``. The built-in models run the
 task author's own commands: those run unconfined, in a network namespace of
-their own that has no interfaces when the machine allows it.
+the sandbox's own that has no interfaces when the machine allows it (netns.py).
+
+An unconfined command's own ``bash`` applies the limits before it runs
+anything: it reads them from ``BASH_ENV``, a pipe that holds the few lines that
+join the cgroups (or set the rlimit), and exits 125 if it cannot. A ``sh``
+prologue that did the same and then exec'd ``bash`` cost one exec more (about
+0.8 ms here). A shell that cannot join exits 125 before the command runs, as
+the prologue did. A shell that never read the pipe (bash ignores ``BASH_ENV``
+in POSIX mode) has run the command without its limits: the controller finds
+the pipe still full afterwards and raises SandboxLostError, so no result
+stands on that run. A host environment with a ``BASH_ENV`` of its own, or one
+that asks for POSIX mode (``POSIXLY_CORRECT``, ``SHELLOPTS``), gets the
+prologue instead, as confined commands do (the cgroup must be joined before
+bubblewrap starts).
 
 Without cgroup access the backend refuses to run unless the user opted into
 ``rlimit`` enforcement, where RLIMIT_AS caps each command's address space: a
@@ -36,7 +49,7 @@ from ..paths import state_root, writable_dir
 from ..procs import owner_token, token_alive, wait_exit
 from ..redact import looks_secret
 from ..resources import Allocation
-from . import cgroups, confine, disk, watchdog
+from . import cgroups, confine, disk, netns, watchdog
 from .base import (CAPTURE_LIMIT, Backend, TIMEOUT_EXIT_CODE, EnforcementUnavailable, Evidence, ExecResult, OutputMissingError,
                    SandboxLostError, SandboxStartError, decode_text)
 from .beneath import open_beneath
@@ -48,8 +61,11 @@ _RUN_DIR_PREFIX = "run-"
 _SANDBOX_NAME = re.compile(r"(?P<owner>\d+-\d+)\.[^/]+\Z")
 # Signs, in an rlimit sandbox, that a command hit its address-space cap.
 _RLIMIT_OOM_SIGNS = re.compile(rb"MemoryError|Cannot allocate memory|std::bad_alloc|out of memory", re.IGNORECASE)
-# Printed by a command's prologue when it could not enter the trial's cgroup (then exit 125).
+# Printed by a command's shell when it could not enter the trial's cgroup (then exit 125).
 _JOIN_FAILED = "harnessbench: could not enter the trial's cgroup"
+# Set in the host environment, these keep the sh prologue (see the module's doc): the host's own BASH_ENV, which
+# ours would replace, or a bash started in POSIX mode, which ignores BASH_ENV.
+_PROLOGUE_IF_SET = ("BASH_ENV", "POSIXLY_CORRECT", "SHELLOPTS")
 
 
 ENFORCEMENTS = ("cgroup", "rlimit")
@@ -62,14 +78,6 @@ class LocalOptions(BackendOptions):
 
     def settings(self) -> dict:
         return {"enforcement": self.enforcement}
-
-
-def _network_isolation_works() -> bool:
-    """util-linux's ``unshare --net`` is installed and allowed here."""
-    try:
-        return subprocess.run(["unshare", "--net", "true"], capture_output=True, timeout=10).returncode == 0
-    except (OSError, subprocess.SubprocessError):
-        return False
 
 
 def work_root() -> Path:
@@ -157,12 +165,13 @@ class LocalBackend(Backend):
         """
         if self._isolate_network is None:
             writable_dir(work_root(), "trial working directories")
-            self._isolate_network = _network_isolation_works()
-        if self.mode == "rlimit":
-            return "rlimit"
-        if self._cgroups is None:
+        if self.mode != "rlimit" and self._cgroups is None:
             self._cgroups = cgroups.detect()
-        return self._cgroups.enforcement
+        if self._isolate_network is None:
+            # Probed after cgroups.detect(), which on v2 may move this process into a session leaf: the kernel
+            # refuses that (EBUSY) while the probe's thread, already ended for Python, has not left its group.
+            self._isolate_network = netns.available()
+        return "rlimit" if self.mode == "rlimit" else self._cgroups.enforcement
 
     def provision(self, allocation: Allocation, trial_id: str, image: str | None = None, network: bool = False,
                   workdir: str | None = None, env: dict[str, str] | None = None) -> LocalSandbox:
@@ -343,6 +352,36 @@ def _read_captured(file, limit: int = CAPTURE_LIMIT) -> bytes:
     return data
 
 
+class _LimitsPipe:
+    """The limits a command's ``bash`` reads through ``BASH_ENV`` before it runs anything (see the module's doc).
+
+    A pipe, so that nothing on disk can be missing or swapped, and so that the
+    controller can tell afterwards that the shell read it: it reads its
+    startup file to the end before running the command.
+    """
+
+    def __init__(self, script: str):
+        self.fd, write = os.pipe()  # neither end is inherited but through pass_fds
+        try:
+            os.write(write, f"unset BASH_ENV; exec {self.fd}<&-; {script}\n".encode())
+        finally:
+            os.close(write)
+
+    def __enter__(self) -> _LimitsPipe:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        os.close(self.fd)
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {"BASH_ENV": f"/proc/self/fd/{self.fd}"}  # not /dev/fd: a minimal /dev (the UML guests) lacks it
+
+    def unread(self) -> bool:
+        """Whether the shell left the limits unread: then it ran its command without them."""
+        return os.read(self.fd, 1) != b""  # the write end is closed: never blocks
+
+
 class LocalSandbox:
     """One trial's working directory and cgroup on this host."""
 
@@ -353,7 +392,6 @@ class LocalSandbox:
         self.allocation = allocation
         self.enforcement = enforcement
         self.group = group
-        self.isolate_network = isolate_network
         self.confined_etc = confined_etc  # confined (every command under bubblewrap) with this /etc, or not
         self.network = network  # the task asked for network access
         self.stage = stage  # a root session's confined sandboxes: where nobody sees the work directory
@@ -374,6 +412,16 @@ class LocalSandbox:
         else:  # the task's own commands see the host environment minus anything that looks like a secret
             host_env = {k: v for k, v in os.environ.items() if not looks_secret(k)}
             self._env = {**host_env, "HOME": str(workdir), "TMPDIR": str(tmp), "PWD": str(workdir)}
+        self._limits = self._limits_script()
+        # bash applies the limits itself, unless bubblewrap comes first or bash would start in POSIX mode
+        self._bash_applies_limits = self._limits is not None and confined_etc is None and \
+            not any(name in self._env for name in _PROLOGUE_IF_SET)
+        self._netns = None  # bubblewrap gives a confined command a network namespace of its own
+        if isolate_network and confined_etc is None:
+            try:
+                self._netns = netns.NetworkNamespace()
+            except OSError as exc:
+                raise SandboxStartError(f"cannot create the sandbox's network namespace: {exc}") from exc
 
     def exec(self, command: str, timeout: float | None = None) -> ExecResult:
         """Run ``command``; returns when its shell exits, even if it left processes running.
@@ -383,12 +431,13 @@ class LocalSandbox:
         hang the call until it exits.
         """
         start = time.monotonic()
-        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, self._limits_pipe() as pipe:
             with self._confinement() as confinement:
-                proc = subprocess.Popen(
-                    self._argv(command, confinement), cwd=self.workdir, env=self._env,
+                proc = (self._netns.popen if self._netns else subprocess.Popen)(
+                    self._argv(command, confinement), cwd=self.workdir,
+                    env={**self._env, **pipe.env} if pipe else self._env,
                     stdin=subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True,
-                    pass_fds=confinement.pass_fds if confinement else (),
+                    pass_fds=confinement.pass_fds if confinement else (pipe.fd,) if pipe else (),
                 )
             self._groups.append(proc.pid)
             timed_out = False
@@ -399,14 +448,21 @@ class LocalSandbox:
                 self._kill_group(proc)
                 code = TIMEOUT_EXIT_CODE
             stdout, stderr = _read_captured(out), _read_captured(err)
+            unlimited = pipe is not None and not timed_out and pipe.unread()
         if code < 0:
             code = 128 - code  # killed by a signal: the shell's convention (SIGKILL -> 137)
         if code == 125 and _JOIN_FAILED.encode() in stderr:
             raise SandboxLostError(f"{stderr.decode(errors='replace').strip()} (was it removed?)")
+        if unlimited:
+            raise SandboxLostError("the command's shell did not read the trial's limits (BASH_ENV; was bash started "
+                                   "in POSIX mode?): it ran without them")
         if self.group is None and not timed_out and (code == 137 or _RLIMIT_OOM_SIGNS.search(stderr)):
             self._suspected_ooms += 1
         return ExecResult(code, stdout.decode(errors="replace"), stderr.decode(errors="replace"),
                           time.monotonic() - start, timed_out)
+
+    def _limits_pipe(self) -> _LimitsPipe | contextlib.nullcontext:
+        return _LimitsPipe(self._limits) if self._bash_applies_limits else contextlib.nullcontext()
 
     def _confinement(self) -> confine.Confinement | contextlib.nullcontext:
         if self.confined_etc is None:
@@ -414,29 +470,30 @@ class LocalSandbox:
         return confine.Confinement(self.workdir, self.confined_etc, network=self.network, stage=self.stage)
 
     def _argv(self, command: str, confinement: confine.Confinement | None) -> list[str]:
-        """``bash -c command`` behind a shell prologue that applies the limits, then execs it.
+        """``bash -c command``; behind bubblewrap when confined; behind a ``sh`` prologue that applies the limits
+        and then execs it when bash cannot apply them itself (see the module's doc).
 
-        The prologue, not a ``preexec_fn``, enters the cgroup (or sets the rlimit)
-        before bubblewrap starts, so the confined command inherits it: without a
-        ``preexec_fn`` Python starts the child with vfork, several ms cheaper from
-        a large process, and safe while other threads run.
+        The shell, not a ``preexec_fn``, enters the cgroup (or sets the rlimit)
+        and before bubblewrap starts, so that the confined command inherits it:
+        without a ``preexec_fn`` Python starts the child with vfork, several ms
+        cheaper from a large process, and safe while other threads run.
         """
         argv = ["/bin/bash", "-c", command]
         if confinement is not None:
             argv = [*confinement.argv, *argv]
-        elif self.isolate_network:
-            argv = ["unshare", "--net", "--", *argv]
-        return ["/bin/sh", "-c", self._prologue, "sh", *argv]
+        if self._limits is None or self._bash_applies_limits:
+            return argv
+        return ["/bin/sh", "-c", f'{self._limits}; exec "$@"', "sh", *argv]
 
-    @property
-    def _prologue(self) -> str:
+    def _limits_script(self) -> str | None:
+        """Shell commands that put the shell running them under the sandbox's limits; None: there are none."""
         if self.group is not None:
             join = " && ".join(f"echo 0 > {shlex.quote(path)}" for path in self.group.join_files)
-            return f'if ! {{ {join}; }}; then echo "{_JOIN_FAILED}" >&2; exit 125; fi; exec "$@"'
+            return f'if ! {{ {join}; }}; then echo "{_JOIN_FAILED}" >&2; exit 125; fi'
         limit = self.allocation.limit.memory_bytes
         if limit is not None:  # rlimit enforcement; ulimit counts KiB
-            return f'ulimit -v {limit // 1024} && exec "$@"'
-        return 'exec "$@"'
+            return f"ulimit -v {limit // 1024} || exit"
+        return None
 
     @staticmethod
     def _kill_group(proc: subprocess.Popen) -> None:
@@ -482,6 +539,8 @@ class LocalSandbox:
         if self._closed:
             return
         self._closed = True
+        if self._netns is not None:
+            self._netns.close()
         try:
             if self.group is not None:
                 self.group.remove()

@@ -1,0 +1,70 @@
+"""A network namespace of a sandbox's own, held by one thread that its commands are started from.
+
+Namespaces belong to threads (the kernel's tasks), not to processes: a thread
+that calls ``unshare(CLONE_NEWNET)`` moves into a new, empty network namespace
+(a loopback device, down, and nothing else) by itself, and every child it
+starts is born there; the process's other threads stay where they were. So a
+sandbox keeps one thread that did that and starts each of its commands from
+it, instead of each command going through util-linux's ``unshare --net``: one
+exec less per command (about 0.9 ms on this project's CI host) and one
+namespace per sandbox, not per command, as a container has. A leaf module.
+
+Creating a network namespace needs ``CAP_SYS_ADMIN`` (root, in practice): for
+other users :func:`available` is False and the backend records
+``network_isolation: none``, as it did when ``unshare --net`` failed.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+
+CLONE_NEWNET = 0x40000000  # <linux/sched.h>; os.CLONE_NEWNET from Python 3.12
+
+
+def _unshare_net() -> None:
+    """Move the calling thread into a new network namespace. Raises OSError (EPERM without CAP_SYS_ADMIN)."""
+    if hasattr(os, "unshare"):  # Python 3.12+
+        os.unshare(os.CLONE_NEWNET)
+        return
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.unshare(CLONE_NEWNET) != 0:
+        errno = ctypes.get_errno()
+        raise OSError(errno, os.strerror(errno))
+
+
+class NetworkNamespace:
+    """A thread in a network namespace of its own; :meth:`popen` starts a process there.
+
+    Raises (constructor):
+        OSError: the namespace cannot be created here.
+    """
+
+    def __init__(self) -> None:
+        # One worker, created at the first submit and kept: every job runs in the thread that unshared.
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="harnessbench-netns")
+        try:
+            self._thread.submit(_unshare_net).result()
+        except BaseException:
+            self._thread.shutdown()
+            raise
+
+    def popen(self, argv: list[str], **kwargs) -> subprocess.Popen:
+        """``subprocess.Popen(argv, **kwargs)``, called from the namespace's thread; its errors are raised here."""
+        return self._thread.submit(subprocess.Popen, argv, **kwargs).result()
+
+    def close(self) -> None:
+        """End the thread; the namespace goes with the last process in it (the sandbox's close kills those)."""
+        self._thread.shutdown()
+
+
+def available() -> bool:
+    """Whether this process can give a sandbox a network namespace of its own."""
+    try:
+        NetworkNamespace().close()
+    except OSError:
+        return False
+    return True
