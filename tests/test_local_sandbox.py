@@ -2,11 +2,14 @@
 
 import os
 import re
+import signal
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
+from pytest_harnessbench import procs
 from pytest_harnessbench.resources import Allocation, Multiplier, Spec
 from pytest_harnessbench.sandbox import cgroups
 from pytest_harnessbench.sandbox.base import OutputMissingError
@@ -181,6 +184,42 @@ def test_commands_of_one_sandbox_share_one_network_namespace_of_their_own(backen
         assert namespaces == [host] * 3
     else:
         assert namespaces[0] == namespaces[1] != namespaces[2] and host not in namespaces
+
+
+def test_an_interrupt_while_the_namespace_thread_is_busy_starts_nothing_later(backend):
+    """Ctrl-C while a command waits for the sandbox's thread to start it: exec() unwinds and closes the descriptors
+    the command was to get, so the thread must not start it afterwards, when their numbers may name other files
+    (its limits pipe's number reused by the /dev/null of its stdin: the command ran outside its groups)."""
+    from pytest_harnessbench.sandbox import netns
+
+    if backend.describe()["network_isolation"] == "none":
+        pytest.skip("no network namespace here (root only)")
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signal handlers run in the main thread only")
+    namespace, gate = netns.NetworkNamespace(), threading.Event()
+    busy = namespace._thread.submit(gate.wait)  # e.g. still starting this sandbox's previous command
+    marker = ["sleep", "29.25"]  # no other process of this test run has this command line
+
+    def ctrl_c(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGUSR1, ctrl_c)
+    interrupt = threading.Timer(0.2, signal.pthread_kill, (threading.main_thread().ident, signal.SIGUSR1))
+    interrupt.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            namespace.popen(marker)
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+        gate.set()
+        busy.result()
+        namespace.close()  # runs whatever was still queued
+    started = [pid for pid in procs.children(os.getpid())
+               if (procs.read_text(f"/proc/{pid}/cmdline") or "").split("\0")[:-1] == marker]
+    for pid in started:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    assert started == []
 
 
 def test_the_command_sees_neither_its_limits_pipe_nor_bash_env(backend):
