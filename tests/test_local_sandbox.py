@@ -254,6 +254,37 @@ def test_under_a_posix_mode_or_bash_env_environment_commands_still_join_every_gr
     assert value in seen and sourced == ("sourced" if variable == "BASH_ENV" else "")
 
 
+SHADOWS = {f"BASH_FUNC_{name}%%": "() { :; }" for name in ("echo", "ulimit", "unset", "exec", "exit")}
+
+
+def test_exported_functions_named_like_the_limits_commands_do_not_replace_them(backend, monkeypatch):
+    """bash defines the functions of its environment (``BASH_FUNC_echo%%``) before it reads BASH_ENV: a no-op echo
+    would have skipped the join (and unset, exec left BASH_ENV and the pipe to the command)."""
+    for name, value in SHADOWS.items():
+        monkeypatch.setenv(name, value)
+    box = sandbox(backend)
+    try:
+        result = box.exec('sleep 30 & ls /proc/$$/fd; printf "%s\\n" $! "${BASH_ENV-unset}"', timeout=30)
+        *fds, left_running, seen = result.stdout.split()
+        members = {path: Path(path).read_text().split() for path in box.group.join_files}
+    finally:
+        box.close()
+    assert result.exit_code == 0, result.stderr
+    assert all(left_running in pids for pids in members.values()), members
+    assert seen == "unset" and fds == ["0", "1", "2"]
+
+
+def test_exported_functions_named_like_the_limits_commands_do_not_lift_the_rlimit(monkeypatch):
+    for name, value in SHADOWS.items():
+        monkeypatch.setenv(name, value)
+    box = sandbox(LocalBackend("rl3", enforcement="rlimit"), memory="64Mi")
+    try:
+        result = box.exec("grep 'Max address space' /proc/$$/limits")
+    finally:
+        box.close()
+    assert result.stdout.split()[3:5] == [str(64 * 1024**2)] * 2, result.stdout
+
+
 def test_a_shell_that_did_not_read_its_limits_is_a_lost_sandbox(backend):
     """Defence in depth: if bash ever skipped BASH_ENV (here: POSIX mode slipped into the environment after the
     sandbox chose how to apply its limits), the command ran without them, and the run must not count."""

@@ -40,7 +40,7 @@ TESTS = "tests/test_local_sandbox.py tests/test_escape.py"
 # local cases: confinement as a normal user (bubblewrap without privileges) on cgroup v2.
 CGROUP_TESTS = ("hog or cpu_limit or pids_limit or timeout_kills or leaves_running or (close and not rlimit) or interrupt "
                 "or cannot_enter or reap_removes or v2 or four_trials or (escape and (local or file_tools)) "
-                "or network_namespace or limits_pipe or posix_mode or did_not_read")
+                "or network_namespace or limits_pipe or posix_mode or did_not_read or exported_functions")
 # The bake-off once per phase: serial as root; under xdist as the user (workers born in the session leaf).
 BAKE_OFF = "test_four_trials_classify_the_same_on_every_cgroup_version"
 BAKE_OFF_ID = {"root": "0", "user": "2"}  # the parameter (xdist workers) of each phase's bake-off
