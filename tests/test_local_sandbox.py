@@ -2,11 +2,14 @@
 
 import os
 import re
+import signal
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
+from pytest_harnessbench import procs
 from pytest_harnessbench.resources import Allocation, Multiplier, Spec
 from pytest_harnessbench.sandbox import cgroups
 from pytest_harnessbench.sandbox.base import OutputMissingError
@@ -183,6 +186,42 @@ def test_commands_of_one_sandbox_share_one_network_namespace_of_their_own(backen
         assert namespaces[0] == namespaces[1] != namespaces[2] and host not in namespaces
 
 
+def test_a_ctrl_c_while_the_namespace_thread_is_busy_starts_nothing_later(backend):
+    """Ctrl-C while a command waits for the sandbox's thread to start it: exec() unwinds and closes the descriptors
+    the command was to get, so the thread must not start it afterwards, when their numbers may name other files
+    (its limits pipe's number reused by the /dev/null of its stdin: the command ran outside its groups)."""
+    from pytest_harnessbench.sandbox import netns
+
+    if backend.describe()["network_isolation"] == "none":
+        pytest.skip("no network namespace here (root only)")
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signal handlers run in the main thread only")
+    namespace, gate = netns.NetworkNamespace(), threading.Event()
+    busy = namespace._thread.submit(gate.wait)  # e.g. still starting this sandbox's previous command
+    marker = ["sleep", "29.25"]  # no other process of this test run has this command line
+
+    def ctrl_c(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGUSR1, ctrl_c)
+    interrupt = threading.Timer(0.2, signal.pthread_kill, (threading.main_thread().ident, signal.SIGUSR1))
+    interrupt.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            namespace.popen(marker)
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+        gate.set()
+        busy.result()
+        namespace.close()  # runs whatever was still queued
+    started = [pid for pid in procs.children(os.getpid())
+               if (procs.read_text(f"/proc/{pid}/cmdline") or "").split("\0")[:-1] == marker]
+    for pid in started:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    assert started == []
+
+
 def test_the_command_sees_neither_its_limits_pipe_nor_bash_env(backend):
     """bash read its limits through BASH_ENV, a pipe: both are gone before the command runs (no descriptor to
     inherit or write to, nothing for a nested bash to source again)."""
@@ -213,6 +252,37 @@ def test_under_a_posix_mode_or_bash_env_environment_commands_still_join_every_gr
     assert result.exit_code == 0, result.stderr
     assert all(left_running in pids for pids in members.values()), members
     assert value in seen and sourced == ("sourced" if variable == "BASH_ENV" else "")
+
+
+SHADOWS = {f"BASH_FUNC_{name}%%": "() { :; }" for name in ("echo", "ulimit", "unset", "exec", "exit")}
+
+
+def test_exported_functions_named_like_the_limits_commands_do_not_replace_them(backend, monkeypatch):
+    """bash defines the functions of its environment (``BASH_FUNC_echo%%``) before it reads BASH_ENV: a no-op echo
+    would have skipped the join (and unset, exec left BASH_ENV and the pipe to the command)."""
+    for name, value in SHADOWS.items():
+        monkeypatch.setenv(name, value)
+    box = sandbox(backend)
+    try:
+        result = box.exec('sleep 30 & ls /proc/$$/fd; printf "%s\\n" $! "${BASH_ENV-unset}"', timeout=30)
+        *fds, left_running, seen = result.stdout.split()
+        members = {path: Path(path).read_text().split() for path in box.group.join_files}
+    finally:
+        box.close()
+    assert result.exit_code == 0, result.stderr
+    assert all(left_running in pids for pids in members.values()), members
+    assert seen == "unset" and fds == ["0", "1", "2"]
+
+
+def test_exported_functions_named_like_the_limits_commands_do_not_lift_the_rlimit(monkeypatch):
+    for name, value in SHADOWS.items():
+        monkeypatch.setenv(name, value)
+    box = sandbox(LocalBackend("rl3", enforcement="rlimit"), memory="64Mi")
+    try:
+        result = box.exec("grep 'Max address space' /proc/$$/limits")
+    finally:
+        box.close()
+    assert result.stdout.split()[3:5] == [str(64 * 1024**2)] * 2, result.stdout
 
 
 def test_a_shell_that_did_not_read_its_limits_is_a_lost_sandbox(backend):

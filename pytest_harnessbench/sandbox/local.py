@@ -18,10 +18,11 @@ prologue that did the same and then exec'd ``bash`` cost one exec more (about
 the prologue did. A shell that never read the pipe (bash ignores ``BASH_ENV``
 in POSIX mode) has run the command without its limits: the controller finds
 the pipe still full afterwards and raises SandboxLostError, so no result
-stands on that run. A host environment with a ``BASH_ENV`` of its own, or one
-that asks for POSIX mode (``POSIXLY_CORRECT``, ``SHELLOPTS``), gets the
-prologue instead, as confined commands do (the cgroup must be joined before
-bubblewrap starts).
+stands on that run. A host environment with a ``BASH_ENV`` of its own, one
+that asks for POSIX mode (``POSIXLY_CORRECT``, ``SHELLOPTS``), or one that
+exports bash functions (which bash defines before it reads ``BASH_ENV``: an
+``echo`` would replace the one that joins) gets the prologue instead, as
+confined commands do (the cgroup must be joined before bubblewrap starts).
 
 Without cgroup access the backend refuses to run unless the user opted into
 ``rlimit`` enforcement, where RLIMIT_AS caps each command's address space: a
@@ -66,6 +67,9 @@ _JOIN_FAILED = "harnessbench: could not enter the trial's cgroup"
 # Set in the host environment, these keep the sh prologue (see the module's doc): the host's own BASH_ENV, which
 # ours would replace, or a bash started in POSIX mode, which ignores BASH_ENV.
 _PROLOGUE_IF_SET = ("BASH_ENV", "POSIXLY_CORRECT", "SHELLOPTS")
+# So do exported functions (BASH_FUNC_echo%%): bash defines them before it reads BASH_ENV, and one named like a
+# command of the limits (echo, ulimit, unset, exec) would run instead of it, the command then outside its limits.
+_EXPORTED_FUNCTION = "BASH_FUNC_"
 
 
 ENFORCEMENTS = ("cgroup", "rlimit")
@@ -413,9 +417,9 @@ class LocalSandbox:
             host_env = {k: v for k, v in os.environ.items() if not looks_secret(k)}
             self._env = {**host_env, "HOME": str(workdir), "TMPDIR": str(tmp), "PWD": str(workdir)}
         self._limits = self._limits_script()
-        # bash applies the limits itself, unless bubblewrap comes first or bash would start in POSIX mode
+        # bash applies the limits itself, unless bubblewrap comes first or the host environment changes how bash starts
         self._bash_applies_limits = self._limits is not None and confined_etc is None and \
-            not any(name in self._env for name in _PROLOGUE_IF_SET)
+            not any(name in _PROLOGUE_IF_SET or name.startswith(_EXPORTED_FUNCTION) for name in self._env)
         self._netns = None  # bubblewrap gives a confined command a network namespace of its own
         if isolate_network and confined_etc is None:
             try:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 import subprocess
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 
 CLONE_NEWNET = 0x40000000  # <linux/sched.h>; os.CLONE_NEWNET from Python 3.12
 
@@ -53,12 +53,39 @@ class NetworkNamespace:
             raise
 
     def popen(self, argv: list[str], **kwargs) -> subprocess.Popen:
-        """``subprocess.Popen(argv, **kwargs)``, called from the namespace's thread; its errors are raised here."""
-        return self._thread.submit(subprocess.Popen, argv, **kwargs).result()
+        """``subprocess.Popen(argv, **kwargs)``, called from the namespace's thread; its errors are raised here.
+
+        An interrupt (Ctrl-C) while the thread starts the process leaves no process: the caller closes the
+        descriptors it passed as the interrupt unwinds, and a start after that would give the process whatever
+        file took their numbers (the local backend's limits pipe read as /dev/null: a command outside its cgroup).
+        """
+        start = self._thread.submit(subprocess.Popen, argv, **kwargs)
+        try:
+            return start.result()
+        except BaseException:
+            if not start.cancel():  # the thread is starting it: the descriptors stay open until it has
+                _end(_started(start))
+            raise
 
     def close(self) -> None:
         """End the thread; the namespace goes with the last process in it (the sandbox's close kills those)."""
         self._thread.shutdown()
+
+
+def _started(start: Future) -> subprocess.Popen | None:
+    """What a start the caller was interrupted in started, once it has: a few ms; further interrupts wait too."""
+    while not start.done():
+        try:
+            wait([start])
+        except BaseException:  # noqa: BLE001 - another Ctrl-C: the start must end first all the same
+            pass
+    return None if start.exception() is not None else start.result()
+
+
+def _end(process: subprocess.Popen | None) -> None:
+    if process is not None:
+        process.kill()
+        process.wait()
 
 
 def available() -> bool:
