@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import json
 import os
 import shutil
 from collections.abc import Sequence
@@ -31,7 +30,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import NamedTuple
 
-from .store import CARD, TRIALS, RunDir, RunStore, attempt_key, iter_record_lines, write_results
+from .outcomes import INFRA
+from .store import CARD, TRIALS, RecordLine, RunDir, RunStore, attempt_key, iter_record_lines, write_results
 
 #: What defines the experiment: (section of the card or None for its top level, key, how to name it).
 EXPERIMENT = (
@@ -64,7 +64,7 @@ class Attempt(NamedTuple):
     outcome: str
     finished_at: str
     number: int | None
-    line: str
+    record: RecordLine  # as written: a merge copies lines (renumbered where it must), not parsed records
 
 
 @dataclass
@@ -107,7 +107,7 @@ def load(path: Path) -> Source:
         raise MergeError(f"{path}: no {CARD}: not a run directory (pass the directories given to --hb-out)")
     from .shard import trial_key
 
-    attempts = [Attempt(r.trial_id, trial_key(r.task_id, r.case_id), r.outcome, r.finished_at, r.attempt, r.line)
+    attempts = [Attempt(r.trial_id, trial_key(r.task_id, r.case_id), r.outcome, r.finished_at, r.attempt, r)
                 for r in (iter_record_lines(path) if run.has_results else ())]
     return Source(Path(path), card, attempts)
 
@@ -207,14 +207,12 @@ def combine(sources: Sequence[Source]) -> Merged:
         kept = []
         for entry in found:
             kept.append(entry)
-            if entry[0].outcome != "infra":
+            if entry[0].outcome != INFRA:
                 break
         duplicates += len(found) - len(kept)
         for number, (attempt, _, trials) in enumerate(kept, start=1):
-            line = attempt.line
+            line = attempt.record.renumbered(number)  # renumbered: the trajectory's name changes too
             old_key = attempt_key(attempt.trial_id, attempt.number)
-            if attempt.number != number:  # renumbered: the line changes, the trajectory's name too
-                line = json.dumps({**json.loads(line), "attempts": number}, sort_keys=True) + "\n"
             new_key = attempt_key(attempt.trial_id, number)
             kept_entries.append((attempt.finished_at, attempt.trial_id, number, line, attempt.key))
             trajectories.append((os.path.join(trials, old_key + ".json"), new_key))

@@ -235,6 +235,12 @@ class RecordLine(NamedTuple):
     attempt: int | None
     line: str
 
+    def renumbered(self, attempt: int) -> str:
+        """The line as written, with its attempt number ``attempt`` (a merge renumbers a trial's attempts)."""
+        if attempt == self.attempt:
+            return self.line
+        return json.dumps({**json.loads(self.line), "attempts": attempt}, sort_keys=True) + "\n"
+
 
 def iter_record_lines(run_dir: Path) -> Iterator[RecordLine]:
     """Each record of a run directory, one at a time; a torn last line is skipped."""

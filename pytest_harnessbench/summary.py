@@ -522,7 +522,7 @@ def _comparisons(tallies: Mapping[Cell, Mapping[str, stats.Tally]], models: list
     """Multipliers vs the lowest, trends, and model pairs at each multiplier; p adjusted together (BH)."""
     rows: list[tuple] = []  # (label, kind, model, multiplier, metric, difference, p)
     base_mult = multipliers[0] if multipliers else ""
-    rates = (("infra_rate", "infra"), ("score", "score"))
+    rates = (("infra_rate", INFRA), ("score", "score"))
     for model in models:
         base = tallies.get((model, base_mult))
         for mult in multipliers[1:]:

@@ -42,12 +42,28 @@ def test_backends_and_the_classifier_do_not_reach_up_into_the_session():
     assert not {m for m in imports("config") if m.startswith(("agents", "sandbox.base", "sandbox.local"))}
 
 
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def layout_block() -> str:
+    readme = (ROOT / "README.md").read_text()
+    return readme.split("## Layout", 1)[1].split("```\npytest_harnessbench/\n", 1)[1].split("```", 1)[0]
+
+
 def layout() -> list[str]:
     """The README's Layout list, top to bottom: ``plugin.py`` -> ``plugin``, ``sandbox/`` -> ``sandbox``."""
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-    block = readme.split("## Layout", 1)[1].split("```\npytest_harnessbench/\n", 1)[1].split("```", 1)[0]
-    return [line.split()[0].removesuffix(".py").rstrip("/") for line in block.splitlines()
+    return [line.split()[0].removesuffix(".py").rstrip("/") for line in layout_block().splitlines()
             if line.startswith("  ") and not line.startswith("   ")]
+
+
+def test_the_readme_layout_names_every_module():
+    """A module the Layout leaves out escapes the order check below, and a reader's map."""
+    package = ROOT / PACKAGE
+    top = {p.stem for p in package.glob("*.py")} | {p.name for p in package.iterdir() if (p / "__init__.py").is_file()}
+    assert sorted(top - {"__init__"} - set(layout())) == []
+    block = layout_block()
+    nested = {p.name for sub in package.iterdir() if (sub / "__init__.py").is_file() for p in sub.rglob("*.py")}
+    assert sorted(name for name in nested - {"__init__.py"} if name not in block) == []
 
 
 def test_the_readme_layout_lists_modules_so_that_imports_only_run_down():

@@ -55,7 +55,7 @@ def test_task_bugs_are_harness_errors():
 
 
 def test_any_non_passing_trial_with_an_oom_kill_is_infra_oom():
-    """DESIGN §3: a truncated output after a kill can make even a careful check raise."""
+    """docs/design.md §Outcomes: a truncated output after a kill can make even a careful check raise."""
     assert pair(classify(ValueError("invalid literal for int()"), oom_kills=1)) == ("infra", "oom")
     assert pair(classify(TypeError("x"), oom_kills=3, oom_as="failed")) == ("failed", "oom")
 
