@@ -295,6 +295,8 @@ def test_a_shell_that_did_not_read_its_limits_is_a_lost_sandbox(backend):
         box._env["POSIXLY_CORRECT"] = "1"
         with pytest.raises(SandboxLostError, match="did not read the trial's limits"):
             box.exec("true")
+        with pytest.raises(SandboxLostError, match="did not read the trial's limits"):  # not a model's timeout
+            box.exec("sleep 30", timeout=0.5)
     finally:
         box.close()
 

@@ -452,14 +452,14 @@ class LocalSandbox:
                 self._kill_group(proc)
                 code = TIMEOUT_EXIT_CODE
             stdout, stderr = _read_captured(out), _read_captured(err)
-            unlimited = pipe is not None and not timed_out and pipe.unread()
+            unlimited = pipe is not None and pipe.unread()  # timed out too: its limits cannot be vouched for
         if code < 0:
             code = 128 - code  # killed by a signal: the shell's convention (SIGKILL -> 137)
         if code == 125 and _JOIN_FAILED.encode() in stderr:
             raise SandboxLostError(f"{stderr.decode(errors='replace').strip()} (was it removed?)")
         if unlimited:
             raise SandboxLostError("the command's shell did not read the trial's limits (BASH_ENV; was bash started "
-                                   "in POSIX mode?): it ran without them")
+                                   "in POSIX mode?): what it ran, ran without them")
         if self.group is None and not timed_out and (code == 137 or _RLIMIT_OOM_SIGNS.search(stderr)):
             self._suspected_ooms += 1
         return ExecResult(code, stdout.decode(errors="replace"), stderr.decode(errors="replace"),
