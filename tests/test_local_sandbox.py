@@ -186,6 +186,39 @@ def test_commands_of_one_sandbox_share_one_network_namespace_of_their_own(backen
         assert namespaces[0] == namespaces[1] != namespaces[2] and host not in namespaces
 
 
+SERVER = """python3 -c 'import os, socket
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+s.listen()
+print(s.getsockname()[1], flush=True)
+if os.fork() == 0:
+    c, _ = s.accept()
+    c.sendall(b"hello")
+'"""
+
+
+def test_a_server_one_command_starts_answers_the_next_and_no_other_sandbox_or_host_reaches_it(backend):
+    """The sandbox's loopback is up, as a container's: its own commands meet on 127.0.0.1; another sandbox's
+    127.0.0.1 and the host's are other namespaces."""
+    import socket
+
+    if backend.describe()["network_isolation"] == "none":
+        pytest.skip("no network namespace here (root only): commands use the host's loopback")
+    first, second = sandbox(backend), sandbox(backend)
+    with socket.create_server(("127.0.0.1", 0)) as host_server:
+        try:
+            port = first.exec(SERVER, timeout=30).stdout.strip()
+            connect = "exec 3<>/dev/tcp/127.0.0.1/{}; cat <&3"
+            own, other = first.exec(connect.format(port), timeout=30), second.exec(connect.format(port), timeout=30)
+            host = first.exec(connect.format(host_server.getsockname()[1]), timeout=30)
+        finally:
+            first.close()
+            second.close()
+    assert port.isdigit() and (own.exit_code, own.stdout) == (0, "hello"), own
+    assert other.exit_code != 0 and "refused" in other.stderr, other
+    assert host.exit_code != 0 and "refused" in host.stderr, host
+
+
 def test_a_ctrl_c_while_the_namespace_thread_is_busy_starts_nothing_later(backend):
     """Ctrl-C while a command waits for the sandbox's thread to start it: exec() unwinds and closes the descriptors
     the command was to get, so the thread must not start it afterwards, when their numbers may name other files

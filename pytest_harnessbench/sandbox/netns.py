@@ -2,12 +2,15 @@
 
 Namespaces belong to threads (the kernel's tasks), not to processes: a thread
 that calls ``unshare(CLONE_NEWNET)`` moves into a new, empty network namespace
-(a loopback device, down, and nothing else) by itself, and every child it
-starts is born there; the process's other threads stay where they were. So a
-sandbox keeps one thread that did that and starts each of its commands from
-it, instead of each command going through util-linux's ``unshare --net``: one
-exec less per command (about 0.9 ms on this project's CI host) and one
-namespace per sandbox, not per command, as a container has. A leaf module.
+(a loopback device and nothing else) by itself, and every child it starts is
+born there; the process's other threads stay where they were. So a sandbox
+keeps one thread that did that and starts each of its commands from it,
+instead of each command going through util-linux's ``unshare --net``: one exec
+less per command (about 0.9 ms on this project's CI host) and one namespace
+per sandbox, not per command, as a container has. The thread also brings the
+loopback device up, as Docker's ``network_mode=none`` and bubblewrap do: a
+server one command starts on 127.0.0.1 answers the next (``unshare --net``
+left it down, so not even that worked). A leaf module.
 
 Creating a network namespace needs ``CAP_SYS_ADMIN`` (root, in practice): for
 other users :func:`available` is False and the backend records
@@ -16,24 +19,38 @@ other users :func:`available` is False and the backend records
 
 from __future__ import annotations
 
+import fcntl
 import os
+import socket
+import struct
 import subprocess
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 
 CLONE_NEWNET = 0x40000000  # <linux/sched.h>; os.CLONE_NEWNET from Python 3.12
 
 
+# <linux/sockios.h>, <net/if.h>: a struct ifreq is 40 bytes, the name's 16 and a union whose first short is the flags
+SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
+_IFREQ = struct.Struct("16sh22x")
+
+
 def _unshare_net() -> None:
-    """Move the calling thread into a new network namespace. Raises OSError (EPERM without CAP_SYS_ADMIN)."""
+    """Move the calling thread into a new network namespace with its loopback device up.
+
+    Raises OSError (EPERM without CAP_SYS_ADMIN).
+    """
     if hasattr(os, "unshare"):  # Python 3.12+
         os.unshare(os.CLONE_NEWNET)
-        return
-    import ctypes
+    else:
+        import ctypes
 
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.unshare(CLONE_NEWNET) != 0:
-        errno = ctypes.get_errno()
-        raise OSError(errno, os.strerror(errno))
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.unshare(CLONE_NEWNET) != 0:
+            errno = ctypes.get_errno()
+            raise OSError(errno, os.strerror(errno))
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:  # made in the new namespace: its lo
+        _, flags = _IFREQ.unpack(fcntl.ioctl(sock, SIOCGIFFLAGS, _IFREQ.pack(b"lo", 0)))
+        fcntl.ioctl(sock, SIOCSIFFLAGS, _IFREQ.pack(b"lo", flags | IFF_UP))
 
 
 class NetworkNamespace:
