@@ -50,7 +50,7 @@ _TIMING_FIELDS = frozenset(f.name for f in dataclasses.fields(Timing))
 _UNSET = object()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TrialRecord:
     """One attempt at one trial: identity, outcome, what it was given and what it used.
 

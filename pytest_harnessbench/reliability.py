@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from math import comb
 from typing import TYPE_CHECKING
 
@@ -210,7 +210,8 @@ def summarize(latest: Sequence[TrialRecord], attempts: Sequence[TrialRecord] = (
             continue
         flaky = flakiness(counts)
         out_cells.append({"model": model, "multiplier": mult, "samples": samples,
-                          "pass_k": [asdict(p) for p in pass_k_curve(counts, samples)],
-                          "flakiness": None if flaky is None else {**asdict(flaky), "flaky": list(flaky.flaky)}})
-    retries = [{**asdict(d), "flagged": d.flagged} for d in retry_dependence(attempts)]
+                          "pass_k": [dict(vars(p)) for p in pass_k_curve(counts, samples)],
+                          "flakiness": None if flaky is None else {**vars(flaky), "flaky": list(flaky.flaky)}})
+    # vars, not asdict: fields of numbers and strings, which asdict would copy one by one (each task id of a cell)
+    retries = [{**vars(d), "flagged": d.flagged} for d in retry_dependence(attempts)]
     return {"cells": out_cells, "retries": retries}
