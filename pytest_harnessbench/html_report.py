@@ -95,7 +95,12 @@ def outcome_figure(summary: Summary):
 
 def pass_k_figure(summary: Summary):
     """pass^k (solid) and pass@k (dashed) against k, a line per model × multiplier (``Summary.reliability``);
-    None with one sample per task."""
+    None with one sample per task.
+
+    Three renderers whatever the number of cells (the solid lines, the dashed ones, the points), not two per
+    line and kind: Bokeh's cost is per model object, and at 5 models × 6 multipliers the figure was half the
+    report's render time for 30,000 trials (``benchmarks/bench_report.py``).
+    """
     from bokeh.models import HoverTool
     from bokeh.plotting import figure
 
@@ -107,16 +112,24 @@ def pass_k_figure(summary: Summary):
     top = max(cell["samples"] for cell in cells)
     fig = figure(height=300, width=560, y_range=(-0.02, 1.05), x_range=(0.8, top + 0.2), toolbar_location=None,
                  title="pass^k (solid: all k samples pass) and pass@k (dashed: at least one)", name="passk")
+    lines = {kind: {"xs": [], "ys": [], "color": [], "label": []} for kind in ("^", "@")}
+    points = {"k": [], "value": [], "tasks": [], "metric": [], "color": [], "label": []}
     for cell in sorted(cells, key=lambda c: (rank.get(c["model"], len(rank)), c["multiplier"])):
         color = MODEL_COLORS[rank.get(cell["model"], len(rank)) % len(MODEL_COLORS)]
-        for kind, dash in (("^", "solid"), ("@", "dashed")):
-            points = [p for p in cell["pass_k"] if p["metric"].startswith(f"pass{kind}") and p["value"] is not None]
-            data = {"k": [p["k"] for p in points], "value": [p["value"] for p in points],
-                    "tasks": [p["tasks"] for p in points], "metric": [p["metric"] for p in points]}
-            label = f"{cell['model']}@{cell['multiplier']}"
-            fig.line("k", "value", source=data, line_dash=dash, color=color, legend_label=label)
-            fig.scatter("k", "value", source=data, color=color, size=6)
-    fig.add_tools(HoverTool(tooltips=[("", "@metric = @value{0.000} over @tasks tasks")]))
+        label = f"{cell['model']}@{cell['multiplier']}"
+        for kind, line in lines.items():
+            curve = [p for p in cell["pass_k"] if p["metric"].startswith(f"pass{kind}") and p["value"] is not None]
+            for column, values in (("xs", [p["k"] for p in curve]), ("ys", [p["value"] for p in curve]),
+                                   ("color", color), ("label", label)):
+                line[column].append(values)
+            for p in curve:
+                for column, value in (("k", p["k"]), ("value", p["value"]), ("tasks", p["tasks"]),
+                                      ("metric", p["metric"]), ("color", color), ("label", label)):
+                    points[column].append(value)
+    fig.multi_line("xs", "ys", source=lines["^"], color="color", legend_field="label")
+    fig.multi_line("xs", "ys", source=lines["@"], color="color", line_dash="dashed")
+    dots = fig.scatter("k", "value", source=points, color="color", size=6)
+    fig.add_tools(HoverTool(renderers=[dots], tooltips=[("", "@label: @metric = @value{0.000} over @tasks tasks")]))
     fig.xaxis.axis_label = "k (samples)"
     fig.xaxis.ticker = list(range(1, top + 1))
     fig.legend.label_text_font_size = "8pt"

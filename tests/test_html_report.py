@@ -104,6 +104,13 @@ def test_the_report_of_a_real_bake_off_opens_offline_with_plots_filters_and_traj
                       for name in ("score", "infra_rate") for model in ("oracle:heavy", "oracle:lean")}
     assert page.evaluate("Bokeh.documents[0].get_model_by_name('outcomes') !== null")
     assert page.evaluate("Bokeh.documents[0].get_model_by_name('peaks') !== null")
+    legend = page.evaluate("""() => {  // pass^k / pass@k: one legend entry per line, grouped by BokehJS
+        const fig = Bokeh.documents[0].get_model_by_name('passk');
+        const legend = fig.right.find((m) => m.items !== undefined);
+        return legend.items.flatMap((item) => item.get_labels_list_from_label_prop());
+    }""")
+    assert legend == ["oracle:heavy@3x", "oracle:heavy@uncapped", "oracle:lean@1x", "oracle:lean@3x",
+                      "oracle:lean@uncapped"]  # heavy at 1x: every trial an OOM (infra), nothing to count
     for axis in ("hour of day (UTC)", "concurrency at start"):  # oracle models make no provider calls: no latency
         assert page.evaluate(f"Bokeh.documents[0].get_model_by_name('confounder:{axis}') !== null")
     assert _count(page, "canvas") >= 4  # Playwright's CSS pierces Bokeh's shadow roots
@@ -185,9 +192,13 @@ def test_pass_k_plot_against_k_per_model():
                                       "outcome": "passed" if (m == "a" or s == 1) else "failed"})
                for m in ("a", "b") for t in range(3) for s in (1, 2, 3)]
     fig = pass_k_figure(summarize(records, models=["a", "b"]))
-    lines = {(r.glyph.line_dash == [], tuple(r.data_source.data["value"])) for r in fig.renderers
-             if type(r.glyph).__name__ == "Line"}
+    lines = {(r.glyph.line_dash == [], tuple(ys)) for r in fig.renderers if type(r.glyph).__name__ == "MultiLine"
+             for ys in r.data_source.data["ys"]}
     # b passes 1 of 3 on each task: pass^k 1/3, 0, 0 (solid) and pass@k 1/3, 2/3, 1 (dashed)
     assert (True, (1 / 3, 0.0, 0.0)) in lines and (False, (1 / 3, 2 / 3, 1.0)) in lines
     assert (True, (1.0, 1.0, 1.0)) in lines
+    assert len(fig.renderers) == 3  # solid lines, dashed lines, points: not two renderers per line
+    solid = next(r for r in fig.renderers if type(r.glyph).__name__ == "MultiLine" and r.glyph.line_dash == [])
+    assert solid.data_source.data["label"] == ["a@1x", "b@1x"]  # the legend's entries, one per line
+    assert [item.label.field for item in fig.legend[0].items] == ["label"]
     assert pass_k_figure(summarize([r for r in records if r.sample == 1], models=["a", "b"])) is None
