@@ -219,6 +219,33 @@ def test_a_server_one_command_starts_answers_the_next_and_no_other_sandbox_or_ho
     assert host.exit_code != 0 and "refused" in host.stderr, host
 
 
+@pytest.mark.parametrize("enforcement", ["cgroup", "rlimit"])
+def test_a_ctrl_c_while_a_command_runs_kills_it_before_exec_returns(backend, enforcement):
+    """An interrupted exec() takes its command with it at once: left running until close(), a command whose shell
+    had not yet joined its groups could join after close()'s sweep (then rmdir fails), and under rlimit only
+    its process group, which close() may no longer safely signal, holds it."""
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signal handlers run in the main thread only")
+    box = sandbox(backend if enforcement == "cgroup" else LocalBackend("ctrl-c", enforcement="rlimit"))
+
+    def ctrl_c(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGUSR1, ctrl_c)
+    interrupt = threading.Timer(0.5, signal.pthread_kill, (threading.main_thread().ident, signal.SIGUSR1))
+    interrupt.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            box.exec("echo $$ > pid; exec sleep 30", timeout=60)
+        pid = int((box.workdir / "pid").read_text())
+        alive = procs.read_text(f"/proc/{pid}/stat")  # a zombie would still show: exec() reaps it too
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+        interrupt.cancel()
+        box.close()
+    assert alive is None
+
+
 def test_a_ctrl_c_while_the_namespace_thread_is_busy_starts_nothing_later(backend):
     """Ctrl-C while a command waits for the sandbox's thread to start it: exec() unwinds and closes the descriptors
     the command was to get, so the thread must not start it afterwards, when their numbers may name other files

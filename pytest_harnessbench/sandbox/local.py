@@ -451,6 +451,9 @@ class LocalSandbox:
                 timed_out = True
                 self._kill_group(proc)
                 code = TIMEOUT_EXIT_CODE
+            except BaseException:  # an interrupt: the command goes with it, before it could join its groups late
+                self._kill_group(proc)
+                raise
             stdout, stderr = _read_captured(out), _read_captured(err)
             unlimited = pipe is not None and pipe.unread()  # timed out too: its limits cannot be vouched for
         if code < 0:
