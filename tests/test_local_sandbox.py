@@ -1,5 +1,6 @@
 """The local backend against the real kernel: limits are enforced, evidence is the kernel's."""
 
+import contextlib
 import os
 import re
 import signal
@@ -219,29 +220,37 @@ def test_a_server_one_command_starts_answers_the_next_and_no_other_sandbox_or_ho
     assert host.exit_code != 0 and "refused" in host.stderr, host
 
 
-@pytest.mark.parametrize("enforcement", ["cgroup", "rlimit"])
-def test_a_ctrl_c_while_a_command_runs_kills_it_before_exec_returns(backend, enforcement):
-    """An interrupted exec() takes its command with it at once: left running until close(), a command whose shell
-    had not yet joined its groups could join after close()'s sweep (then rmdir fails), and under rlimit only
-    its process group, which close() may no longer safely signal, holds it."""
+@contextlib.contextmanager
+def ctrl_c_after(seconds: float):
+    """A real signal, ``seconds`` into the block, whose handler raises KeyboardInterrupt in the main thread."""
     if threading.current_thread() is not threading.main_thread():
         pytest.skip("signal handlers run in the main thread only")
-    box = sandbox(backend if enforcement == "cgroup" else LocalBackend("ctrl-c", enforcement="rlimit"))
 
     def ctrl_c(signum, frame):
         raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGUSR1, ctrl_c)
-    interrupt = threading.Timer(0.5, signal.pthread_kill, (threading.main_thread().ident, signal.SIGUSR1))
+    interrupt = threading.Timer(seconds, signal.pthread_kill, (threading.main_thread().ident, signal.SIGUSR1))
     interrupt.start()
     try:
-        with pytest.raises(KeyboardInterrupt):
+        yield
+    finally:
+        interrupt.cancel()
+        signal.signal(signal.SIGUSR1, previous)
+
+
+@pytest.mark.parametrize("enforcement", ["cgroup", "rlimit"])
+def test_a_ctrl_c_while_a_command_runs_kills_it_before_exec_returns(backend, enforcement):
+    """An interrupted exec() takes its command with it at once: left running until close(), a command whose shell
+    had not yet joined its groups could join after close()'s sweep (then rmdir fails), and under rlimit only
+    its process group, which close() may no longer safely signal, holds it."""
+    box = sandbox(backend if enforcement == "cgroup" else LocalBackend("ctrl-c", enforcement="rlimit"))
+    try:
+        with ctrl_c_after(0.5), pytest.raises(KeyboardInterrupt):
             box.exec("echo $$ > pid; exec sleep 30", timeout=60)
         pid = int((box.workdir / "pid").read_text())
         alive = procs.read_text(f"/proc/{pid}/stat")  # a zombie would still show: exec() reaps it too
     finally:
-        signal.signal(signal.SIGUSR1, previous)
-        interrupt.cancel()
         box.close()
     assert alive is None
 
@@ -254,23 +263,13 @@ def test_a_ctrl_c_while_the_namespace_thread_is_busy_starts_nothing_later(backen
 
     if backend.describe()["network_isolation"] == "none":
         pytest.skip("no network namespace here (root only)")
-    if threading.current_thread() is not threading.main_thread():
-        pytest.skip("signal handlers run in the main thread only")
     namespace, gate = netns.NetworkNamespace(), threading.Event()
     busy = namespace._thread.submit(gate.wait)  # e.g. still starting this sandbox's previous command
     marker = ["sleep", "29.25"]  # no other process of this test run has this command line
-
-    def ctrl_c(signum, frame):
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGUSR1, ctrl_c)
-    interrupt = threading.Timer(0.2, signal.pthread_kill, (threading.main_thread().ident, signal.SIGUSR1))
-    interrupt.start()
     try:
-        with pytest.raises(KeyboardInterrupt):
+        with ctrl_c_after(0.2), pytest.raises(KeyboardInterrupt):
             namespace.popen(marker)
     finally:
-        signal.signal(signal.SIGUSR1, previous)
         gate.set()
         busy.result()
         namespace.close()  # runs whatever was still queued
