@@ -119,13 +119,15 @@ def pass_k_figure(summary: Summary):
         label = f"{cell['model']}@{cell['multiplier']}"
         for kind, line in lines.items():
             curve = [p for p in cell["pass_k"] if p["metric"].startswith(f"pass{kind}") and p["value"] is not None]
-            for column, values in (("xs", [p["k"] for p in curve]), ("ys", [p["value"] for p in curve]),
-                                   ("color", color), ("label", label)):
-                line[column].append(values)
+            line["xs"].append([p["k"] for p in curve])
+            line["ys"].append([p["value"] for p in curve])
+            line["color"].append(color)
+            line["label"].append(label)
             for p in curve:
-                for column, value in (("k", p["k"]), ("value", p["value"]), ("tasks", p["tasks"]),
-                                      ("metric", p["metric"]), ("color", color), ("label", label)):
-                    points[column].append(value)
+                for column in ("k", "value", "tasks", "metric"):
+                    points[column].append(p[column])
+                points["color"].append(color)
+                points["label"].append(label)
     fig.multi_line("xs", "ys", source=lines["^"], color="color", legend_field="label")
     fig.multi_line("xs", "ys", source=lines["@"], color="color", line_dash="dashed")
     dots = fig.scatter("k", "value", source=points, color="color", size=6)
