@@ -36,6 +36,13 @@ def backend(tmp_path, monkeypatch):
     b.close()
 
 
+@pytest.fixture
+def rlimit_backend():
+    b = LocalBackend(f"test-rlimit-{os.getpid()}", enforcement="rlimit")
+    yield b
+    b.close()  # its watchdog process too
+
+
 def sandbox(backend, mult="1", **spec):
     spec.setdefault("memory", "64Mi")
     return backend.provision(Allocation.of(Spec.from_marker(**spec), Multiplier.parse(mult)), "t")
@@ -240,11 +247,11 @@ def ctrl_c_after(seconds: float):
 
 
 @pytest.mark.parametrize("enforcement", ["cgroup", "rlimit"])
-def test_a_ctrl_c_while_a_command_runs_kills_it_before_exec_returns(backend, enforcement):
+def test_a_ctrl_c_while_a_command_runs_kills_it_before_exec_returns(backend, rlimit_backend, enforcement):
     """An interrupted exec() takes its command with it at once: left running until close(), a command whose shell
     had not yet joined its groups could join after close()'s sweep (then rmdir fails), and under rlimit only
     its process group, which close() may no longer safely signal, holds it."""
-    box = sandbox(backend if enforcement == "cgroup" else LocalBackend("ctrl-c", enforcement="rlimit"))
+    box = sandbox(backend if enforcement == "cgroup" else rlimit_backend)
     try:
         with ctrl_c_after(0.5), pytest.raises(KeyboardInterrupt):
             box.exec("echo $$ > pid; exec sleep 30", timeout=60)
@@ -333,10 +340,10 @@ def test_exported_functions_named_like_the_limits_commands_do_not_replace_them(b
     assert seen == "unset" and fds == ["0", "1", "2"]
 
 
-def test_exported_functions_named_like_the_limits_commands_do_not_lift_the_rlimit(monkeypatch):
+def test_exported_functions_named_like_the_limits_commands_do_not_lift_the_rlimit(rlimit_backend, monkeypatch):
     for name, value in SHADOWS.items():
         monkeypatch.setenv(name, value)
-    box = sandbox(LocalBackend("rl3", enforcement="rlimit"), memory="64Mi")
+    box = sandbox(rlimit_backend, memory="64Mi")
     try:
         result = box.exec("grep 'Max address space' /proc/$$/limits")
     finally:
